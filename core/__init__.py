@@ -1,0 +1,1 @@
+"""Tantra's core: models, the model store and loading, transcription, conversation."""

@@ -1,0 +1,124 @@
+"""Benchmarks behind ``tantra bench``: each measures ours against a reference in one run, on the same input.
+
+Times on a shared machine drift between runs, so what to compare are the ratios measured within one run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from config.model_config import MODEL_CONFIG, WHISPER_ENGINES
+from config.settings import Settings
+from encoders.audio_io import SAMPLE_RATE
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "arctic_a0007.wav"
+
+
+def _median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _child(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Wall seconds, exit code and peak resident memory (MB) of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, process.returncode, round(usage.ru_maxrss / 1024)  # Linux: KiB
+
+
+def ten_second_clip(path: Path) -> Path:
+    """The bundled sample, twice, with a second of silence after each: a 10 s clip of real speech."""
+    import soundfile
+
+    speech, rate = soundfile.read(SAMPLE, dtype="float32")
+    pause = np.zeros(rate, dtype=np.float32)
+    clip = np.concatenate([speech, pause, speech, pause])
+    clip = np.concatenate([clip, np.zeros(max(0, 10 * rate - len(clip)), dtype=np.float32)])[: 10 * rate]
+    soundfile.write(path, clip, rate)
+    return path
+
+
+def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dict:
+    import whisper
+
+    from core.model_loader import ModelLoader
+    from core.transcriber import TranscribeOptions, transcribe
+    from encoders.audio_io import load_audio, probe
+
+    with tempfile.TemporaryDirectory(prefix="tantra-bench-") as scratch:
+        clip = clip or ten_second_clip(Path(scratch) / "clip10.wav")
+        info = probe(clip)
+        audio = load_audio(info)
+        duration = len(audio) / SAMPLE_RATE
+        loader = ModelLoader(MODEL_CONFIG, settings)
+        model = MODEL_CONFIG["audio"]["default"]
+        result: dict = {"clip": str(clip), "clip_seconds": round(duration, 2), "model": model, "repeats": repeats}
+
+        engines = {}
+        for name in WHISPER_ENGINES:
+            start = time.perf_counter()
+            engine = loader.load_whisper(model, name)
+            engines[name] = {"load_seconds": round(time.perf_counter() - start, 3)}
+            for beam in (5, 1):
+                options = TranscribeOptions(beam_size=beam)
+                text = " ".join(s.text.strip() for s in transcribe(engine, info, options))  # warm-up, and the text
+                seconds = _median_seconds(lambda: list(transcribe(engine, info, options)), repeats)
+                engines[name][f"beam_{beam}"] = {"rtf": round(seconds / duration, 4), "text": text}
+
+        # The reference: openai-whisper's own transcribe() on the same converted weights.
+        reference_model = loader.load_whisper(model, "openai-whisper").model
+        reference = {}
+        for beam in (5, 1):
+            kwargs = {"beam_size": beam} if beam > 1 else {}  # transcribe()'s own default decodes greedily
+
+            def run() -> dict:
+                return whisper.transcribe(reference_model, audio, fp16=False, verbose=None, **kwargs)
+
+            run()
+            reference[f"beam_{beam}"] = {"rtf": round(_median_seconds(run, repeats) / duration, 4)}
+        result["reference_openai_whisper_transcribe"] = reference
+        for name, measured in engines.items():
+            for beam in ("beam_5", "beam_1"):
+                measured[beam]["speedup_vs_reference"] = round(reference[beam]["rtf"] / measured[beam]["rtf"], 2)
+        result["engines"] = engines
+        result["default_engine"] = MODEL_CONFIG["audio"]["chain"][0]
+
+        result["cold_start"] = _cold_start(clip, settings, repeats)
+    return result
+
+
+def _cold_start(clip: Path, settings: Settings, repeats: int) -> dict:
+    tantra = [sys.executable, "-m", "tantra_cli"]
+    env = dict(os.environ, TANTRA_HOME=str(settings.home))
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    measured = {}
+    for label, command in {
+        "help": tantra + ["--help"],
+        "transcribe_10s_faster_whisper": tantra + ["transcribe", str(clip), "--engine", "faster-whisper"],
+        "transcribe_10s_openai_whisper": tantra + ["transcribe", str(clip), "--engine", "openai-whisper"],
+    }.items():
+        runs = [_child(command, env) for _ in range(repeats)]
+        if any(code != 0 for _, code, _ in runs):
+            measured[label] = {"error": f"exit codes {[code for _, code, _ in runs]}"}
+            continue
+        measured[label] = {
+            "wall_seconds": round(statistics.median(seconds for seconds, _, _ in runs), 3),
+            "peak_rss_mb": max(rss for _, _, rss in runs),
+        }
+    return measured

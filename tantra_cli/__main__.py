@@ -1,0 +1,3 @@
+from tantra_cli.app import main
+
+main()

@@ -1,0 +1,64 @@
+"""The ``tantra`` command: global options, then one sub-command per module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from config.settings import DEVICES, load_settings
+from core.errors import TantraError
+from tantra_cli import __version__, bench, models, transcribe
+from tantra_cli.common import EXIT_USAGE, error
+
+app = typer.Typer(
+    name="tantra",
+    help="Offline multimodal assistant: speech to text, text, vision and voice on your own machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tantra {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    device: str = typer.Option(
+        None, "--device", metavar="|".join(DEVICES), help="Where models run (default auto; env TANTRA_DEVICE)."
+    ),
+    low_resource: bool = typer.Option(
+        False, "--low-resource", help="Use the lightest backend of every role (env TANTRA_LOW_RESOURCE)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say on stderr which backends were picked."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Settings come from these flags, then TANTRA_* variables, then config.toml in your config directory."""
+    # A flag that was not given must not override the environment or the config file: pass None for it.
+    given = {"low_resource": low_resource, "verbose": verbose, "debug": debug}
+    flags = {"device": device, **{name: True if value else None for name, value in given.items()}}
+    try:
+        ctx.obj = load_settings(flags)
+    except TantraError as failure:
+        error(str(failure))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+app.command(name="transcribe")(transcribe.transcribe)
+app.add_typer(models.app, name="models")
+app.add_typer(bench.app, name="bench")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C outside a command body (while parsing or importing)
+        print("tantra: error: interrupted", file=sys.stderr)
+        sys.exit(130)

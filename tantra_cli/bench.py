@@ -1,0 +1,26 @@
+"""``tantra bench``: the project's benchmarks; each prints one JSON document on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from tantra_cli.common import settings_of, user_errors
+
+app = typer.Typer(help="Measure speed and memory against reference implementations (prints JSON).")
+
+
+@app.command("transcribe")
+def bench_transcribe(
+    ctx: typer.Context,
+    clip: Path = typer.Option(None, "--clip", help="Audio to use (default: a 10 s clip of the bundled sample)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per measurement; the median is reported."),
+) -> None:
+    """Real-time factor of each Whisper engine vs openai-whisper's transcribe(), cold starts, peak memory."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from core.benchmark import bench_transcribe as run
+
+        print(json.dumps(run(settings, clip, repeats), indent=2))
