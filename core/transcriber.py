@@ -52,6 +52,7 @@ class WhisperEngine(Protocol):
     model_name: str
     multilingual: bool
     languages: tuple[str, ...]
+    """Every language code Whisper's tokenizer knows (an English-only model still knows the codes)."""
 
     def transcribe_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str, Iterator[Segment]]:
         """The detected (or given) language and the block's segments, times relative to the block."""
@@ -78,6 +79,22 @@ def check_options(engine: WhisperEngine, options: TranscribeOptions) -> None:
             raise TantraError(f"{engine.model_name} is English-only and cannot translate; use --model base")
 
 
+def has_speech(audio: np.ndarray) -> bool:
+    """False for a block nobody speaks in; Whisper would invent words ("Thank you.") for it.
+
+    Two checks: a peak level gate (free), then the Silero voice-activity detector that faster-whisper ships
+    (a small ONNX model, a few milliseconds per second of audio). Only whole blocks without any detected speech
+    are skipped, so a quiet word inside speech is never cut.
+    """
+    if len(audio) == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        return False
+    try:
+        from faster_whisper.vad import get_speech_timestamps
+    except ImportError:
+        return True  # no detector installed: let Whisper's own no-speech check decide
+    return bool(get_speech_timestamps(audio))
+
+
 @dataclass
 class Transcript:
     """Filled in as the segments stream out of ``transcribe``."""
@@ -94,7 +111,7 @@ def transcribe(
     check_options(engine, options)
     next_id = 0
     for offset, audio in read_blocks(info):
-        if len(audio) == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        if not has_speech(audio):
             continue
         language, segments = engine.transcribe_block(audio, options)
         if transcript is not None and transcript.language is None:
@@ -103,8 +120,8 @@ def transcribe(
         if options.language is None and engine.multilingual:
             options = replace(options, language=language)
         for segment in segments:
-            if not segment.text.strip():
-                continue
+            if not any(character.isalnum() for character in segment.text):
+                continue  # "." or "..." over noise is not a transcript
             words = segment.words and tuple(
                 replace(w, start=w.start + offset, end=w.end + offset) for w in segment.words
             )

@@ -26,7 +26,7 @@ class FasterWhisperEngine:
         self.device = device
         self.model = WhisperModel(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
         self.multilingual = bool(self.model.model.is_multilingual)
-        self.languages = tuple(_LANGUAGE_CODES) if self.multilingual else ("en",)
+        self.languages = tuple(_LANGUAGE_CODES)
 
     def transcribe_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str, Iterator[Segment]]:
         segments, info = self.model.transcribe(
@@ -62,10 +62,13 @@ class OpenAIWhisperEngine:
         self.device = device
         try:
             self.model = whisper.load_model(checkpoint, device=device, download_root=str(download_root))
-        except (RuntimeError, OSError, ValueError, KeyError) as error:
-            # load_model raises RuntimeError for an unknown name and for a failed download, URLError (an OSError)
-            # without a network, and KeyError/RuntimeError for a .pt that is not a Whisper checkpoint.
-            raise ModelUnavailable(f"openai-whisper could not load {model_name!r}: {_first_line(error)}") from None
+        except Exception as error:  # noqa: BLE001 - every way a load fails ends in the same one-line message
+            # Seen: RuntimeError for a failed download or a truncated file, URLError without a network,
+            # UnpicklingError for a .pt that weights_only refuses, KeyError for a checkpoint that is not Whisper's.
+            reason = _first_line(error)
+            if "Weights only load failed" in reason:
+                reason = "it is not a plain-tensor checkpoint, and tantra never unpickles code from a model file"
+            raise ModelUnavailable(f"cannot load Whisper model {model_name!r}: {reason}") from None
         if alignment_heads:
             # Converted checkpoints carry no alignment heads; word timestamps need them.
             mask = torch.zeros(self.model.dims.n_text_layer, self.model.dims.n_text_head, dtype=torch.bool)
@@ -73,7 +76,7 @@ class OpenAIWhisperEngine:
                 mask[layer, head] = True
             self.model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
         self.multilingual = bool(self.model.is_multilingual)
-        self.languages = tuple(LANGUAGES) if self.multilingual else ("en",)
+        self.languages = tuple(LANGUAGES)
 
     def transcribe_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str, Iterator[Segment]]:
         import whisper

