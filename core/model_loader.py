@@ -62,6 +62,28 @@ class ModelLoader:
         if self.settings.verbose:
             self.warn(message)
 
+    # ---- language model -------------------------------------------------------------------------------------------
+
+    def load_spikingbrain(self, spiking: bool = True) -> dict:
+        """``{"model": SpikingBrainForCausalLM, "tokenizer": ...}``: SpikingBrain converted from SmolLM2-135M.
+
+        Spiking is on by default; ``spiking=False`` runs the same weights as the plain network.
+        """
+        key = ("spikingbrain", spiking)
+        if key not in self._loaded:
+            import torch
+
+            from core.language_model import load_spikingbrain_dir
+
+            if self.settings.threads:
+                torch.set_num_threads(self.settings.threads)
+            stored = find_store_model(self.config["spikingbrain"]["default"])
+            root = model_store.ensure(stored, self.settings)
+            device = self._device("torch")
+            self._loaded[key] = load_spikingbrain_dir(root, device, spiking)
+            self._note(f"language model: {stored.name}, spiking {'on' if spiking else 'off'}, on {device}")
+        return self._loaded[key]
+
     # ---- speech to text -------------------------------------------------------------------------------------------
 
     def whisper_source(self, model: str) -> WhisperSource:

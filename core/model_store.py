@@ -26,7 +26,10 @@ from core.errors import ModelUnavailable, TantraError
 
 MANIFEST = "manifest.json"
 # Conversions run after unpacking, by name, imported only when a pull needs them (they need torch).
-CONVERTERS: dict[str, str] = {"whisper-ct2": "core.whisper_convert:convert_store_dir"}
+CONVERTERS: dict[str, str] = {
+    "whisper-ct2": "core.whisper_convert:convert_store_dir",
+    "spikingbrain-gguf": "core.spikingbrain_convert:convert_store_dir",
+}
 
 Say = Callable[[str], None]
 

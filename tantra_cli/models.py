@@ -22,7 +22,7 @@ def _backend_installed(role: str) -> bool:
     """Whether any engine of the role is installed (looked up, not imported: this must stay fast)."""
     from importlib.util import find_spec
 
-    modules = {"audio": ("faster_whisper", "whisper")}.get(role, ())
+    modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors")}.get(role, ())
     return not modules or any(find_spec(module) is not None for module in modules)
 
 

@@ -1,0 +1,160 @@
+"""SpikingBrain in use: loading converted weights, the chat template, and streaming generation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core.errors import TantraError
+from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+from core.spikingbrain_convert import CONFIG, TOKENIZER, WEIGHTS
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    temperature: float = 0.7
+    """0 decodes greedily (always the most likely token)."""
+    top_k: int = 50
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+class ChatTokenizer:
+    """A ``tokenizers`` BPE plus the model's own chat template (Jinja, rendered in a sandbox)."""
+
+    def __init__(self, path: Path, chat_template: str, eos_token_id: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(path))
+        self.chat_template = chat_template
+        self.eos_token_id = eos_token_id
+        # A reply ends at the template's end-of-turn token as well as at end-of-text.
+        ends = [eos_token_id] + [self.tokenizer.token_to_id(t) for t in ("<|im_end|>", "<|endoftext|>")]
+        self.stop_token_ids = {token for token in ends if token is not None and token >= 0}
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        if not self.chat_template:  # a base model: plain text turns
+            turns = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
+            return turns + ("Assistant:" if add_generation_prompt else "")
+        template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(self.chat_template)
+        return template.render(messages=messages, add_generation_prompt=add_generation_prompt)
+
+
+def load_spikingbrain_dir(path: Path, device: str = "cpu", spiking: bool = True) -> dict:
+    """``{"model": SpikingBrainForCausalLM, "tokenizer": ChatTokenizer}`` from a converted directory."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        raw = json.loads((path / CONFIG).read_text())
+        config = SpikingBrainConfig(**raw)
+        state = load_file(str(path / WEIGHTS))
+    except (OSError, ValueError, TypeError, SafetensorError) as error:
+        raise TantraError(f"{path} does not hold a usable SpikingBrain model ({error}); pull it again") from None
+    config.spiking = spiking
+    model = SpikingBrainForCausalLM(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [name for name in missing if not (name == "lm_head.weight" and config.tie_embeddings)]
+    if missing or unexpected:
+        raise TantraError(f"{path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval().to(device)
+    extra = config.extra
+    tokenizer = ChatTokenizer(path / TOKENIZER, extra.get("chat_template", ""), extra.get("eos_token_id", -1))
+    return {"model": model, "tokenizer": tokenizer}
+
+
+def _sample(logits: torch.Tensor, history: list[int], options: SamplingOptions, generator) -> int:
+    logits = logits.float().clone()  # (vocab,)
+    if options.repetition_penalty != 1.0 and history:
+        seen = torch.tensor(sorted(set(history)), dtype=torch.long)
+        values = logits[seen]
+        logits[seen] = torch.where(values > 0, values / options.repetition_penalty, values * options.repetition_penalty)
+    if options.temperature <= 0:
+        return int(logits.argmax())
+    logits = logits / options.temperature
+    if options.top_k > 0:
+        kth = torch.topk(logits, min(options.top_k, logits.numel())).values[-1]
+        logits[logits < kth] = -float("inf")
+    probs = torch.softmax(logits, dim=-1)
+    if 0 < options.top_p < 1:
+        sorted_probs, order = probs.sort(descending=True)
+        outside = sorted_probs.cumsum(0) - sorted_probs > options.top_p  # keep the smallest set reaching top_p
+        sorted_probs[outside] = 0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
+
+
+@torch.no_grad()
+def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], options: SamplingOptions,
+                    stop_token_ids: set[int] = frozenset()) -> Iterator[int]:  # fmt: skip
+    """Token ids as they are sampled; the prompt is processed once, then one token at a time with the KV cache."""
+    context = model.config.block_size
+    if len(prompt_ids) + 1 > context:
+        raise TantraError(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}")
+    generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
+    device = next(model.parameters()).device
+    output = model(torch.tensor([prompt_ids], device=device))
+    history = list(prompt_ids)
+    for _ in range(min(options.max_tokens, context - len(prompt_ids))):
+        token = _sample(output.logits[0, -1], history, options, generator)
+        if token in stop_token_ids:
+            return
+        yield token
+        history.append(token)
+        output = model(torch.tensor([[token]], device=device), output.past_key_values)
+
+
+def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions) -> Iterator[str]:
+    """Text pieces as they become final: whole UTF-8 characters, held back while they could start a stop string."""
+    ids: list[int] = []
+    emitted = ""
+    for token in generate_tokens(model, prompt_ids, options, tokenizer.stop_token_ids):
+        ids.append(token)
+        text = tokenizer.decode(ids)
+        if text.endswith("\ufffd"):
+            continue  # half of a multi-byte character: wait for the rest
+        for stop in options.stop:
+            if stop in text:
+                yield text[len(emitted) : text.index(stop)]
+                return
+        # Hold back a tail that may be the start of a stop string.
+        hold = max((n for stop in options.stop for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
+        ready = text[: len(text) - hold]
+        if len(ready) > len(emitted):
+            yield ready[len(emitted) :]
+            emitted = ready
+    final = tokenizer.decode(ids)
+    if len(final) > len(emitted) and not any(stop in final for stop in options.stop):
+        yield final[len(emitted) :]
+
+
+@dataclass
+class Conversation:
+    """Messages that always fit the context: the oldest turns go first, the system prompt stays."""
+
+    system: str | None = None
+    messages: list[dict] = field(default_factory=list)
+
+    def prompt_ids(self, tokenizer: ChatTokenizer, context: int, reserve: int) -> list[int]:
+        turns = list(self.messages)
+        while True:
+            head = [{"role": "system", "content": self.system}] if self.system else []
+            ids = tokenizer.encode(tokenizer.apply_chat_template(head + turns))
+            if len(ids) + reserve <= context or len(turns) <= 1:
+                return ids
+            turns = turns[2:] if len(turns) > 2 else turns[1:]  # drop the oldest exchange

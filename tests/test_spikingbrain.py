@@ -1,0 +1,123 @@
+"""SpikingBrain against transformers' own models on the same weights, spike coding, and the real model's answers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from config.settings import Settings
+from core.models.spikingbrain_model import (
+    dequantize_int8,
+    quantize_int8,
+    spike_counts,
+    unroll_spikes,
+)
+from tests.conftest import run_tantra
+
+
+@pytest.fixture(scope="session")
+def smollm2(settings):
+    from config.model_config import find_store_model
+    from core import model_store
+
+    return model_store.ensure(find_store_model("spikingbrain"), settings)
+
+
+def test_spike_coding_round_trips_and_unrolls():
+    torch.manual_seed(0)
+    x = torch.randn(4, 300)
+    counts, v_th = spike_counts(x, k=3.0)
+    assert torch.equal(counts, counts.round())  # integers
+    assert ((counts * v_th - x).abs() <= v_th / 2 + 1e-6).all()  # within half a threshold
+    for coding in ("binary", "ternary", "bitwise"):
+        trains = unroll_spikes(counts, coding)
+        if coding == "bitwise":
+            total = sum(trains[t] * 2**t for t in range(len(trains)))
+        else:
+            total = trains.sum(0) * (counts.sign().long() if coding == "binary" else 1)
+        assert torch.equal(total, counts.long()), coding
+    assert set(unroll_spikes(counts, "ternary").unique().tolist()) <= {-1, 0, 1}
+
+
+def test_straight_through_gradient_keeps_the_model_trainable():
+    x = torch.randn(3, 16, requires_grad=True)
+    counts, v_th = spike_counts(x, k=3.0)
+    (counts * v_th).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_int8_weights_one_scale_per_group_of_128():
+    weight = torch.randn(8, 300)
+    q, scale = quantize_int8(weight, 128)
+    assert q.dtype == torch.int8 and q.shape == (8, 3, 128) and scale.shape == (8, 3, 1)
+    assert (dequantize_int8(q, scale, 300) - weight).abs().max() <= scale.max() / 2 + 1e-6
+
+
+def test_gpt2_family_matches_transformers_without_spiking(tmp_path):
+    from safetensors.torch import save_file
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from core.language_model import load_spikingbrain_dir
+    from core.spikingbrain_convert import convert_hf_dir
+
+    torch.manual_seed(0)
+    hf_config = GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=4)
+    reference = GPT2LMHeadModel(hf_config).eval()
+    source = tmp_path / "gpt2-tiny"
+    source.mkdir()
+    (source / "config.json").write_text(json.dumps(hf_config.to_dict()))
+    state = {k: v.contiguous() for k, v in reference.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(source / "model.safetensors"))
+    (source / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}}')
+    converted = convert_hf_dir(source, tmp_path / "converted")
+    model = load_spikingbrain_dir(converted, spiking=False)["model"]
+    ids = torch.randint(0, 300, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-5)
+        # The KV cache gives the same logits as a full pass.
+        first = model(ids[:, :12])
+        cached = model(ids[:, 12:], first.past_key_values).logits
+        assert torch.allclose(cached, reference(ids).logits[:, 12:], atol=1e-5)
+
+
+def test_llama_family_matches_transformers_on_smollm2(smollm2, tmp_path):
+    """transformers dequantizes the same pinned GGUF itself; the logits must agree."""
+    from transformers import AutoModelForCausalLM
+
+    from config.model_config import find_store_model
+    from core.language_model import load_spikingbrain_dir
+    from core.model_store import pull
+
+    gguf_dir = pull(replace(find_store_model("spikingbrain"), convert=None), Settings(home=tmp_path), say=print)
+    reference = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file="model.gguf", dtype=torch.float32)
+    loaded = load_spikingbrain_dir(smollm2, spiking=False)
+    model, tokenizer = loaded["model"], loaded["tokenizer"]
+    ids = torch.tensor([tokenizer.encode("The quick brown fox jumps over the lazy dog. Spiking neurons")])
+    with torch.no_grad():
+        ours, theirs = model(ids).logits, reference.eval()(ids).logits
+    assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
+
+
+def test_spiking_smollm2_answers_paris(smollm2, settings):
+    result = run_tantra(
+        "chat", "What is the capital of France? Answer in one sentence.", "--temperature", "0", "--json",
+        env={"TANTRA_HOME": str(settings.home)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["spiking"] is True and "Paris" in answer["reply"]
+
+
+def test_chat_reads_a_pipe_and_rejects_binary(smollm2, settings):
+    env = {"TANTRA_HOME": str(settings.home)}
+    result = run_tantra("chat", "--temperature", "0", "-n", "20", stdin=b"What is the capital of France?\n", env=env)
+    assert result.returncode == 0 and b"Paris" in result.stdout
+    result = run_tantra("chat", stdin=b"\x00\x01\x02binary", env=env)
+    assert result.returncode == 1 and b"binary" in result.stderr and b"Traceback" not in result.stderr
+    result = run_tantra("chat", stdin=b"\xff\xfe not utf-8", env=env)
+    assert result.returncode == 1 and b"UTF-8" in result.stderr
+    result = run_tantra("chat", stdin=b"   \n", env=env)
+    assert result.returncode == 1 and b"empty" in result.stderr
