@@ -227,8 +227,10 @@ def open_input(source: str) -> Iterator[AudioInfo]:
     if source != "-":
         yield probe(Path(source))
         return
-    if sys.stdin.isatty():
-        raise BadInput("stdin is a terminal, not audio: pipe a file in, e.g. `tantra transcribe - < talk.wav`")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise BadInput(
+            "stdin is a terminal or closed, not audio: pipe a file in, e.g. `tantra transcribe - < talk.wav`"
+        )
     with tempfile.NamedTemporaryFile(prefix="tantra-stdin-") as spool:
         shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
         spool.flush()

@@ -41,9 +41,10 @@ def chat(
     """Answer one question from the argument, stdin, or both, and exit."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        piped = "" if sys.stdin.isatty() else _read_stdin()
+        interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
+        piped = "" if interactive else _read_stdin()
         if prompt is None and not piped.strip():
-            if sys.stdin.isatty():
+            if interactive:
                 raise TantraError('give a question: tantra chat "..." or echo question | tantra chat')
             raise BadInput("stdin is empty: pipe a question in, or give one as an argument")
         question = f"{piped.strip()}\n\n{prompt}" if piped.strip() and prompt else (prompt or piped).strip()

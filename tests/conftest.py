@@ -50,6 +50,7 @@ def run_tantra(*args: str, stdin: bytes | None = None, env: dict | None = None, 
     return subprocess.run(
         [sys.executable, "-m", "tantra_cli", *args],
         input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,  # as in CI: no terminal, nothing to read
         capture_output=True,
         cwd=ROOT,
         env={**os.environ, **(env or {})},
