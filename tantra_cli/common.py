@@ -11,6 +11,7 @@ import typer
 
 from config.settings import Settings
 from core.errors import TantraError
+from core.status import say
 
 EXIT_FAILED = 1  # an input or model failed
 EXIT_USAGE = 2  # the command line itself is wrong
@@ -22,11 +23,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def error(message: str) -> None:
-    print(f"tantra: error: {message}", file=sys.stderr, flush=True)
-
-
-def info(message: str) -> None:
-    print(f"tantra: {message}", file=sys.stderr, flush=True)
+    say(f"error: {message}")
 
 
 @contextmanager

@@ -9,7 +9,8 @@ import typer
 
 from config.model_config import STORE_MODELS, WHISPER_NAMES, find_store_model
 from core.errors import TantraError
-from tantra_cli.common import info, settings_of, user_errors
+from core.status import say
+from tantra_cli.common import settings_of, user_errors
 
 app = typer.Typer(help="List, pull and remove models.", invoke_without_command=True, no_args_is_help=False)
 
@@ -94,7 +95,7 @@ def pull(
             raise TantraError("name the models to pull, or pass --all; `tantra models` lists them")
         chosen = list(STORE_MODELS) if all_models else [model_store.resolve(name) for name in names]
         for model in chosen:
-            model_store.pull(model, settings, say=info, force=force)
+            model_store.pull(model, settings, force=force)
 
 
 @app.command()
@@ -108,4 +109,4 @@ def rm(
 
         for model in [model_store.resolve(name) for name in names]:
             removed = model_store.remove(model, settings)
-            info(f"{model.name}: {'removed' if removed else 'was not pulled'}")
+            say(f"{model.name}: {'removed' if removed else 'was not pulled'}")

@@ -11,7 +11,8 @@ import typer
 
 from config.model_config import MODEL_CONFIG, WHISPER_ENGINES
 from core.errors import TantraError
-from tantra_cli.common import EXIT_FAILED, error, info, settings_of, user_errors
+from core.status import say
+from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
 
 Engine = Enum("Engine", {name.replace("-", "_"): name for name in WHISPER_ENGINES}, type=str)
 
@@ -96,7 +97,7 @@ def _transcribe_one(source, whisper, options, formats: list[str], target_dir: Pa
         transcript = Transcript(audio.label, audio.duration)
         if verbose:
             length = f"{audio.duration:.1f} s" if audio.duration is not None else "unknown length"
-            info(f"{audio.label}: {length}, read with {audio.reader}")
+            say(f"{audio.label}: {length}, read with {audio.reader}")
         segments = _with_progress(transcribe(whisper, audio, options, transcript), audio.label, audio.duration)
         if target_dir is None:
             for segment in segments:  # stream: each segment reaches the pipe as soon as it is decoded
@@ -139,4 +140,4 @@ def _write_files(segments, transcript, formats: list[str], target_dir: Path, ste
         except OSError as failure:
             partial.unlink(missing_ok=True)
             raise TantraError(f"cannot write {path}: {failure.strerror}") from None
-        info(f"wrote {path}")
+        say(f"wrote {path}")

@@ -11,7 +11,7 @@ RoPE, SwiGLU, grouped-query attention, tied embeddings).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -51,9 +51,6 @@ class SpikingBrainConfig:
         self.intermediate_size = self.intermediate_size or 4 * self.n_embd
         if self.n_embd % self.n_head or self.n_head % self.n_kv_head:
             raise ValueError("n_embd must divide into n_head heads, and n_head into n_kv_head groups")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ---- spike coding ---------------------------------------------------------------------------------------------------
