@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from core.errors import TantraError
 from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
-from core.spikingbrain_convert import CONFIG, TOKENIZER, WEIGHTS
+from core.spikingbrain_convert import CONFIG, INT8_WEIGHTS, TOKENIZER, WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -57,24 +58,53 @@ class ChatTokenizer:
         return self.chat_template.render(messages=messages, add_generation_prompt=add_generation_prompt)
 
 
-def load_spikingbrain_dir(path: Path, device: str = "cpu", spiking: bool = True) -> dict:
-    """``{"model": SpikingBrainForCausalLM, "tokenizer": ChatTokenizer}`` from a converted directory."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+_SAFETENSORS_DTYPES = {
+    "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I8": torch.int8, "I64": torch.int64,
+}  # fmt: skip
 
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file read straight into fresh, 64-byte-aligned tensors: one copy in memory, never two.
+
+    ``safetensors.torch.load_file`` hands out tensors at the file's 8-byte alignment, which the INT8 kernel cannot
+    read, and copying them afterwards doubles the peak memory. The format is an 8-byte header length, a JSON
+    header (name -> dtype, shape, byte range), then raw bytes: nothing to unpickle.
+    """
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError("the file is empty or cut short")
+        (header_size,) = struct.unpack("<Q", prefix)
+        if header_size > 100_000_000:
+            raise ValueError(f"not a safetensors file (its header claims {header_size} bytes)")
+        header = json.loads(handle.read(header_size))
+        start = 8 + header_size
+        tensors = {}
+        for name, entry in sorted(header.items(), key=lambda item: item[1].get("data_offsets", [0])[0]):
+            if name == "__metadata__":
+                continue
+            begin, end = entry["data_offsets"]
+            buffer = torch.empty(end - begin, dtype=torch.uint8)
+            handle.seek(start + begin)
+            if handle.readinto(buffer.numpy()) != end - begin:
+                raise ValueError(f"the file is truncated inside {name}")
+            tensors[name] = buffer.view(_SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+    return tensors
+
+
+def load_spikingbrain_dir(path: Path, device: str = "cpu", spiking: bool = True) -> dict:
+    """``{"model": SpikingBrainForCausalLM, "tokenizer": ChatTokenizer}`` from a converted directory.
+
+    Spiking loads the INT8 inference form only; spiking off loads the full-precision reference weights.
+    """
+    weights = INT8_WEIGHTS if spiking else WEIGHTS
     try:
-        raw = json.loads((path / CONFIG).read_text())
-        config = SpikingBrainConfig(**raw)
-        state = load_file(str(path / WEIGHTS))
-    except (OSError, ValueError, TypeError, SafetensorError) as error:
+        config = SpikingBrainConfig(**json.loads((path / CONFIG).read_text()))
+        config.spiking = spiking
+        model = SpikingBrainForCausalLM.from_state_dict(config, read_safetensors(path / weights), int8=spiking)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
         raise TantraError(f"{path} does not hold a usable SpikingBrain model ({error}); pull it again") from None
-    config.spiking = spiking
-    model = SpikingBrainForCausalLM(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [name for name in missing if not (name == "lm_head.weight" and config.tie_embeddings)]
-    if missing or unexpected:
-        raise TantraError(f"{path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.eval().to(device)
+    model.to(device)
     extra = config.extra
     tokenizer = ChatTokenizer(path / TOKENIZER, extra.get("chat_template", ""), extra.get("eos_token_id", -1))
     return {"model": model, "tokenizer": tokenizer}
@@ -121,9 +151,13 @@ def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], optio
         output = model(torch.tensor([[token]], device=device), output.past_key_values)
 
 
-def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions) -> Iterator[str]:
-    """Text pieces as they become final: whole UTF-8 characters, held back while they could start a stop string."""
-    ids: list[int] = []
+def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions,
+                ids: list[int] | None = None) -> Iterator[str]:  # fmt: skip
+    """Text pieces as they become final: whole UTF-8 characters, held back while they could start a stop string.
+
+    The sampled token ids are appended to ``ids`` as they come, when the caller passes a list.
+    """
+    ids = [] if ids is None else ids
     emitted = ""
     for token in generate_tokens(model, prompt_ids, options, tokenizer.stop_token_ids):
         ids.append(token)
@@ -140,7 +174,7 @@ def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options:
         if len(ready) > len(emitted):
             yield ready[len(emitted) :]
             emitted = ready
-    final = tokenizer.decode(ids)
+    final = tokenizer.decode(ids).rstrip("\ufffd")  # a character cut in half by max_tokens is dropped
     if len(final) > len(emitted) and not any(stop in final for stop in options.stop):
         yield final[len(emitted) :]
 

@@ -73,8 +73,11 @@ class ModelLoader:
 
             if self.settings.threads:
                 torch.set_num_threads(self.settings.threads)
+            from core.spikingbrain_convert import INT8_WEIGHTS, WEIGHTS
+
             stored = find_store_model(self.config["spikingbrain"]["default"])
             root = model_store.ensure(stored, self.settings)
+            model_store.verify_file(stored, root, INT8_WEIGHTS if spiking else WEIGHTS)
             device = self._device("torch")
             self._loaded[key] = load_spikingbrain_dir(root, device, spiking)
             self._note(f"language model: {stored.name}, spiking {'on' if spiking else 'off'}, on {device}")

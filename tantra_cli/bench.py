@@ -24,3 +24,13 @@ def bench_transcribe(
         from core.benchmark import bench_transcribe as run
 
         print(json.dumps(run(settings, clip, repeats), indent=2))
+
+
+@app.command("chat")
+def bench_chat(ctx: typer.Context) -> None:
+    """SpikingBrain spiking vs not vs transformers: perplexity, spike sparsity, the k trade-off, speed, memory."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from core.benchmark_lm import bench_chat as run
+
+        print(json.dumps(run(settings), indent=2))

@@ -1,10 +1,9 @@
-"""``tantra chat [PROMPT]``: ask SpikingBrain. One answer on stdout for a prompt or piped text."""
+"""``tantra chat [PROMPT]``: talk with SpikingBrain. A REPL at a terminal; one answer for a prompt or piped text."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 
 import typer
 
@@ -38,45 +37,61 @@ def chat(
     no_spiking: bool = typer.Option(False, "--no-spiking", help="Run the same weights without spike coding."),
     as_json: bool = typer.Option(False, "--json", help="Print the reply with token counts and timings as JSON."),
 ) -> None:
-    """Answer one question from the argument, stdin, or both, and exit."""
+    """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit."""
     settings = settings_of(ctx)
     with user_errors(settings):
         interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
         piped = "" if interactive else _read_stdin()
-        if prompt is None and not piped.strip():
-            if interactive:
-                raise TantraError('give a question: tantra chat "..." or echo question | tantra chat')
-            raise BadInput("stdin is empty: pipe a question in, or give one as an argument")
-        question = f"{piped.strip()}\n\n{prompt}" if piped.strip() and prompt else (prompt or piped).strip()
-        if not question:
-            raise BadInput("the prompt is empty")
+        repl = prompt is None and sys.stdin is not None and sys.stdin.isatty()
+        if not repl:
+            if prompt is None and not piped.strip():
+                if interactive:
+                    raise TantraError('give a question: tantra chat "..." or echo question | tantra chat')
+                raise BadInput("stdin is empty: pipe a question in, or give one as an argument")
+            question = f"{piped.strip()}\n\n{prompt}" if piped.strip() and prompt else (prompt or piped).strip()
+            if not question:
+                raise BadInput("the prompt is empty")
 
         from config.model_config import MODEL_CONFIG
-        from core.language_model import Conversation, SamplingOptions, stream_text
+        from core.chat_session import ChatSession
+        from core.language_model import SamplingOptions
         from core.model_loader import ModelLoader
 
         options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
-        loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain(spiking=not no_spiking)
-        model, tokenizer = loaded["model"], loaded["tokenizer"]
-        conversation = Conversation(system, [{"role": "user", "content": question}])
-        prompt_ids = conversation.prompt_ids(tokenizer, model.config.block_size, max_tokens)
-        start = time.perf_counter()
-        pieces = []
-        for piece in stream_text(model, tokenizer, prompt_ids, options):
-            pieces.append(piece)
-            if not (no_stream or as_json):
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-        seconds = time.perf_counter() - start
-        reply = "".join(pieces).strip()
+        loader = ModelLoader(MODEL_CONFIG, settings)
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            with Console(stderr=True).status("loading the language model"):
+                loaded = loader.load_spikingbrain(spiking=not no_spiking)
+        else:
+            loaded = loader.load_spikingbrain(spiking=not no_spiking)
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded.get("name", "SpikingBrain"))
+        if repl:
+            from tantra_cli.repl import run_repl
+
+            run_repl(session, settings.home / "chat_history", stream=not no_stream)
+            return
         if as_json:
-            completion = len(tokenizer.encode(reply))
+            reply = "".join(session.ask(question)).strip()
+            last = session.last
             print(json.dumps({
-                "reply": reply, "prompt_tokens": len(prompt_ids), "completion_tokens": completion,
-                "seconds": round(seconds, 3), "tokens_per_second": round(completion / seconds, 2) if seconds else None,
-                "spiking": not no_spiking,
+                "reply": reply, "model": session.model_name, "spiking": session.model.config.spiking,
+                "prompt_tokens": last.prompt_tokens, "completion_tokens": last.completion_tokens,
+                "seconds": round(last.seconds, 3), "first_token_seconds": round(last.first_token_seconds, 3),
+                "tokens_per_second": last.tokens_per_second,
             }, ensure_ascii=False))  # fmt: skip
         elif no_stream:
-            print(reply)
+            print("".join(session.ask(question)).strip())
+        elif sys.stdout.isatty():
+            from rich.console import Console
+
+            from tantra_cli.repl import ReplyPrinter
+
+            printer = ReplyPrinter(Console(highlight=False))
+            printer.finish(printer.stream(session.ask(question)))
         else:
+            for piece in session.ask(question):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
             print()

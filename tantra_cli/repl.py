@@ -1,0 +1,130 @@
+"""The interactive ``tantra chat``: a prompt-toolkit line editor with history and completion, replies through rich."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory
+from prompt_toolkit.key_binding import KeyBindings
+from rich.console import Console
+from rich.markdown import Markdown
+
+from core.chat_session import COMMANDS, SETTINGS, ChatSession
+from core.errors import TantraError
+
+# Enough to be worth redrawing: fenced code, headings, lists, emphasis, inline code, tables.
+_MARKDOWN = re.compile(r"```|^#{1,6} |^\s*([-*+]|\d+\.) |\*\*[^*]+\*\*|`[^`\n]+`|^\|.*\|$", re.MULTILINE)
+
+
+class SlashCompleter(Completer):
+    """Commands after a leading ``/``, setting names after ``/set``, paths after ``/save`` and ``/load``."""
+
+    def __init__(self) -> None:
+        self.paths = PathCompleter(expanduser=True)
+
+    def get_completions(self, document: Document, complete_event) -> Iterable[Completion]:
+        text = document.text_before_cursor
+        if not text.startswith("/"):
+            return
+        if " " not in text:
+            for usage, what in COMMANDS:
+                command = usage.split()[0]
+                if command.startswith(text):
+                    yield Completion(command, -len(text), display_meta=what)
+            return
+        command, _, rest = text.partition(" ")
+        if command == "/set" and " " not in rest:
+            for name in SETTINGS:
+                if name.startswith(rest):
+                    yield Completion(name, -len(rest))
+        elif command in ("/save", "/load"):
+            yield from self.paths.get_completions(Document(rest, len(rest)), complete_event)
+
+
+def _key_bindings() -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")  # Alt-Enter (or Esc, Enter): a new line instead of sending
+    def _newline(event) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return bindings
+
+
+class ReplyPrinter:
+    """Tokens go to the terminal as they come; a finished reply that holds Markdown is redrawn rendered."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def stream(self, pieces: Iterator[str]) -> str:
+        text = ""
+        try:
+            for piece in pieces:
+                self.console.out(piece, end="", highlight=False)
+                text += piece
+        finally:
+            self.console.file.flush()
+        return text
+
+    def _rows(self, text: str) -> int:
+        width = self.console.width
+        return sum(max(1, math.ceil(len(line) / width)) for line in text.split("\n"))
+
+    def finish(self, text: str) -> None:
+        rows = self._rows(text)
+        # Only what is still on screen can be redrawn; a longer reply stays as it streamed.
+        if text.strip() and _MARKDOWN.search(text) and rows < self.console.height - 1:
+            self.console.file.write(f"\r\x1b[{rows - 1}A\x1b[J" if rows > 1 else "\r\x1b[J")
+            self.console.print(Markdown(text.strip()))
+        else:
+            self.console.out("")
+
+
+def run_repl(session: ChatSession, history_file: Path, stream: bool = True) -> None:
+    """Read, answer, repeat, until Ctrl-D or /quit. Ctrl-C stops a reply (or clears the line) and keeps going."""
+    console = Console(highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    history_file.parent.mkdir(parents=True, exist_ok=True)
+    prompt = PromptSession(
+        history=FileHistory(str(history_file)),
+        completer=SlashCompleter(),
+        complete_while_typing=True,
+        key_bindings=_key_bindings(),
+        prompt_continuation="... ",
+    )
+    printer = ReplyPrinter(console)
+    console.print(f"[bold]{session.model_name}[/bold]: type a message; /help for commands, Alt-Enter for a new "
+                  "line, Ctrl-C stops a reply, Ctrl-D leaves.", highlight=False)  # fmt: skip
+    while True:
+        try:
+            line = prompt.prompt(">>> ")
+        except KeyboardInterrupt:
+            continue  # a cleared line, as in a shell
+        except EOFError:
+            break
+        if not line.strip():
+            continue
+        try:
+            if line.lstrip().startswith("/"):
+                console.print(session.command(line.strip()), markup=False, highlight=False)
+                continue
+            if stream:
+                printer.finish(printer.stream(session.ask(line)))
+            else:
+                with console.status("thinking"):
+                    text = "".join(session.ask(line))
+                console.print(Markdown(text.strip()))
+        except KeyboardInterrupt:
+            console.out("")
+            errors.print("[dim](stopped)[/dim]")
+        except EOFError:
+            break
+        except TantraError as error:
+            errors.print(f"error: {error}", markup=False, highlight=False)

@@ -1,0 +1,145 @@
+"""The chat: session commands on the real model, and the REPL driven through a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import sys
+import termios
+import time
+
+import pytest
+
+from core.errors import BadInput
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def session(settings):
+    from config.model_config import MODEL_CONFIG
+    from core.chat_session import ChatSession
+    from core.language_model import SamplingOptions
+    from core.model_loader import ModelLoader
+
+    loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain()
+    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0, max_tokens=24))
+
+
+def test_session_answers_keeps_turns_and_reports_stats(session):
+    session.command("/clear")
+    reply = "".join(session.ask("What is the capital of France? Answer in one sentence."))
+    assert "Paris" in reply
+    assert [m["role"] for m in session.conversation.messages] == ["user", "assistant"]
+    assert session.last.completion_tokens > 0 and not session.last.interrupted
+    stats = session.command("/stats")
+    assert "tokens/s" in stats and "silent" in stats and "sparsity" in stats
+    assert "llama family" in session.command("/model") and "spiking on" in session.command("/model")
+
+
+def test_an_interrupted_reply_keeps_what_was_said(session):
+    session.command("/clear")
+    reply = session.ask("Tell me a story.")
+    first = next(reply)
+    reply.close()  # what Ctrl-C does to the generator in the REPL
+    assert session.last.interrupted
+    assert session.conversation.messages[-1] == {"role": "assistant", "content": first.strip()}
+
+
+def test_set_save_load_and_bad_commands(session, tmp_path):
+    assert session.command("/set temperature 0.3") == "temperature = 0.3"
+    assert session.command("/set top-k 5") == "top_k = 5"
+    assert "seed = None" in session.command("/set")
+    bad_commands = {"/set temperature hot": "a number", "/set top_p 2": "between", "/set colour 1": "no setting",
+                    "/frob": "unknown command", "/load /nonexistent.json": "cannot read"}  # fmt: skip
+    for bad, message in bad_commands.items():
+        with pytest.raises(BadInput, match=message):
+            session.command(bad)
+    session.command("/system Answer like a pirate.")
+    session.conversation.messages[:] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy"}]
+    saved = tmp_path / "chat.json"
+    session.command(f"/save {saved}")
+    assert json.loads(saved.read_text())["system"] == "Answer like a pirate."
+    session.command("/clear")
+    session.command("/set temperature 0")
+    assert session.command(f"/load {saved}") == f"loaded 2 messages from {saved}"
+    assert session.conversation.messages[1]["content"] == "Ahoy" and session.options.temperature == 0.3
+    (tmp_path / "bad.json").write_text('{"messages": [{"role": "wizard", "content": 1}]}')
+    with pytest.raises(BadInput, match="not a conversation"):
+        session.command(f"/load {tmp_path / 'bad.json'}")
+    with pytest.raises(BadInput, match="empty"):
+        next(session.ask("   "))
+    session.command("/system none")
+    session.command("/set temperature 0")
+
+
+class Terminal:
+    """A program on a pseudo-terminal of its own, read and typed into as a person would."""
+
+    ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]|\r")
+
+    def __init__(self, *args: str, env: dict) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: the pty is its controlling terminal, so Ctrl-C reaches it as SIGINT
+            os.chdir(ROOT)
+            os.execve(sys.executable, [sys.executable, "-m", "tantra_cli", *args], env)
+        self.pid, self.fd, self.text, self.seen = pid, fd, "", 0
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+
+    def expect(self, pattern: str, timeout: float = 180) -> str:
+        """Wait until ``pattern`` shows after what was matched before; returns the text up to it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.text[self.seen :])
+            if match:
+                before = self.text[self.seen : self.seen + match.end()]
+                self.seen += match.end()
+                return before
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} in the terminal: {self.text[-2000:]!r}")
+            if select.select([self.fd], [], [], 0.2)[0]:
+                try:
+                    self.text += self.ANSI.sub("", os.read(self.fd, 65536).decode(errors="replace"))
+                except OSError:  # the program closed the terminal
+                    pass
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def exit_code(self, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            self.expect("", timeout=0.1) if select.select([self.fd], [], [], 0.1)[0] else None
+        os.kill(self.pid, 9)
+        raise AssertionError("the REPL did not exit")
+
+
+def test_repl_in_a_real_terminal(settings, tmp_path):
+    env = {**os.environ, "TANTRA_HOME": str(settings.home), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1",
+           "HOME": str(tmp_path)}  # fmt: skip
+    repl = Terminal("chat", "--temperature", "0", "--max-tokens", "40", env=env)
+    repl.expect(r"\n>>>")
+    repl.type("What is the capital of France? Answer in one sentence.\r")
+    assert "Paris" in repl.expect(r"\n>>>")
+    repl.type("Write a long story about a dragon and a knight.\r")
+    repl.expect(r"knight\.\n.*\w+ \w+")  # the reply has started streaming
+    repl.type("\x03")  # Ctrl-C mid-reply: the reply stops, the session stays
+    repl.expect(r"\(stopped\)")
+    repl.expect(r"\n>>>")
+    repl.type("/set temperature 0.2\r")
+    repl.expect(r"temperature = 0\.2")
+    repl.type("/frob\r")
+    repl.expect(r"unknown command /frob")
+    repl.type("/stats\r")
+    repl.expect(r"stopped early")
+    repl.type("/quit\r")
+    assert repl.exit_code() == 0
+    history = (settings.home / "chat_history").read_text()
+    assert "What is the capital of France?" in history and "/quit" in history
