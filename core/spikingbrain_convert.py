@@ -48,6 +48,66 @@ def gguf_tokenizer_json(reader) -> str:
     return tokenizer.to_str()
 
 
+def _gpt2_byte_characters() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (its BPE works on these characters, not raw bytes)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[byte] = chr(byte)
+        else:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def _bpe_parts(ranks: dict[bytes, int], token: bytes, below: int) -> list[bytes]:
+    """tiktoken's BPE on ``token`` using only merges ranked below ``below``: the parts it ends with."""
+    parts = [bytes([byte]) for byte in token]
+    while True:
+        pairs = [(ranks.get(a + b), i) for i, (a, b) in enumerate(zip(parts, parts[1:], strict=False))]
+        rank, i = min(((r, i) for r, i in pairs if r is not None and r < below), default=(None, None))
+        if rank is None:
+            return parts
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+
+
+def gpt2_tokenizer_json() -> str:
+    """GPT-2's tokenizer exactly, from openai-whisper's ``gpt2.tiktoken`` (token ranks) plus <|endoftext|> = 50256.
+
+    A tiktoken file lists tokens by rank but no merges; each token's merge is the last step of BPE restricted to
+    the ranks below it, which puts the merges back in GPT-2's order.
+    """
+    import base64
+    from importlib.util import find_spec
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    spec = find_spec("whisper")
+    if spec is None or not spec.submodule_search_locations:
+        raise TantraError("openai-whisper is not installed: its gpt2.tiktoken is GPT-2's tokenizer")
+    asset = Path(spec.submodule_search_locations[0]) / "assets" / "gpt2.tiktoken"
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in asset.open() if line)}
+    characters = _gpt2_byte_characters()
+
+    def text(token: bytes) -> str:
+        return "".join(characters[byte] for byte in token)
+
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) > 1:
+            first, second = _bpe_parts(ranks, token, rank)
+            merges.append((text(first), text(second)))
+    vocab = {text(token): rank for token, rank in ranks.items()}
+    tokenizer = Tokenizer(models.BPE(vocab, merges, fuse_unk=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's own split pattern
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    if tokenizer.token_to_id("<|endoftext|>") != 50256:
+        raise TantraError(f"{asset} is not GPT-2's vocabulary ({len(ranks)} tokens)")
+    return tokenizer.to_str()
+
+
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """A llama-architecture GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain files."""
     import torch
@@ -190,6 +250,17 @@ def hf_config_to_spikingbrain(hf: dict) -> dict:
     raise TantraError(f"model type {hf.get('model_type')!r} is not supported; use a GPT-2 or Llama-family checkpoint")
 
 
+def _chat_template(source: Path) -> str:
+    """The checkpoint's chat template (``tokenizer_config.json``), or "" for a base model that has none."""
+    try:
+        template = json.loads((source / "tokenizer_config.json").read_text()).get("chat_template", "")
+    except (OSError, ValueError):
+        return ""
+    if isinstance(template, list):  # named templates: the default one
+        template = next((t.get("template", "") for t in template if t.get("name") == "default"), "")
+    return template if isinstance(template, str) else ""
+
+
 def convert_hf_dir(source: Path, out_dir: Path) -> Path:
     """A Hugging Face checkpoint directory (``config.json`` + safetensors) -> SpikingBrain files."""
     from safetensors.torch import load_file
@@ -202,8 +273,12 @@ def convert_hf_dir(source: Path, out_dir: Path) -> Path:
     state = {}
     for file in files:
         state.update(load_file(str(file)))
-    config["extra"] = {"source": str(source), "eos_token_id": hf.get("eos_token_id", -1)}
+    config["extra"] = {"source": hf.get("_name_or_path") or source.name, "eos_token_id": hf.get("eos_token_id", -1),
+                       "chat_template": _chat_template(source)}  # fmt: skip
     _save(out_dir, hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), config)
+    if config["family"] == "gpt2":  # GPT-2's tokenizer exactly, whatever files came with the checkpoint
+        (out_dir / TOKENIZER).write_text(gpt2_tokenizer_json())
+        return out_dir
     if (source / TOKENIZER).exists():
         (out_dir / TOKENIZER).write_text((source / TOKENIZER).read_text())
     return out_dir
@@ -214,3 +289,13 @@ def convert_store_dir(model_dir: Path) -> None:
     gguf_path = model_dir / "model.gguf"
     convert_gguf(gguf_path, model_dir)
     gguf_path.unlink()  # the safetensors hold everything now; no need to keep 98 MB twice
+
+
+def convert_store_hf_dir(model_dir: Path) -> None:
+    """The model store's ``spikingbrain-hf`` conversion: the checkpoint copied into ``source/`` -> SpikingBrain."""
+    import shutil
+
+    from core.model_store import HUB_SOURCE
+
+    convert_hf_dir(model_dir / HUB_SOURCE, model_dir)
+    shutil.rmtree(model_dir / HUB_SOURCE)

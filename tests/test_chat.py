@@ -73,6 +73,10 @@ def test_set_save_load_and_bad_commands(session, tmp_path):
         session.command(f"/load {tmp_path / 'bad.json'}")
     with pytest.raises(BadInput, match="empty"):
         next(session.ask("   "))
+    before = list(session.conversation.messages)
+    with pytest.raises(BadInput, match="context holds 8192"):
+        next(session.ask("word " * 9000))
+    assert session.conversation.messages == before  # the turn that could not be asked is not kept
     session.command("/system none")
     session.command("/set temperature 0")
 
@@ -143,3 +147,14 @@ def test_repl_in_a_real_terminal(settings, tmp_path):
     assert repl.exit_code() == 0
     history = (settings.home / "chat_history").read_text()
     assert "What is the capital of France?" in history and "/quit" in history
+
+
+def test_ctrl_c_while_the_model_loads_exits_cleanly(settings, tmp_path):
+    env = {**os.environ, "TANTRA_HOME": str(settings.home), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1",
+           "HOME": str(tmp_path)}  # fmt: skip
+    repl = Terminal("chat", env=env)
+    repl.expect("loading the language model")
+    repl.type("\x03")
+    repl.expect("interrupted")
+    assert repl.exit_code() == 130
+    assert "Traceback" not in repl.text

@@ -87,13 +87,15 @@ def test_int8_inference_form_computes_what_the_trainable_form_simulates():
     for group in (128, 0):  # groups of 128 inputs (the report's), or one scale per output row
         config = SpikingBrainConfig(weight_group=group)
         layer = SpikingLinear(300, 40, True, config).eval()
-        x = torch.randn(5, 300)
+        x = torch.randn(20, 300)
+        x[:5] *= 3  # the first five rows alone go through the one-token kernel, all twenty through the batched path
         with torch.no_grad():
             simulated = layer(x)
             layer.freeze_int8()
             assert layer.weight is None and layer.qweight.dtype == torch.int8
             # bfloat16 carries the counts (exact below 257) and the sums: agreement to its precision.
-            assert torch.allclose(layer(x), simulated, rtol=0.01, atol=0.01 * simulated.abs().max())
+            for rows in (slice(0, 5), slice(0, 20)):
+                assert torch.allclose(layer(x[rows]), simulated[rows], rtol=0.01, atol=0.01 * simulated.abs().max())
 
     config = SpikingBrainConfig(vocab_size=300, n_embd=64, n_layer=2, n_head=4, n_kv_head=2, family="llama",
                                 intermediate_size=320, block_size=64)  # fmt: skip
@@ -188,6 +190,9 @@ def test_corrupt_weights_are_caught_by_checksum(smollm2, tmp_path):
     data = bytearray((smollm2 / INT8_WEIGHTS).read_bytes())
     data[len(data) // 2] ^= 0xFF
     (copy / INT8_WEIGHTS).write_bytes(data)
-    result = run_tantra("chat", "hello", env={"TANTRA_HOME": str(tmp_path)})
-    assert result.returncode == 1 and b"corrupt" in result.stderr and b"--force" in result.stderr
-    assert b"Traceback" not in result.stderr
+    result = run_tantra("chat", "-n", "3", "--json", "hello", env={"TANTRA_HOME": str(tmp_path)})
+    assert b"corrupt" in result.stderr and b"--force" in result.stderr and b"Traceback" not in result.stderr
+    # The intact full-precision weights are the next link of the chain: the chat goes on, without spikes.
+    assert result.returncode == 0 and json.loads(result.stdout)["spiking"] is False
+    result = run_tantra("chat", "-m", "spikingbrain", "hello", env={"TANTRA_HOME": str(tmp_path)})  # no chain
+    assert result.returncode == 1 and b"corrupt" in result.stderr and b"Traceback" not in result.stderr

@@ -162,19 +162,28 @@ _KERNEL_WIDTH = 64
 """The INT8 kernel works on inputs in whole blocks of 64 (it crashes on others): weights are zero-padded to fit."""
 
 
+_MANY_ROWS = 16
+"""From this many tokens at once (a prompt), a batched bfloat16 product beats the INT8 kernel's row-by-row one."""
+
+
 def int8_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor) -> torch.Tensor:
     """The integer product of spike counts and INT8 weights, scaled per group: (..., in) -> (..., out) float32.
 
     ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. The counts travel as bfloat16,
-    exact up to 256 (rarer, larger counts round by at most 0.4%); the kernel multiplies them with the INT8 weights
-    straight from memory and accumulates in fp32. Reading a quarter of the bytes of fp32 weights is what makes
-    decoding fast: a token is one pass over every weight.
+    exact up to 256 (rarer, larger counts round by at most 0.4%), as do the INT8 weights; products accumulate in
+    fp32. One token at a time (decoding), the kernel reads the INT8 weights straight from memory, a quarter of the
+    bytes of fp32 weights: that is what makes decoding fast, as a token is one pass over every weight. A prompt's
+    many tokens share each weight, so there a batched bfloat16 product per group is faster.
     """
     groups, out_features, group = qweight.shape
     rows = counts.reshape(-1, counts.shape[-1]).to(torch.bfloat16)
     if rows.shape[-1] != groups * group:
         rows = F.pad(rows, (0, groups * group - rows.shape[-1]))
-    if groups == 1:
+    if rows.shape[0] >= _MANY_ROWS:
+        by_group = rows.view(-1, groups, group).transpose(0, 1)  # (groups, tokens, group)
+        sums = torch.bmm(by_group, qweight.to(torch.bfloat16).transpose(1, 2))  # (groups, tokens, out)
+        y = (sums.float() * qscale.float().unsqueeze(1)).sum(dim=0)
+    elif groups == 1:
         y = torch.ops.aten._weight_int8pack_mm(rows, qweight[0], qscale[0]).float()
     else:
         rows = rows.view(-1, groups, group)
@@ -455,7 +464,10 @@ class SpikingBrainForCausalLM(nn.Module):
             layer.k = k
         return self
 
-    def forward(self, input_ids: torch.Tensor, past_key_values: list | None = None) -> CausalLMOutput:
+    def forward(self, input_ids: torch.Tensor, past_key_values: list | None = None,
+                last_only: bool = False) -> CausalLMOutput:  # fmt: skip
+        """Logits for every position, or with ``last_only`` for the last (all that generation needs of a prompt:
+        the output head is the largest matrix of a small model)."""
         B, T = input_ids.shape
         past = past_key_values[0][0].shape[2] if past_key_values else 0
         if past + T > self.config.block_size:
@@ -471,7 +483,7 @@ class SpikingBrainForCausalLM(nn.Module):
         for index, block in enumerate(self.blocks):
             x, layer_cache = block(x, rope, past_key_values[index] if past_key_values else None)
             new_cache.append(layer_cache)
-        x = self.ln_f(x)
+        x = self.ln_f(x[:, -1:] if last_only else x)
         if self.frozen:
             logits = (self.embed_int8 if self.head_int8 is None else self.head_int8).project(x)
         else:
