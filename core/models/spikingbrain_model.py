@@ -185,10 +185,11 @@ def int8_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tenso
         y = (sums.float() * qscale.float().unsqueeze(1)).sum(dim=0)
     elif groups == 1:
         y = torch.ops.aten._weight_int8pack_mm(rows, qweight[0], qscale[0]).float()
-    else:
-        rows = rows.view(-1, groups, group)
-        y = sum(torch.ops.aten._weight_int8pack_mm(rows[:, g].contiguous(), qweight[g], qscale[g]).float()
-                for g in range(groups))  # fmt: skip
+    else:  # one kernel call per group, each with its own scales; summed in fp32
+        by_group = rows.view(-1, groups, group).transpose(0, 1).contiguous()
+        kernel = torch.ops.aten._weight_int8pack_mm
+        parts = [kernel(x, w, scale) for x, w, scale in zip(by_group, qweight, qscale, strict=True)]
+        y = torch.stack(parts).float().sum(dim=0)
     return y.reshape(*counts.shape[:-1], out_features)
 
 
@@ -300,6 +301,35 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
+class KVCache:
+    """Every layer's keys and values for the tokens seen so far. The buffers grow by doubling, so a new token is
+    written in place instead of copying the whole cache (which costs more with every token of a long chat).
+    A forward pass extends the cache it is given: keep using the returned one."""
+
+    def __init__(self, n_layer: int) -> None:
+        self.buffers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
+        self.lengths = [0] * n_layer
+
+    @property
+    def seen(self) -> int:
+        return self.lengths[0]
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append (B, heads, T, head_dim) keys and values; returns all of the layer's so far."""
+        start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]
+        old = self.buffers[layer]
+        if old is None or end > old[0].shape[2]:
+            capacity = max(end, 64, 2 * (old[0].shape[2] if old else 0))
+            new = tuple(t.new_empty(*t.shape[:2], capacity, t.shape[3]) for t in (k, v))
+            if old is not None:
+                for fresh, previous in zip(new, old, strict=True):
+                    fresh[:, :, :start] = previous[:, :, :start]
+            self.buffers[layer] = old = new
+        old[0][:, :, start:end], old[1][:, :, start:end] = k, v
+        self.lengths[layer] = end
+        return old[0][:, :, :end], old[1][:, :, :end]
+
+
 class Attention(nn.Module):
     def __init__(self, config: SpikingBrainConfig) -> None:
         super().__init__()
@@ -310,7 +340,7 @@ class Attention(nn.Module):
         self.qkv_proj = SpikingLinear(config.n_embd, (config.n_head + 2 * self.n_kv_head) * self.head_dim, bias, config)
         self.o_proj = SpikingLinear(config.n_embd, config.n_embd, bias, config)
 
-    def forward(self, x: torch.Tensor, rope: tuple | None, cache: tuple | None):
+    def forward(self, x: torch.Tensor, rope: tuple | None, cache: KVCache, layer: int) -> torch.Tensor:
         B, T, C = x.shape  # (batch, new tokens, n_embd)
         kv_width = self.n_kv_head * self.head_dim
         q, k, v = self.qkv_proj(x).split([C, kv_width, kv_width], dim=-1)
@@ -319,9 +349,7 @@ class Attention(nn.Module):
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        new_cache = (k, v)
+        k, v = cache.extend(layer, k, v)
         # Causal over the whole cached sequence: new token i sees every cached token and new tokens <= i.
         # One new token sees everything, and a fresh prompt is plain causal: neither needs a mask tensor.
         past = k.shape[2] - T
@@ -331,7 +359,7 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=T > 1 and past == 0, enable_gqa=self.n_kv_head != self.n_head
         )  # (B, nh, T, hd)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C)), new_cache
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class MLP(nn.Module):
@@ -358,17 +386,16 @@ class Block(nn.Module):
         )  # fmt: skip
         self.ln_1, self.attn, self.ln_2, self.mlp = norm(), Attention(config), norm(), MLP(config)
 
-    def forward(self, x: torch.Tensor, rope: tuple | None, cache: tuple | None):
-        attended, new_cache = self.attn(self.ln_1(x), rope, cache)
-        x = x + attended
-        return x + self.mlp(self.ln_2(x)), new_cache
+    def forward(self, x: torch.Tensor, rope: tuple | None, cache: KVCache, layer: int) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, cache, layer)
+        return x + self.mlp(self.ln_2(x))
 
 
 @dataclass
 class CausalLMOutput:
     logits: torch.Tensor
     """(B, T, vocab_size)"""
-    past_key_values: list[tuple[torch.Tensor, torch.Tensor]]
+    past_key_values: KVCache
 
 
 def _embedding(rows: int, dim: int) -> nn.Embedding:
@@ -464,12 +491,13 @@ class SpikingBrainForCausalLM(nn.Module):
             layer.k = k
         return self
 
-    def forward(self, input_ids: torch.Tensor, past_key_values: list | None = None,
+    def forward(self, input_ids: torch.Tensor, past_key_values: KVCache | None = None,
                 last_only: bool = False) -> CausalLMOutput:  # fmt: skip
         """Logits for every position, or with ``last_only`` for the last (all that generation needs of a prompt:
         the output head is the largest matrix of a small model)."""
         B, T = input_ids.shape
-        past = past_key_values[0][0].shape[2] if past_key_values else 0
+        cache = past_key_values if past_key_values is not None else KVCache(self.config.n_layer)
+        past = cache.seen
         if past + T > self.config.block_size:
             raise ValueError(f"{past + T} tokens exceed the context of {self.config.block_size}")
         positions = torch.arange(past, past + T, device=input_ids.device)
@@ -479,13 +507,11 @@ class SpikingBrainForCausalLM(nn.Module):
             x = x + self.wpe(positions)
         else:  # once per pass, shared by every layer
             rope = rope_cos_sin(positions, self.config.n_embd // self.config.n_head, self.config.rope_base)
-        new_cache = []
         for index, block in enumerate(self.blocks):
-            x, layer_cache = block(x, rope, past_key_values[index] if past_key_values else None)
-            new_cache.append(layer_cache)
+            x = block(x, rope, cache, index)
         x = self.ln_f(x[:, -1:] if last_only else x)
         if self.frozen:
             logits = (self.embed_int8 if self.head_int8 is None else self.head_int8).project(x)
         else:
             logits = self.lm_head(x)
-        return CausalLMOutput(logits, new_cache)
+        return CausalLMOutput(logits, cache)
