@@ -112,7 +112,7 @@ class ModelLoader:
             if isinstance(source, StoreModel) and source.name in unavailable:
                 continue  # the same weights, already found missing
             if isinstance(source, StoreModel) and self._unpulled_hub_entry(source):
-                failures.append(f"{label}: not pulled")
+                failures.append(f"{label}: not pulled (`tantra models pull {source.name}`)")
                 continue
             try:
                 loaded = self._load_language_model(source, spiking)

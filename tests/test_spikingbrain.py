@@ -139,6 +139,30 @@ def test_gpt2_family_matches_transformers_without_spiking(tmp_path):
         assert torch.allclose(cached, reference(ids).logits[:, 12:], atol=1e-5)
 
 
+def test_llama_checkpoint_directory_matches_transformers_without_spiking(tmp_path):
+    """A Hugging Face Llama directory (grouped-query attention, untied head) through the converter."""
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from core.language_model import load_spikingbrain_dir
+    from core.spikingbrain_convert import convert_hf_dir
+
+    torch.manual_seed(0)
+    hf_config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                            tie_word_embeddings=False)  # fmt: skip
+    reference = LlamaForCausalLM(hf_config).eval()
+    source = tmp_path / "llama-tiny"
+    source.mkdir()
+    (source / "config.json").write_text(json.dumps(hf_config.to_dict()))
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(source / "model.safetensors"))
+    (source / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}}')
+    model = load_spikingbrain_dir(convert_hf_dir(source, tmp_path / "converted"), spiking=False)["model"]
+    ids = torch.randint(0, 300, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-5)
+
+
 def test_llama_family_matches_transformers_on_smollm2(smollm2, tmp_path):
     """transformers dequantizes the same pinned GGUF itself; the logits must agree."""
     from transformers import AutoModelForCausalLM

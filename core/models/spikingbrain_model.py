@@ -94,7 +94,7 @@ class SpikeStats:
 
     Each token's input to a projection is a vector of counts; unrolled, it is a train of ``window`` time steps for
     every entry, where the window is the largest |count| of that vector (ternary: -1/0/+1 spikes) or its bit length
-    (bitwise). Sparsity is the share of silent (0) entries in those trains, as the SpikingBrain report measures it;
+    (bitwise). Sparsity is the share of silent (0) entries in those trains, following the report's unrolled view;
     the formulas below count them without building the trains (``unroll_spikes`` does, and the tests compare).
     """
 
