@@ -7,9 +7,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench clean
 
-# Pinned dependencies first; then openai-whisper without its own dependency list, which would pull triton (a GPU
+# Debian packages: espeak-ng (the smallest voice) and PortAudio (playback). Installed when apt-get can run here
+# (root, or sudo without a password); otherwise a note, and those two backends report themselves missing.
+DEBS := espeak-ng libportaudio2
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo apt-get"))
+
+# Pinned dependencies next; then openai-whisper without its own dependency list, which would pull triton (a GPU
 # compiler of about 1 GB that a CPU install never uses). torch==2.13.0 resolves to the CPU wheel on these machines.
 $(STAMP): pyproject.toml requirements.lock
+	@missing="$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ] && [ -n "$(APT)" ]; then \
+		$(APT) install -y -q $$missing >/dev/null 2>&1 || { $(APT) update -q >/dev/null 2>&1; \
+		$(APT) install -y -q $$missing >/dev/null 2>&1; } || echo "note: apt-get could not install $$missing"; \
+	elif [ -n "$$missing" ]; then echo "note: $$missing not installed (needs root): no espeak-ng voice or playback"; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.lock
 	$(PIP) install --no-deps openai-whisper==20250625

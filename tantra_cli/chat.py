@@ -11,10 +11,11 @@ from core.errors import BadInput, TantraError
 from tantra_cli.common import settings_of, user_errors
 
 
-def _read_stdin() -> str:
+def read_stdin_text(command: str) -> str:
+    """All of stdin as text, or BadInput for binary data or bytes that are not UTF-8."""
     data = sys.stdin.buffer.read()
     if b"\0" in data:
-        raise BadInput("stdin holds binary data, not text; pipe text into tantra chat")
+        raise BadInput(f"stdin holds binary data, not text; pipe text into {command}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -44,7 +45,7 @@ def chat(
     settings = settings_of(ctx)
     with user_errors(settings):
         interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
-        piped = "" if interactive else _read_stdin()
+        piped = "" if interactive else read_stdin_text("tantra chat")
         repl = prompt is None and sys.stdin is not None and sys.stdin.isatty()
         if not repl:
             if prompt is None and not piped.strip():

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import typer
 
-from config.model_config import STORE_MODELS, WHISPER_NAMES, find_store_model
+from config.model_config import MODEL_CONFIG, STORE_MODELS, WHISPER_NAMES, find_store_model
 from core.errors import TantraError
 from core.status import say
 from tantra_cli.common import settings_of, user_errors
@@ -24,7 +25,8 @@ def _backend_installed(role: str) -> bool:
     """Whether any engine of the role is installed (looked up, not imported: this must stay fast)."""
     from importlib.util import find_spec
 
-    modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors")}.get(role, ())
+    modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors"), "tts": ("piper",)}
+    modules = modules.get(role, ())
     return not modules or any(find_spec(module) is not None for module in modules)
 
 
@@ -44,6 +46,19 @@ def _rows(settings) -> list[dict]:
             "role": model.role, "model": model.name, "source": source, "size": size, "status": state,
             "path": str(current.path),
         })  # fmt: skip
+    # The voices that are not files in the store: Coqui (an optional extra) and Debian's espeak-ng.
+    from encoders.speaker import coqui_status, espeak_voices
+
+    coqui = MODEL_CONFIG["tts"]["voices"]["coqui"]
+    rows.append({
+        "role": "tts", "model": f"coqui {coqui}", "source": "Coqui TTS (pip install 'tantra[coqui]'; needs internet)",
+        "size": "-", "status": coqui_status(), "path": "-",
+    })  # fmt: skip
+    espeak = shutil.which("espeak-ng")
+    rows.append({
+        "role": "tts", "model": "espeak-ng", "source": "Debian package espeak-ng", "size": "-",
+        "status": f"ready ({len(espeak_voices(espeak))} voices)" if espeak else "not installed", "path": espeak or "-",
+    })  # fmt: skip
     # Other openai-whisper names download from OpenAI on first use where the internet is reachable.
     cdn = settings.models_dir / "whisper-openai-cdn"
     pulled = {path.stem: path for path in cdn.glob("*.pt")} if cdn.is_dir() else {}
@@ -74,13 +89,14 @@ def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
             print(json.dumps(rows, indent=2))
             return
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
         for column in ("role", "model", "source", "size", "status", "path"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*row.values())
+            table.add_row(*(escape(str(value)) for value in row.values()))  # "tantra[coqui]" is not markup
         Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 

@@ -1,0 +1,209 @@
+"""The speaker role: text in, audio chunks out, sentence by sentence, from one of three backends.
+
+``Speaker.synthesize(text)`` yields ``AudioChunk``s as each sentence is ready, so playback (or a file, or a pipe)
+starts after the first sentence while the rest is still being synthesized, and memory stays bounded however long
+the text. Backends, in the order of the fallback chain:
+
+- ``coqui``: Coqui TTS (the spec's voice, ``tts_models/en/ljspeech/tacotron2-DDC``), a local Coqui model
+  directory, or a Piper/VITS ONNX voice through Coqui's own VITS code, wherever ``import TTS`` works;
+- ``piper``: a Piper VITS voice in ONNX (the default: en_US-joe-medium from the model store);
+- ``espeak-ng``: Debian's formant synthesizer, the smallest (``--low-resource``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from core.errors import BadInput, ModelUnavailable, TantraError
+from encoders.speech_text import has_words, normalize, sentences
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    samples: np.ndarray
+    """Mono float32 samples in [-1, 1]."""
+    sample_rate: int
+    text: str
+    """The sentence these samples say."""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class SpeechBackend(Protocol):
+    name: str
+    voice: str
+    sample_rate: int
+
+    def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
+        """Float32 samples for one sentence of words; ``rate`` 1.0 is the voice's own speed, 2.0 twice as fast."""
+        ...
+
+
+class PiperBackend:
+    """A Piper VITS voice (ONNX model + JSON config) run by ``piper-tts`` on onnxruntime."""
+
+    name = "piper"
+
+    def __init__(self, model_path: Path, voice: str, device: str = "cpu") -> None:
+        from piper import PiperVoice  # piper-tts; imported only when this backend is used
+
+        try:
+            self.piper = PiperVoice.load(model_path, use_cuda=device == "cuda")
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelUnavailable(f"{model_path} is not a usable Piper voice ({error})") from None
+        self.voice = voice
+        self.sample_rate = self.piper.config.sample_rate
+
+    def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
+        from piper import SynthesisConfig
+
+        config = SynthesisConfig(length_scale=1.0 / rate)
+        for chunk in self.piper.synthesize(sentence, config):
+            yield chunk.audio_float_array
+
+
+class EspeakBackend:
+    """Debian's ``espeak-ng`` program: tiny and robotic, but always fast and always there."""
+
+    name = "espeak-ng"
+    WORDS_PER_MINUTE = 175  # espeak-ng's own default speed
+
+    def __init__(self, voice: str = "en-us") -> None:
+        self.program = shutil.which("espeak-ng")
+        if self.program is None:
+            raise ModelUnavailable("espeak-ng is not installed (on Debian or Ubuntu: apt-get install espeak-ng)")
+        self.voice = voice
+        if voice not in espeak_voices(self.program):
+            raise BadInput(f"espeak-ng has no voice {voice!r}; `tantra speak --list-voices` lists them")
+        self.sample_rate = 22050  # espeak-ng writes 22.05 kHz
+
+    def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
+        speed = str(round(self.WORDS_PER_MINUTE * rate))
+        result = subprocess.run(
+            [self.program, "--stdout", "-v", self.voice, "-s", speed, "--", sentence],
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0 or not result.stdout:
+            raise TantraError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip() or 'no audio'}")
+        # espeak-ng streams a WAV whose header cannot know the length: read the PCM after the 44-byte header.
+        samples = np.frombuffer(result.stdout[44:], dtype="<i2").astype(np.float32) / 32768.0
+        if samples.size:
+            yield samples
+
+
+def espeak_voices(program: str | None = None) -> list[str]:
+    """espeak-ng's voice names (en-us, en-gb, de, ...); empty when espeak-ng is not installed."""
+    program = program or shutil.which("espeak-ng")
+    if program is None:
+        return []
+    listing = subprocess.run([program, "--voices"], capture_output=True, text=True, check=False).stdout
+    return [line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1]
+
+
+def coqui_status() -> str:
+    """Why the Coqui backend can or cannot run here, in one line (``tantra models`` shows it)."""
+    from importlib.util import find_spec
+
+    if find_spec("TTS") is None:
+        return "not installed (pip install 'tantra[coqui]')"
+    try:
+        import TTS.api  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - any failure to import means the same thing here
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return f"installed but cannot be imported ({type(error).__name__}: {first})"
+    return "ready"
+
+
+class CoquiBackend:
+    """Coqui TTS: a model by name (downloaded by Coqui's model manager where it is reachable), a local model
+    directory (``config.json`` + a ``.pth`` checkpoint), or a Piper/VITS ONNX voice through Coqui's VITS code."""
+
+    name = "coqui"
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
+        status = coqui_status()
+        if status != "ready":
+            raise ModelUnavailable(f"Coqui TTS is {status}")
+        self.voice = model
+        path = Path(model).expanduser()
+        if path.suffix == ".onnx":
+            self._load_onnx(path, device)
+        else:
+            from TTS.api import TTS
+
+            try:
+                if path.is_dir():
+                    checkpoints = sorted(path.glob("*.pth"))
+                    if not (path / "config.json").is_file() or not checkpoints:
+                        raise BadInput(f"{path}: a Coqui model directory holds config.json and a .pth checkpoint")
+                    self.tts = TTS(model_path=str(checkpoints[0]), config_path=str(path / "config.json"))
+                else:
+                    self.tts = TTS(model_name=model)
+            except TantraError:
+                raise
+            except Exception as error:  # noqa: BLE001 - Coqui raises many kinds (download, config, checkpoint)
+                raise ModelUnavailable(f"Coqui cannot load {model!r} ({type(error).__name__}: {error})") from None
+            self.tts.to(device)
+            self.sample_rate = self.tts.synthesizer.output_sample_rate
+            self._speak = lambda sentence, rate: self.tts.tts(sentence, speed=rate)
+
+    def _load_onnx(self, path: Path, device: str) -> None:
+        """A Piper voice through Coqui's own VITS: its ``load_onnx`` runs the same graph Piper exports."""
+        import json
+
+        from TTS.tts.configs.vits_config import VitsConfig
+        from TTS.tts.models.vits import Vits
+
+        piper_config = json.loads(Path(f"{path}.json").read_text())
+        config = VitsConfig()
+        config.audio.sample_rate = piper_config["audio"]["sample_rate"]
+        config.use_phonemes, config.phonemizer = True, "espeak"
+        config.phoneme_language = piper_config.get("espeak", {}).get("voice", "en-us")
+        model = Vits.init_from_config(config)
+        model.load_onnx(str(path), cuda=device == "cuda")
+        self.sample_rate = config.audio.sample_rate
+
+        def speak(sentence: str, rate: float) -> np.ndarray:
+            ids = np.asarray(model.tokenizer.text_to_ids(sentence, language=None), dtype=np.int64)[None]
+            return model.inference_onnx(ids, scales=[0.667, 1.0 / rate, 0.8])[0]
+
+        self._speak = speak
+
+    def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
+        yield np.asarray(self._speak(sentence, rate), dtype=np.float32).reshape(-1)
+
+
+class Speaker:
+    """``Speaker(backend).synthesize(text)``: audio chunks, one or more per sentence, as they are ready."""
+
+    def __init__(self, backend: SpeechBackend, rate: float = 1.0) -> None:
+        if not 0.25 <= rate <= 4.0:
+            raise BadInput(f"--rate {rate} is out of range: use 0.25 (slower) to 4 (faster); 1 is normal")
+        self.backend, self.rate = backend, rate
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend.name}:{self.backend.voice}"
+
+    @property
+    def sample_rate(self) -> int:
+        return self.backend.sample_rate
+
+    def synthesize(self, text: str) -> Iterator[AudioChunk]:
+        spoken = normalize(text)
+        if not has_words(spoken):
+            raise BadInput("nothing to say: the text " + ("has no words" if text.strip() else "is empty"))
+        for sentence in sentences(spoken):
+            for samples in self.backend.synthesize(sentence, self.rate):
+                samples = np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+                yield AudioChunk(samples, self.sample_rate, sentence)

@@ -1,0 +1,170 @@
+"""Speech output: text normalization, sentence streaming, the real Piper voice heard back by Whisper, the CLI."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+import wave
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.conftest import ROOT, normalise, run_tantra
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("It weighs 3.5 kg.", "It weighs three point five kilograms."),
+        ("Dr. Smith is in.", "Doctor Smith is in."),
+        ("That is $20, or $3.99 each.", "That is twenty dollars, or three dollars and ninety-nine cents each."),
+        ("Meet at 10:30 or 9:05 pm.", "Meet at ten thirty or nine oh five P M."),
+        ("In 1999, 45% of 2,000 people came 1st.",
+         "In nineteen ninety-nine, forty-five percent of two thousand people came first."),
+        ("It was -5 °C & 10 km/h.", "It was minus five degrees Celsius and ten kilometres per hour."),
+    ],
+)  # fmt: skip
+def test_numbers_money_times_units_and_abbreviations_read_as_words(text, spoken):
+    from encoders.speech_text import normalize
+
+    assert normalize(text) == spoken
+
+
+def test_sentences_split_at_ends_and_long_ones_at_commas():
+    from encoders.speech_text import sentences
+
+    assert list(sentences("One. Two? Three!\n\nFour")) == ["One.", "Two?", "Three!", "Four"]
+    long = ", ".join(["a clause of words"] * 60) + "."
+    parts = list(sentences(long, longest=200))
+    assert len(parts) > 1 and all(len(p) <= 200 for p in parts)
+    assert " ".join(parts).replace(" ", "") == long.replace(" ", "")  # nothing lost
+
+
+@pytest.fixture(scope="module")
+def piper(settings):
+    from config.model_config import MODEL_CONFIG
+    from core.model_loader import ModelLoader
+
+    return ModelLoader(MODEL_CONFIG, settings).load_speaker("piper")
+
+
+def test_first_chunk_comes_before_the_last_sentence_is_synthesized(piper):
+    from encoders.speaker import Speaker
+
+    calls = []
+
+    class Recording:
+        name, voice, sample_rate = piper.name, piper.voice, piper.sample_rate
+
+        def synthesize(self, sentence, rate):
+            calls.append(sentence)
+            yield from piper.synthesize(sentence, rate)
+
+    chunks = Speaker(Recording()).synthesize("First sentence here. Then a second one. And a third, the last.")
+    first = next(chunks)
+    assert calls == ["First sentence here."] and first.samples.dtype == np.float32 and first.seconds > 0.5
+    assert [c.text for c in chunks] == ["Then a second one.", "And a third, the last."]
+
+
+def test_round_trip_through_whisper_has_few_word_errors(loader, tmp_path):
+    """The default voice says it, Whisper tiny.en writes it down: at most 10% of the words may differ."""
+    from core.transcriber import TranscribeOptions, transcribe
+    from encoders.audio_io import probe
+
+    text = ("The quick brown fox jumps over the lazy dog. Please call me when you arrive at the station. "
+            "She opened the window and looked at the garden.")  # fmt: skip
+    out = tmp_path / "said.wav"
+    result = run_tantra("speak", text, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    heard = " ".join(s.text for s in transcribe(loader.load_whisper(), probe(out), TranscribeOptions()))
+    expected, got = normalise(text).split(), normalise(heard).split()
+    assert _word_errors(expected, got) / len(expected) <= 0.10, heard
+
+
+def _word_errors(expected: list[str], got: list[str]) -> int:
+    """Levenshtein distance over words: substitutions, insertions and deletions."""
+    row = list(range(len(got) + 1))
+    for i, word in enumerate(expected, 1):
+        previous, row[0] = row[0], i
+        for j, other in enumerate(got, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
+    return row[-1]
+
+
+def test_wav_on_stdout_is_valid_in_a_pipe_and_in_a_file(tmp_path):
+    result = run_tantra("speak", "-o", "-", stdin=b"Hello from a pipe.\n")
+    assert result.returncode == 0, result.stderr
+    samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
+    assert rate == 22050 and len(samples) > rate // 2 and np.abs(samples).max() > 0.1
+    target = tmp_path / "x.wav"
+    with target.open("wb") as handle:  # `> x.wav`: a seekable stdout gets the real sizes in its header
+        subprocess.run([sys.executable, "-m", "tantra_cli", "speak", "Hello there.", "-o", "-"], stdout=handle,
+                       stdin=subprocess.DEVNULL, cwd=ROOT, check=True)  # fmt: skip
+    with wave.open(str(target)) as wav:
+        assert wav.getnframes() * 2 + 44 == target.stat().st_size and wav.getframerate() == 22050
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".ogg", ".mp3"])
+def test_file_format_follows_the_extension(tmp_path, suffix):
+    out = tmp_path / f"hi{suffix}"
+    result = run_tantra("speak", "Hello there.", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    samples, rate = soundfile.read(str(out))
+    assert len(samples) / rate > 0.4
+
+
+def test_a_long_text_streams_its_first_audio_at_once():
+    """100 kB of text: the WAV header and the first sentence arrive quickly; a reader that stops ends it cleanly."""
+    text = ((ROOT / "samples" / "prose.txt").read_text() + "\n") * 60
+    assert len(text.encode()) > 100_000
+    start = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "tantra_cli", "speak", "-o", "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    child.stdin.write(text.encode())
+    child.stdin.close()
+    head = child.stdout.read(44 + 22050 * 2)  # the header and a second of audio
+    first_audio = time.monotonic() - start
+    child.stdout.close()  # the listener goes away
+    assert child.wait(timeout=60) == 0, child.stderr.read()
+    assert head[:4] == b"RIFF" and len(head) == 44 + 22050 * 2
+    assert first_audio < 30  # loading included; the whole text would take minutes
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["   "], None, b"nothing to say"),
+        (["?!... --"], None, b"no words"),
+        (["\U0001f642\U0001f680"], None, b"no words"),
+        (["-o", "-"], b"\xff\xfe not UTF-8", b"UTF-8"),
+        (["Hello.", "-o", "/nonexistent/dir/x.wav"], None, b"cannot write"),
+        (["Hello.", "-o", "x.xyz"], None, b"unknown audio format"),
+        (["Hello.", "--voice", "nobody", "-o", "x.wav"], None, b"unknown voice 'nobody'"),
+        (["Hello.", "--backend", "festival", "-o", "x.wav"], None, b"unknown speech backend"),
+        (["Hello.", "--rate", "9", "-o", "x.wav"], None, b"out of range"),
+        (["Hello."], None, b"no audio output device"),  # these machines have no sound card
+    ],
+)  # fmt: skip
+def test_bad_input_gets_one_line_and_exit_1(args, stdin, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tantra_cli", "speak", *args], input=stdin,
+                            stdin=None if stdin else subprocess.DEVNULL, capture_output=True, cwd=tmp_path,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert b"Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_espeak_ng_is_the_low_resource_voice(tmp_path):
+    out = tmp_path / "small.wav"
+    result = run_tantra("--low-resource", "-v", "speak", "Hello there.", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert b"espeak-ng" in result.stderr and soundfile.info(str(out)).duration > 0.3
+
+
+def test_list_voices_shows_every_backend():
+    result = run_tantra("speak", "--list-voices")
+    assert result.returncode == 0
+    assert b"piper-en_US-joe-medium" in result.stdout and b"coqui" in result.stdout and b"en-us" in result.stdout
