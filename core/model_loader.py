@@ -208,11 +208,14 @@ class ModelLoader:
         raise ModelUnavailable("no speech backend can run here: " + "; ".join(failures))
 
     def _build_speech_backend(self, name: str, voice: str):
-        from encoders.speaker import CoquiBackend, EspeakBackend, PiperBackend
+        from encoders.speaker import CoquiBackend, EspeakBackend, PiperBackend, coqui_status
 
         if name == "espeak-ng":
             return EspeakBackend(voice)
         if name == "coqui":
+            status = coqui_status()  # before _device, which imports torch: 200 MB for a backend that is not there
+            if status != "ready":
+                raise ModelUnavailable(f"Coqui TTS is {status}")
             return CoquiBackend(voice, self._device("torch"))
         path = Path(voice).expanduser()
         if path.suffix == ".onnx":

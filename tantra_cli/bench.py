@@ -34,3 +34,16 @@ def bench_chat(ctx: typer.Context) -> None:
         from core.benchmark_lm import bench_chat as run
 
         print(json.dumps(run(settings), indent=2))
+
+
+@app.command("speak")
+def bench_speak(
+    ctx: typer.Context,
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of the short reply; the median is reported."),
+) -> None:
+    """Time to first audio, real-time factor and memory per speech backend, and against piper's own CLI."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from core.benchmark_tts import bench_speak as run
+
+        print(json.dumps(run(settings, repeats), indent=2))

@@ -1,0 +1,106 @@
+"""``tantra bench speak``: time to first audio, real-time factor and memory of each speech backend, and of
+``tantra speak`` against piper's own CLI on the same voice, in one run."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from config.model_config import MODEL_CONFIG, find_store_model
+from config.settings import Settings
+from core import model_store
+from core.benchmark_lm import PROSE
+
+REPLY = (
+    "Paris is the capital of France. It has been the country's largest city for centuries, "
+    "and it is known for its museums, its cafes and the Eiffel Tower. Would you like to know more about it?"
+)
+LONG_WORDS = 2000
+WAV_HEADER = 44
+
+
+def long_text() -> str:
+    words = []
+    while len(words) < LONG_WORDS:
+        words += PROSE.read_text().split()
+    return " ".join(words[:LONG_WORDS])
+
+
+def _warm(speaker, text: str) -> dict:
+    """Time to the first chunk and the real-time factor, the model already loaded."""
+    start = time.perf_counter()
+    first, audio = None, 0.0
+    for chunk in speaker.synthesize(text):
+        first = first if first is not None else time.perf_counter() - start
+        audio += chunk.seconds
+    total = time.perf_counter() - start
+    return {"first_audio_s": round(first, 3), "rtf": round(total / audio, 4), "audio_s": round(audio, 1)}
+
+
+def _cold(command: list[str], text: str, header: int, env: dict) -> dict:
+    """A fresh process as a user runs it: text on stdin, audio on stdout. Seconds to the first audio bytes, to
+    the end, and the process's peak resident memory."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
+    child.stdin.write(text.encode())
+    child.stdin.close()
+    child.stdout.read(header + 1024)
+    first = time.perf_counter() - start
+    child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{command[:4]} failed")
+    return {"first_audio_s": round(first, 3), "total_s": round(time.perf_counter() - start, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # fmt: skip
+
+
+def bench_speak(settings: Settings, repeats: int = 3) -> dict:
+    voice = find_store_model(MODEL_CONFIG["tts"]["voices"]["piper"])
+    root = model_store.ensure(voice, settings)
+    texts = {"reply_3_sentences": REPLY, f"text_{LONG_WORDS}_words": long_text()}
+    env = {**os.environ, "TANTRA_HOME": str(settings.home)}  # the children use this store
+    # Cold processes first, while this one is still small (a forked child briefly counts its parent's pages).
+    ours = [sys.executable, "-m", "tantra_cli", "speak", "--backend", "piper", "-o", "-"]
+    theirs = [sys.executable, "-m", "piper", "-m", str(root / "voice.onnx"), "--output-raw"]
+    cold = {
+        name: {"tantra speak": _cold(ours, text, WAV_HEADER, env), "piper CLI": _cold(theirs, text, 0, env)}
+        for name, text in texts.items()
+    }
+
+    from core.model_loader import ModelLoader
+    from encoders.speaker import Speaker
+
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    warm = {}
+    for backend in MODEL_CONFIG["tts"]["chain"]:
+        try:
+            speaker = Speaker(loader.load_speaker(backend))
+        except Exception as error:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
+            warm[backend] = {"unavailable": str(error)}
+            continue
+        _warm(speaker, "Warm up.")
+        runs = [_warm(speaker, REPLY) for _ in range(repeats)]
+        reply = min(runs, key=lambda run: run["first_audio_s"]) | {
+            "first_audio_s": statistics.median(r["first_audio_s"] for r in runs),
+            "rtf": statistics.median(r["rtf"] for r in runs),
+        }
+        long = _warm(speaker, texts[f"text_{LONG_WORDS}_words"])
+        warm[f"{backend} ({speaker.backend.voice})"] = {"reply_3_sentences": reply, f"text_{LONG_WORDS}_words": long}
+    default = warm.get(f"piper ({voice.name.removeprefix('piper-')})", {})
+    first_reply = default.get("reply_3_sentences", {}).get("first_audio_s", float("inf"))
+    long_rtf = default.get(f"text_{LONG_WORDS}_words", {}).get("rtf", float("inf"))
+    return {
+        "voice": voice.name,
+        "warm_in_process": warm,
+        "cold_cli": cold,
+        "targets": {
+            "first_audio_under_0.3s_reply_default_voice": first_reply < 0.3,
+            "rtf_at_most_0.06_default_voice": long_rtf <= 0.06,
+            "resident_memory_under_300mb": max(run["tantra speak"]["peak_rss_mb"] for run in cold.values()) < 300,
+        },
+    }
