@@ -73,13 +73,15 @@ def bench_speak(settings: Settings, repeats: int = 3) -> dict:
     }
 
     from core.model_loader import ModelLoader
-    from encoders.speaker import Speaker
+    from encoders.speaker import Speaker, coqui_model_is_local
 
     loader = ModelLoader(MODEL_CONFIG, settings)
     warm = {}
+    coqui_voice = MODEL_CONFIG["tts"]["voices"]["coqui"]
+    voices = {"coqui": coqui_voice if coqui_model_is_local(coqui_voice) else str(root / "voice.onnx")}
     for backend in MODEL_CONFIG["tts"]["chain"]:
-        try:
-            speaker = Speaker(loader.load_speaker(backend))
+        try:  # Coqui runs the same Piper voice through its own VITS code when its default voice cannot be had
+            speaker = Speaker(loader.load_speaker(backend, voices.get(backend)))
         except Exception as error:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
             warm[backend] = {"unavailable": str(error)}
             continue

@@ -157,6 +157,8 @@ class ModelLoader:
     def load_speaker(self, backend: str | None = None, voice: str | None = None):
         """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
         (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads."""
+        from encoders.speaker import coqui_model_is_local
+
         section = self.config["tts"]
         if backend is not None and backend not in section["chain"]:
             raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section['chain'])}")
@@ -168,6 +170,9 @@ class ModelLoader:
             chain = [section["low_resource"], *(b for b in section["chain"] if b != section["low_resource"])]
         else:
             chain = list(section["chain"])
+        if backend is None and not coqui_model_is_local(voice or section["voices"]["coqui"]):
+            chain.remove("coqui")  # its voice would download now: only --backend coqui asks for that
+            self._note("coqui: its voice is not downloaded; `--backend coqui` fetches it where reachable")
         key = ("tts", tuple(chain), voice)
         if key not in self._loaded:
             self._loaded[key] = self._first_working_speech_backend(chain, voice)

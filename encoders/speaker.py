@@ -12,8 +12,12 @@ the text. Backends, in the order of the fallback chain:
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,18 +125,43 @@ def espeak_voices(program: str | None = None) -> list[str]:
     return [line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1]
 
 
+COQUI_SHIM = Path(__file__).resolve().parent / "coqui_shim"
+
+
+def _import_coqui():
+    """``TTS.api``, with import-only stand-ins for torchaudio and torchcodec where those are missing (PyPI has
+    none for this torch on a CPU, and speaking uses neither: see coqui_shim/README.md)."""
+    from importlib.util import find_spec
+
+    if (find_spec("torchaudio") is None or find_spec("torchcodec") is None) and str(COQUI_SHIM) not in sys.path:
+        sys.path.append(str(COQUI_SHIM))  # appended: a real library, where installed, is found first
+    import TTS.api
+
+    return TTS.api
+
+
 def coqui_status() -> str:
-    """Why the Coqui backend can or cannot run here, in one line (``tantra models`` shows it)."""
+    """Whether the Coqui backend can run here, in a few words (``tantra models`` shows it)."""
     from importlib.util import find_spec
 
     if find_spec("TTS") is None:
         return "not installed (pip install 'tantra[coqui]')"
     try:
-        import TTS.api  # noqa: F401
+        _import_coqui()
     except Exception as error:  # noqa: BLE001 - any failure to import means the same thing here
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return f"installed but cannot be imported ({type(error).__name__}: {first})"
     return "ready"
+
+
+def coqui_model_is_local(name: str) -> bool:
+    """Whether Coqui's model manager already downloaded ``name`` (tts_models/en/ljspeech/tacotron2-DDC, ...):
+    the fallback chain uses Coqui only then, so that no command downloads a voice unasked."""
+    path = Path(name).expanduser()
+    if path.suffix == ".onnx" or path.is_dir():
+        return path.exists()
+    home = os.environ.get("TTS_HOME") or os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return (Path(home) / "tts" / name.replace("/", "--")).is_dir()
 
 
 class CoquiBackend:
@@ -142,6 +171,10 @@ class CoquiBackend:
     name = "coqui"
 
     def __init__(self, model: str, device: str = "cpu") -> None:
+        with contextlib.redirect_stdout(sys.stderr):  # Coqui prints while it loads; stdout is for data
+            self._load(model, device)
+
+    def _load(self, model: str, device: str) -> None:
         status = coqui_status()
         if status != "ready":
             raise ModelUnavailable(f"Coqui TTS is {status}")
@@ -149,49 +182,66 @@ class CoquiBackend:
         path = Path(model).expanduser()
         if path.suffix == ".onnx":
             self._load_onnx(path, device)
-        else:
-            from TTS.api import TTS
-
-            try:
-                if path.is_dir():
-                    checkpoints = sorted(path.glob("*.pth"))
-                    if not (path / "config.json").is_file() or not checkpoints:
-                        raise BadInput(f"{path}: a Coqui model directory holds config.json and a .pth checkpoint")
-                    self.tts = TTS(model_path=str(checkpoints[0]), config_path=str(path / "config.json"))
-                else:
-                    self.tts = TTS(model_name=model)
-            except TantraError:
-                raise
-            except Exception as error:  # noqa: BLE001 - Coqui raises many kinds (download, config, checkpoint)
-                raise ModelUnavailable(f"Coqui cannot load {model!r} ({type(error).__name__}: {error})") from None
-            self.tts.to(device)
-            self.sample_rate = self.tts.synthesizer.output_sample_rate
-            self._speak = lambda sentence, rate: self.tts.tts(sentence, speed=rate)
+            return
+        api = _import_coqui()
+        if path.is_dir():
+            checkpoints = sorted(path.glob("*.pth"))
+            if not (path / "config.json").is_file() or not checkpoints:
+                raise BadInput(f"{path}: a Coqui model directory holds config.json and a .pth checkpoint")
+        logging.disable(logging.ERROR)  # Coqui logs whole tracebacks for a failed download; one line will do
+        try:
+            if path.is_dir():
+                self.tts = api.TTS(model_path=str(checkpoints[0]), config_path=str(path / "config.json"))
+            else:
+                self.tts = api.TTS(model_name=model)
+        except Exception as error:  # noqa: BLE001 - Coqui raises many kinds (download, config, checkpoint)
+            if "Connection" in type(error).__name__:
+                raise ModelUnavailable(
+                    f"Coqui could not download {model!r} (its server is not reachable); "
+                    "give a local Coqui model directory or a Piper voice instead"
+                ) from None
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            raise ModelUnavailable(f"Coqui cannot load {model!r} ({type(error).__name__}: {first})") from None
+        finally:
+            logging.disable(logging.NOTSET)
+        self.tts.to(device)
+        self.sample_rate = self.tts.synthesizer.output_sample_rate
+        self._speak = lambda sentence, rate: self.tts.tts(sentence, speed=rate)
 
     def _load_onnx(self, path: Path, device: str) -> None:
-        """A Piper voice through Coqui's own VITS: its ``load_onnx`` runs the same graph Piper exports."""
+        """A Piper voice run by Coqui's VITS ONNX code (``Vits.load_onnx`` / ``inference_onnx``: the graph Piper
+        exports has the same inputs and outputs), its phoneme ids made by the voice's own Piper phonemizer."""
         import json
 
+        _import_coqui()
+        from piper.config import PiperConfig
+        from piper.voice import PiperVoice
         from TTS.tts.configs.vits_config import VitsConfig
         from TTS.tts.models.vits import Vits
 
-        piper_config = json.loads(Path(f"{path}.json").read_text())
+        piper_config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
         config = VitsConfig()
-        config.audio.sample_rate = piper_config["audio"]["sample_rate"]
-        config.use_phonemes, config.phonemizer = True, "espeak"
-        config.phoneme_language = piper_config.get("espeak", {}).get("voice", "en-us")
-        model = Vits.init_from_config(config)
+        config.audio.sample_rate = piper_config.sample_rate
+        model = Vits(config)
         model.load_onnx(str(path), cuda=device == "cuda")
-        self.sample_rate = config.audio.sample_rate
+        phonemizer = PiperVoice(config=piper_config, session=None)  # phonemes and ids only: no session needed
+        self.sample_rate = piper_config.sample_rate
+
+        model.inference_noise_scale = piper_config.noise_scale
+        model.inference_noise_scale_dp = piper_config.noise_w_scale
 
         def speak(sentence: str, rate: float) -> np.ndarray:
-            ids = np.asarray(model.tokenizer.text_to_ids(sentence, language=None), dtype=np.int64)[None]
-            return model.inference_onnx(ids, scales=[0.667, 1.0 / rate, 0.8])[0]
+            ids = [i for phonemes in phonemizer.phonemize(sentence) for i in phonemizer.phonemes_to_ids(phonemes)]
+            model.length_scale = piper_config.length_scale / rate
+            audio = model.inference_onnx(np.asarray([ids], dtype=np.int64))
+            return audio / max(float(np.abs(audio).max()), 1e-8)  # full scale, as Piper itself normalizes
 
         self._speak = speak
 
     def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
-        yield np.asarray(self._speak(sentence, rate), dtype=np.float32).reshape(-1)
+        with contextlib.redirect_stdout(sys.stderr):  # Coqui prints; stdout may be carrying our WAV stream
+            audio = self._speak(sentence, rate)
+        yield np.asarray(audio, dtype=np.float32).reshape(-1)
 
 
 class Speaker:
