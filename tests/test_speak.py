@@ -204,3 +204,57 @@ def test_coqui_status_and_the_chain(tmp_path):
     assert result.returncode == 0 and b"speech: piper" in result.stderr and b"Traceback" not in result.stderr
     result = run_tantra("speak", "Hello.", "--backend", "coqui", "-o", str(tmp_path / "y.wav"))
     assert result.returncode == 1 and b"could not download" in result.stderr
+
+
+def test_player_streams_chunks_and_stops_at_once(monkeypatch):
+    """No sound card here: a stand-in PortAudio shows what the player asks of a real one."""
+    import threading
+    import types
+
+    from encoders.audio_output import AudioPlayer
+    from encoders.speaker import AudioChunk
+
+    events = []
+
+    class Stream:
+        def __init__(self, samplerate, channels, dtype, device):
+            events.append(("open", samplerate, channels, dtype, device))
+
+        def start(self):
+            events.append("start")
+
+        def write(self, samples):
+            events.append(("write", samples.shape))
+
+        def stop(self):
+            events.append("drain")
+
+        def abort(self):
+            events.append("abort")
+
+        def close(self):
+            events.append("close")
+
+    fake = types.SimpleNamespace(
+        OutputStream=Stream, PortAudioError=OSError,
+        query_devices=lambda device, kind: {"index": 3, "name": "speakers", "max_output_channels": 2},
+    )  # fmt: skip
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    chunk = AudioChunk(np.zeros(2205, dtype=np.float32), 22050, "a sentence.")
+    player = AudioPlayer()
+    assert player.play(iter([chunk, chunk])) == pytest.approx(0.2)
+    assert events == [("open", 22050, 1, "float32", 3), "start", ("write", (2205, 1)), ("write", (2205, 1)),
+                      "drain", "close"]  # fmt: skip
+
+    events.clear()
+    player = AudioPlayer()
+
+    def endless():
+        while True:
+            yield chunk
+
+    stopper = threading.Timer(0.05, player.stop)  # Ctrl-C or barge-in, from another thread
+    stopper.start()
+    player.play(endless())
+    stopper.join()
+    assert "abort" in events and "drain" not in events and events[-1] == "close"
