@@ -142,15 +142,22 @@ def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], optio
         raise TantraError(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}")
     generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     device = next(model.parameters()).device
-    output = model(torch.tensor([prompt_ids], device=device), last_only=True)
+    output = model(torch.tensor([prompt_ids], device=device), last_only=True)  # every thread: compute-bound
     history = list(prompt_ids)
-    for _ in range(min(options.max_tokens, context - len(prompt_ids))):
-        token = _sample(output.logits[0, -1], history, options, generator)
-        if token in stop_token_ids:
-            return
-        yield token
-        history.append(token)
-        output = model(torch.tensor([[token]], device=device), output.past_key_values)
+    # One token at a time is bound by memory, not arithmetic: a second CPU thread gains nothing (measured), and
+    # on a busy machine OpenMP threads that wait for each other make every step dozens of times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(min(options.max_tokens, context - len(prompt_ids))):
+            token = _sample(output.logits[0, -1], history, options, generator)
+            if token in stop_token_ids:
+                return
+            yield token
+            history.append(token)
+            output = model(torch.tensor([[token]], device=device), output.past_key_values)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions,

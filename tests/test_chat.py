@@ -139,8 +139,10 @@ class Terminal:
 @pytest.fixture
 def terminal(settings, tmp_path):
     """Starts programs on terminals of their own, and ends them after the test, passed or failed."""
+    # One thread: under a busy CI machine, two OpenMP threads that wait for each other can slow a forward pass
+    # fifty-fold, and these tests are about the terminal, not speed.
     env = {**os.environ, "TANTRA_HOME": str(settings.home), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1",
-           "HOME": str(tmp_path)}  # fmt: skip
+           "HOME": str(tmp_path), "TANTRA_THREADS": "1"}  # fmt: skip
     started: list[Terminal] = []
 
     def start(*args: str) -> Terminal:
