@@ -90,6 +90,9 @@ class Terminal:
     def __init__(self, *args: str, env: dict) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: the pty is its controlling terminal, so Ctrl-C reaches it as SIGINT
+            # As an interactive shell does for a foreground job: a test run started in the background (as CI may
+            # be) ignores SIGINT, and an ignored signal stays ignored across exec.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(ROOT)
             os.execve(sys.executable, [sys.executable, "-m", "tantra_cli", *args], env)
         self.pid, self.fd, self.text, self.seen = pid, fd, "", 0
