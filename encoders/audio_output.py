@@ -43,7 +43,7 @@ class AudioPlayer:
 
     def play(self, chunks: Iterable[AudioChunk]) -> float:
         """Play until the chunks end or ``stop()``; returns the seconds played."""
-        played = 0.0
+        played, finished = 0.0, False
         try:
             for chunk in chunks:
                 if self._stopped.is_set():
@@ -55,12 +55,13 @@ class AudioPlayer:
                     self._stream.start()
                 self._stream.write(chunk.samples.reshape(-1, 1))
                 played += chunk.seconds
+            finished = not self._stopped.is_set()
         finally:
             if self._stream is not None:
-                if self._stopped.is_set():
-                    self._stream.abort()  # drop what is queued: silence now
-                else:
+                if finished:
                     self._stream.stop()  # let the last samples play out
+                else:
+                    self._stream.abort()  # stopped, Ctrl-C or an error: drop what is queued, silence now
                 self._stream.close()
                 self._stream = None
         return played

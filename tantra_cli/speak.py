@@ -54,8 +54,11 @@ def speak(
     """Say TEXT (or stdin) aloud, or write it as audio; long text streams sentence by sentence."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        if list_voices or list_devices:
-            _list_voices(settings) if list_voices else _list_devices()
+        if list_voices:
+            _list_voices(settings)
+            return
+        if list_devices:
+            _list_devices()
             return
         if text is None or text == "-":
             if sys.stdin is None or sys.stdin.isatty():
@@ -94,8 +97,4 @@ def speak(
             seconds = write_file(chunks, path)
             say(f"wrote {seconds:.1f} s of speech to {path} ({speaker.name})")
         else:
-            try:
-                player.play(chunks)
-            except KeyboardInterrupt:
-                player.stop()
-                raise
+            player.play(chunks)  # Ctrl-C silences it at once, then exits with 130

@@ -258,3 +258,13 @@ def test_player_streams_chunks_and_stops_at_once(monkeypatch):
     player.play(endless())
     stopper.join()
     assert "abort" in events and "drain" not in events and events[-1] == "close"
+
+    events.clear()
+
+    def interrupted():
+        yield chunk
+        raise KeyboardInterrupt  # Ctrl-C while the next sentence is synthesized
+
+    with pytest.raises(KeyboardInterrupt):
+        AudioPlayer().play(interrupted())
+    assert events[-2:] == ["abort", "close"]
