@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from core.errors import BadInput, TantraError
+from core.errors import BadInput
 from core.language_model import Conversation, SamplingOptions, stream_text
 
 
@@ -75,17 +75,11 @@ class ChatSession:
             raise BadInput("the prompt is empty")
         messages = self.conversation.messages
         messages.append({"role": "user", "content": text})
-        try:
-            prompt_ids = self.conversation.prompt_ids(self.tokenizer, self.model.config.block_size,
-                                                      self.options.max_tokens)  # fmt: skip
-            context = self.model.config.block_size
-            if len(prompt_ids) >= context:
-                raise BadInput(
-                    f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
-                )
-        except TantraError:
-            messages.pop()
-            raise
+        context = self.model.config.block_size
+        prompt_ids = self.conversation.prompt_ids(self.tokenizer, context, self.options.max_tokens)
+        if len(prompt_ids) >= context:
+            messages.pop()  # a turn that cannot be asked is not kept
+            raise BadInput(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it")
         pieces: list[str] = []
         generated: list[int] = []
         start = time.perf_counter()
