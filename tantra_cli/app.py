@@ -8,7 +8,7 @@ import typer
 
 from config.settings import DEVICES, load_settings
 from core.errors import TantraError
-from tantra_cli import __version__, bench, chat, models, speak, transcribe
+from tantra_cli import __version__, bench, chat, describe, models, speak, transcribe
 from tantra_cli.common import EXIT_USAGE, error
 
 app = typer.Typer(
@@ -54,6 +54,7 @@ def main_options(
 app.command(name="chat")(chat.chat)
 app.command(name="transcribe")(transcribe.transcribe)
 app.command(name="speak")(speak.speak)
+app.command(name="describe")(describe.describe)
 app.add_typer(models.app, name="models")
 app.add_typer(bench.app, name="bench")
 

@@ -25,7 +25,8 @@ def _backend_installed(role: str) -> bool:
     """Whether any engine of the role is installed (looked up, not imported: this must stay fast)."""
     from importlib.util import find_spec
 
-    modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors"), "tts": ("piper",)}
+    modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors"), "tts": ("piper",),
+               "vision": ("efficientnet_lite_pytorch",)}  # fmt: skip
     modules = modules.get(role, ())
     return not modules or any(find_spec(module) is not None for module in modules)
 

@@ -1,0 +1,123 @@
+"""Vision: real photographs through the real classifier, the embedding, and images that are not what they say."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_tantra
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """scikit-image's sample photographs, saved as a person's files would be."""
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skimage.data.chelsea()).save(folder / "chelsea.jpg", quality=90)
+    Image.fromarray(skimage.data.coffee()).save(folder / "coffee.png")
+    return folder
+
+
+def test_real_photos_are_a_cat_and_an_espresso(photos):
+    result = run_tantra("describe", "--json", "--top", "3", str(photos / "chelsea.jpg"), str(photos / "coffee.png"))
+    assert result.returncode == 0, result.stderr
+    cat, coffee = (json.loads(line) for line in result.stdout.splitlines())
+    assert any("cat" in label["name"] for label in cat["labels"]), cat["labels"]
+    assert any(word in label["name"] for label in coffee["labels"] for word in ("espresso", "cup")), coffee["labels"]
+    assert cat["format"] == "JPEG" and (cat["width"], cat["height"]) == (451, 300)
+    scores = [label["score"] for label in coffee["labels"]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+
+
+def test_the_sentence_hedges_by_confidence(photos):
+    result = run_tantra("describe", str(photos / "coffee.png"))
+    assert result.returncode == 0 and result.stdout.decode().startswith("Looks like espresso (")
+    from encoders.vision import Label
+    from tantra_cli.describe import sentence
+
+    assert sentence([Label("kite", 0.12), Label("vulture", 0.01)]) == "Not sure: perhaps kite (12%)."
+
+
+def test_vision_encoder_embeds_similar_images_close(photos, settings):
+    from config.model_config import MODEL_CONFIG
+    from core.model_loader import ModelLoader
+    from encoders.vision import VisionEncoder
+
+    encoder = VisionEncoder(embed_dim=768, loader=ModelLoader(MODEL_CONFIG, settings))
+    cat = encoder(photos / "chelsea.jpg")
+    assert cat.shape == (768,) and float(cat.norm()) == pytest.approx(1.0, abs=1e-5)
+    flipped = Image.open(photos / "chelsea.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert float(cat @ encoder(flipped)) > float(cat @ encoder(photos / "coffee.png")) + 0.2
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header declares a size it does not have: a decompression bomb's first bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    idat = zlib.compress(b"\0" * 16)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+            + struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+            + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))  # fmt: skip
+
+
+def test_bad_images_get_one_line_each_and_the_rest_go_on(photos, tmp_path):
+    png = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(png, "PNG")
+    bad = {
+        "empty.png": b"",
+        "truncated.png": png.getvalue()[: len(png.getvalue()) // 2],
+        "random.jpg": bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8)),
+        "bomb.png": _png_header_claiming(100_000, 100_000),
+    }
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder.png").mkdir()
+    names = [*bad, "folder.png", "missing.png"]
+    result = run_tantra("describe", *(str(tmp_path / n) for n in names), str(photos / "coffee.png"))
+    assert result.returncode == 1
+    errors = result.stderr.decode().strip().splitlines()
+    assert len(errors) == len(names) and "Traceback" not in result.stderr.decode()
+    for name, words in zip(names, ["empty", "truncated", "not an image", "over the limit", "directory", "no such"],
+                           strict=True):  # fmt: skip
+        assert any(name in line and words in line for line in errors), (name, errors)
+    assert b"espresso" in result.stdout  # the good image after the bad ones was still described
+
+
+def test_unusual_but_valid_images_are_read(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = [Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
+    Image.new("CMYK", (50, 30), (0, 128, 255, 0)).save(tmp_path / "cmyk.jpg")
+    Image.fromarray((rng.random((30, 40)) * 65535).astype(np.uint16)).save(tmp_path / "sixteen.png")
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(tmp_path / "pixel.bmp")
+    Image.new("RGBA", (20, 10), (0, 0, 255, 128)).save(tmp_path / "alpha.webp")
+    rotated = Image.new("RGB", (80, 20), (0, 200, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees to show upright
+    rotated.save(tmp_path / "rotated.jpg", exif=exif)
+    files = ["animated.gif", "cmyk.jpg", "sixteen.png", "pixel.bmp", "alpha.webp", "rotated.jpg"]
+    result = run_tantra("describe", "--json", *(str(tmp_path / f) for f in files))
+    assert result.returncode == 0, result.stderr
+    rows = {json.loads(line)["image"].rsplit("/", 1)[-1]: json.loads(line) for line in result.stdout.splitlines()}
+    assert rows["animated.gif"]["frames"] == 3 and rows["cmyk.jpg"]["mode"] == "CMYK"
+    assert rows["sixteen.png"]["mode"].startswith("I") and rows["pixel.bmp"]["width"] == 1
+    from encoders.image_io import load_image
+
+    upright, _ = load_image(tmp_path / "rotated.jpg")
+    assert upright.size == (20, 80)  # EXIF orientation honoured
+    sixteen, _ = load_image(tmp_path / "sixteen.png")
+    assert np.asarray(sixteen).max() > 200  # scaled down from 16 bits, not clipped to white or black
+
+
+def test_stdin_that_is_not_an_image(photos):
+    result = run_tantra("describe", "-", stdin=b"just some text, not a picture")
+    assert result.returncode == 1 and b"stdin is not an image" in result.stderr
+    result = run_tantra("describe", "-", stdin=(photos / "coffee.png").read_bytes())
+    assert result.returncode == 0 and b"espresso" in result.stdout
