@@ -34,7 +34,8 @@ def describe(
     ctx: typer.Context,
     images: list[str] = typer.Argument(..., metavar="IMAGE... | -", help="Image files (or - for stdin)."),
     top: int = typer.Option(5, "--top", "-k", min=1, max=20, help="How many labels to keep."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per image: labels, size, format."),
+    ocr: bool = typer.Option(None, "--ocr/--no-ocr", help="Read text in images (default on; off if --low-resource)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image: labels, text, size, format."),
 ) -> None:
     """Describe images with the local ImageNet classifier (EfficientNet-Lite0): PNG, JPEG, GIF, WebP, BMP, TIFF."""
     settings = settings_of(ctx)
@@ -50,7 +51,8 @@ def describe(
         from encoders.image_io import load_image
         from encoders.vision import load_classifier
 
-        classifier = None
+        read_text = (not settings.low_resource) if ocr is None else ocr
+        classifier = reader = None
         failed = 0
         for source in images:
             try:
@@ -61,14 +63,21 @@ def describe(
                 continue
             classifier = classifier or load_classifier(ModelLoader(MODEL_CONFIG, settings))
             seen = classifier.look(image, top)
+            if read_text:
+                from encoders.ocr import TextReader
+
+                reader = reader or TextReader()
+            lines = reader.read(image) if read_text else []
             if as_json:
                 print(json.dumps({
                     "image": info.label, "format": info.format, "width": info.width, "height": info.height,
                     "frames": info.frames, "mode": info.mode, "model": classifier.name,
                     "labels": [{"name": label.name, "score": label.score} for label in seen.labels],
+                    "text": [{"text": line.text, "score": line.score, "box": line.box} for line in lines],
                 }, ensure_ascii=False), flush=True)  # fmt: skip
             else:
                 prefix = f"{info.label}: " if len(images) > 1 else ""
-                print(prefix + sentence(seen.labels), flush=True)
+                said = f" Text in the image: {' / '.join(line.text for line in lines)}" if lines else ""
+                print(prefix + sentence(seen.labels) + said, flush=True)
         if failed:
             raise typer.Exit(EXIT_FAILED)

@@ -121,3 +121,21 @@ def test_stdin_that_is_not_an_image(photos):
     assert result.returncode == 1 and b"stdin is not an image" in result.stderr
     result = run_tantra("describe", "-", stdin=(photos / "coffee.png").read_bytes())
     assert result.returncode == 0 and b"espresso" in result.stdout
+
+
+def test_ocr_reads_a_rendered_line_and_no_ocr_skips_it(tmp_path):
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (640, 160), "white")
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 40)
+    except OSError:
+        font = ImageFont.load_default(size=40)
+    ImageDraw.Draw(image).text((20, 50), "Tantra reads this line", fill="black", font=font)
+    image.save(tmp_path / "sign.png")
+    result = run_tantra("describe", "--json", str(tmp_path / "sign.png"))
+    assert result.returncode == 0, result.stderr
+    lines = json.loads(result.stdout)["text"]
+    assert [line["text"] for line in lines] == ["Tantra reads this line"] and len(lines[0]["box"]) == 4
+    assert b"Text in the image: Tantra reads this line" in run_tantra("describe", str(tmp_path / "sign.png")).stdout
+    assert json.loads(run_tantra("describe", "--json", "--no-ocr", str(tmp_path / "sign.png")).stdout)["text"] == []
