@@ -7,6 +7,7 @@ to show, so every one of them can be tested without a terminal.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -58,13 +59,42 @@ def _parse_setting(name: str, raw: str):
 SETTINGS = tuple(f.name for f in fields(SamplingOptions))
 
 
+# An image path in a message, as `ollama run` picks them up: quoted, or a word ending in an image extension.
+_IMAGE_EXTENSIONS = r"\.(?:png|jpe?g|gif|webp|bmp|tiff?)"
+_IMAGE_PATH = re.compile(
+    rf"""["']([^"']+{_IMAGE_EXTENSIONS})["']|(?<!\S)(\S+?{_IMAGE_EXTENSIONS})(?=[\s,;:!?)]|\.?$|\.\s)""", re.IGNORECASE
+)
+
+
+def image_paths_in(text: str) -> list[Path]:
+    """The paths of existing image files that ``text`` mentions, in order, each once."""
+    found: list[Path] = []
+    for match in _IMAGE_PATH.finditer(text):
+        path = Path(match.group(1) or match.group(2)).expanduser()
+        if path.is_file() and path not in found:
+            found.append(path)
+    return found
+
+
 class ChatSession:
     def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
-                 model_name: str = "SpikingBrain") -> None:  # fmt: skip
+                 model_name: str = "SpikingBrain", describer=None) -> None:  # fmt: skip
+        """``describer`` (an ``encoders.vision.ImageDescriber``) lets messages carry images: the model reads what
+        the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels."""
         self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
         self.conversation = Conversation(system or None)
         self.last: ReplyStats | None = None
         self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
+        self.describer = describer
+        self.pending_images: list[str] = []  # facts from /image, for the next message
+
+    def image_note(self, path: Path) -> str:
+        """``[Image NAME: what it shows]``, the line the model reads in place of the image."""
+        if self.describer is None:
+            raise BadInput("images are not available in this chat")
+        from encoders.vision import facts_sentence
+
+        return f"[Image {path.name}: {facts_sentence(self.describer.facts(path, top=3))}]"
 
     # ---- talking --------------------------------------------------------------------------------------------------
 
@@ -73,6 +103,10 @@ class ChatSession:
         text = text.strip()
         if not text:
             raise BadInput("the prompt is empty")
+        notes = self.pending_images + [self.image_note(path) for path in image_paths_in(text)]
+        self.pending_images = []
+        if notes:
+            text = "\n".join(notes) + "\n\n" + text
         messages = self.conversation.messages
         messages.append({"role": "user", "content": text})
         context = self.model.config.block_size
@@ -167,6 +201,16 @@ class ChatSession:
         self.options = options
         return f"loaded {len(messages)} messages from {path}"
 
+    def _cmd_image(self, argument: str) -> str:
+        if not argument:
+            raise BadInput("give an image: /image PATH")
+        path = Path(argument.strip("\"'")).expanduser()
+        if not path.exists():
+            raise BadInput(f"{path}: no such file")
+        note = self.image_note(path)
+        self.pending_images.append(note)
+        return f"{note} goes with your next message"
+
     def _cmd_model(self, _: str) -> str:
         config = self.model.config
         parameters = sum(t.numel() for name, t in self.model.state_dict().items() if not name.endswith("qscale"))
@@ -208,6 +252,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/clear", "forget the conversation"),
     ("/system [TEXT|none]", "show, set or clear the system prompt"),
     ("/set [NAME VALUE]", "show or change a sampling setting: " + ", ".join(SETTINGS)),
+    ("/image PATH", "show the model an image with your next message (paths in messages work too)"),
     ("/save FILE", "write the conversation and settings as JSON"),
     ("/load FILE", "continue a conversation saved with /save"),
     ("/model", "which model answers, and how"),

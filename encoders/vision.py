@@ -85,6 +85,60 @@ def load_classifier(loader: ModelLoader) -> EfficientNetLite0:
     return EfficientNetLite0(weights, root / "class_names.json", loader._device("torch"), size)
 
 
+def _percent(score: float) -> str:
+    return f"{score:.0%}" if score >= 0.01 else "<1%"
+
+
+def sentence(labels: list[Label]) -> str:
+    """A line a person reads: as sure as the classifier is, and no surer."""
+    best = labels[0]
+    if best.score >= 0.6:
+        lead = f"Looks like {best.name} ({_percent(best.score)})"
+    elif best.score >= 0.25:
+        lead = f"Probably {best.name} ({_percent(best.score)})"
+    else:
+        lead = f"Not sure: perhaps {best.name} ({_percent(best.score)})"
+    others = [label for label in labels[1:3] if label.score >= 0.05]
+    if others:
+        lead += ", or " + " or ".join(f"{label.name} ({_percent(label.score)})" for label in others)
+    return lead + "."
+
+
+class ImageDescriber:
+    """What images show, as facts: labels, text, size. The models load on first use and stay loaded."""
+
+    def __init__(self, loader: ModelLoader, ocr: bool = True) -> None:
+        self.loader, self.ocr = loader, ocr
+        self._classifier: EfficientNetLite0 | None = None
+        self._reader = None
+
+    def facts(self, source, top: int = 5) -> dict:
+        """``{"image", "format", "width", "height", "frames", "mode", "model", "labels", "text"}``."""
+        image, info = load_image(source) if not isinstance(source, tuple) else source
+        self._classifier = self._classifier or load_classifier(self.loader)
+        seen = self._classifier.look(image, top)
+        lines = []
+        if self.ocr:
+            from encoders.ocr import TextReader
+
+            self._reader = self._reader or TextReader()
+            lines = self._reader.read(image)
+        return {
+            "image": info.label, "format": info.format, "width": info.width, "height": info.height,
+            "frames": info.frames, "mode": info.mode, "model": self._classifier.name,
+            "labels": [{"name": label.name, "score": label.score} for label in seen.labels],
+            "text": [{"text": line.text, "score": line.score, "box": line.box} for line in lines],
+        }  # fmt: skip
+
+
+def facts_sentence(facts: dict) -> str:
+    """The facts as one line: the hedged labels, then any text read in the image."""
+    said = sentence([Label(label["name"], label["score"]) for label in facts["labels"]])
+    if facts["text"]:
+        said += " Text in the image: " + " / ".join(line["text"] for line in facts["text"])
+    return said
+
+
 class VisionEncoder(nn.Module):
     """``VisionEncoder(embed_dim=768)(image)`` -> a unit-length ``embed_dim`` tensor.
 

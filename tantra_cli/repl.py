@@ -23,7 +23,7 @@ _MARKDOWN = re.compile(r"```|^#{1,6} |^\s*([-*+]|\d+\.) |\*\*[^*]+\*\*|`[^`\n]+`
 
 
 class SlashCompleter(Completer):
-    """Commands after a leading ``/``, setting names after ``/set``, paths after ``/save`` and ``/load``."""
+    """Commands after a leading ``/``, setting names after ``/set``, paths after ``/save``, ``/load``, ``/image``."""
 
     def __init__(self) -> None:
         self.paths = PathCompleter(expanduser=True)
@@ -43,7 +43,7 @@ class SlashCompleter(Completer):
             for name in SETTINGS:
                 if name.startswith(rest):
                     yield Completion(name, -len(rest))
-        elif command in ("/save", "/load"):
+        elif command in ("/save", "/load", "/image"):
             yield from self.paths.get_completions(Document(rest, len(rest)), complete_event)
 
 

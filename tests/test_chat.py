@@ -13,6 +13,7 @@ import struct
 import sys
 import termios
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -188,3 +189,29 @@ def test_ctrl_c_while_the_model_loads_exits_cleanly(terminal):
     repl.expect("interrupted")
     assert repl.exit_code() == 130
     assert "Traceback" not in repl.text
+
+
+def test_images_in_messages_and_the_image_command_reach_the_model(session, settings, tmp_path):
+    """SpikingBrain reads an image as text: what the classifier sees, in place of the pixels."""
+    import skimage.data
+    from PIL import Image
+
+    from config.model_config import MODEL_CONFIG
+    from core.chat_session import ChatSession
+    from core.model_loader import ModelLoader
+    from encoders.vision import ImageDescriber
+
+    Image.fromarray(skimage.data.coffee()).save(tmp_path / "my coffee.png")
+    describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr=False)
+    chat = ChatSession(session.model, session.tokenizer, session.options, describer=describer)
+    chat.options = replace(chat.options, max_tokens=4)
+    assert "espresso" in chat.command(f"/image {tmp_path / 'my coffee.png'}")
+    "".join(chat.ask("What is this?"))
+    first = chat.conversation.messages[0]["content"]
+    assert first.startswith("[Image my coffee.png: Looks like espresso") and first.endswith("What is this?")
+    "".join(chat.ask(f'And what is in "{tmp_path / "my coffee.png"}"?'))
+    assert chat.conversation.messages[2]["content"].startswith("[Image my coffee.png:")
+    "".join(chat.ask("No image here."))
+    assert chat.conversation.messages[4]["content"] == "No image here."  # an attachment goes with one message
+    with pytest.raises(BadInput, match="no such file"):
+        chat.command("/image /nonexistent.png")

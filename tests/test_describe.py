@@ -39,8 +39,7 @@ def test_real_photos_are_a_cat_and_an_espresso(photos):
 def test_the_sentence_hedges_by_confidence(photos):
     result = run_tantra("describe", str(photos / "coffee.png"))
     assert result.returncode == 0 and result.stdout.decode().startswith("Looks like espresso (")
-    from encoders.vision import Label
-    from tantra_cli.describe import sentence
+    from encoders.vision import Label, sentence
 
     assert sentence([Label("kite", 0.12), Label("vulture", 0.01)]) == "Not sure: perhaps kite (12%)."
 
