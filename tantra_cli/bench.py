@@ -47,3 +47,16 @@ def bench_speak(
         from core.benchmark_tts import bench_speak as run
 
         print(json.dumps(run(settings, repeats), indent=2))
+
+
+@app.command("describe")
+def bench_describe(
+    ctx: typer.Context,
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Passes over the photos; the median is reported."),
+) -> None:
+    """Seconds per image (labels, OCR), load time and peak memory of the local vision backend."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from core.benchmark_vision import bench_describe as run
+
+        print(json.dumps(run(settings, repeats), indent=2))
