@@ -113,7 +113,8 @@ class ImageDescriber:
         self._reader = None
 
     def facts(self, source, top: int = 5) -> dict:
-        """``{"image", "format", "width", "height", "frames", "mode", "model", "labels", "text"}``."""
+        """``{"image", "format", "width", "height", "frames", "mode", "model", "labels", "text"}`` for ``source``:
+        a path, image bytes, or the ``(image, info)`` pair ``load_image`` already returned."""
         image, info = load_image(source) if not isinstance(source, tuple) else source
         self._classifier = self._classifier or load_classifier(self.loader)
         seen = self._classifier.look(image, top)
