@@ -79,3 +79,36 @@ def _to_rgb(image):
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
+
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg"}
+
+
+def video_frames(path: Path, count: int = 4) -> list[tuple[float, bytes]]:
+    """``count`` evenly spaced frames of a video as ``(seconds, PNG bytes)``, through the ffmpeg binary that
+    imageio-ffmpeg bundles; a BadInput error when ``path`` holds no video stream."""
+    import subprocess
+
+    from encoders.audio_io import ffmpeg_exe
+
+    probe = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+                           text=True, errors="replace", check=False)  # fmt: skip
+    if " Video: " not in probe.stderr:
+        raise BadInput(f"{path}: no video stream in it")
+    duration = 0.0
+    for line in probe.stderr.splitlines():
+        line = line.strip()
+        if line.startswith("Duration:") and "N/A" not in line.split(",")[0]:
+            hours, minutes, seconds = line.split(",")[0].split()[1].split(":")
+            duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    frames = []
+    for index in range(count if duration > 0 else 1):
+        at = duration * (index + 0.5) / count
+        grab = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{at:.3f}",
+                               "-i", str(path), "-frames:v", "1", "-f", "image2pipe", "-vcodec", "png", "-"],
+                              capture_output=True, check=False)  # fmt: skip
+        if grab.returncode == 0 and grab.stdout:
+            frames.append((round(at, 2), grab.stdout))
+    if not frames:
+        raise BadInput(f"{path}: ffmpeg could not read a frame from it")
+    return frames

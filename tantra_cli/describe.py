@@ -35,9 +35,30 @@ def _answer(remote, image, facts: dict, prompt: str | None, settings) -> str | N
     return "".join(chat.ask(f"[Image {name}: {facts_sentence(facts)}]\n\n{prompt}")).strip()
 
 
+def _inputs(images: list[str]):
+    """``(source, (image, info) or the BadInput that stopped it)`` for each image, and for each of a few evenly spaced
+    frames of a video file."""
+    from pathlib import Path
+
+    from core.errors import BadInput
+    from encoders.image_io import VIDEO_SUFFIXES, load_image, video_frames
+
+    for source in images:
+        try:
+            if source != "-" and Path(source).suffix.lower() in VIDEO_SUFFIXES and Path(source).is_file():
+                for seconds, frame in video_frames(Path(source)):
+                    yield source, load_image(frame, f"{source} at {seconds:g} s")
+                continue
+            yield source, load_image(sys.stdin.buffer.read() if source == "-" else source)
+        except BadInput as bad:
+            yield source, bad
+
+
 def describe(
     ctx: typer.Context,
-    images: list[str] = typer.Argument(..., metavar="IMAGE... | -", help="Image files (or - for stdin)."),
+    images: list[str] = typer.Argument(
+        ..., metavar="IMAGE... | -", help="Image files (or - for stdin); a video gives a few evenly spaced frames."
+    ),
     top: int = typer.Option(5, "--top", "-k", min=1, max=20, help="How many labels to keep."),
     ocr: bool = typer.Option(None, "--ocr/--no-ocr", help="Read text in images (default on; off if --low-resource)."),
     prompt: str = typer.Option(
@@ -56,7 +77,6 @@ def describe(
         from config.model_config import MODEL_CONFIG
         from core.errors import BadInput
         from core.model_loader import ModelLoader
-        from encoders.image_io import load_image
         from encoders.remote_vlm import from_settings
         from encoders.vision import ImageDescriber, facts_sentence
 
@@ -64,11 +84,9 @@ def describe(
         read_text = (not settings.low_resource) if ocr is None else ocr
         describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), read_text)
         failed = 0
-        for source in images:
-            try:
-                loaded = load_image(sys.stdin.buffer.read() if source == "-" else source)
-            except BadInput as bad:  # reported, and the other images still go on
-                error(str(bad))
+        for source, loaded in _inputs(images):
+            if isinstance(loaded, BadInput):  # reported, and the other images still go on
+                error(str(loaded))
                 failed += 1
                 continue
             facts = describer.facts(loaded, top)
@@ -78,6 +96,7 @@ def describe(
             if as_json:
                 print(json.dumps(facts, ensure_ascii=False), flush=True)
             else:
-                print((f"{facts['image']}: " if len(images) > 1 else "") + said, flush=True)
+                several = len(images) > 1 or facts["image"] != source
+                print((f"{facts['image']}: " if several else "") + said, flush=True)
         if failed:
             raise typer.Exit(EXIT_FAILED)

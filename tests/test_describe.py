@@ -138,3 +138,19 @@ def test_ocr_reads_a_rendered_line_and_no_ocr_skips_it(tmp_path):
     assert [line["text"] for line in lines] == ["Tantra reads this line"] and len(lines[0]["box"]) == 4
     assert b"Text in the image: Tantra reads this line" in run_tantra("describe", str(tmp_path / "sign.png")).stdout
     assert json.loads(run_tantra("describe", "--json", "--no-ocr", str(tmp_path / "sign.png")).stdout)["text"] == []
+
+
+def test_a_video_is_described_by_evenly_spaced_frames(photos, tmp_path):
+    import subprocess
+
+    from encoders.audio_io import ffmpeg_exe
+
+    video = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-loop", "1", "-t", "2", "-i",
+                    str(photos / "coffee.png"), "-vf", "scale=320:-2", "-r", "5", "-pix_fmt", "yuv420p", str(video)],
+                   check=True)  # fmt: skip
+    (tmp_path / "fake.mp4").write_bytes(b"not a video at all" * 10)
+    result = run_tantra("describe", "--no-ocr", str(video), str(tmp_path / "fake.mp4"))
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 4 and all(" s: " in line and "espresso" in line for line in lines), lines
+    assert result.returncode == 1 and b"fake.mp4: no video stream" in result.stderr
