@@ -83,21 +83,27 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _ffmpeg_probe(path: Path, label: str) -> float | None:
-    """Duration in seconds if ffmpeg finds an audio stream in ``path``; a BadInput error otherwise."""
-    result = subprocess.run(
+def ffmpeg_report(path: Path) -> tuple[str, float | None]:
+    """What ``ffmpeg -i`` says of ``path`` (its streams, on stderr) and the duration in seconds, when it knows it."""
+    report = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, errors="replace"
-    )
-    if " Audio: " not in result.stderr:
-        if "Stream #" in result.stderr:
-            raise BadInput(f"{label}: has no audio stream")
-        raise BadInput(f"{label}: {_not_audio_reason(path)}")
-    for line in result.stderr.splitlines():
+    ).stderr
+    for line in report.splitlines():
         line = line.strip()
         if line.startswith("Duration:") and "N/A" not in line.split(",")[0]:
             hours, minutes, seconds = line.split(",")[0].split()[1].split(":")
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    return None
+            return report, int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return report, None
+
+
+def _ffmpeg_probe(path: Path, label: str) -> float | None:
+    """Duration in seconds if ffmpeg finds an audio stream in ``path``; a BadInput error otherwise."""
+    report, duration = ffmpeg_report(path)
+    if " Audio: " not in report:
+        if "Stream #" in report:
+            raise BadInput(f"{label}: has no audio stream")
+        raise BadInput(f"{label}: {_not_audio_reason(path)}")
+    return duration
 
 
 def probe(path: Path, label: str | None = None) -> AudioInfo:

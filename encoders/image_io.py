@@ -89,18 +89,12 @@ def video_frames(path: Path, count: int = 4) -> list[tuple[float, bytes]]:
     imageio-ffmpeg bundles; a BadInput error when ``path`` holds no video stream."""
     import subprocess
 
-    from encoders.audio_io import ffmpeg_exe
+    from encoders.audio_io import ffmpeg_exe, ffmpeg_report
 
-    probe = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
-                           text=True, errors="replace", check=False)  # fmt: skip
-    if " Video: " not in probe.stderr:
+    report, duration = ffmpeg_report(path)
+    if " Video: " not in report:
         raise BadInput(f"{path}: no video stream in it")
-    duration = 0.0
-    for line in probe.stderr.splitlines():
-        line = line.strip()
-        if line.startswith("Duration:") and "N/A" not in line.split(",")[0]:
-            hours, minutes, seconds = line.split(",")[0].split()[1].split(":")
-            duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    duration = duration or 0.0
     frames = []
     for index in range(count if duration > 0 else 1):
         at = duration * (index + 0.5) / count
