@@ -13,6 +13,7 @@ from pathlib import Path
 
 from config.model_config import (
     STORE_MODELS,
+    VISION_ENGINES,
     WHISPER_ENGINES,
     WHISPER_NAMES,
     StoreModel,
@@ -233,6 +234,49 @@ class ModelLoader:
         root = model_store.ensure(stored, self.settings)
         model_store.verify_file(stored, root, "voice.onnx")
         return PiperBackend(root / "voice.onnx", stored.name.removeprefix("piper-"))
+
+    # ---- vision ---------------------------------------------------------------------------------------------------
+
+    def load_vision(self, engine: str | None = None):
+        """EfficientNet-Lite0 (see ``encoders.vision``) on ``engine``, else on the first engine that loads:
+        onnxruntime, then torch; torch first when a GPU is named, since the pinned onnxruntime runs on the CPU only."""
+        if engine is not None and engine not in VISION_ENGINES:
+            raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(VISION_ENGINES)}")
+        chain = [engine] if engine else list(self.config["vision"]["engines"])
+        if engine is None and self.settings.device in ("cuda", "mps"):
+            chain.reverse()
+        key = ("vision", tuple(chain))
+        if key not in self._loaded:
+            self._loaded[key] = self._first_working_vision_engine(chain)
+        return self._loaded[key]
+
+    def _first_working_vision_engine(self, chain: list[str]):
+        from encoders.vision import INPUT_SIZE, LOW_RESOURCE_SIZE, OnnxClassifier, TorchClassifier
+
+        stored = find_store_model(self.config["vision"]["default"])
+        root = model_store.ensure(stored, self.settings)
+        size = LOW_RESOURCE_SIZE if self.settings.low_resource else INPUT_SIZE
+        failures = []
+        for engine in chain:
+            try:
+                if engine == "onnxruntime":
+                    graph = model_store.verify_file(stored, root, "model.onnx")
+                    classifier = OnnxClassifier(
+                        graph, root / "class_names.json", size, _threads(self.settings), self.settings.device
+                    )
+                else:
+                    weights = model_store.verify_file(stored, root, "model.pth")
+                    classifier = TorchClassifier(weights, root / "class_names.json", size, self._device("torch"))
+            except ImportError as error:
+                failures.append(f"{engine} is not installed ({error.name})")
+            except TantraError as error:  # a corrupt or unreadable file: the other engine reads another file
+                failures.append(f"{engine}: {error}")
+            else:
+                self._note(f"vision: {stored.name} on {engine}, {size} px")
+                return classifier
+            if len(failures) < len(chain):
+                self.warn(f"{failures[-1]}; trying the next engine")
+        raise ModelUnavailable("no vision engine can run here: " + "; ".join(failures))
 
     # ---- speech to text -------------------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ CONVERTERS: dict[str, tuple[str, int]] = {
     "whisper-ct2": ("core.whisper_convert:convert_store_dir", 1),
     "spikingbrain-gguf": ("core.spikingbrain_convert:convert_store_dir", 2),
     "spikingbrain-hf": ("core.spikingbrain_convert:convert_store_hf_dir", 2),
+    "efficientnet-onnx": ("core.vision_convert:convert_store_dir", 1),
 }
 CHECKPOINT_FILES = ["config.json", "*.safetensors", "tokenizer.json", "tokenizer_config.json"]
 """What a conversion reads of a Hugging Face checkpoint; never pickled ``.bin`` weights."""

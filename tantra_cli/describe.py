@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 
 import typer
 
+from config.model_config import VISION_ENGINES
 from core.errors import TantraError
 from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
 
+Engine = Enum("Engine", {name: name for name in VISION_ENGINES}, type=str)
 DESCRIBE = "Describe this image in one or two sentences."
 
 
@@ -65,6 +68,7 @@ def describe(
         None, "--prompt", "-p", help="A question about the image: the remote model answers, else SpikingBrain."
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per image: labels, text, size, format."),
+    engine: Engine = typer.Option(None, "--engine", help="Default: onnxruntime (faster, lighter), else torch."),
 ) -> None:
     """Describe images with the local ImageNet classifier (EfficientNet-Lite0) and OCR: PNG, JPEG, GIF, WebP, ..."""
     settings = settings_of(ctx)
@@ -82,7 +86,7 @@ def describe(
 
         remote = from_settings(settings)
         read_text = (not settings.low_resource) if ocr is None else ocr
-        describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), read_text)
+        describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), read_text, engine.value if engine else None)
         failed = 0
         for source, loaded in _inputs(images):
             if isinstance(loaded, BadInput):  # reported, and the other images still go on

@@ -26,7 +26,7 @@ def _backend_installed(role: str) -> bool:
     from importlib.util import find_spec
 
     modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors"), "tts": ("piper",),
-               "vision": ("efficientnet_lite_pytorch",)}  # fmt: skip
+               "vision": ("onnxruntime", "efficientnet_lite_pytorch")}  # fmt: skip
     modules = modules.get(role, ())
     return not modules or any(find_spec(module) is not None for module in modules)
 

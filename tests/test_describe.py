@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_tantra
+from tests.conftest import ROOT, run_tantra
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,17 @@ def test_real_photos_are_a_cat_and_an_espresso(photos):
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "torch"])
+def test_low_resource_still_tells_the_truth_on_either_engine(photos, engine):
+    result = run_tantra("--low-resource", "describe", "--json", "--top", "3", "--engine", engine,
+                        str(photos / "chelsea.jpg"), str(photos / "coffee.png"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cat, coffee = (json.loads(line) for line in result.stdout.splitlines())
+    assert cat["engine"] == engine and cat["text"] == []  # 160 px and no OCR
+    assert any("cat" in label["name"] for label in cat["labels"]), cat["labels"]
+    assert coffee["labels"][0]["name"] == "espresso", coffee["labels"]
+
+
 def test_the_sentence_hedges_by_confidence(photos):
     result = run_tantra("describe", str(photos / "coffee.png"))
     assert result.returncode == 0 and result.stdout.decode().startswith("Looks like espresso (")
@@ -54,6 +68,50 @@ def test_vision_encoder_embeds_similar_images_close(photos, settings):
     assert cat.shape == (768,) and float(cat.norm()) == pytest.approx(1.0, abs=1e-5)
     flipped = Image.open(photos / "chelsea.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     assert float(cat @ encoder(flipped)) > float(cat @ encoder(photos / "coffee.png")) + 0.2
+
+
+def test_onnx_and_torch_engines_see_the_same(photos, settings):
+    from config.model_config import MODEL_CONFIG
+    from core.model_loader import ModelLoader
+    from encoders.image_io import load_image
+
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    image, _ = load_image(photos / "chelsea.jpg")
+    onnx, torch = (loader.load_vision(engine).look(image, top=3) for engine in ("onnxruntime", "torch"))
+    assert [label.name for label in onnx.labels] == [label.name for label in torch.labels]
+    assert [label.score for label in onnx.labels] == pytest.approx([label.score for label in torch.labels], abs=2e-3)
+    assert onnx.features.shape == (1280,) and np.abs(onnx.features - torch.features).max() < 1e-3
+
+
+def test_describing_an_image_never_loads_torch(photos):
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('torch' in sys.modules, file=sys.stderr)); "
+        f"sys.argv = ['tantra', 'describe', '--no-ocr', {str(photos / 'coffee.png')!r}]; "
+        "from tantra_cli.app import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and "espresso" in result.stdout, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_a_corrupt_onnx_graph_is_said_and_torch_takes_over(photos, settings, tmp_path):
+    from config.model_config import find_store_model
+    from core import model_store
+
+    pulled = model_store.ensure(find_store_model("efficientnet-lite0"), settings)
+    shutil.copytree(pulled, tmp_path / "models" / "efficientnet-lite0")
+    graph = tmp_path / "models" / "efficientnet-lite0" / "model.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # rotted on disk: same size, other bytes
+    graph.write_bytes(bytes(data))
+    result = run_tantra("describe", "--no-ocr", str(photos / "chelsea.jpg"), env={"TANTRA_HOME": str(tmp_path)})
+    assert result.returncode == 0 and b"cat" in result.stdout
+    stderr = result.stderr.decode()
+    assert "corrupt" in stderr and "tantra models pull efficientnet-lite0 --force" in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    alone = run_tantra("describe", "--engine", "onnxruntime", str(photos / "chelsea.jpg"),
+                       env={"TANTRA_HOME": str(tmp_path)})  # fmt: skip
+    assert alone.returncode == 1 and b"corrupt" in alone.stderr and b"Traceback" not in alone.stderr
 
 
 def _png_header_claiming(width: int, height: int) -> bytes:
