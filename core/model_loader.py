@@ -239,11 +239,12 @@ class ModelLoader:
 
     def load_vision(self, engine: str | None = None):
         """EfficientNet-Lite0 (see ``encoders.vision``) on ``engine``, else on the first engine that loads:
-        onnxruntime, then torch; torch first when a GPU is named, since the pinned onnxruntime runs on the CPU only."""
+        onnxruntime, then torch; torch first when a GPU is named and there, since the pinned onnxruntime runs on the
+        CPU only."""
         if engine is not None and engine not in VISION_ENGINES:
             raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(VISION_ENGINES)}")
         chain = [engine] if engine else list(self.config["vision"]["engines"])
-        if engine is None and self.settings.device in ("cuda", "mps"):
+        if engine is None and self.settings.device in ("cuda", "mps") and self._device("torch") != "cpu":
             chain.reverse()
         key = ("vision", tuple(chain))
         if key not in self._loaded:
