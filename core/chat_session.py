@@ -87,6 +87,7 @@ class ChatSession:
         self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
         self.describer = describer
         self.pending_images: list[str] = []  # facts from /image, for the next message
+        self.on_image: Callable[[str], None] | None = None  # told what each image in a message shows (the REPL says it)
 
     def image_note(self, path: Path) -> str:
         """``[Image NAME: what it shows]``, the line the model reads in place of the image."""
@@ -103,8 +104,10 @@ class ChatSession:
         text = text.strip()
         if not text:
             raise BadInput("the prompt is empty")
-        notes = self.pending_images + [self.image_note(path) for path in image_paths_in(text)]
-        self.pending_images = []
+        found = [self.image_note(path) for path in image_paths_in(text)]
+        for note in found if self.on_image else ():
+            self.on_image(note)
+        notes, self.pending_images = self.pending_images + found, []
         if notes:
             text = "\n".join(notes) + "\n\n" + text
         messages = self.conversation.messages

@@ -100,6 +100,7 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True) -> N
         prompt_continuation="... ",
     )
     printer = ReplyPrinter(console)
+    session.on_image = lambda note: errors.print(note, style="dim", markup=False)  # as `ollama run` says "Added image"
     console.print(f"[bold]{session.model_name}[/bold]: type a message; /help for commands, Alt-Enter for a new "
                   "line, Ctrl-C stops a reply, Ctrl-D leaves.", highlight=False)  # fmt: skip
     while True:

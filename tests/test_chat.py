@@ -209,8 +209,11 @@ def test_images_in_messages_and_the_image_command_reach_the_model(session, setti
     "".join(chat.ask("What is this?"))
     first = chat.conversation.messages[0]["content"]
     assert first.startswith("[Image my coffee.png: Looks like espresso") and first.endswith("What is this?")
+    shown: list[str] = []
+    chat.on_image = shown.append  # the REPL shows the person what the model was told
     "".join(chat.ask(f'And what is in "{tmp_path / "my coffee.png"}"?'))
     assert chat.conversation.messages[2]["content"].startswith("[Image my coffee.png:")
+    assert len(shown) == 1 and shown[0].startswith("[Image my coffee.png: Looks like espresso")
     "".join(chat.ask("No image here."))
     assert chat.conversation.messages[4]["content"] == "No image here."  # an attachment goes with one message
     with pytest.raises(BadInput, match="no such file"):
