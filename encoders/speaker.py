@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import BadInput, ModelUnavailable, TantraError
+from encoders.onnx_session import open_session
 from encoders.speech_text import has_words, normalize, sentences
 
 
@@ -68,12 +69,11 @@ class PiperBackend:
         # length, so it only grows. Without it a 2,000-word text peaks 70 MB lower, and synthesis is no slower.
         options = onnxruntime.SessionOptions()
         options.enable_mem_pattern = False
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         try:
             config = PiperConfig.from_dict(json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8")))
-            session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
-        except (OSError, ValueError, KeyError, onnxruntime.capi.onnxruntime_pybind11_state.Fail) as error:
+        except (OSError, ValueError, KeyError) as error:
             raise ModelUnavailable(f"{model_path} is not a usable Piper voice ({error})") from None
+        session = open_session(model_path, options, device, "Piper voice")
         self.piper = PiperVoice(config=config, session=session)
         self.voice = voice
         self.sample_rate = self.piper.config.sample_rate

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ModelUnavailable
 from core.model_loader import ModelLoader
 from encoders.image_io import load_image
+from encoders.onnx_session import open_session
 
 INPUT_SIZE = 224  # EfficientNet-Lite0's training resolution
 LOW_RESOURCE_SIZE = 160  # fewer pixels: about half the work, labels still mostly right
@@ -87,13 +87,7 @@ class OnnxClassifier(Classifier):
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
-        providers = ["CPUExecutionProvider"]
-        if device in ("auto", "cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = onnxruntime.InferenceSession(str(graph), sess_options=options, providers=providers)
-        except (OSError, onnxruntime.capi.onnxruntime_pybind11_state.Fail) as error:
-            raise ModelUnavailable(f"{graph} is not a usable ONNX graph ({error})") from None
+        self.session = open_session(graph, options, device, "ONNX graph")
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probabilities, features = self.session.run(["probabilities", "features"], {"pixels": batch})
