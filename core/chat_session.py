@@ -93,9 +93,9 @@ class ChatSession:
         """``[Image NAME: what it shows]``, the line the model reads in place of the image."""
         if self.describer is None:
             raise BadInput("images are not available in this chat")
-        from encoders.vision import facts_sentence
+        from encoders.vision import facts_note
 
-        return f"[Image {path.name}: {facts_sentence(self.describer.facts(path, top=3))}]"
+        return facts_note(self.describer.facts(path, top=3))
 
     # ---- talking --------------------------------------------------------------------------------------------------
 

@@ -168,6 +168,11 @@ def facts_sentence(facts: dict) -> str:
     return said
 
 
+def facts_note(facts: dict) -> str:
+    """``[Image NAME: what it shows]``, the line a language model reads in place of the image."""
+    return f"[Image {Path(facts['image']).name}: {facts_sentence(facts)}]"
+
+
 def __getattr__(name: str):
     # VisionEncoder is a torch module: torch (200 MB) is imported only by code that asks for it, not by describing.
     if name == "VisionEncoder":

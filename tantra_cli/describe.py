@@ -16,9 +16,10 @@ Engine = Enum("Engine", {name: name for name in VISION_ENGINES}, type=str)
 DESCRIBE = "Describe this image in one or two sentences."
 
 
-def _answer(remote, image, facts: dict, prompt: str | None, settings) -> str | None:
+def _answer(remote, image, facts: dict, prompt: str | None, loader) -> str | None:
     """The remote model's answer (Long-VITA) where one is configured; a question without one goes to SpikingBrain,
-    which reads the image facts. A remote failure is said and the local description stands."""
+    which reads the image facts (loaded once by ``loader``, for every image). A remote failure is said and the local
+    description stands."""
     if remote is not None:
         try:
             return remote.ask(image, prompt or DESCRIBE)
@@ -26,16 +27,13 @@ def _answer(remote, image, facts: dict, prompt: str | None, settings) -> str | N
             error(f"{failure}; answering from the local classifier instead")
             if not prompt:
                 return None
-    from config.model_config import MODEL_CONFIG
     from core.chat_session import ChatSession
     from core.language_model import SamplingOptions
-    from core.model_loader import ModelLoader
-    from encoders.vision import facts_sentence
+    from encoders.vision import facts_note
 
-    loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain()
+    loaded = loader.load_spikingbrain()
     chat = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0.2, max_tokens=120))
-    name = facts["image"].rsplit("/", 1)[-1]
-    return "".join(chat.ask(f"[Image {name}: {facts_sentence(facts)}]\n\n{prompt}")).strip()
+    return "".join(chat.ask(f"{facts_note(facts)}\n\n{prompt}")).strip()
 
 
 def _inputs(images: list[str]):
@@ -96,7 +94,7 @@ def describe(
             facts = describer.facts(loaded, top)
             said = facts_sentence(facts)
             if remote is not None or prompt:
-                facts["answer"] = said = _answer(remote, loaded[0], facts, prompt, settings) or said
+                facts["answer"] = said = _answer(remote, loaded[0], facts, prompt, describer.loader) or said
             if as_json:
                 print(json.dumps(facts, ensure_ascii=False), flush=True)
             else:
