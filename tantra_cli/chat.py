@@ -8,20 +8,7 @@ import sys
 import typer
 
 from core.errors import BadInput, TantraError
-from tantra_cli.common import settings_of, user_errors
-
-
-def read_stdin_text(command: str) -> str:
-    """All of stdin as text, or BadInput for binary data or bytes that are not UTF-8."""
-    data = sys.stdin.buffer.read()
-    if b"\0" in data:
-        raise BadInput(f"stdin holds binary data, not text; pipe text into {command}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadInput(
-            f"stdin is not valid UTF-8 text (byte {error.start}); convert it first, e.g. with iconv"
-        ) from None
+from tantra_cli.common import read_stdin_text, settings_of, user_errors
 
 
 def chat(

@@ -1,4 +1,5 @@
-"""What every command shares: the settings in the Typer context, and turning errors into exit codes."""
+"""What every command shares: the settings in the Typer context, text from stdin, and turning errors into
+exit codes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 import typer
 
 from config.settings import Settings
-from core.errors import TantraError
+from core.errors import BadInput, TantraError
 from core.status import say
 
 EXIT_FAILED = 1  # an input or model failed
@@ -24,6 +25,19 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def error(message: str) -> None:
     say(f"error: {message}")
+
+
+def read_stdin_text(command: str) -> str:
+    """All of stdin as text, or BadInput for binary data or bytes that are not UTF-8."""
+    data = sys.stdin.buffer.read()
+    if b"\0" in data:
+        raise BadInput(f"stdin holds binary data, not text; pipe text into {command}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as undecodable:
+        raise BadInput(
+            f"stdin is not valid UTF-8 text (byte {undecodable.start}); convert it first, e.g. with iconv"
+        ) from None
 
 
 @contextmanager

@@ -9,8 +9,7 @@ import typer
 
 from core.errors import BadInput, TantraError
 from core.status import say
-from tantra_cli.chat import read_stdin_text
-from tantra_cli.common import settings_of, user_errors
+from tantra_cli.common import read_stdin_text, settings_of, user_errors
 
 
 def _list_voices(settings) -> None:
