@@ -25,13 +25,15 @@ from encoders.audio_io import SAMPLE_RATE
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "arctic_a0007.wav"
 
 
+def seconds(run: Callable[[], object]) -> float:
+    """Wall seconds of one call of ``run``."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def _median_seconds(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(seconds(run) for _ in range(repeats))
 
 
 # Runs the command and reports its peak RSS. A child forked straight from a big process (this one, with models
@@ -104,8 +106,8 @@ def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dic
             for beam in (5, 1):
                 options = TranscribeOptions(beam_size=beam)
                 text = " ".join(s.text.strip() for s in transcribe(engine, info, options))  # warm-up, and the text
-                seconds = _median_seconds(lambda: list(transcribe(engine, info, options)), repeats)
-                engines[name][f"beam_{beam}"] = {"rtf": round(seconds / duration, 4), "text": text}
+                elapsed = _median_seconds(lambda: list(transcribe(engine, info, options)), repeats)
+                engines[name][f"beam_{beam}"] = {"rtf": round(elapsed / duration, 4), "text": text}
 
         # The reference: openai-whisper's own transcribe() on the same converted weights.
         reference_model = loader.load_whisper(model, "openai-whisper").model

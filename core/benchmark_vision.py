@@ -11,7 +11,7 @@ from pathlib import Path
 
 from config.model_config import MODEL_CONFIG, VISION_ENGINES
 from config.settings import Settings
-from core.benchmark import measure_child
+from core.benchmark import measure_child, seconds
 
 
 def _photos(folder: Path) -> list[Path]:
@@ -57,7 +57,7 @@ def bench_describe(settings: Settings, repeats: int = 5) -> dict:
             classifier = ModelLoader(MODEL_CONFIG, settings).load_vision(engine)
             load_seconds = time.perf_counter() - start
             classifier.look(images[0])  # warm-up
-            per_image = statistics.median(_seconds(lambda im=im: classifier.look(im)) for im in images * repeats)
+            per_image = statistics.median(seconds(lambda im=im: classifier.look(im)) for im in images * repeats)
             engines[engine] = {
                 "load_seconds": round(load_seconds, 3),
                 "labels_seconds_per_image": round(per_image, 4),
@@ -71,7 +71,7 @@ def bench_describe(settings: Settings, repeats: int = 5) -> dict:
         reader = TextReader()
         ocr_load = time.perf_counter() - start
         reader.read(images[0])
-        ocr = statistics.median(_seconds(lambda im=im: reader.read(im)) for im in images)
+        ocr = statistics.median(seconds(lambda im=im: reader.read(im)) for im in images)
     default = engines[VISION_ENGINES[0]]
     return {
         "model": classifier.name,
@@ -86,9 +86,3 @@ def bench_describe(settings: Settings, repeats: int = 5) -> dict:
             "resident_memory_under_250mb": default["cold_command"]["peak_rss_mb"] < 250,
         },
     }
-
-
-def _seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start

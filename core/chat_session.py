@@ -105,8 +105,9 @@ class ChatSession:
         if not text:
             raise BadInput("the prompt is empty")
         found = [self.image_note(path) for path in image_paths_in(text)]
-        for note in found if self.on_image else ():
-            self.on_image(note)
+        if self.on_image is not None:
+            for note in found:
+                self.on_image(note)
         notes, self.pending_images = self.pending_images + found, []
         if notes:
             text = "\n".join(notes) + "\n\n" + text
