@@ -76,12 +76,19 @@ def test_round_trip_through_whisper_has_few_word_errors(loader, tmp_path):
 
     text = ("The quick brown fox jumps over the lazy dog. Please call me when you arrive at the station. "
             "She opened the window and looked at the garden.")  # fmt: skip
-    out = tmp_path / "said.wav"
-    result = run_tantra("speak", text, "-o", str(out))
-    assert result.returncode == 0, result.stderr
-    heard = " ".join(s.text for s in transcribe(loader.load_whisper(), probe(out), TranscribeOptions()))
-    expected, got = normalise(text).split(), normalise(heard).split()
-    assert _word_errors(expected, got) / len(expected) <= 0.10, heard
+    # The voice draws fresh noise for every sentence (VITS sampling), so each run sounds a little different, and
+    # about one draw in twelve is misheard ("She opened" as "Gee, open": 3 words in 27). So the error rate is
+    # measured over three takes, each with onnxruntime's random generator seeded: the same three every time.
+    expected, errors, heard = normalise(text).split(), 0, []
+    for seed in range(3):
+        out = tmp_path / f"said{seed}.wav"
+        seeded = f"import onnxruntime; onnxruntime.set_seed({seed}); from tantra_cli.app import main; main()"
+        result = subprocess.run([sys.executable, "-c", seeded, "speak", text, "-o", str(out)], capture_output=True,
+                                stdin=subprocess.DEVNULL, cwd=ROOT, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        heard.append(" ".join(s.text for s in transcribe(loader.load_whisper(), probe(out), TranscribeOptions())))
+        errors += _word_errors(expected, normalise(heard[-1]).split())
+    assert errors / (3 * len(expected)) <= 0.10, heard
 
 
 def _word_errors(expected: list[str], got: list[str]) -> int:
