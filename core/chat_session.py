@@ -79,7 +79,7 @@ def image_paths_in(text: str) -> list[Path]:
 class ChatSession:
     def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
                  model_name: str = "SpikingBrain", describer=None) -> None:  # fmt: skip
-        """``describer`` (an ``encoders.vision.ImageDescriber``) lets messages carry images: the model reads what
+        """``describer`` (a ``core.describer.ImageDescriber``) lets messages carry images: the model reads what
         the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels."""
         self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
         self.conversation = Conversation(system or None)
@@ -93,9 +93,7 @@ class ChatSession:
         """``[Image NAME: what it shows]``, the line the model reads in place of the image."""
         if self.describer is None:
             raise BadInput("images are not available in this chat")
-        from encoders.vision import facts_note
-
-        return facts_note(self.describer.facts(path, top=3))
+        return self.describer.note(path)
 
     # ---- talking --------------------------------------------------------------------------------------------------
 

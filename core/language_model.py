@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import queue
 import struct
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -133,31 +137,59 @@ def _sample(logits: torch.Tensor, history: list[int], options: SamplingOptions, 
     return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
 
 
-@torch.no_grad()
+@cache
+def _decoding_thread() -> ThreadPoolExecutor:
+    """The thread every decoding step runs on, with one torch thread of its own.
+
+    One token at a time is bound by memory, not arithmetic: a second CPU thread gains nothing (measured), and on a
+    busy machine OpenMP threads that wait for each other make every step dozens of times slower. torch's thread
+    count belongs to the thread that calls it, so a thread of its own gives decoding one thread without switching
+    the process's setting back and forth around every reply (which would slow anything else running torch).
+    """
+    return ThreadPoolExecutor(1, thread_name_prefix="tantra-decode", initializer=torch.set_num_threads, initargs=(1,))
+
+
+_DONE = object()
+
+
 def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], options: SamplingOptions,
                     stop_token_ids: set[int] = frozenset()) -> Iterator[int]:  # fmt: skip
-    """Token ids as they are sampled; the prompt is processed once, then one token at a time with the KV cache."""
+    """Token ids as they are sampled. The prompt is processed once, on the caller's threads (compute-bound); then
+    the decoding thread samples one token at a time with the KV cache and hands each over as it comes, running
+    ahead of a slow reader (a voice speaking the last sentence) until the reader stops listening."""
     context = model.config.block_size
     if len(prompt_ids) + 1 > context:
         raise TantraError(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}")
     generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     device = next(model.parameters()).device
-    output = model(torch.tensor([prompt_ids], device=device), last_only=True)  # every thread: compute-bound
-    history = list(prompt_ids)
-    # One token at a time is bound by memory, not arithmetic: a second CPU thread gains nothing (measured), and
-    # on a busy machine OpenMP threads that wait for each other make every step dozens of times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with torch.no_grad():
+        output = model(torch.tensor([prompt_ids], device=device), last_only=True)
+    tokens: queue.SimpleQueue = queue.SimpleQueue()
+    stopped = threading.Event()
+
+    @torch.no_grad()  # grad mode is per thread too
+    def decode(output) -> None:
+        history = list(prompt_ids)
+        try:
+            for _ in range(min(options.max_tokens, context - len(prompt_ids))):
+                token = _sample(output.logits[0, -1], history, options, generator)
+                if token in stop_token_ids or stopped.is_set():
+                    break
+                tokens.put(token)
+                history.append(token)
+                output = model(torch.tensor([[token]], device=device), output.past_key_values)
+        except BaseException as error:  # noqa: BLE001 - handed to the reader, which raises it
+            tokens.put(error)
+        tokens.put(_DONE)
+
+    _decoding_thread().submit(decode, output)
     try:
-        for _ in range(min(options.max_tokens, context - len(prompt_ids))):
-            token = _sample(output.logits[0, -1], history, options, generator)
-            if token in stop_token_ids:
-                return
-            yield token
-            history.append(token)
-            output = model(torch.tensor([[token]], device=device), output.past_key_values)
+        while (item := tokens.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
     finally:
-        torch.set_num_threads(threads)
+        stopped.set()  # a reader that stops early (a stop string, Ctrl-C) stops the decoding within one step
 
 
 def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions,

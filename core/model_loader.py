@@ -1,21 +1,27 @@
-"""Loads each role's model through its ordered fallback chain; every model is loaded once per process.
+"""Loads each role's model through its ordered fallback chain; every model is loaded once per loader, and one loader
+can be shared by threads.
 
-``--low-resource`` moves every role to its lightest entry and ``--device`` places it; a backend whose library is
-missing or whose device is absent is skipped with a note on stderr, never silently.
+Every role is loaded the same way: the chain of ``config.model_config`` in the order the settings ask for
+(``--low-resource``, a GPU named by ``--device``), each entry made into a ``Candidate``, and ``core.fallback`` walks
+them. ``--low-resource`` is decided here and nowhere else; ``core.placement`` decides devices and threads. Backends
+live in ``encoders/`` (and the Whisper engines in ``core/``) and never import this module.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from config.model_config import (
+    MODEL_CONFIG,
     STORE_MODELS,
-    VISION_ENGINES,
-    WHISPER_ENGINES,
     WHISPER_NAMES,
+    ModelConfig,
     StoreModel,
     find_store_model,
     store_model_names,
@@ -23,8 +29,12 @@ from config.model_config import (
 from config.settings import Settings, load_settings
 from core import model_store
 from core.errors import BadInput, ModelUnavailable, TantraError
+from core.fallback import Candidate, Skip, first_that_works
+from core.placement import Placement, compute_type
 from core.status import say
 from core.transcriber import WhisperEngine
+
+Factory = Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,10 @@ class WhisperSource:
     name: str
     path: Path | None = None
 
-    def engines(self) -> tuple[str, ...]:
-        return {"store": WHISPER_ENGINES, "pt": ("openai-whisper",), "ct2": ("faster-whisper",)}.get(
-            self.kind, ("openai-whisper",)
-        )
+    def engines(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        """The engines of ``chain`` that can read these weights, in its order."""
+        readers = {"pt": ("openai-whisper",), "ct2": ("faster-whisper",), "cdn": ("openai-whisper",)}
+        return tuple(e for e in chain if e in readers.get(self.kind, chain))
 
 
 def _offline_whisper_names() -> list[str]:
@@ -53,82 +63,129 @@ def _describe_whisper_names() -> str:
 
 
 class ModelLoader:
-    """``ModelLoader(MODEL_CONFIG).load_whisper()``, as the spec uses it; one instance caches what it loaded."""
+    """``ModelLoader(MODEL_CONFIG).load_whisper()``, as the spec uses it; one instance caches what it loaded.
 
-    def __init__(self, model_config: dict, settings: Settings | None = None,
-                 warn: Callable[[str], None] = say) -> None:  # fmt: skip
+    ``backends`` replaces chain entries with other factories, keyed ``"role:entry"`` (``"tts:piper"``,
+    ``"audio:faster-whisper"``, ``"spikingbrain:gpt2"``, ``"vision:onnxruntime"``, ``"vision:long-vita-remote"``):
+    how tests put fake backends (``tests/fakes.py``) into the real chains.
+    """
+
+    def __init__(self, model_config: ModelConfig = MODEL_CONFIG, settings: Settings | None = None,
+                 warn: Callable[[str], None] = say, backends: Mapping[str, Factory] | None = None) -> None:  # fmt: skip
         self.config = model_config
         self.settings = settings or load_settings()
         self.warn = warn
+        self.placement = Placement(self.settings, warn)
+        self.backends = dict(backends or {})
         self._loaded: dict[tuple, object] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # ---- what --low-resource changes besides the chains -----------------------------------------------------------
+
+    @property
+    def low_resource(self) -> bool:
+        return self.settings.low_resource
+
+    @property
+    def beam_size(self) -> int:
+        """Whisper's default beam width."""
+        audio = self.config.audio
+        return audio.low_resource_beam_size if self.low_resource else audio.beam_size
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether images are read for text (OCR) unless the user says otherwise."""
+        return self.config.vision.low_resource_ocr if self.low_resource else self.config.vision.ocr
+
+    @property
+    def image_size(self) -> int:
+        vision = self.config.vision
+        return vision.low_resource_input_size if self.low_resource else vision.input_size
+
+    # ---- the shared machinery -------------------------------------------------------------------------------------
 
     def _note(self, message: str) -> None:
         if self.settings.verbose:
             self.warn(message)
 
+    def _once(self, key: tuple, load: Callable[[], Any]) -> Any:
+        """``load()``'s result, made once per key even when threads ask at the same moment (each key has its own
+        lock, so two roles still load side by side)."""
+        with self._locks_lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._loaded:
+                self._loaded[key] = load()
+            return self._loaded[key]
+
+    def _candidate(self, role: str, entry: str, label: str, attempt: Factory, unavailable: str | None = None):
+        override = self.backends.get(f"{role}:{entry}")
+        if override is not None:
+            return Candidate(label, override)
+        return Candidate(label, attempt, unavailable)
+
+    def _walk(self, candidates: list[Candidate], what: str):
+        return first_that_works(candidates, what, self.warn, self._note)
+
     # ---- language model -------------------------------------------------------------------------------------------
 
     def load_spikingbrain(self, spiking: bool = True, model: str | None = None) -> dict:
-        """``{"model": SpikingBrainForCausalLM, "tokenizer": ..., "name": ...}``, as the spec uses it.
+        """``{"model": SpikingBrainForCausalLM, "tokenizer": ..., "name": ..., "device": ...}``, as the spec uses it.
 
         By default the first entry of the fallback chain that loads and runs: SpikingBrain converted from
         SmolLM2-135M, spiking; the same weights without spiking; GPT-2 and DistilGPT-2 where they were pulled.
         ``spiking=False`` asks for the plain network; ``model`` names one model (or a converted directory).
         """
-        key = ("spikingbrain", spiking, model)
-        if key not in self._loaded:
-            import torch
+        return self._once(
+            ("spikingbrain", spiking, model),
+            lambda: self._walk(self._language_candidates(spiking, model), "language model"),
+        )
 
-            if self.settings.threads:
-                torch.set_num_threads(self.settings.threads)
-            self._loaded[key] = self._first_working_language_model(self._language_candidates(spiking, model))
-        return self._loaded[key]
-
-    def _language_candidates(self, spiking: bool, model: str | None) -> list[tuple[StoreModel | Path, bool]]:
-        section = self.config["spikingbrain"]
+    def _language_candidates(self, spiking: bool, model: str | None) -> list[Candidate]:
+        section = self.config.spikingbrain
         if model is not None:
             path = Path(model).expanduser()
             if path.is_dir():
-                return [(path, spiking)]
+                return [self._language_candidate(model, path, spiking, set())]
             stored = find_store_model(model)
             if stored is None or stored.role != "spikingbrain":
                 names = ", ".join(m.name for m in STORE_MODELS if m.role == "spikingbrain")
                 raise ModelUnavailable(
                     f"unknown language model {model!r}; choose {names}, or a directory from `tantra models convert`"
                 )
-            return [(stored, spiking)]
-        chain = [section["low_resource"], *section["chain"]] if self.settings.low_resource else list(section["chain"])
-        candidates = []
-        for entry in chain:
-            name = section["default"] if entry.startswith("spikingbrain") else entry
-            candidate = (find_store_model(name), spiking and entry != "spikingbrain-nospike")
-            if candidate not in candidates:
-                candidates.append(candidate)
+            return [self._language_candidate(stored.name, stored, spiking, set())]
+        missing: set[str] = set()  # store models found missing: their other entries are passed over
+        candidates, seen = [], set()
+        for entry in section.chain.order(self.low_resource):
+            stored = find_store_model(section.default if entry.startswith("spikingbrain") else entry)
+            entry_spiking = spiking and entry != "spikingbrain-nospike"
+            if (stored.name, entry_spiking) not in seen:
+                seen.add((stored.name, entry_spiking))
+                candidates.append(self._language_candidate(entry, stored, entry_spiking, missing))
         return candidates
 
-    def _first_working_language_model(self, candidates: list[tuple[StoreModel | Path, bool]]) -> dict:
-        failures, unavailable = [], set()
-        for index, (source, spiking) in enumerate(candidates):
-            label = f"{getattr(source, 'name', source)} ({'spiking' if spiking else 'not spiking'})"
-            if isinstance(source, StoreModel) and source.name in unavailable:
-                continue  # the same weights, already found missing
-            if isinstance(source, StoreModel) and self._unpulled_hub_entry(source):
-                failures.append(f"{label}: not pulled (`tantra models pull {source.name}`)")
-                continue
+    def _language_candidate(self, entry: str, source: StoreModel | Path, spiking: bool, missing: set[str]):
+        label = f"{getattr(source, 'name', source)} ({'spiking' if spiking else 'not spiking'})"
+        unavailable = None
+        if isinstance(source, StoreModel) and self._unpulled_hub_model(source):
+            unavailable = f"not pulled (`tantra models pull {source.name}`)"
+
+        def attempt() -> dict:
+            if isinstance(source, StoreModel) and source.name in missing:
+                raise Skip("its weights are missing (see above)")
             try:
                 loaded = self._load_language_model(source, spiking)
-            except TantraError as error:
-                if isinstance(error, ModelUnavailable) and isinstance(source, StoreModel):
-                    unavailable.add(source.name)
-                failures.append(f"{label}: {error}")
-                if index + 1 < len(candidates):
-                    self.warn(f"{label} cannot be used ({error}); trying the next language model")
-                continue
+            except ModelUnavailable:
+                if isinstance(source, StoreModel):
+                    missing.add(source.name)
+                raise
             self._note(f"language model: {label}, on {loaded['device']}")
             return loaded
-        raise ModelUnavailable("no language model can run here: " + "; ".join(failures))
 
-    def _unpulled_hub_entry(self, model: StoreModel) -> bool:
+        return self._candidate("spikingbrain", entry, label, attempt, unavailable)
+
+    def _unpulled_hub_model(self, model: StoreModel) -> bool:
         """Models from the Hugging Face hub join the fallback chain only once pulled: never a download at run time."""
         return bool(model.hub_repo) and model_store.status(model, self.settings).state != "ready"
 
@@ -143,7 +200,8 @@ class ModelLoader:
             model_store.verify_file(source, root, INT8_WEIGHTS if spiking else WEIGHTS)
         else:
             root = source
-        device = self._device("torch")
+        self.placement.torch_ready()
+        device = self.placement.device("torch")
         loaded = load_spikingbrain_dir(root, device, spiking)
         try:  # one token through every layer: the INT8 kernel may be missing on this platform or device
             with torch.no_grad():
@@ -158,26 +216,43 @@ class ModelLoader:
     def load_speaker(self, backend: str | None = None, voice: str | None = None):
         """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
         (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads."""
-        from encoders.speaker import coqui_model_is_local
-
-        section = self.config["tts"]
-        if backend is not None and backend not in section["chain"]:
-            raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section['chain'])}")
+        section = self.config.tts
+        if backend is not None and backend not in section.chain.entries:
+            raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section.chain.entries)}")
         if backend is None and voice is not None:
             backend = self._backend_of_voice(voice)
-        if backend is not None:
-            chain = [backend]
-        elif self.settings.low_resource:
-            chain = [section["low_resource"], *(b for b in section["chain"] if b != section["low_resource"])]
-        else:
-            chain = list(section["chain"])
-        if backend is None and not coqui_model_is_local(voice or section["voices"]["coqui"]):
-            chain.remove("coqui")  # its voice would download now: only --backend coqui asks for that
-            self._note("coqui: its voice is not downloaded; `--backend coqui` fetches it where reachable")
-        key = ("tts", tuple(chain), voice)
-        if key not in self._loaded:
-            self._loaded[key] = self._first_working_speech_backend(chain, voice)
-        return self._loaded[key]
+        order = (backend,) if backend is not None else section.chain.order(self.low_resource)
+        return self._once(("tts", order, voice), partial(self._walk_speech, order, voice))
+
+    def load_coqui_tts(self, voice: str | None = None):
+        """Coqui TTS, the spec's voice (``tts_models/en/ljspeech/tacotron2-DDC`` unless ``voice`` names another)."""
+        return self.load_speaker("coqui", voice)
+
+    def _walk_speech(self, order: tuple[str, ...], voice: str | None):
+        return self._walk(self._speech_candidates(order, voice), "speech backend")
+
+    def _speech_candidates(self, order: tuple[str, ...], voice: str | None) -> list[Candidate]:
+        from encoders.speaker import coqui_model_is_local
+
+        candidates = []
+        for name in order:
+            chosen = voice or self.config.tts.voices[name]
+            unavailable = None
+            if name == "coqui" and len(order) > 1:  # in the chain, never pinned: it must not download a voice
+                from importlib.util import find_spec
+
+                if find_spec("TTS") is None:
+                    unavailable = "Coqui TTS is not installed (pip install 'tantra[coqui]')"
+                elif not coqui_model_is_local(chosen):
+                    unavailable = "its voice is not downloaded; `--backend coqui` fetches it where reachable"
+
+            def attempt(name: str = name, chosen: str = chosen):
+                backend = self._build_speech_backend(name, chosen)
+                self._note(f"speech: {backend.name}, voice {backend.voice}")
+                return backend
+
+            candidates.append(self._candidate("tts", name, name, attempt, unavailable))
+        return candidates
 
     def _backend_of_voice(self, voice: str) -> str:
         from encoders.speaker import espeak_voices
@@ -191,100 +266,85 @@ class ModelLoader:
             return "espeak-ng"
         raise BadInput(f"unknown voice {voice!r}; `tantra speak --list-voices` lists them")
 
-    def _first_working_speech_backend(self, chain: list[str], voice: str | None):
-        from encoders.speaker import coqui_status
-
-        failures = []
-        for index, name in enumerate(chain):
-            try:
-                backend = self._build_speech_backend(name, voice or self.config["tts"]["voices"][name])
-            except ImportError as missing:
-                error = ModelUnavailable(f"{missing.name} is not installed")
-                failures.append(f"{name}: {error}")
-                self.warn(f"{name} cannot speak here ({error}); trying the next")
-                continue
-            except ModelUnavailable as error:
-                failures.append(f"{name}: {error}")
-                quiet = name == "coqui" and coqui_status().startswith("not installed")  # an optional extra
-                if index + 1 < len(chain):
-                    (self._note if quiet else self.warn)(f"{name} cannot speak here ({error}); trying the next")
-                continue
-            self._note(f"speech: {backend.name}, voice {backend.voice}")
-            return backend
-        raise ModelUnavailable("no speech backend can run here: " + "; ".join(failures))
-
     def _build_speech_backend(self, name: str, voice: str):
         from encoders.speaker import CoquiBackend, EspeakBackend, PiperBackend, coqui_status
 
         if name == "espeak-ng":
             return EspeakBackend(voice)
         if name == "coqui":
-            status = coqui_status()  # before _device, which imports torch: 200 MB for a backend that is not there
+            status = coqui_status()  # before asking torch for a device: 200 MB for a backend that is not there
             if status != "ready":
                 raise ModelUnavailable(f"Coqui TTS is {status}")
-            return CoquiBackend(voice, self._device("torch"))
+            return CoquiBackend(voice, self.placement.device("torch"))
         path = Path(voice).expanduser()
         if path.suffix == ".onnx":
             if not path.is_file():
                 raise BadInput(f"{voice}: no such voice file")
-            return PiperBackend(path, path.stem)
+            return PiperBackend(path, path.stem, self.placement.onnx_providers(), self.placement.threads)
         stored = find_store_model(voice)
         if stored is None or stored.role != "tts":
             raise BadInput(f"unknown Piper voice {voice!r}; `tantra speak --list-voices` lists them")
         root = model_store.ensure(stored, self.settings)
         model_store.verify_file(stored, root, "voice.onnx")
-        return PiperBackend(root / "voice.onnx", stored.name.removeprefix("piper-"))
+        return PiperBackend(
+            root / "voice.onnx", stored.name.removeprefix("piper-"), self.placement.onnx_providers(),
+            self.placement.threads,
+        )  # fmt: skip
 
     # ---- vision ---------------------------------------------------------------------------------------------------
 
     def load_vision(self, engine: str | None = None):
-        """EfficientNet-Lite0 (see ``encoders.vision``) on ``engine``, else on the first engine that loads:
+        """EfficientNet-Lite0 (see ``encoders.image_classifier``) on ``engine``, else on the first engine that loads:
         onnxruntime, then torch; torch first when a GPU is named and there, since the pinned onnxruntime runs on the
         CPU only."""
-        if engine is not None and engine not in VISION_ENGINES:
-            raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(VISION_ENGINES)}")
-        chain = [engine] if engine else list(self.config["vision"]["engines"])
-        if engine is None and self.settings.device in ("cuda", "mps") and self._device("torch") != "cpu":
-            chain.reverse()
-        key = ("vision", tuple(chain))
-        if key not in self._loaded:
-            self._loaded[key] = self._first_working_vision_engine(chain)
-        return self._loaded[key]
+        engines = self.config.vision.engines
+        if engine is not None and engine not in engines.entries:
+            raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(engines.entries)}")
+        order = (engine,) if engine else engines.order(gpu=self.placement.gpu_asked_and_there("torch"))
+        return self._once(("vision", order), lambda: self._walk(self._vision_candidates(order), "vision engine"))
 
-    def _first_working_vision_engine(self, chain: list[str]):
-        from encoders.vision import (
-            INPUT_SIZE,
-            LOW_RESOURCE_SIZE,
-            ONNX_GRAPH,
-            TORCH_WEIGHTS,
-            OnnxClassifier,
-            TorchClassifier,
-        )
+    def get_vision_encoder(self, embed_dim: int | None = None):
+        """An image as a unit-length vector, as the spec's ``VisionEncoder`` gives it, on this loader's classifier
+        (see ``encoders.vision_embedding``)."""
+        from encoders.vision_embedding import ImageEmbedding
 
-        stored = find_store_model(self.config["vision"]["default"])
-        root = model_store.ensure(stored, self.settings)
-        size = LOW_RESOURCE_SIZE if self.settings.low_resource else INPUT_SIZE
-        failures = []
-        for engine in chain:
-            try:
-                if engine == "onnxruntime":
-                    graph = model_store.verify_file(stored, root, ONNX_GRAPH)
-                    classifier = OnnxClassifier(
-                        graph, root / "class_names.json", size, _threads(self.settings), self.settings.device
-                    )
-                else:
-                    weights = model_store.verify_file(stored, root, TORCH_WEIGHTS)
-                    classifier = TorchClassifier(weights, root / "class_names.json", size, self._device("torch"))
-            except ImportError as error:
-                failures.append(f"{engine} is not installed ({error.name})")
-            except TantraError as error:  # a corrupt or unreadable file: the other engine reads another file
-                failures.append(f"{engine}: {error}")
-            else:
-                self._note(f"vision: {stored.name} on {engine}, {size} px")
-                return classifier
-            if len(failures) < len(chain):
-                self.warn(f"{failures[-1]}; trying the next engine")
-        raise ModelUnavailable("no vision engine can run here: " + "; ".join(failures))
+        return ImageEmbedding(self.load_vision(), embed_dim or self.config.vision.embed_dim)
+
+    def load_remote_vision(self):
+        """The configured Long-VITA server (``TANTRA_VLM_URL`` ...), or None when none is configured."""
+        override = self.backends.get("vision:long-vita-remote")
+        if override is not None:
+            return override()
+        from encoders.remote_vlm import from_settings
+
+        return from_settings(self.settings)
+
+    def _vision_candidates(self, order: tuple[str, ...]) -> list[Candidate]:
+        from encoders.image_classifier import ONNX_GRAPH, TORCH_WEIGHTS, OnnxClassifier, TorchClassifier
+
+        stored = find_store_model(self.config.vision.default)
+        size = self.image_size
+        if all(f"vision:{engine}" in self.backends for engine in order):
+            root = Path()  # every engine replaced: nothing to pull
+        else:
+            root = model_store.ensure(stored, self.settings)  # once, for every engine: they read files of one pull
+        names = root / "class_names.json"
+
+        def onnx():
+            graph = model_store.verify_file(stored, root, ONNX_GRAPH)
+            return OnnxClassifier(graph, names, size, self.placement.onnx_providers(), self.placement.threads)
+
+        def torch():
+            weights = model_store.verify_file(stored, root, TORCH_WEIGHTS)
+            self.placement.torch_ready()
+            return TorchClassifier(weights, names, size, self.placement.device("torch"))
+
+        def attempt(engine: str):
+            classifier = {"onnxruntime": onnx, "torch": torch}[engine]()
+            self._note(f"vision: {stored.name} on {engine}, {size} px")
+            return classifier
+
+        return [self._candidate("vision", engine, engine, partial(attempt, engine)) for engine in order]
 
     # ---- speech to text -------------------------------------------------------------------------------------------
 
@@ -307,84 +367,57 @@ class ModelLoader:
             raise ModelUnavailable(f"{model}: no such model file")
         raise ModelUnavailable(f"unknown Whisper model {model!r}; choose {_describe_whisper_names()}")
 
-    def _device(self, engine: str) -> str:
-        wanted = self.settings.device
-        if engine == "faster-whisper":
-            import ctranslate2
-
-            cuda = ctranslate2.get_cuda_device_count() > 0
-            mps = False  # CTranslate2 has no Metal backend
-        else:
-            import torch
-
-            cuda = torch.cuda.is_available()
-            mps = torch.backends.mps.is_available()
-        if wanted == "auto":
-            return "cuda" if cuda else "cpu"
-        if wanted == "cpu" or (wanted == "cuda" and cuda) or (wanted == "mps" and mps):
-            return wanted
-        self.warn(f"{engine} cannot use --device {wanted} here; running on the CPU")
-        return "cpu"
-
     def load_whisper(self, model: str | None = None, engine: str | None = None) -> WhisperEngine:
         """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain."""
-        section = self.config["audio"]
-        model = model or section["low_resource" if self.settings.low_resource else "default"]
-        if engine is not None and engine not in WHISPER_ENGINES:
-            raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(WHISPER_ENGINES)}")
+        section = self.config.audio
+        model = model or (section.low_resource if self.low_resource else section.default)
+        chain = section.engines.order(self.low_resource)
+        if engine is not None and engine not in chain:
+            raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(chain)}")
         source = self.whisper_source(model)
-        if engine is not None and engine not in source.engines():
-            raise TantraError(f"--engine {engine} cannot run {model!r}; use --engine {source.engines()[0]}")
-        chain = [engine] if engine else [e for e in section["chain"] if e in source.engines()]
-        key = ("whisper", source, tuple(chain))
-        if key not in self._loaded:
-            self._loaded[key] = self._first_working_engine(source, chain)
-        return self._loaded[key]
+        readers = source.engines(chain)
+        if engine is not None and engine not in readers:
+            raise TantraError(f"--engine {engine} cannot run {model!r}; use --engine {readers[0]}")
+        order = (engine,) if engine else readers
 
-    def _first_working_engine(self, source: WhisperSource, chain: list[str]) -> WhisperEngine:
-        failures = []
-        for engine in chain:
-            try:
-                loaded = self._build_whisper(engine, source)
-                self._note(f"speech to text: {engine}, model {source.name}, on {loaded.device}")
-                return loaded
-            except ImportError as error:
-                failures.append(f"{engine} is not installed ({error.name})")
-                self.warn(f"{failures[-1]}; trying the next engine")
-        raise ModelUnavailable("no Whisper engine can run here: " + "; ".join(failures))
+        def attempt(engine: str) -> WhisperEngine:
+            loaded = self._build_whisper(engine, source)
+            self._note(f"speech to text: {engine}, model {source.name}, on {loaded.device}")
+            return loaded
+
+        candidates = [self._candidate("audio", e, e, partial(attempt, e)) for e in order]
+        return self._once(("whisper", source, order), lambda: self._walk(candidates, "Whisper engine"))
 
     def _build_whisper(self, engine: str, source: WhisperSource) -> WhisperEngine:
         from core.whisper_convert import OPENAI_CHECKPOINT, alignment_heads
         from core.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
 
-        device = self._device(engine)
+        if engine == "faster-whisper":
+            device = self.placement.device("ctranslate2")
+            threads, compute = self.placement.threads, compute_type(device)
+            if source.kind == "store":
+                stored = find_store_model(source.name)
+                root = model_store.ensure(stored, self.settings)
+                model_store.verify_file(stored, root, "ct2/model.bin")
+                return FasterWhisperEngine(root / "ct2", source.name, device, threads, compute)
+            return FasterWhisperEngine(source.path, source.name, device, threads, compute)
+        self.placement.torch_ready()
+        device = self.placement.device("torch")
         if source.kind == "store":
             stored = find_store_model(source.name)
             root = model_store.ensure(stored, self.settings)
-            if engine == "faster-whisper":
-                return FasterWhisperEngine(root / "ct2", source.name, device, _threads(self.settings), _compute(device))
-            return OpenAIWhisperEngine(
-                str(root / OPENAI_CHECKPOINT), source.name, device, root, alignment_heads(root / "ct2")
-            )
-        if source.kind == "ct2":
-            return FasterWhisperEngine(source.path, source.name, device, _threads(self.settings), _compute(device))
+            checkpoint = model_store.verify_file(stored, root, OPENAI_CHECKPOINT)
+            return OpenAIWhisperEngine(str(checkpoint), source.name, device, root, alignment_heads(root / "ct2"))
         download_root = self.settings.models_dir / "whisper-openai-cdn"
         if source.kind == "pt":
             return OpenAIWhisperEngine(str(source.path), source.name, device, download_root)
         try:
             return OpenAIWhisperEngine(source.name, source.name, device, download_root)
         except ModelUnavailable as error:
+            with contextlib.suppress(OSError):
+                download_root.rmdir()  # openai-whisper made it for the download; a failed one leaves nothing
             offline = ", ".join(_offline_whisper_names())
             raise ModelUnavailable(
                 f"{source.name} is not on PyPI and its download from OpenAI failed (no internet?): {error}. "
                 f"Offline models: {offline}"
             ) from None
-
-
-def _threads(settings: Settings) -> int:
-    return settings.threads or os.cpu_count() or 1
-
-
-def _compute(device: str) -> str:
-    # int8 weights are the fastest on a CPU with no measurable loss on these models; GPUs prefer float16.
-    return "float16" if device == "cuda" else "int8"

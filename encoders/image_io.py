@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from core.errors import BadInput
@@ -26,10 +27,20 @@ class ImageInfo:
     """The mode the file was stored in (RGB, CMYK, I;16, P, ...), before conversion to RGB."""
 
 
+@cache
+def _limit_pillow() -> None:
+    """Pillow's own bomb check at our limit: above it Pillow warns, at twice it raises (both are handled in
+    ``load_image``). Set once per process, the first time an image is opened, never per call."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
 def load_image(source: str | Path | bytes, label: str | None = None):
     """``(PIL.Image in RGB, ImageInfo)``; the first frame of an animation, turned upright by its EXIF orientation."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    _limit_pillow()
     label = label or ("stdin" if isinstance(source, bytes) else str(source))
     if not isinstance(source, bytes):
         path = Path(source)
@@ -41,7 +52,6 @@ def load_image(source: str | Path | bytes, label: str | None = None):
             raise BadInput(f"{label} is empty (0 bytes)")
     elif not source:
         raise BadInput("stdin is empty: pipe an image in")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # above it Pillow warns; at twice it raises: both are checked below
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         if image.width * image.height > MAX_PIXELS:

@@ -7,16 +7,17 @@ from pathlib import Path
 from core.errors import ModelUnavailable
 
 
-def open_session(path: Path, options, device: str = "cpu", what: str = "ONNX model"):
-    """An ``onnxruntime.InferenceSession`` of ``path`` with ``options``: on CUDA when ``device`` allows it (auto or
-    cuda) and this onnxruntime build has it, else on the CPU. A file it cannot read is a one-line error naming
-    ``what`` it should have been."""
+def open_session(path: Path, threads: int, providers: list[str], what: str = "ONNX model", **options):
+    """An ``onnxruntime.InferenceSession`` of ``path`` on ``providers`` (best first, as ``core.placement`` gives
+    them) with its own pool of ``threads``; ``options`` set other ``SessionOptions`` fields. A file it cannot read
+    is a one-line error naming ``what`` it should have been."""
     import onnxruntime
 
-    providers = ["CPUExecutionProvider"]
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+    session_options = onnxruntime.SessionOptions()
+    session_options.intra_op_num_threads = threads
+    for name, value in options.items():
+        setattr(session_options, name, value)
     try:
-        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
+        return onnxruntime.InferenceSession(str(path), sess_options=session_options, providers=providers)
     except (OSError, onnxruntime.capi.onnxruntime_pybind11_state.Fail) as error:
         raise ModelUnavailable(f"{path} is not a usable {what} ({error})") from None

@@ -12,12 +12,13 @@ the text. Backends, in the order of the fallback chain:
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,22 +59,21 @@ class PiperBackend:
 
     name = "piper"
 
-    def __init__(self, model_path: Path, voice: str, device: str = "cpu") -> None:
+    def __init__(self, model_path: Path, voice: str, providers: list[str] = ["CPUExecutionProvider"],
+                 threads: int = 0) -> None:  # fmt: skip
+        """``providers`` and ``threads`` as ``core.placement`` gives them (0 threads: onnxruntime's own choice)."""
         import json
 
-        import onnxruntime
         from piper import PiperVoice  # piper-tts; imported only when this backend is used
         from piper.config import PiperConfig
 
-        # onnxruntime's memory pattern plans buffers for every input length it meets; sentences all differ in
-        # length, so it only grows. Without it a 2,000-word text peaks 70 MB lower, and synthesis is no slower.
-        options = onnxruntime.SessionOptions()
-        options.enable_mem_pattern = False
         try:
             config = PiperConfig.from_dict(json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError) as error:
             raise ModelUnavailable(f"{model_path} is not a usable Piper voice ({error})") from None
-        session = open_session(model_path, options, device, "Piper voice")
+        # onnxruntime's memory pattern plans buffers for every input length it meets; sentences all differ in
+        # length, so it only grows. Without it a 2,000-word text peaks 70 MB lower, and synthesis is no slower.
+        session = open_session(model_path, threads, providers, "Piper voice", enable_mem_pattern=False)
         self.piper = PiperVoice(config=config, session=session)
         self.voice = voice
         self.sample_rate = self.piper.config.sample_rate
@@ -126,25 +126,40 @@ def espeak_voices(program: str | None = None) -> list[str]:
 
 
 COQUI_SHIM = Path(__file__).resolve().parent / "coqui_shim"
+_coqui_import = threading.Lock()
+
+
+def _import_stand_in(name: str) -> None:
+    """Import ``coqui_shim/NAME`` as the package ``NAME``, exactly as if it were installed: its own finder,
+    no edit of ``sys.path``, so no other import can ever find a stand-in by accident."""
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec(name, [str(COQUI_SHIM)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
 
 
 def _import_coqui():
     """``TTS.api``, with import-only stand-ins for torchaudio and torchcodec where those are missing (PyPI has
     none for this torch on a CPU, and speaking uses neither: see coqui_shim/README.md)."""
-    from importlib.util import find_spec
+    with _coqui_import:  # once, even when threads load voices side by side
+        for name in ("torchaudio", "torchcodec"):
+            if name not in sys.modules and importlib.util.find_spec(name) is None:
+                _import_stand_in(name)
+        import TTS.api
 
-    if (find_spec("torchaudio") is None or find_spec("torchcodec") is None) and str(COQUI_SHIM) not in sys.path:
-        sys.path.append(str(COQUI_SHIM))  # appended: a real library, where installed, is found first
-    import TTS.api
-
+        # Coqui logs a whole traceback when a download fails, and Tantra says it in one line. A handler of its
+        # own keeps its records off Python's last-resort stderr handler, without touching anyone else's logging.
+        coqui_logger = logging.getLogger("TTS")
+        if not coqui_logger.handlers:
+            coqui_logger.addHandler(logging.NullHandler())
     return TTS.api
 
 
 def coqui_status() -> str:
     """Whether the Coqui backend can run here, in a few words (``tantra models`` shows it)."""
-    from importlib.util import find_spec
-
-    if find_spec("TTS") is None:
+    if importlib.util.find_spec("TTS") is None:
         return "not installed (pip install 'tantra[coqui]')"
     try:
         _import_coqui()
@@ -171,10 +186,6 @@ class CoquiBackend:
     name = "coqui"
 
     def __init__(self, model: str, device: str = "cpu") -> None:
-        with contextlib.redirect_stdout(sys.stderr):  # Coqui prints while it loads; stdout is for data
-            self._load(model, device)
-
-    def _load(self, model: str, device: str) -> None:
         status = coqui_status()
         if status != "ready":
             raise ModelUnavailable(f"Coqui TTS is {status}")
@@ -188,7 +199,6 @@ class CoquiBackend:
             checkpoints = sorted(path.glob("*.pth"))
             if not (path / "config.json").is_file() or not checkpoints:
                 raise BadInput(f"{path}: a Coqui model directory holds config.json and a .pth checkpoint")
-        logging.disable(logging.ERROR)  # Coqui logs whole tracebacks for a failed download; one line will do
         try:
             if path.is_dir():
                 self.tts = api.TTS(model_path=str(checkpoints[0]), config_path=str(path / "config.json"))
@@ -202,8 +212,6 @@ class CoquiBackend:
                 ) from None
             first = (str(error).strip().splitlines() or [""])[0][:200]
             raise ModelUnavailable(f"Coqui cannot load {model!r} ({type(error).__name__}: {first})") from None
-        finally:
-            logging.disable(logging.NOTSET)
         self.tts.to(device)
         self.sample_rate = self.tts.synthesizer.output_sample_rate
         self._speak = lambda sentence, rate: self.tts.tts(sentence, speed=rate)
@@ -239,8 +247,7 @@ class CoquiBackend:
         self._speak = speak
 
     def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
-        with contextlib.redirect_stdout(sys.stderr):  # Coqui prints; stdout may be carrying our WAV stream
-            audio = self._speak(sentence, rate)
+        audio = self._speak(sentence, rate)  # Coqui 0.27+ logs, never prints: stdout stays ours (tested)
         yield np.asarray(audio, dtype=np.float32).reshape(-1)
 
 

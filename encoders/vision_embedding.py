@@ -1,20 +1,19 @@
-"""``VisionEncoder``: an image as a fixed-size vector, for memory and retrieval (see the class docstring)."""
+"""``ImageEmbedding``: an image as a fixed-size vector, for memory and retrieval (see the class docstring)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from config.model_config import MODEL_CONFIG
-from core.model_loader import ModelLoader
-from encoders.audio import orthonormal_projection
+from encoders.audio_embedding import orthonormal_projection
 from encoders.image_io import load_image
 
 FEATURES = 1280  # EfficientNet-Lite0's pooled features
 
 
-class VisionEncoder(nn.Module):
-    """``VisionEncoder(embed_dim=768)(image)`` -> a unit-length ``embed_dim`` tensor.
+class ImageEmbedding(nn.Module):
+    """``ImageEmbedding(classifier, embed_dim)(image)`` -> a unit-length ``embed_dim`` tensor; ``classifier`` is an
+    ``encoders.image_classifier.Classifier``. ``encoders.vision.VisionEncoder`` loads one for it.
 
     What the vector is: EfficientNet-Lite0's 1280-d pooled features of the image, scaled to unit length, then
     multiplied by a fixed random matrix (seeded, so every process builds the same one). Narrowing 1280 -> 768 cannot
@@ -25,9 +24,9 @@ class VisionEncoder(nn.Module):
     text or audio embeddings: the language model learns what an image shows through text (labels and OCR).
     """
 
-    def __init__(self, embed_dim: int = 768, loader: ModelLoader | None = None) -> None:
+    def __init__(self, classifier, embed_dim: int) -> None:
         super().__init__()
-        self.classifier = (loader or ModelLoader(MODEL_CONFIG)).load_vision()
+        self.classifier = classifier
         self.register_buffer("projection", orthonormal_projection(FEATURES, embed_dim, seed=1280))
         self.projection *= (FEATURES / embed_dim) ** 0.5  # columns of unit expected length: lengths stay near 1
 

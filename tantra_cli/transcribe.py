@@ -58,13 +58,14 @@ def transcribe(
         from core.model_loader import ModelLoader
         from core.transcriber import TranscribeOptions, check_options
 
+        loader = ModelLoader(MODEL_CONFIG, settings)
         options = TranscribeOptions(
             language=language.lower() if language else None,
             task=task.value,
-            beam_size=beam_size or (1 if settings.low_resource else 5),
+            beam_size=beam_size or loader.beam_size,
             word_timestamps=word_timestamps,
         )
-        whisper = ModelLoader(MODEL_CONFIG, settings).load_whisper(model, engine.value if engine else None)
+        whisper = loader.load_whisper(model, engine.value if engine else None)
         check_options(whisper, options)
         formats = _formats(output_format)
         target_dir = output_dir if output_dir is not None or formats != ["txt"] else None

@@ -198,8 +198,8 @@ def test_images_in_messages_and_the_image_command_reach_the_model(session, setti
 
     from config.model_config import MODEL_CONFIG
     from core.chat_session import ChatSession
+    from core.describer import ImageDescriber
     from core.model_loader import ModelLoader
-    from encoders.vision import ImageDescriber
 
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "my coffee.png")
     describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr=False)

@@ -53,7 +53,7 @@ def test_low_resource_still_tells_the_truth_on_either_engine(photos, engine):
 def test_the_sentence_hedges_by_confidence(photos):
     result = run_tantra("describe", str(photos / "coffee.png"))
     assert result.returncode == 0 and result.stdout.decode().startswith("Looks like espresso (")
-    from encoders.vision import Label, sentence
+    from core.describer import Label, sentence
 
     assert sentence([Label("kite", 0.12), Label("vulture", 0.01)]) == "Not sure: perhaps kite (12%)."
 

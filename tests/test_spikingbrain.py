@@ -163,6 +163,25 @@ def test_llama_checkpoint_directory_matches_transformers_without_spiking(tmp_pat
         assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-5)
 
 
+@pytest.mark.parametrize("tied", [True, False])
+def test_reference_llama_holds_our_weights(tied):
+    """``core.reference_models`` builds transformers' Llama from SpikingBrain's weights (``tantra bench chat``'s
+    reference): the same logits as the plain network."""
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+    from core.reference_models import stock_transformers_llama
+
+    torch.manual_seed(0)
+    config = SpikingBrainConfig(vocab_size=300, n_embd=64, n_layer=2, n_head=4, n_kv_head=2, family="llama",
+                                intermediate_size=160, block_size=64, tie_embeddings=tied, spiking=False)  # fmt: skip
+    ours = SpikingBrainForCausalLM(config).eval()
+    for parameter in ours.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    stock = stock_transformers_llama(config, dict(ours.state_dict()))
+    ids = torch.randint(0, 300, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(stock(ids).logits, ours(ids).logits, atol=1e-5)
+
+
 def test_llama_family_matches_transformers_on_smollm2(smollm2, tmp_path):
     """transformers dequantizes the same pinned GGUF itself; the logits must agree."""
     from transformers import AutoModelForCausalLM

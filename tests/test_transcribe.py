@@ -147,7 +147,7 @@ def test_silence_gives_an_empty_transcript(tiny_en, tmp_path):
 def test_two_hours_stream_in_bounded_memory(tiny_en, tmp_path):
     import sys
 
-    from core.benchmark import measure_child
+    from tantra_benchmarks.common import measure_child
 
     path = tmp_path / "two_hours.flac"
     rate = 16000

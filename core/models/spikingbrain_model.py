@@ -167,22 +167,25 @@ _MANY_ROWS = 16
 a CPU. On a GPU it always does: there decoding waits on kernel launches more than on memory."""
 
 
-def int8_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor) -> torch.Tensor:
+def int8_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,
+                dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:  # fmt: skip
     """The integer product of spike counts and INT8 weights, scaled per group: (..., in) -> (..., out) float32.
 
     ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. The counts travel as bfloat16,
     exact up to 256 (rarer, larger counts round by at most 0.4%), as do the INT8 weights; products accumulate in
     fp32. One token at a time (decoding), the kernel reads the INT8 weights straight from memory, a quarter of the
     bytes of fp32 weights: that is what makes decoding fast, as a token is one pass over every weight. A prompt's
-    many tokens share each weight, so there a batched bfloat16 product per group is faster.
+    many tokens share each weight, so there a batched bfloat16 product per group is faster. Inputs that are not
+    counts (the model with spiking switched off) would lose digits in bfloat16: they pass ``dtype=torch.float32``.
     """
     groups, out_features, group = qweight.shape
-    rows = counts.reshape(-1, counts.shape[-1]).to(torch.bfloat16)
+    rows = counts.reshape(-1, counts.shape[-1]).to(dtype)
+    qscale = qscale.to(dtype)  # the kernel takes scales of the inputs' type
     if rows.shape[-1] != groups * group:
         rows = F.pad(rows, (0, groups * group - rows.shape[-1]))
     if rows.shape[0] >= _MANY_ROWS or rows.device.type != "cpu":  # a GPU: fewer, larger launches win
         by_group = rows.view(-1, groups, group).transpose(0, 1)  # (groups, tokens, group)
-        sums = torch.bmm(by_group, qweight.to(torch.bfloat16).transpose(1, 2))  # (groups, tokens, out)
+        sums = torch.bmm(by_group, qweight.to(dtype).transpose(1, 2))  # (groups, tokens, out)
         y = (sums.float() * qscale.float().unsqueeze(1)).sum(dim=0)
     elif groups == 1:
         y = torch.ops.aten._weight_int8pack_mm(rows, qweight[0], qscale[0]).float()
@@ -230,14 +233,15 @@ class SpikingLinear(nn.Linear):
         self.register_buffer("qscale", None)
 
     def freeze_int8(self) -> None:
-        """Keep only the INT8 weights (a quarter of the memory); spiking can no longer be switched off."""
+        """Keep only the INT8 weights (a quarter of the memory); with spiking off they then see the plain inputs."""
         self.qweight, self.qscale = _pack_int8(self.weight.detach(), self.group)
         self.weight = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.spiking:
-            if self.weight is None:
-                raise RuntimeError("this layer holds INT8 weights only; load the model with spiking off instead")
+            if self.qweight is not None:  # the same INT8 weights, without spike coding
+                y = int8_matmul(x, self.qweight, self.qscale, torch.float32)
+                return y if self.bias is None else y.add_(self.bias)
             return F.linear(x, self.weight, self.bias)
         if self.qweight is None:  # trainable form: everything differentiable
             counts, v_th = spike_counts(x, self.k)
@@ -465,8 +469,8 @@ class SpikingBrainForCausalLM(nn.Module):
         return self
 
     def set_spiking(self, enabled: bool) -> SpikingBrainForCausalLM:
-        if self.frozen and not enabled:
-            raise RuntimeError("this model holds INT8 weights only; load it with spiking off instead")
+        """Spike coding on or off. Off, an INT8 model multiplies its plain inputs with the same INT8 weights: the
+        difference then is the spike coding alone."""
         self.config.spiking = enabled
         for layer in self.spiking_layers():
             layer.spiking = enabled

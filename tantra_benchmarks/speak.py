@@ -12,7 +12,7 @@ import time
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
 from core import model_store
-from core.benchmark_lm import PROSE
+from tantra_benchmarks.common import TANTRA, model_loader, prose_text, tantra_env
 
 REPLY = (
     "Paris is the capital of France. It has been the country's largest city for centuries, "
@@ -23,9 +23,9 @@ WAV_HEADER = 44
 
 
 def long_text() -> str:
-    words = []
+    words, prose = [], prose_text().split()
     while len(words) < LONG_WORDS:
-        words += PROSE.read_text().split()
+        words += prose
     return " ".join(words[:LONG_WORDS])
 
 
@@ -60,26 +60,25 @@ def _cold(command: list[str], text: str, header: int, env: dict) -> dict:
 
 
 def bench_speak(settings: Settings, repeats: int = 3) -> dict:
-    voice = find_store_model(MODEL_CONFIG["tts"]["voices"]["piper"])
+    voice = find_store_model(MODEL_CONFIG.tts.voices["piper"])
     root = model_store.ensure(voice, settings)
     texts = {"reply_3_sentences": REPLY, f"text_{LONG_WORDS}_words": long_text()}
-    env = {**os.environ, "TANTRA_HOME": str(settings.home)}  # the children use this store
+    env = tantra_env(settings)  # the children use this store
     # Cold processes first, while this one is still small (a forked child briefly counts its parent's pages).
-    ours = [sys.executable, "-m", "tantra_cli", "speak", "--backend", "piper", "-o", "-"]
+    ours = [*TANTRA, "speak", "--backend", "piper", "-o", "-"]
     theirs = [sys.executable, "-m", "piper", "-m", str(root / "voice.onnx"), "--output-raw"]
     cold = {
         name: {"tantra speak": _cold(ours, text, WAV_HEADER, env), "piper CLI": _cold(theirs, text, 0, env)}
         for name, text in texts.items()
     }
 
-    from core.model_loader import ModelLoader
     from encoders.speaker import Speaker, coqui_model_is_local
 
-    loader = ModelLoader(MODEL_CONFIG, settings)
+    loader = model_loader(settings)
     warm = {}
-    coqui_voice = MODEL_CONFIG["tts"]["voices"]["coqui"]
+    coqui_voice = MODEL_CONFIG.tts.voices["coqui"]
     voices = {"coqui": coqui_voice if coqui_model_is_local(coqui_voice) else str(root / "voice.onnx")}
-    for backend in MODEL_CONFIG["tts"]["chain"]:
+    for backend in MODEL_CONFIG.tts.chain.entries:
         try:  # Coqui runs the same Piper voice through its own VITS code when its default voice cannot be had
             speaker = Speaker(loader.load_speaker(backend, voices.get(backend)))
         except Exception as error:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal

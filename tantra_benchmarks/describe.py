@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from config.model_config import MODEL_CONFIG, VISION_ENGINES
+from config.model_config import VISION_ENGINES
 from config.settings import Settings
-from core.benchmark import measure_child, seconds
+from tantra_benchmarks.common import TANTRA, measure_child, model_loader, seconds, tantra_env
 
 
 def _photos(folder: Path) -> list[Path]:
@@ -37,24 +35,24 @@ def bench_describe(settings: Settings, repeats: int = 5) -> dict:
     """Each engine (onnxruntime, torch) on the same photos: load time (importing its library included), median
     seconds per image, and a whole ``tantra describe --no-ocr`` command's time and peak memory; then OCR, and the
     commands a person runs most (with OCR, and ``--low-resource``)."""
-    from core.model_loader import ModelLoader
     from encoders.image_io import load_image
     from encoders.ocr import TextReader
 
     with tempfile.TemporaryDirectory() as folder:
         photos = _photos(Path(folder))
         images = [load_image(path)[0] for path in photos]
-        env = {**os.environ, "TANTRA_HOME": str(settings.home)}
+        env = tantra_env(settings)
 
         def cold(*args: str) -> dict:
             """One whole ``tantra ...`` command on the first photo, as a person would run it."""
-            run = measure_child([sys.executable, "-m", "tantra_cli", *args, str(photos[0])], env)
+            run = measure_child([*TANTRA, *args, str(photos[0])], env)
             return {"seconds": round(run.seconds, 2), "peak_rss_mb": run.peak_rss_mb}
 
         engines = {}
         for engine in VISION_ENGINES:  # onnxruntime first, so its load time does not include importing torch
+            loader = model_loader(settings)  # a new one per engine, so each loads afresh
             start = time.perf_counter()
-            classifier = ModelLoader(MODEL_CONFIG, settings).load_vision(engine)
+            classifier = loader.load_vision(engine)
             load_seconds = time.perf_counter() - start
             classifier.look(images[0])  # warm-up
             per_image = statistics.median(seconds(lambda im=im: classifier.look(im)) for im in images * repeats)

@@ -3,18 +3,15 @@ against ``transformers``' stock model, all on the same weights and in one run.""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
 from core import model_store
-from core.benchmark import measure_child
+from tantra_benchmarks.common import PROSE, TANTRA, measure_child, prose_text, tantra_env
 
-PROSE = Path(__file__).resolve().parent.parent / "samples" / "prose.txt"
 K_VALUES = (2.0, 3.0, 4.0, 6.0, 8.0)
 PROMPT_TOKENS, DECODE_TOKENS = 200, 128
 
@@ -53,45 +50,9 @@ def _speed(model, vocab_size: int) -> dict:
     }
 
 
-def stock_transformers_llama(config, state: dict):
-    """transformers' own LlamaForCausalLM holding SpikingBrain's full-precision weights (un-fused, renamed)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    hf_config = LlamaConfig(
-        vocab_size=config.vocab_size, hidden_size=config.n_embd, intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.n_layer, num_attention_heads=config.n_head, num_key_value_heads=config.n_kv_head,
-        max_position_embeddings=config.block_size, rms_norm_eps=config.norm_eps, rope_theta=config.rope_base,
-        tie_word_embeddings=config.tie_embeddings,
-    )  # fmt: skip
-    head_dim = config.n_embd // config.n_head
-    theirs = {"model.embed_tokens.weight": state["wte.weight"], "model.norm.weight": state["ln_f.weight"]}
-    if "lm_head.weight" in state:
-        theirs["lm_head.weight"] = state["lm_head.weight"]
-    for i in range(config.n_layer):
-        ours, layer = f"blocks.{i}.", f"model.layers.{i}."
-        q, k, v = state[f"{ours}attn.qkv_proj.weight"].split(
-            [config.n_embd, config.n_kv_head * head_dim, config.n_kv_head * head_dim]
-        )
-        gate, up = state[f"{ours}mlp.up_proj.weight"].split(config.intermediate_size)
-        parts = {
-            "self_attn.q_proj": q, "self_attn.k_proj": k, "self_attn.v_proj": v,
-            "self_attn.o_proj": state[f"{ours}attn.o_proj.weight"], "mlp.gate_proj": gate, "mlp.up_proj": up,
-            "mlp.down_proj": state[f"{ours}mlp.down_proj.weight"], "input_layernorm": state[f"{ours}ln_1.weight"],
-            "post_attention_layernorm": state[f"{ours}ln_2.weight"],
-        }  # fmt: skip
-        theirs.update({f"{layer}{name}.weight": tensor.contiguous() for name, tensor in parts.items()})
-    with torch.device("meta"):
-        model = LlamaForCausalLM(hf_config)
-    model.load_state_dict(theirs, strict=False, assign=True)
-    model.tie_weights()
-    model.model.rotary_emb = type(model.model.rotary_emb)(hf_config)  # its buffers were on the meta device
-    return model.eval()
-
-
 def _peak_rss(settings: Settings, *flags: str) -> int:
-    command = [sys.executable, "-m", "tantra_cli", "chat", "--temperature", "0", "-n", "16", *flags, "Say hello."]
-    run = measure_child(command, env={**os.environ, "TANTRA_HOME": str(settings.home)})
+    command = [*TANTRA, "chat", "--temperature", "0", "-n", "16", *flags, "Say hello."]
+    run = measure_child(command, env=tantra_env(settings))
     if run.code != 0:
         raise RuntimeError(f"tantra chat failed while measuring memory (exit {run.code})")
     return run.peak_rss_mb
@@ -102,17 +63,18 @@ def bench_chat(settings: Settings) -> dict:
 
     from core.language_model import load_spikingbrain_dir, read_safetensors
     from core.models.spikingbrain_model import SpikingBrainForCausalLM
+    from core.reference_models import stock_transformers_llama
     from core.spikingbrain_convert import WEIGHTS
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    stored = find_store_model(MODEL_CONFIG["spikingbrain"]["default"])
+    stored = find_store_model(MODEL_CONFIG.spikingbrain.default)
     root = model_store.ensure(stored, settings)
     reference = load_spikingbrain_dir(root, spiking=False)
     plain, tokenizer = reference["model"], reference["tokenizer"]
     spiking = load_spikingbrain_dir(root, spiking=True)["model"]
     default_k = spiking.config.spike_k
-    text = PROSE.read_text()
+    text = prose_text()
     ids = torch.tensor([tokenizer.encode(text)])
     with torch.no_grad():
         reference_logits = plain(ids).logits[0, :-1]

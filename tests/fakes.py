@@ -1,0 +1,152 @@
+"""Fake backends for every role: deterministic, a few milliseconds, no weights.
+
+Each has the interface of the real backends of its role, so it can stand in any chain entry:
+``ModelLoader(MODEL_CONFIG, settings, backends={"tts:piper": FakeVoice, "audio:faster-whisper": broken(...)})``.
+As simonw/llm tests its CLI with a mock model, these test the shape around the models: chain order, fall-through,
+``--low-resource``, ``--device``, and the loops that join the roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import numpy as np
+
+from core.errors import ModelUnavailable
+from core.transcriber import Segment, TranscribeOptions
+from encoders.image_classifier import Label, Seen
+
+
+def broken(error: BaseException) -> Callable[[], object]:
+    """A factory whose backend cannot load: it raises ``error``."""
+
+    def factory():
+        raise error
+
+    return factory
+
+
+def named(backend_class, name: str) -> Callable[[], object]:
+    """A factory for ``backend_class`` standing in the chain entry ``name`` (it says its name, so a test sees which
+    entry answered)."""
+    return lambda: backend_class(name)
+
+
+# ---- speech to text -------------------------------------------------------------------------------------------------
+
+
+class FakeWhisper:
+    """Hears "N.N seconds of sound" in every block that is not silent; ``heard`` says something else."""
+
+    multilingual = False
+    languages = ("en",)
+
+    def __init__(self, name: str = "fake-whisper", heard: Callable[[np.ndarray], str] | None = None) -> None:
+        self.name = name
+        self.model_name = "fake"
+        self.device = "cpu"
+        self.heard = heard or (lambda audio: f"{len(audio) / 16000:.1f} seconds of sound")
+
+    def transcribe_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str, Iterator[Segment]]:
+        return "en", iter([Segment(0, 0.0, len(audio) / 16000, " " + self.heard(audio))])
+
+
+# ---- the voice ------------------------------------------------------------------------------------------------------
+
+
+class FakeVoice:
+    """A 440 Hz tone, 10 ms per character of the sentence at rate 1."""
+
+    sample_rate = 16000
+
+    def __init__(self, name: str = "fake-voice") -> None:
+        self.name = name
+        self.voice = "tone"
+
+    def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
+        samples = int(len(sentence) * 0.01 / rate * self.sample_rate)
+        yield (0.1 * np.sin(2 * np.pi * 440 * np.arange(samples) / self.sample_rate)).astype(np.float32)
+
+
+# ---- vision ---------------------------------------------------------------------------------------------------------
+
+
+class FakeClassifier:
+    """Sees an image's strongest colour channel: "red", "green" or "blue"."""
+
+    name = "fake-classifier"
+
+    def __init__(self, engine: str = "fake") -> None:
+        self.engine = engine
+
+    def look(self, image, top: int = 5) -> Seen:
+        means = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0)
+        shares = means / max(float(means.sum()), 1e-6)
+        labels = sorted((Label(c, round(float(s), 4)) for c, s in zip(("red", "green", "blue"), shares)),
+                        key=lambda label: -label.score)  # fmt: skip
+        return Seen(labels[:top], np.resize(means, 1280).astype(np.float32))
+
+
+class FakeRemoteVision:
+    """A vision-language server that answers with the image's size."""
+
+    name = "long-vita-remote"
+
+    def ask(self, image, question: str) -> str:
+        return f"A {image.width}x{image.height} image."
+
+
+# ---- the language model ---------------------------------------------------------------------------------------------
+
+END = 256  # byte-level vocabulary: 256 bytes, then end-of-turn
+
+
+class FakeTokenizer:
+    """Bytes as tokens, and a plain chat template."""
+
+    eos_token_id = END
+    stop_token_ids = {END}
+    stop_strings: tuple[str, ...] = ()
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if i < END).decode("utf-8", errors="replace")
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        turns = "".join(f"<{m['role']}>{m['content']}\n" for m in messages)
+        return turns + ("<assistant>" if add_generation_prompt else "")
+
+
+def fake_language_model(name: str = "fake-lm", reply: Callable[[str], str] | None = None, spiking: bool = True):
+    """``load_spikingbrain()``'s dict for a model that answers "You said: MESSAGE." (or ``reply(message)``), one
+    byte per token, whatever the sampling options."""
+    import torch
+
+    answer = reply or (lambda message: f"You said: {message}.")
+
+    class FakeLanguageModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))  # where the model lives, as next(parameters()) asks
+            self.config = SimpleNamespace(block_size=4096, spiking=spiking)
+
+        def forward(self, input_ids, past_key_values=None, last_only: bool = False):
+            if past_key_values is None:  # the prompt: script the whole reply now
+                prompt = FakeTokenizer().decode(input_ids[0].tolist())
+                message = prompt.rsplit("<user>", 1)[-1].split("\n<assistant>", 1)[0].strip()
+                script, step = [*answer(message).encode("utf-8"), END], 0
+            else:
+                script, step = past_key_values[0], past_key_values[1] + 1
+            logits = torch.zeros(1, 1, END + 1)
+            logits[0, 0, script[min(step, len(script) - 1)]] = 100.0  # sure beyond any temperature or penalty
+            return SimpleNamespace(logits=logits, past_key_values=(script, step))
+
+    return {"model": FakeLanguageModel(), "tokenizer": FakeTokenizer(), "name": name, "device": "cpu"}
+
+
+def failing(message: str = "it does not run here") -> Callable[[], object]:
+    """A factory for a backend whose weights cannot be had."""
+    return broken(ModelUnavailable(message))
