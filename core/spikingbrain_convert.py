@@ -289,13 +289,3 @@ def convert_store_dir(model_dir: Path) -> None:
     gguf_path = model_dir / "model.gguf"
     convert_gguf(gguf_path, model_dir)
     gguf_path.unlink()  # the safetensors hold everything now; no need to keep 98 MB twice
-
-
-def convert_store_hf_dir(model_dir: Path) -> None:
-    """The model store's ``spikingbrain-hf`` conversion: the checkpoint copied into ``source/`` -> SpikingBrain."""
-    import shutil
-
-    from core.model_store import HUB_SOURCE
-
-    convert_hf_dir(model_dir / HUB_SOURCE, model_dir)
-    shutil.rmtree(model_dir / HUB_SOURCE)

@@ -28,6 +28,26 @@ TANTRA = [sys.executable, "-m", "tantra_cli"]
 """The command line of ``tantra`` run from this interpreter."""
 
 
+def machine(settings: Settings) -> dict:
+    """What the numbers were measured on: machines of the same kind differ, so every benchmark says it."""
+    import platform
+
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    flags = set(fields.get("flags\t\t", fields.get("flags", "")).split())
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f in flags]
+    return {
+        "cpu": fields.get("model name\t", platform.processor() or platform.machine()).strip(),
+        "isa": isa,
+        "cores": os.cpu_count(),
+        "threads": settings.threads or os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
 def prose_text() -> str:
     """``samples/prose.txt``: ordinary English prose, written for this project, read by the chat and speech
     benchmarks."""

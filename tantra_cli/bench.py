@@ -23,7 +23,7 @@ def bench_transcribe(
     with user_errors(settings):
         from tantra_benchmarks.transcribe import bench_transcribe as run
 
-        print(json.dumps(run(settings, clip, repeats), indent=2))
+        _print(settings, run(settings, clip, repeats))
 
 
 @app.command("chat")
@@ -33,7 +33,7 @@ def bench_chat(ctx: typer.Context) -> None:
     with user_errors(settings):
         from tantra_benchmarks.chat import bench_chat as run
 
-        print(json.dumps(run(settings), indent=2))
+        _print(settings, run(settings))
 
 
 @app.command("speak")
@@ -46,7 +46,7 @@ def bench_speak(
     with user_errors(settings):
         from tantra_benchmarks.speak import bench_speak as run
 
-        print(json.dumps(run(settings, repeats), indent=2))
+        _print(settings, run(settings, repeats))
 
 
 @app.command("describe")
@@ -59,4 +59,10 @@ def bench_describe(
     with user_errors(settings):
         from tantra_benchmarks.describe import bench_describe as run
 
-        print(json.dumps(run(settings, repeats), indent=2))
+        _print(settings, run(settings, repeats))
+
+
+def _print(settings, result: dict) -> None:
+    from tantra_benchmarks.common import machine
+
+    print(json.dumps({"machine": machine(settings), **result}, indent=2))

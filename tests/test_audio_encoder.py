@@ -24,6 +24,7 @@ def test_projection_keeps_cosine_similarity():
     assert torch.equal(projection, orthonormal_projection(384, 768, seed=0))  # the same in every process
 
 
+@pytest.mark.slow
 def test_embedding_shape_and_meaning(encoder):
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
     vector = encoder(str(SAMPLE))

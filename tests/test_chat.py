@@ -20,6 +20,8 @@ import pytest
 from core.errors import BadInput
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test here runs the real models
+
 
 @pytest.fixture(scope="module")
 def session(settings):

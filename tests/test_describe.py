@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests.conftest import ROOT, run_tantra
 
+pytestmark = pytest.mark.slow  # every test here runs the real models
+
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):

@@ -43,6 +43,7 @@ def tiny_gpt2(tmp_path_factory):
     return source
 
 
+@pytest.mark.slow
 def test_pull_from_a_directory_then_chat_with_it(tiny_gpt2, tmp_path):
     env = {"TANTRA_HOME": str(tmp_path)}
     result = run_tantra("models", "pull", "gpt2", "--from", str(tiny_gpt2), env=env)
@@ -58,6 +59,7 @@ def test_pull_from_a_directory_then_chat_with_it(tiny_gpt2, tmp_path):
     assert answer["model"] == "gpt2" and answer["spiking"] is True and answer["completion_tokens"] >= 1
 
 
+@pytest.mark.slow
 def test_the_chain_falls_back_to_gpt2_and_low_resource_prefers_distilgpt2(tiny_gpt2, tmp_path):
     """No SmolLM2 (not pulled, no index to pull it from): SpikingBrain says so, and GPT-2 answers."""
     empty_index = tmp_path / "index"
@@ -76,6 +78,7 @@ def test_the_chain_falls_back_to_gpt2_and_low_resource_prefers_distilgpt2(tiny_g
     assert result.returncode == 0 and json.loads(result.stdout)["model"] == "distilgpt2"
 
 
+@pytest.mark.slow
 def test_convert_a_checkpoint_directory_and_chat_from_it(tiny_gpt2, tmp_path):
     out = tmp_path / "converted"
     result = run_tantra("models", "convert", str(tiny_gpt2), str(out))

@@ -17,6 +17,7 @@ from tests.conftest import ROOT, SAMPLE, run_tantra
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_models_table_shows_the_pulled_model(tiny_en, settings):
     result = run_tantra("models", "--json", env={"TANTRA_HOME": str(settings.home)})
     assert result.returncode == 0

@@ -48,6 +48,8 @@ class FakeVLM(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
+pytestmark = pytest.mark.slow  # every test here runs the real models
+
 
 @pytest.fixture
 def server():

@@ -15,6 +15,7 @@ import pytest
 from config.model_config import StoreModel
 from config.settings import Settings
 from core import model_store
+from core.conversions import CONVERSIONS, Conversion
 from core.errors import TantraError
 from tests.conftest import ROOT
 
@@ -140,7 +141,7 @@ def test_the_next_pull_removes_what_a_killed_pull_left_and_nothing_of_a_live_one
 def test_a_failed_conversion_leaves_nothing_under_models(tmp_path, monkeypatch):
     settings = Settings(home=tmp_path)
     monkeypatch.setattr(model_store, "_unpack", _fake_unpack)
-    monkeypatch.setitem(model_store.CONVERTERS, "broken", (f"{__name__}:broken_conversion", 1))
+    monkeypatch.setitem(CONVERSIONS, "broken", Conversion(broken_conversion, 1))
     with pytest.raises(TantraError, match="the conversion failed"):
         model_store.pull(replace(MODEL, convert="broken"), settings, say=lambda _: None)
     assert list(settings.models_dir.iterdir()) == []
@@ -149,7 +150,7 @@ def test_a_failed_conversion_leaves_nothing_under_models(tmp_path, monkeypatch):
 def test_a_failed_forced_pull_keeps_the_model_it_would_have_replaced(tmp_path, monkeypatch):
     settings = Settings(home=tmp_path)
     monkeypatch.setattr(model_store, "_unpack", _fake_unpack)
-    monkeypatch.setitem(model_store.CONVERTERS, "broken", (f"{__name__}:broken_conversion", 1))
+    monkeypatch.setitem(CONVERSIONS, "broken", Conversion(broken_conversion, 1))
     path = model_store.pull(MODEL, settings, say=lambda _: None)
     with pytest.raises(TantraError, match="the conversion failed"):
         model_store.pull(replace(MODEL, convert="broken"), settings, say=lambda _: None, force=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from tests.conftest import SAMPLE, SAMPLE_TEXT, normalise, run_tantra
 runner = CliRunner()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
 def test_word_exact_transcript_with_each_engine(tiny_en, engine):
     result = runner.invoke(app, ["transcribe", str(SAMPLE), "--engine", engine])
@@ -24,11 +26,30 @@ def test_word_exact_transcript_with_each_engine(tiny_en, engine):
     assert normalise(result.stdout) == normalise(SAMPLE_TEXT)
 
 
+@pytest.mark.slow
 def test_default_engine_through_a_real_pipe(tiny_en):
     result = run_tantra("transcribe", "-", stdin=SAMPLE.read_bytes())
     assert result.returncode == 0, result.stderr
     assert normalise(result.stdout.decode()) == normalise(SAMPLE_TEXT)
     assert result.stderr == b""  # nothing but data when the model is already pulled
+
+
+@pytest.mark.slow
+def test_a_damaged_ct2_model_falls_back_to_openai_whisper_with_one_note(tiny_en, tmp_path):
+    """Same size, other bytes (a file that rotted on disk): its checksum fails, and the other engine, which reads
+    its own converted checkpoint, answers."""
+    home = tmp_path / "home"
+    shutil.copytree(tiny_en, home / "models" / tiny_en.name)
+    model_bin = home / "models" / tiny_en.name / "ct2" / "model.bin"
+    with model_bin.open("r+b") as handle:
+        handle.seek(model_bin.stat().st_size // 2)
+        handle.write(bytes(4096))
+    result = run_tantra("transcribe", str(SAMPLE), env={"TANTRA_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert normalise(result.stdout.decode()) == normalise(SAMPLE_TEXT)
+    said = result.stderr.decode().strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("tantra: faster-whisper cannot be used") and "corrupt" in said[0]
+    assert said[0].endswith(f"tantra models pull {tiny_en.name} --force); trying openai-whisper")
 
 
 def _srt_times(text: str) -> list[tuple[float, float]]:
@@ -52,6 +73,7 @@ def _monotone(times: list[tuple[float, float]]) -> bool:
     return bool(times) and all(a <= b for a, b in zip(flat, flat[1:]))
 
 
+@pytest.mark.slow
 def test_every_output_format_parses(tiny_en, tmp_path):
     # Two copies of the sentence with a pause: several segments, so time order is really checked.
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
@@ -81,6 +103,7 @@ def test_every_output_format_parses(tiny_en, tmp_path):
     assert normalise((out / "twice.txt").read_text()).count("superlative degree") == 2
 
 
+@pytest.mark.slow
 def test_audio_longer_than_30_seconds_is_transcribed_whole(tiny_en, tmp_path):
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
     gap = np.zeros(34 * rate, np.float32)  # the second sentence starts past Whisper's first 30-s window
@@ -110,6 +133,7 @@ def test_blocks_cover_the_input_and_cut_in_quiet_places(tmp_path):
         assert np.abs(whole[cut - 800 : cut + 800]).max() < 0.01  # cut inside a pause, not a word
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["flac", "ogg", "mp3"])
 def test_soundfile_formats_at_other_rates(tiny_en, tmp_path, suffix):
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
@@ -121,6 +145,7 @@ def test_soundfile_formats_at_other_rates(tiny_en, tmp_path, suffix):
     assert normalise(result.stdout) == normalise(SAMPLE_TEXT)
 
 
+@pytest.mark.slow
 def test_other_containers_go_through_bundled_ffmpeg(tiny_en, tmp_path):
     import subprocess
 
@@ -134,6 +159,7 @@ def test_other_containers_go_through_bundled_ffmpeg(tiny_en, tmp_path):
     assert normalise(result.stdout.decode()) == normalise(SAMPLE_TEXT)
 
 
+@pytest.mark.slow
 def test_silence_gives_an_empty_transcript(tiny_en, tmp_path):
     rate = 16000
     noise = np.random.default_rng(0).standard_normal(5 * rate).astype(np.float32) * 0.002  # faint hiss
@@ -144,6 +170,7 @@ def test_silence_gives_an_empty_transcript(tiny_en, tmp_path):
         assert result.stdout.strip() == "", name
 
 
+@pytest.mark.slow
 def test_two_hours_stream_in_bounded_memory(tiny_en, tmp_path):
     import sys
 
@@ -171,6 +198,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_files_give_one_line_errors(tiny_en, tmp_path, name):
     content, message = BAD_INPUTS[name]
@@ -185,6 +213,7 @@ def test_bad_files_give_one_line_errors(tiny_en, tmp_path, name):
     assert message in stderr and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_directory_and_binary_stdin(tiny_en, tmp_path):
     result = run_tantra("transcribe", str(tmp_path))
     assert result.returncode == 1 and b"is a directory" in result.stderr
@@ -192,6 +221,7 @@ def test_directory_and_binary_stdin(tiny_en, tmp_path):
     assert result.returncode == 1 and b"stdin: not an audio format" in result.stderr
 
 
+@pytest.mark.slow
 def test_one_failure_does_not_stop_the_rest(tiny_en, tmp_path):
     result = run_tantra("transcribe", str(tmp_path / "missing.wav"), str(SAMPLE))
     assert result.returncode == 1
@@ -199,6 +229,7 @@ def test_one_failure_does_not_stop_the_rest(tiny_en, tmp_path):
     assert b"1 of 2 inputs failed" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -14,6 +14,7 @@ TINY_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, 
                  n_vocab=51864, n_text_ctx=448, n_text_state=16, n_text_head=2, n_text_layer=1)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_converted_checkpoint_matches_the_ct2_weights_exactly(tiny_en):
     """Every tensor openai-whisper needs is there, with the CTranslate2 values, fused projections split."""
     import whisper
@@ -36,6 +37,7 @@ def test_converted_checkpoint_matches_the_ct2_weights_exactly(tiny_en):
     assert checkpoint["dims"]["n_audio_layer"] == 4 and checkpoint["dims"]["n_text_head"] == 6
 
 
+@pytest.mark.slow
 def test_truncated_ct2_file_is_a_clear_error(tiny_en, tmp_path):
     broken = tmp_path / "model.bin"
     broken.write_bytes((tiny_en / "ct2" / "model.bin").read_bytes()[:5000])
