@@ -1,9 +1,9 @@
 """One fallback policy for every role: try a chain's backends in order; the first that loads (or runs) answers.
 
 A backend that fails for a reason that is not the user's own input (a library not installed, weights missing or
-corrupt, a device or kernel absent, a server down) makes way for the next, with one line saying why. Bad input
-(``BadInput``) stops the walk at once: no other backend would do better with it. When every backend has failed,
-the error lists what each one said, the last failure last.
+corrupt, a device or kernel absent, a server down) makes way for the next, with one line saying why and which one
+comes next. Bad input (``BadInput``) stops the walk at once: no other backend would do better with it. When every
+backend has failed, the error lists what each one said, in the chain's order.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from core.errors import BadInput, ModelUnavailable, TantraError
 T = TypeVar("T")
 Say = Callable[[str], None]
 
-
-class Skip(TantraError):
-    """Raised by an attempt that does not apply after all (the same weights already found missing): passed over
-    without a warning, and listed with the other failures if nothing works."""
+FALLS_THROUGH = (TantraError, ImportError, OSError, RuntimeError, ValueError)
+"""What a backend that cannot load or run here raises: our own errors, a library not installed, a file that cannot
+be read or parsed, a kernel or device that fails. Anything else is a bug, and surfaces as one."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +32,13 @@ class Candidate(Generic[T]):
     """Loads (or runs) the backend; raises to make way for the next one."""
     unavailable: str | None = None
     """Why it cannot be used here, known without trying (not configured, not pulled); it is then passed over."""
+    weights: str | None = None
+    """The weights it reads, where other entries read the same: once they are found missing (``ModelUnavailable``),
+    those entries are passed over too, rather than looking again."""
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, ImportError):
+    if isinstance(error, ModuleNotFoundError):
         return f"{error.name or error} is not installed"
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
@@ -45,28 +47,37 @@ def _reason(error: BaseException) -> str:
 def first_that_works(candidates: Sequence[Candidate[T]], what: str, warn: Say, note: Say | None = None) -> T:
     """The result of the first candidate whose attempt succeeds; ``what`` names the role in the final error
     ("language model", "speech backend", ...). ``warn`` tells why one gave way to the next; ``note`` (for
-    ``--verbose``) hears about entries that were passed over without trying."""
-    runnable = [c for c in candidates if c.unavailable is None]
-    failures = [f"{c.label}: {c.unavailable}" for c in candidates if c.unavailable is not None]
-    if note is not None:
-        for line in failures:
-            note(f"{line}; passed over")
-    error: BaseException | None = None
-    for index, candidate in enumerate(runnable):
+    ``--verbose``) hears about entries passed over without trying."""
+    missing: dict[str, str] = {}  # weights found missing -> the entry that found out
+
+    def passed_over(candidate: Candidate) -> str | None:
+        if candidate.unavailable is not None:
+            return candidate.unavailable
+        if candidate.weights in missing:
+            return f"its weights are missing (see {missing[candidate.weights]})"
+        return None
+
+    failures: list[str] = []
+    tried: list[BaseException] = []
+    for index, candidate in enumerate(candidates):
+        skip = passed_over(candidate)
+        if skip is not None:
+            failures.append(f"{candidate.label}: {skip}")
+            if note is not None:
+                note(f"{candidate.label}: {skip}; passed over")
+            continue
         try:
             return candidate.attempt()
         except BadInput:
             raise
-        except Skip as skipped:
-            failures.append(f"{candidate.label}: {skipped}")
-            continue
-        # ImportError: a library not installed; OSError and RuntimeError: a file or a kernel that does not work
-        # here. Anything else is a bug, and surfaces as one.
-        except (TantraError, ImportError, OSError, RuntimeError) as failed:
-            error = failed
-        failures.append(f"{candidate.label}: {_reason(error)}")
-        if index + 1 < len(runnable):
-            warn(f"{candidate.label} cannot be used ({_reason(error)}); trying {runnable[index + 1].label}")
-    if len(candidates) == 1 and isinstance(error, TantraError):
-        raise error  # one backend was asked for: its own error says it best
+        except FALLS_THROUGH as error:
+            tried.append(error)
+            if isinstance(error, ModelUnavailable) and candidate.weights is not None:
+                missing[candidate.weights] = candidate.label
+            failures.append(f"{candidate.label}: {_reason(error)}")
+            upcoming = next((c for c in candidates[index + 1 :] if passed_over(c) is None), None)
+            if upcoming is not None:
+                warn(f"{candidate.label} cannot be used ({_reason(error)}); trying {upcoming.label}")
+    if sum(c.unavailable is None for c in candidates) == 1 and isinstance(tried[0], TantraError):
+        raise tried[0]  # the one backend there was to try (a pinned one): its own error says it best
     raise ModelUnavailable(f"no {what} can run here: " + "; ".join(failures))

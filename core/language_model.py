@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -137,16 +136,33 @@ def _sample(logits: torch.Tensor, history: list[int], options: SamplingOptions, 
     return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
 
 
-@cache
+_decoder_lock = threading.Lock()
+_decoder: ThreadPoolExecutor | None = None
+
+
 def _decoding_thread() -> ThreadPoolExecutor:
     """The thread every decoding step runs on, with one torch thread of its own.
 
     One token at a time is bound by memory, not arithmetic: a second CPU thread gains nothing (measured), and on a
-    busy machine OpenMP threads that wait for each other make every step dozens of times slower. torch's thread
-    count belongs to the thread that calls it, so a thread of its own gives decoding one thread without switching
-    the process's setting back and forth around every reply (which would slow anything else running torch).
+    busy machine (a voice synthesizing the last sentence meanwhile) OpenMP threads that wait for each other make
+    every step dozens of times slower. A thread of its own gives decoding one thread without switching torch's
+    setting back and forth around every reply, which would slow anything else running torch at the same time.
     """
-    return ThreadPoolExecutor(1, thread_name_prefix="tantra-decode", initializer=torch.set_num_threads, initargs=(1,))
+    global _decoder
+    with _decoder_lock:
+        if _decoder is None:
+            threads = torch.get_num_threads()
+            decoder = ThreadPoolExecutor(1, thread_name_prefix="tantra-decode")
+            decoder.submit(_use_one_torch_thread).result()
+            # torch gives each new thread the count set last: threads started from now on get the process's again.
+            torch.set_num_threads(threads)
+            _decoder = decoder
+        return _decoder
+
+
+def _use_one_torch_thread() -> None:
+    torch.set_num_threads(1)
+    torch.get_num_threads()  # torch settles a thread's count at its first use: settle it now, while it is 1
 
 
 _DONE = object()

@@ -4,7 +4,8 @@ can be shared by threads.
 Every role is loaded the same way: the chain of ``config.model_config`` in the order the settings ask for
 (``--low-resource``, a GPU named by ``--device``), each entry made into a ``Candidate``, and ``core.fallback`` walks
 them. ``--low-resource`` is decided here and nowhere else; ``core.placement`` decides devices and threads. Backends
-live in ``encoders/`` (and the Whisper engines in ``core/``) and never import this module.
+live in ``encoders/`` (and the Whisper engines in ``core/``) and never import this module; only the spec's entry
+points ``encoders/audio.py`` and ``encoders/vision.py`` do, to load the model they embed with.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from config.model_config import (
     MODEL_CONFIG,
     STORE_MODELS,
     WHISPER_NAMES,
+    Chain,
     ModelConfig,
     StoreModel,
     find_store_model,
@@ -29,7 +31,7 @@ from config.model_config import (
 from config.settings import Settings, load_settings
 from core import model_store
 from core.errors import BadInput, ModelUnavailable, TantraError
-from core.fallback import Candidate, Skip, first_that_works
+from core.fallback import Candidate, first_that_works
 from core.placement import Placement, compute_type
 from core.status import say
 from core.transcriber import WhisperEngine
@@ -119,11 +121,18 @@ class ModelLoader:
                 self._loaded[key] = load()
             return self._loaded[key]
 
-    def _candidate(self, role: str, entry: str, label: str, attempt: Factory, unavailable: str | None = None):
+    def _candidate(self, role: str, entry: str, label: str, attempt: Factory, unavailable: str | None = None,
+                   weights: str | None = None) -> Candidate:  # fmt: skip
         override = self.backends.get(f"{role}:{entry}")
         if override is not None:
             return Candidate(label, override)
-        return Candidate(label, attempt, unavailable)
+        return Candidate(label, attempt, unavailable, weights)
+
+    def _order(self, chain: Chain, library: str) -> tuple[str, ...]:
+        """The chain in the order the settings ask for: ``--low-resource``, or a GPU named and there (asked of
+        ``library`` only when the chain has a GPU order, since asking torch costs an import)."""
+        gpu = bool(chain.gpu) and self.placement.gpu_asked_and_there(library)
+        return chain.order(self.low_resource, gpu)
 
     def _walk(self, candidates: list[Candidate], what: str):
         return first_that_works(candidates, what, self.warn, self._note)
@@ -147,43 +156,36 @@ class ModelLoader:
         if model is not None:
             path = Path(model).expanduser()
             if path.is_dir():
-                return [self._language_candidate(model, path, spiking, set())]
+                return [self._language_candidate(model, path, spiking)]
             stored = find_store_model(model)
             if stored is None or stored.role != "spikingbrain":
                 names = ", ".join(m.name for m in STORE_MODELS if m.role == "spikingbrain")
                 raise ModelUnavailable(
                     f"unknown language model {model!r}; choose {names}, or a directory from `tantra models convert`"
                 )
-            return [self._language_candidate(stored.name, stored, spiking, set())]
-        missing: set[str] = set()  # store models found missing: their other entries are passed over
+            return [self._language_candidate(stored.name, stored, spiking)]
         candidates, seen = [], set()
-        for entry in section.chain.order(self.low_resource):
+        for entry in self._order(section.chain, "torch"):
             stored = find_store_model(section.default if entry.startswith("spikingbrain") else entry)
             entry_spiking = spiking and entry != "spikingbrain-nospike"
             if (stored.name, entry_spiking) not in seen:
                 seen.add((stored.name, entry_spiking))
-                candidates.append(self._language_candidate(entry, stored, entry_spiking, missing))
+                candidates.append(self._language_candidate(entry, stored, entry_spiking))
         return candidates
 
-    def _language_candidate(self, entry: str, source: StoreModel | Path, spiking: bool, missing: set[str]):
+    def _language_candidate(self, entry: str, source: StoreModel | Path, spiking: bool) -> Candidate:
         label = f"{getattr(source, 'name', source)} ({'spiking' if spiking else 'not spiking'})"
         unavailable = None
         if isinstance(source, StoreModel) and self._unpulled_hub_model(source):
             unavailable = f"not pulled (`tantra models pull {source.name}`)"
 
         def attempt() -> dict:
-            if isinstance(source, StoreModel) and source.name in missing:
-                raise Skip("its weights are missing (see above)")
-            try:
-                loaded = self._load_language_model(source, spiking)
-            except ModelUnavailable:
-                if isinstance(source, StoreModel):
-                    missing.add(source.name)
-                raise
+            loaded = self._load_language_model(source, spiking)
             self._note(f"language model: {label}, on {loaded['device']}")
             return loaded
 
-        return self._candidate("spikingbrain", entry, label, attempt, unavailable)
+        weights = source.name if isinstance(source, StoreModel) else None  # spiking or not: one pull
+        return self._candidate("spikingbrain", entry, label, attempt, unavailable, weights)
 
     def _unpulled_hub_model(self, model: StoreModel) -> bool:
         """Models from the Hugging Face hub join the fallback chain only once pulled: never a download at run time."""
@@ -221,7 +223,7 @@ class ModelLoader:
             raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section.chain.entries)}")
         if backend is None and voice is not None:
             backend = self._backend_of_voice(voice)
-        order = (backend,) if backend is not None else section.chain.order(self.low_resource)
+        order = (backend,) if backend is not None else self._order(section.chain, "onnxruntime")
         return self._once(("tts", order, voice), partial(self._walk_speech, order, voice))
 
     def load_coqui_tts(self, voice: str | None = None):
@@ -275,7 +277,8 @@ class ModelLoader:
             status = coqui_status()  # before asking torch for a device: 200 MB for a backend that is not there
             if status != "ready":
                 raise ModelUnavailable(f"Coqui TTS is {status}")
-            return CoquiBackend(voice, self.placement.device("torch"))
+            # A Piper .onnx voice runs on Coqui's onnxruntime code, any other Coqui model on torch.
+            return CoquiBackend(voice, self.placement.device("onnxruntime" if voice.endswith(".onnx") else "torch"))
         path = Path(voice).expanduser()
         if path.suffix == ".onnx":
             if not path.is_file():
@@ -300,7 +303,7 @@ class ModelLoader:
         engines = self.config.vision.engines
         if engine is not None and engine not in engines.entries:
             raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(engines.entries)}")
-        order = (engine,) if engine else engines.order(gpu=self.placement.gpu_asked_and_there("torch"))
+        order = (engine,) if engine else self._order(engines, "torch")
         return self._once(("vision", order), lambda: self._walk(self._vision_candidates(order), "vision engine"))
 
     def get_vision_encoder(self, embed_dim: int | None = None):
@@ -371,7 +374,7 @@ class ModelLoader:
         """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain."""
         section = self.config.audio
         model = model or (section.low_resource if self.low_resource else section.default)
-        chain = section.engines.order(self.low_resource)
+        chain = self._order(section.engines, "ctranslate2")
         if engine is not None and engine not in chain:
             raise TantraError(f"unknown engine {engine!r}; choose {' or '.join(chain)}")
         source = self.whisper_source(model)

@@ -1,10 +1,12 @@
 """Where models run: one device rule and one threads rule for torch, CTranslate2 and onnxruntime.
 
 Device: ``auto`` takes the library's GPU where it has one, else the CPU; ``cpu`` is the CPU; ``cuda`` and ``mps``
-are honoured where the library can use them, otherwise the CPU, said once. Threads: ``--threads``/``TANTRA_THREADS``,
-else one per core, given to each CTranslate2 model and onnxruntime session when it is made (their own pools, so
-nothing is shared between roles). torch's pool belongs to the thread that calls it (OpenMP), so it is set once, for
-the thread that first loads a torch model, and never switched back and forth around a call.
+are honoured where the library can use them, otherwise the CPU, said once. Threads: ``TANTRA_THREADS`` (or the
+config key ``threads``), else one per core, given to each CTranslate2 model and onnxruntime session when it is made
+(their own pools, so nothing is shared between roles). torch has one setting for the process: it is set once, when
+the first torch model loads, and only when the user asked for a number (torch's own default is one per physical
+core); it is never switched back and forth around a call. Decoding runs on a thread of its own with one torch
+thread (``core.language_model``).
 """
 
 from __future__ import annotations
@@ -45,15 +47,19 @@ class Placement:
 
     def __init__(self, settings: Settings, warn: Callable[[str], None]) -> None:
         self.wanted = settings.device
+        self.asked_threads = settings.threads
         self.threads = settings.threads or os.cpu_count() or 1
         self.warn = warn
         self._devices: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._warned = False
 
     def device(self, library: str) -> str:
         """``cpu``, ``cuda`` or ``mps`` for a backend built on ``library``; decided once per library."""
-        if library not in self._devices:
-            self._devices[library] = self._decide(library)
-        return self._devices[library]
+        with self._lock:
+            if library not in self._devices:
+                self._devices[library] = self._decide(library)
+            return self._devices[library]
 
     def _decide(self, library: str) -> str:
         if self.wanted == "cpu":
@@ -63,7 +69,9 @@ class Placement:
             return "cuda" if "cuda" in gpus else "cpu"
         if self.wanted in gpus:
             return self.wanted
-        self.warn(f"{library} cannot use --device {self.wanted} here; running on the CPU")
+        if not self._warned:  # one line for the command, whichever of its libraries finds the GPU missing first
+            self.warn(f"{library} cannot use --device {self.wanted} here; running on the CPU")
+            self._warned = True
         return "cpu"
 
     def gpu_asked_and_there(self, library: str) -> bool:
@@ -77,13 +85,13 @@ class Placement:
         return ["CPUExecutionProvider"]
 
     def torch_ready(self) -> None:
-        """Give torch the thread count, once per process, in the thread that loads the first torch model."""
-        import torch
-
+        """Give torch the thread count the user asked for, once per process, before the first torch model loads."""
+        global _torch_threads_set
         with _torch_lock:
-            global _torch_threads_set
-            if not _torch_threads_set:
-                torch.set_num_threads(self.threads)
+            if self.asked_threads and not _torch_threads_set:
+                import torch
+
+                torch.set_num_threads(self.asked_threads)
                 _torch_threads_set = True
 
 

@@ -14,6 +14,9 @@ __all__ = ["AudioEncoder", "orthonormal_projection"]
 
 
 class AudioEncoder(AudioEmbedding):
+    """``AudioEncoder(embed_dim=768)(audio)`` -> a unit-length ``embed_dim`` tensor of a clip (a path, or 16 kHz
+    mono float32 samples; a (batch, samples) tensor gives (batch, embed_dim)). See ``encoders.audio_embedding``."""
+
     def __init__(self, embed_dim: int = MODEL_CONFIG.audio.embed_dim, model: str | None = None,
                  loader: ModelLoader | None = None, seed: int = 0) -> None:  # fmt: skip
         """``model``: a Whisper name or path (default: the audio role's); ``seed`` picks the projection."""

@@ -59,8 +59,7 @@ class PiperBackend:
 
     name = "piper"
 
-    def __init__(self, model_path: Path, voice: str, providers: list[str] = ["CPUExecutionProvider"],
-                 threads: int = 0) -> None:  # fmt: skip
+    def __init__(self, model_path: Path, voice: str, providers: list[str] | None = None, threads: int = 0) -> None:
         """``providers`` and ``threads`` as ``core.placement`` gives them (0 threads: onnxruntime's own choice)."""
         import json
 
@@ -73,7 +72,9 @@ class PiperBackend:
             raise ModelUnavailable(f"{model_path} is not a usable Piper voice ({error})") from None
         # onnxruntime's memory pattern plans buffers for every input length it meets; sentences all differ in
         # length, so it only grows. Without it a 2,000-word text peaks 70 MB lower, and synthesis is no slower.
-        session = open_session(model_path, threads, providers, "Piper voice", enable_mem_pattern=False)
+        session = open_session(
+            model_path, threads, providers or ["CPUExecutionProvider"], "Piper voice", enable_mem_pattern=False
+        )
         self.piper = PiperVoice(config=config, session=session)
         self.voice = voice
         self.sample_rate = self.piper.config.sample_rate

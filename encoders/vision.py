@@ -16,5 +16,8 @@ __all__ = ["VisionEncoder"]
 
 
 class VisionEncoder(ImageEmbedding):
+    """``VisionEncoder(embed_dim=768)(image)`` -> a unit-length ``embed_dim`` tensor of an image (a path, bytes or
+    a Pillow image). See ``encoders.vision_embedding``."""
+
     def __init__(self, embed_dim: int = MODEL_CONFIG.vision.embed_dim, loader: ModelLoader | None = None) -> None:
         super().__init__((loader or ModelLoader(MODEL_CONFIG)).load_vision(), embed_dim)

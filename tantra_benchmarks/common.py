@@ -41,7 +41,7 @@ def machine(settings: Settings) -> dict:
     return {
         "cpu": fields.get("model name\t", platform.processor() or platform.machine()).strip(),
         "isa": isa,
-        "cores": os.cpu_count(),
+        "logical_cpus": os.cpu_count(),
         "threads": settings.threads or os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

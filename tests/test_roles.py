@@ -61,7 +61,9 @@ def test_a_failing_backend_gives_way_with_one_line_naming_the_next(tmp_path):
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
-        (ImportError("no module", name="ctranslate2"), "ctranslate2 is not installed"),
+        (ModuleNotFoundError("No module named 'ctranslate2'", name="ctranslate2"), "ctranslate2 is not installed"),
+        (ImportError("cannot import name 'WhisperModel'", name="faster_whisper"), "cannot import name 'WhisperModel'"),
+        (ValueError("Expecting value: line 1 column 1"), "Expecting value: line 1 column 1"),
         (RuntimeError("Unable to open file 'model.bin' in model"), "Unable to open file 'model.bin' in model"),
         (OSError("corrupt header"), "corrupt header"),
     ],
@@ -111,9 +113,25 @@ def test_the_language_model_chain_and_unpulled_hub_models(tmp_path):
                                           "spikingbrain:spikingbrain-nospike": failing("no weights")})  # fmt: skip
     with pytest.raises(ModelUnavailable) as failure:
         loader.load_spikingbrain()
+    assert str(failure.value) == (
+        "no language model can run here: spikingbrain-smollm2-135m (spiking): no INT8 kernel; "
+        "spikingbrain-smollm2-135m (not spiking): no weights; gpt2 (spiking): not pulled (`tantra models pull gpt2`); "
+        "distilgpt2 (spiking): not pulled (`tantra models pull distilgpt2`)"
+    )  # in the chain's order
+    assert len(said) == 1  # nothing left to try after the second: no line promises one
+
+
+def test_weights_found_missing_are_not_looked_for_again(tmp_path):
+    """No SmolLM2 and nothing to pull it from: the spiking entry says so, the plain one (same weights) is passed
+    over without a second pull, and no line promises it."""
+    loader, said = loader_with(tmp_path, {}, auto_pull=False)
+    with pytest.raises(ModelUnavailable) as failure:
+        loader.load_spikingbrain()
     message = str(failure.value)
-    assert "gpt2 (spiking): not pulled (`tantra models pull gpt2`)" in message
-    assert message.endswith("spikingbrain-smollm2-135m (not spiking): no weights")  # the last failure last
+    assert "spikingbrain-smollm2-135m (spiking): spikingbrain-smollm2-135m is not in the model store" in message
+    plain = "spikingbrain-smollm2-135m (not spiking): its weights are missing (see spikingbrain-smollm2-135m (spiking))"
+    assert plain in message
+    assert said == []
 
 
 def test_a_gpu_that_is_there_puts_torch_first_for_vision(tmp_path, monkeypatch):
@@ -145,7 +163,7 @@ def test_one_device_rule_for_every_library(tmp_path, monkeypatch):
     assert [cpu.placement.device(lib) for lib in gpus] == ["cpu", "cpu", "cpu"]
     mps, said = loader_with(tmp_path, {}, device="mps")
     assert [mps.placement.device(lib) for lib in gpus] == ["mps", "cpu", "cpu"]
-    assert len(said) == 2
+    assert said == ["ctranslate2 cannot use --device mps here; running on the CPU"]  # one line per command
     assert loader_with(tmp_path, {}, threads=3)[0].placement.threads == 3
 
 
@@ -214,6 +232,25 @@ def test_a_fake_language_model_streams_through_the_real_chat_session():
     assert "".join(pieces) == "You said: hello there." and len(pieces) > 5  # streamed, not at once
     assert torch.get_num_threads() == threads_before  # decoding never touches the caller's threads
     assert session.last.completion_tokens == len("You said: hello there.")
+
+
+def test_decoding_has_one_torch_thread_and_leaves_everyone_elses_alone():
+    import torch
+
+    from core.language_model import _decoding_thread
+
+    loaded = fake_language_model()
+    from core.chat_session import ChatSession
+    from core.language_model import SamplingOptions
+
+    main_threads = torch.get_num_threads()
+    assert "".join(ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions()).ask("hi")) == "You said: hi."
+    assert _decoding_thread().submit(torch.get_num_threads).result() == 1
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))  # a role started afterwards
+    thread.start()
+    thread.join()
+    assert seen == [main_threads] and torch.get_num_threads() == main_threads
 
 
 def test_a_reply_stopped_early_frees_the_decoder_for_the_next():
