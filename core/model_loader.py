@@ -137,6 +137,14 @@ class ModelLoader:
     def _walk(self, candidates: list[Candidate], what: str):
         return first_that_works(candidates, what, self.warn, self._note)
 
+    def _pulled(self, stored: StoreModel, role: str, order: tuple[str, ...]) -> Path:
+        """``stored``'s directory, pulled first if need be: once for every engine of a walk, since they all read
+        files of the same pull (an engine that fails must not pull again). Not pulled when every engine is replaced
+        (tests' fakes read nothing)."""
+        if all(f"{role}:{entry}" in self.backends for entry in order):
+            return model_store.model_dir(stored, self.settings)
+        return model_store.ensure(stored, self.settings)
+
     # ---- language model -------------------------------------------------------------------------------------------
 
     def load_spikingbrain(self, spiking: bool = True, model: str | None = None) -> dict:
@@ -326,11 +334,7 @@ class ModelLoader:
         from encoders.image_classifier import ONNX_GRAPH, TORCH_WEIGHTS, OnnxClassifier, TorchClassifier
 
         stored = find_store_model(self.config.vision.default)
-        size = self.image_size
-        if all(f"vision:{engine}" in self.backends for engine in order):
-            root = Path()  # every engine replaced: nothing to pull
-        else:
-            root = model_store.ensure(stored, self.settings)  # once, for every engine: they read files of one pull
+        size, root = self.image_size, self._pulled(stored, "vision", order)
         names = root / "class_names.json"
 
         def onnx():
@@ -383,32 +387,35 @@ class ModelLoader:
             raise TantraError(f"--engine {engine} cannot run {model!r}; use --engine {readers[0]}")
         order = (engine,) if engine else readers
 
-        def attempt(engine: str) -> WhisperEngine:
-            loaded = self._build_whisper(engine, source)
-            self._note(f"speech to text: {engine}, model {source.name}, on {loaded.device}")
-            return loaded
+        def walk() -> WhisperEngine:
+            stored = find_store_model(source.name) if source.kind == "store" else None
+            root = self._pulled(stored, "audio", order) if stored is not None else None
 
-        candidates = [self._candidate("audio", e, e, partial(attempt, e)) for e in order]
-        return self._once(("whisper", source, order), lambda: self._walk(candidates, "Whisper engine"))
+            def attempt(engine: str) -> WhisperEngine:
+                loaded = self._build_whisper(engine, source, stored, root)
+                self._note(f"speech to text: {engine}, model {source.name}, on {loaded.device}")
+                return loaded
 
-    def _build_whisper(self, engine: str, source: WhisperSource) -> WhisperEngine:
+            return self._walk([self._candidate("audio", e, e, partial(attempt, e)) for e in order], "Whisper engine")
+
+        return self._once(("whisper", source, order), walk)
+
+    def _build_whisper(self, engine: str, source: WhisperSource, stored: StoreModel | None,
+                       root: Path | None) -> WhisperEngine:  # fmt: skip
+        """``engine`` on ``source``'s weights; ``stored`` and its pulled ``root`` where they are the store's."""
         from core.whisper_convert import OPENAI_CHECKPOINT, alignment_heads
         from core.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
 
         if engine == "faster-whisper":
             device = self.placement.device("ctranslate2")
             threads, compute = self.placement.threads, compute_type(device)
-            if source.kind == "store":
-                stored = find_store_model(source.name)
-                root = model_store.ensure(stored, self.settings)
+            if stored is not None:
                 model_store.verify_file(stored, root, "ct2/model.bin")
                 return FasterWhisperEngine(root / "ct2", source.name, device, threads, compute)
             return FasterWhisperEngine(source.path, source.name, device, threads, compute)
         self.placement.torch_ready()
         device = self.placement.device("torch")
-        if source.kind == "store":
-            stored = find_store_model(source.name)
-            root = model_store.ensure(stored, self.settings)
+        if stored is not None:
             checkpoint = model_store.verify_file(stored, root, OPENAI_CHECKPOINT)
             return OpenAIWhisperEngine(str(checkpoint), source.name, device, root, alignment_heads(root / "ct2"))
         download_root = self.settings.models_dir / "whisper-openai-cdn"

@@ -18,8 +18,6 @@ from functools import cache
 
 from config.settings import Settings
 
-LIBRARIES = ("torch", "ctranslate2", "onnxruntime")
-
 
 @cache
 def gpus_of(library: str) -> frozenset[str]:

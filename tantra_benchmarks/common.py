@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
+from core.placement import Placement
 
 if TYPE_CHECKING:
     from core.model_loader import ModelLoader
@@ -42,7 +43,7 @@ def machine(settings: Settings) -> dict:
         "cpu": fields.get("model name\t", platform.processor() or platform.machine()).strip(),
         "isa": isa,
         "logical_cpus": os.cpu_count(),
-        "threads": settings.threads or os.cpu_count(),
+        "threads": Placement(settings, warn=print).threads,  # CTranslate2's and onnxruntime's
         "torch": torch.__version__,
         "python": platform.python_version(),
     }

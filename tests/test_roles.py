@@ -134,6 +134,13 @@ def test_weights_found_missing_are_not_looked_for_again(tmp_path):
     assert said == []
 
 
+def test_a_model_that_cannot_be_pulled_is_tried_once_for_all_its_engines(tmp_path):
+    loader, said = loader_with(tmp_path, {}, auto_pull=False)
+    with pytest.raises(ModelUnavailable, match="^whisper-tiny.en is not in the model store"):
+        loader.load_whisper()
+    assert said == []  # no engine gave way to another: none could have read a model that is not there
+
+
 def test_a_gpu_that_is_there_puts_torch_first_for_vision(tmp_path, monkeypatch):
     monkeypatch.setattr("core.placement.gpus_of", lambda library: frozenset({"cuda"} if library == "torch" else ()))
     loader, said = loader_with(tmp_path, CLASSIFIERS, device="cuda")
