@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from core.errors import BadInput
-from core.language_model import Conversation, SamplingOptions, stream_text
+from core.language_model import Conversation, PromptCache, SamplingOptions, stream_text
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class ChatSession:
         self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
         self.describer = describer
         self.pending_images: list[str] = []  # facts from /image, for the next message
+        self.prompt_cache = PromptCache()  # each reply runs only the prompt tokens the last one did not
         self.on_image: Callable[[str], None] | None = None  # told what each image in a message shows (the REPL says it)
 
     def image_note(self, path: Path) -> str:
@@ -123,7 +124,7 @@ class ChatSession:
         interrupted = True
         try:
             options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
-            for piece in stream_text(self.model, self.tokenizer, prompt_ids, options, generated):
+            for piece in stream_text(self.model, self.tokenizer, prompt_ids, options, generated, self.prompt_cache):
                 first_token = first_token or time.perf_counter() - start
                 pieces.append(piece)
                 yield piece
@@ -133,6 +134,13 @@ class ChatSession:
             seconds = time.perf_counter() - start
             self.last = ReplyStats(len(prompt_ids), len(generated), seconds, first_token or seconds, interrupted)
             self._last_ids = prompt_ids + generated
+
+    def warm_up(self) -> None:
+        """Two tokens for a short prompt, outside the conversation: the first real reply then does not pay for
+        the first run of every kernel (the voice loop calls it while the user is still speaking)."""
+        ids = self.tokenizer.encode(self.tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}]))
+        for _ in stream_text(self.model, self.tokenizer, ids, replace(self.options, max_tokens=2, seed=0)):
+            pass
 
     # ---- slash commands -------------------------------------------------------------------------------------------
 

@@ -168,34 +168,76 @@ def _use_one_torch_thread() -> None:
 _DONE = object()
 
 
+class PromptCache:
+    """The keys and values of a conversation's last prompt and reply. The next prompt of the same conversation
+    starts with the same tokens, so only what is new (the last reply's end, the new message) has to be run: the
+    time to the first token stops growing with the conversation. One per conversation; used by one reply at a time.
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._kv = None
+        self._free = threading.Event()  # the last reply's decoding is over: the cache is not being written
+        self._free.set()
+
+    def take(self, prompt_ids: list[int]):
+        """(cache, tokens of ``prompt_ids`` it already holds); (None, 0) when nothing can be reused."""
+        self._free.wait()
+        self._free.clear()
+        kept = 0
+        for cached, new in zip(self._ids, prompt_ids[:-1]):  # the last prompt token always runs: it gives the logits
+            if cached != new:
+                break
+            kept += 1
+        if self._kv is None or kept == 0 or not hasattr(self._kv, "truncate"):
+            return None, 0
+        self._kv.truncate(kept)
+        return self._kv, kept
+
+    def keep(self, ids: list[int], kv) -> None:
+        """Called when decoding ends: ``kv`` holds exactly ``ids`` (None after a failure: start afresh)."""
+        self._ids, self._kv = (list(ids), kv) if kv is not None else ([], None)
+        self._free.set()
+
+
 def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], options: SamplingOptions,
-                    stop_token_ids: set[int] = frozenset()) -> Iterator[int]:  # fmt: skip
+                    stop_token_ids: set[int] = frozenset(), cache: PromptCache | None = None) -> Iterator[int]:  # fmt: skip
     """Token ids as they are sampled. The prompt is processed once, on the caller's threads (compute-bound); then
     the decoding thread samples one token at a time with the KV cache and hands each over as it comes, running
-    ahead of a slow reader (a voice speaking the last sentence) until the reader stops listening."""
+    ahead of a slow reader (a voice speaking the last sentence) until the reader stops listening. With ``cache``,
+    the part of the prompt that the conversation's last turn already ran is not run again."""
     context = model.config.block_size
     if len(prompt_ids) + 1 > context:
         raise TantraError(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}")
     generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     device = next(model.parameters()).device
-    with torch.no_grad():
-        output = model(torch.tensor([prompt_ids], device=device), last_only=True)
+    kv, kept = cache.take(prompt_ids) if cache is not None else (None, 0)
+    try:
+        with torch.no_grad():
+            output = model(torch.tensor([prompt_ids[kept:]], device=device), kv, last_only=True)
+    except BaseException:
+        if cache is not None:
+            cache.keep([], None)
+        raise
     tokens: queue.SimpleQueue = queue.SimpleQueue()
     stopped = threading.Event()
 
     @torch.no_grad()  # grad mode is per thread too
     def decode(output) -> None:
-        history = list(prompt_ids)
+        history = list(prompt_ids)  # every token the KV cache holds
         try:
             for _ in range(min(options.max_tokens, context - len(prompt_ids))):
                 token = _sample(output.logits[0, -1], history, options, generator)
                 if token in stop_token_ids or stopped.is_set():
                     break
                 tokens.put(token)
-                history.append(token)
                 output = model(torch.tensor([[token]], device=device), output.past_key_values)
+                history.append(token)
         except BaseException as error:  # noqa: BLE001 - handed to the reader, which raises it
             tokens.put(error)
+            output = None
+        if cache is not None:
+            cache.keep(history, output.past_key_values if output is not None else None)
         tokens.put(_DONE)
 
     _decoding_thread().submit(decode, output)
@@ -209,14 +251,15 @@ def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], optio
 
 
 def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions,
-                ids: list[int] | None = None) -> Iterator[str]:  # fmt: skip
+                ids: list[int] | None = None, cache: PromptCache | None = None) -> Iterator[str]:  # fmt: skip
     """Text pieces as they become final: whole UTF-8 characters, held back while they could start a stop string.
 
-    The sampled token ids are appended to ``ids`` as they come, when the caller passes a list.
+    The sampled token ids are appended to ``ids`` as they come, when the caller passes a list; ``cache`` is the
+    conversation's ``PromptCache``.
     """
     ids = [] if ids is None else ids
     emitted = ""
-    for token in generate_tokens(model, prompt_ids, options, tokenizer.stop_token_ids):
+    for token in generate_tokens(model, prompt_ids, options, tokenizer.stop_token_ids, cache):
         ids.append(token)
         text = tokenizer.decode(ids)
         if text.endswith("\ufffd"):

@@ -62,6 +62,20 @@ def bench_describe(
         _print(settings, run(settings, repeats))
 
 
+@app.command("voice")
+def bench_voice(
+    ctx: typer.Context,
+    turns: int = typer.Option(10, "--turns", min=1, max=12, help="Spoken questions per configuration."),
+    photo: Path = typer.Option(None, "--photo", help="The image that goes with the first question."),
+) -> None:
+    """End of speech -> first audio (p50, p95, per stage) with the defaults and --low-resource; idle CPU; memory."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from tantra_benchmarks.voice import bench_voice as run
+
+        _print(settings, run(settings, photo, turns))
+
+
 def _print(settings, result: dict) -> None:
     from tantra_benchmarks.common import machine
 

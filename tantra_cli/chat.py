@@ -1,14 +1,21 @@
-"""``tantra chat [PROMPT]``: talk with SpikingBrain. A REPL at a terminal; one answer for a prompt or piped text."""
+"""``tantra chat [PROMPT]``: talk with SpikingBrain. A REPL at a terminal; one answer for a prompt or piped text;
+a spoken conversation with ``--voice`` (or ``--mic-file``, the stand-in microphone)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+from typing import NamedTuple
 
 import typer
 
 from core.errors import BadInput, TantraError
 from tantra_cli.common import read_stdin_text, settings_of, user_errors
+
+BARGE_IN_HELP = (
+    "auto: the microphone rests while Tantra speaks (loudspeakers); on: speaking interrupts it (headphones); off."
+)
 
 
 def chat(
@@ -26,11 +33,38 @@ def chat(
     seed: int = typer.Option(None, "--seed", help="Make sampling repeatable."),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the reply when it is complete."),
     no_spiking: bool = typer.Option(False, "--no-spiking", help="Run the same weights without spike coding."),
-    as_json: bool = typer.Option(False, "--json", help="Print the reply with token counts and timings as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the reply with token counts and timings as JSON (voice: one object per turn)."
+    ),
+    images: list[str] = typer.Option(
+        None, "--image", "-i", help="An image to ask about (repeatable); with --voice it goes with the first turn."
+    ),
+    voice: bool = typer.Option(False, "--voice", help="Talk: listen to the microphone and speak the replies."),
+    ptt: bool = typer.Option(False, "--ptt", help="Push-to-talk: Enter on an empty line starts and stops a turn."),
+    barge_in: str = typer.Option("auto", "--barge-in", metavar="auto|on|off", help=BARGE_IN_HELP),
+    input_device: str = typer.Option(None, "--input-device", help="Microphone: index or name (`tantra devices`)."),
+    output_device: str = typer.Option(None, "--output-device", help="Speaker: index or name (`tantra devices`)."),
+    mic_file: Path = typer.Option(
+        None, "--mic-file", help="Stand-in microphone: this audio file (or FIFO) at real time, then silence; "
+        "the session ends when it is over and answered.", dir_okay=False,
+    ),  # fmt: skip
+    speaker_file: Path = typer.Option(
+        None, "--speaker-file", help="Stand-in speaker: a WAV of what would have been played, silences included."
+    ),
+    rate: float = typer.Option(1.0, "--rate", help="Speaking speed of the voice: 1 is normal, 1.5 faster."),
 ) -> None:
-    """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit."""
+    """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        if voice or mic_file is not None or speaker_file is not None:
+            from core.voice_loop import VoiceOptions
+            from tantra_cli.voice import VoiceRequest
+
+            VoiceOptions(barge_in=barge_in)  # a bad --barge-in is refused before anything loads
+            request = VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
+            code = _voice_chat(settings, request, model, system, no_spiking, as_json, images or [],
+                               SamplingOptionsArgs(temperature, top_k, top_p, repetition_penalty, max_tokens, seed))
+            raise typer.Exit(code)
         interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
         piped = "" if interactive else read_stdin_text("tantra chat")
         repl = prompt is None and sys.stdin is not None and sys.stdin.isatty()
@@ -61,6 +95,8 @@ def chat(
 
         describer = ImageDescriber(loader)  # its models load at the first image
         session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer)
+        for image in images or []:
+            session.pending_images.append(session.image_note(_existing(image)))
         if repl:
             from tantra_cli.repl import run_repl
 
@@ -89,3 +125,55 @@ def chat(
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
+
+
+class SamplingOptionsArgs(NamedTuple):
+    temperature: float
+    top_k: int
+    top_p: float
+    repetition_penalty: float
+    max_tokens: int
+    seed: int | None
+
+
+def _existing(image: str) -> Path:
+    path = Path(image).expanduser()
+    if not path.is_file():
+        raise BadInput(f"{image}: no such image file")
+    return path
+
+
+def _voice_chat(settings, request, model, system, no_spiking, as_json, images, sampling) -> int:
+    """A spoken conversation: at a terminal the REPL with the microphone on; otherwise (a stand-in microphone,
+    a pipe) turns until the input is over."""
+    from config.model_config import MODEL_CONFIG
+    from core.chat_session import ChatSession
+    from core.describer import ImageDescriber
+    from core.language_model import SamplingOptions
+    from core.model_loader import ModelLoader
+    from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
+    from encoders.vad import SileroVad
+    from tantra_cli import voice
+
+    paths = [_existing(image) for image in images]  # a missing image is refused before anything loads
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    describer = ImageDescriber(loader)
+    options = SamplingOptions(*sampling[:5], seed=sampling.seed)
+
+    def new_session() -> ChatSession:
+        loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
+        return ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
+                           loaded["name"], describer)  # fmt: skip
+
+    if voice.stdin_is_terminal() and request.mic_file is None and not as_json:
+        from tantra_cli.repl import run_repl
+
+        session = new_session()
+        run_repl(session, settings.home / "chat_history", voice=request, loader=loader, images=paths)
+        return 0
+    link = voice.open_link(request)
+    loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=request.barge_in))
+    loop.push_to_talk = request.push_to_talk
+    for path in paths:
+        loop.attach_image(path, describer.note(path))
+    return voice.run_headless(loop, lambda: voice.load_roles(loader, new_session, request), as_json)

@@ -319,6 +319,10 @@ class KVCache:
     def seen(self) -> int:
         return self.lengths[0]
 
+    def truncate(self, length: int) -> None:
+        """Forget every token from ``length`` on (the buffers stay, to be written over)."""
+        self.lengths = [min(seen, length) for seen in self.lengths]
+
     def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append (B, heads, T, head_dim) keys and values; returns all of the layer's so far."""
         start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]

@@ -1,0 +1,164 @@
+"""Turn taking: when the user starts and stops speaking, from one voice-activity probability per 32 ms frame.
+
+Pure logic, no audio library and no clock of its own (each frame carries the time it was captured), so every rule
+here is tested with made-up probabilities. The defaults are what the best voice assistants settled on: GLaDOS ends
+a turn after 640 ms of silence, RealtimeSTT after 0.6 s; Silero's own detector keeps 0.5 as its threshold and
+0.15 less to stay in speech.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FRAME = 512  # samples per frame: what Silero VAD reads at 16 kHz
+FRAME_SECONDS = FRAME / SAMPLE_RATE  # 32 ms
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    start_probability: float = 0.5
+    """Speech starts when the probability stays at or above this ..."""
+    start_seconds: float = 0.25
+    """... for this long (a cough or a click is shorter)."""
+    preroll_seconds: float = 0.5
+    """Audio kept from before the start, so the first syllable is not lost to the detector's delay."""
+    stay_probability: float = 0.35
+    """Once speaking, a frame this likely still counts as speech (Silero's own hysteresis)."""
+    end_silence_seconds: float = 0.6
+    """The turn ends after this much silence."""
+    speculate_silence_seconds: float = 0.3
+    """Transcription starts after this much silence; thrown away if speech resumes."""
+    longest_seconds: float = 30.0
+    """A turn is cut here (Whisper reads 30 s at a time)."""
+    barge_in_probability: float = 0.8
+    """While Tantra speaks (barge-in on), speech must be this sure ..."""
+    barge_in_seconds: float = 0.3
+    """... for this long to interrupt it: its own echo rarely is."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    audio: np.ndarray
+    """16 kHz float32, from the pre-roll to shortly after the last voiced frame."""
+    last_voiced: float
+    """When the last voiced sample was captured (the clock of the frames): latencies count from here."""
+    voiced_frames: int
+    """How many frames of the turn were voiced: a speculative transcript is still good if this did not change."""
+    cut: bool = False
+    """True when the turn reached ``longest_seconds`` and was cut there."""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Started:
+    at: float
+    barge_in: bool
+    """True when it started while Tantra was speaking (barge-in on): the reply must stop."""
+
+
+@dataclass(frozen=True)
+class Speculate:
+    utterance: Utterance
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Speech came back after a ``Speculate``: whatever was begun on it is to be thrown away."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    utterance: Utterance
+
+
+def _frames(seconds: float) -> int:
+    return max(1, round(seconds / FRAME_SECONDS))
+
+
+class TurnDetector:
+    """Feed it frames in order; it says when a turn starts, when to transcribe speculatively, and when it ends."""
+
+    def __init__(self, settings: TurnSettings = TurnSettings()) -> None:
+        self.settings = settings
+        self._preroll: deque[np.ndarray] = deque(maxlen=_frames(settings.preroll_seconds))
+        self._run: list[np.ndarray] = []  # frames of a start not yet confirmed
+        self._turn: list[np.ndarray] | None = None
+        self._voiced_frames = 0
+        self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one
+        self._last_voiced_at = 0.0
+        self._silent_frames = 0
+
+    @property
+    def in_turn(self) -> bool:
+        """Speech has started and not yet ended."""
+        return self._turn is not None
+
+    def reset(self) -> None:
+        """Forget everything heard (the microphone is ignored while Tantra speaks, or the user pressed Ctrl-C)."""
+        self._preroll.clear()
+        self._run.clear()
+        self._turn = None
+
+    def feed(self, frame: np.ndarray, probability: float, captured_at: float, strict: bool = False) -> list:
+        """Events caused by one frame. ``captured_at`` is when its last sample was captured; ``strict`` asks for
+        the barge-in thresholds, for speech while Tantra is speaking."""
+        settings = self.settings
+        if self._turn is None:
+            threshold, needed = settings.start_probability, _frames(settings.start_seconds)
+            if strict:
+                threshold, needed = settings.barge_in_probability, _frames(settings.barge_in_seconds)
+            if probability < threshold:
+                self._preroll.extend(self._run)
+                self._run.clear()
+                self._preroll.append(frame)
+                return []
+            self._run.append(frame)
+            if len(self._run) < needed:
+                return []
+            self._turn = [*self._preroll, *self._run]
+            self._preroll.clear()
+            self._run.clear()
+            self._voiced_frames = 0
+            self._mark_voiced(captured_at)
+            return [Started(captured_at - len(self._turn) * FRAME_SECONDS, barge_in=strict)]
+
+        self._turn.append(frame)
+        if probability >= settings.stay_probability:
+            speculated = self._silent_frames >= _frames(settings.speculate_silence_seconds)
+            self._mark_voiced(captured_at)
+            if speculated:
+                return [Resumed()]
+        else:
+            self._silent_frames += 1
+        if len(self._turn) >= _frames(settings.longest_seconds):
+            return [Ended(self._finish(cut=True))]
+        if self._silent_frames >= _frames(settings.end_silence_seconds):
+            return [Ended(self._finish())]
+        if self._silent_frames == _frames(settings.speculate_silence_seconds):
+            return [Speculate(self._utterance())]
+        return []
+
+    def _mark_voiced(self, captured_at: float) -> None:
+        self._voiced_frames += 1
+        self._last_voiced_index = len(self._turn)
+        self._last_voiced_at = captured_at
+        self._silent_frames = 0
+
+    def _utterance(self, cut: bool = False) -> Utterance:
+        # Up to the last voiced frame and the speculation wait after it: the speculative and the final utterance
+        # are then the same audio when nobody spoke in between, and one transcript serves both.
+        end = self._last_voiced_index + _frames(self.settings.speculate_silence_seconds)
+        audio = np.concatenate(self._turn[:end]) if self._turn else np.zeros(0, np.float32)
+        return Utterance(audio, self._last_voiced_at, self._voiced_frames, cut)
+
+    def _finish(self, cut: bool = False) -> Utterance:
+        utterance = self._utterance(cut)
+        self._turn = None
+        return utterance

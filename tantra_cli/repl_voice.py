@@ -1,0 +1,101 @@
+"""The microphone in the interactive REPL: ``tantra chat --voice`` and ``/voice on|off``.
+
+One conversation thread owns the chat while the voice is on: spoken turns and typed lines both go through the voice
+loop (a typed line is a turn that needs no Whisper), so the two never answer at once, and every reply is spoken.
+The prompt stays at the bottom of the screen while turns print above it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rich.console import Console
+
+from core.errors import TantraError
+
+
+class ReplVoice:
+    """The voice side of one REPL session: started by ``/voice on`` (or ``--voice``), stopped by ``/voice off``."""
+
+    def __init__(self, session, loader, request, console: Console, errors: Console) -> None:
+        self.session, self.loader, self.request = session, loader, request
+        self.console, self.errors = console, errors
+        self.loop = None
+        self._thread: threading.Thread | None = None
+        self._recording = False
+
+    @property
+    def on(self) -> bool:
+        return self.loop is not None
+
+    def start(self, images: list[Path] = ()) -> str:
+        """Open the devices and listen; the models load meanwhile. A missing device is one line, and the REPL goes on."""
+        if self.on:
+            return "the voice is already on"
+        from core.voice_loop import VoiceLoop, VoiceOptions
+        from encoders.vad import SileroVad
+        from tantra_cli.voice import load_roles, open_link
+
+        try:
+            link = open_link(self.request)
+        except TantraError as error:
+            return f"no voice: {error}; the chat goes on in text"
+        self.loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=self.request.barge_in))
+        self.loop.push_to_talk = self.request.push_to_talk
+        for path in images:
+            self.loop.attach_image(path, self.session.image_note(path))
+        roles = lambda: load_roles(self.loader, lambda: self.session, self.request)  # noqa: E731
+        self._thread = threading.Thread(target=self._converse, args=(roles,), name="tantra-converse", daemon=True)
+        self._thread.start()
+        how = "Enter on an empty line starts and stops a turn" if self.request.push_to_talk else "just speak"
+        return f"listening ({how}; Ctrl-C stops a reply, /voice off ends it)"
+
+    def stop(self) -> str:
+        if not self.on:
+            return "the voice is already off"
+        loop, self.loop = self.loop, None
+        loop.quit()
+        loop.link.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        return "the voice is off; type to chat"
+
+    def _converse(self, load) -> None:
+        from core.voice_loop import Heard, Note, ReplyText, TurnDone
+
+        loop = self.loop
+        try:
+            for event in loop.run(load):
+                if isinstance(event, Note):
+                    self.errors.print(event.text, style="dim", markup=False, highlight=False)
+                elif isinstance(event, Heard):
+                    self.console.print(f"[bold]you said:[/bold] {event.text}", highlight=False)
+                elif isinstance(event, ReplyText):
+                    self.console.out(event.text, end="", highlight=False)
+                elif isinstance(event, TurnDone):
+                    self.console.out(" (interrupted)" if event.record.interrupted else "", highlight=False)
+        except TantraError as error:
+            self.errors.print(f"error: {error}; the voice is off", markup=False, highlight=False)
+        if self.loop is loop:
+            self.loop = None
+            loop.link.close()
+
+    def typed(self, text: str) -> None:
+        """A typed line while the voice is on: answered (and spoken) by the conversation thread."""
+        self.loop.typed(text)
+
+    def key_pressed(self) -> None:
+        """Typing stops the voice under barge-in auto (loudspeakers: the user cannot talk over it)."""
+        if self.on and self.request.barge_in == "auto" and self.loop.replying.is_set():
+            self.loop.interrupt()
+
+    def interrupt(self) -> bool:
+        """Ctrl-C: stop the reply or the recording; False when there was nothing to stop."""
+        return bool(self.on and self.loop.interrupt())
+
+    def push_to_talk(self) -> str:
+        """Enter on an empty line under --ptt: start, or stop and send, a turn."""
+        self._recording = not self._recording
+        self.loop.talk(self._recording)
+        return "recording: Enter again to send" if self._recording else "sent"

@@ -1,0 +1,143 @@
+"""Turn taking, reply pieces and the heard-text filters: pure logic, made-up probabilities, no audio library."""
+
+import numpy as np
+import pytest
+
+from core.heard_filter import is_echo, is_noise
+from core.spoken_reply import ReplyPieces, heard_part
+from core.turns import FRAME, FRAME_SECONDS, Ended, Resumed, Speculate, Started, TurnDetector, TurnSettings
+from encoders.sound_io import PlaybackQueue
+
+
+def feed(detector: TurnDetector, probabilities: list[float], strict: bool = False, start: float = 0.0):
+    """Events per frame index, for frames whose first sample is the frame index itself."""
+    events = []
+    for index, probability in enumerate(probabilities):
+        frame = np.full(FRAME, index, dtype=np.float32)
+        at = start + (index + 1) * FRAME_SECONDS
+        events += [(index, event) for event in detector.feed(frame, probability, at, strict)]
+    return events
+
+
+def frames(seconds: float) -> int:
+    return round(seconds / FRAME_SECONDS)
+
+
+def test_speech_starts_after_250_ms_and_keeps_half_a_second_before_it():
+    detector = TurnDetector()
+    probabilities = [0.0] * 30 + [0.9] * 40 + [0.0] * 30
+    events = feed(detector, probabilities)
+    started = [(i, e) for i, e in events if isinstance(e, Started)]
+    assert [i for i, _ in started] == [30 + frames(0.25) - 1]  # confirmed after 8 frames (256 ms)
+    ended = [e for _, e in events if isinstance(e, Ended)]
+    assert len(ended) == 1
+    audio = ended[0].utterance.audio.reshape(-1, FRAME)[:, 0]
+    assert audio[0] == 30 - frames(0.5)  # the pre-roll: 500 ms before the first voiced frame
+    assert ended[0].utterance.last_voiced == pytest.approx(70 * FRAME_SECONDS)  # the end of frame 69
+
+
+def test_a_short_noise_is_not_a_turn():
+    assert feed(TurnDetector(), [0.0] * 10 + [0.9] * 5 + [0.0] * 40) == []
+
+
+def test_the_turn_ends_after_600_ms_of_silence_and_speculates_at_300():
+    events = feed(TurnDetector(), [0.9] * 20 + [0.0] * 30)
+    kinds = [(i, type(e).__name__) for i, e in events]
+    assert kinds == [(7, "Started"), (19 + frames(0.3), "Speculate"), (19 + frames(0.6), "Ended")]
+    speculated, ended = events[1][1].utterance, events[2][1].utterance
+    assert np.array_equal(speculated.audio, ended.audio)  # one transcript serves both
+    assert speculated.voiced_frames == ended.voiced_frames
+
+
+def test_speech_after_the_speculation_resumes_the_turn():
+    events = feed(TurnDetector(), [0.9] * 20 + [0.0] * 12 + [0.9] * 10 + [0.0] * 30)
+    kinds = [type(e) for _, e in events]
+    assert kinds == [Started, Speculate, Resumed, Speculate, Ended]
+    assert events[-1][1].utterance.voiced_frames > events[1][1].utterance.voiced_frames
+
+
+def test_a_dip_below_the_start_threshold_is_still_speech_once_speaking():
+    # 0.4 is under 0.5 (no start) but over 0.35 (stays in speech): Silero's hysteresis
+    events = feed(TurnDetector(), [0.9] * 10 + [0.4] * 30 + [0.0] * 30)
+    assert [type(e) for _, e in events] == [Started, Speculate, Ended]
+    assert events[-1][1].utterance.voiced_frames == 40 - 7
+
+
+def test_a_turn_is_cut_at_30_seconds():
+    settings = TurnSettings(longest_seconds=2.0)
+    events = feed(TurnDetector(settings), [0.9] * frames(3.0))
+    ended = [e for _, e in events if isinstance(e, Ended)]
+    assert ended and ended[0].utterance.cut and ended[0].utterance.seconds <= 2.0 + 0.3
+
+
+def test_barge_in_needs_surer_and_longer_speech():
+    weak = feed(TurnDetector(), [0.7] * 20, strict=True)
+    assert weak == []  # 0.7 starts a turn normally, but not while Tantra speaks
+    short = feed(TurnDetector(), [0.9] * frames(0.25), strict=True)
+    assert short == []
+    events = feed(TurnDetector(), [0.9] * frames(0.35), strict=True)
+    assert [type(e) for _, e in events] == [Started] and events[0][1].barge_in
+
+
+def test_reset_forgets_a_turn_in_progress():
+    detector = TurnDetector()
+    feed(detector, [0.9] * 20)
+    assert detector.in_turn
+    detector.reset()
+    assert not detector.in_turn and feed(detector, [0.0] * 30) == []
+
+
+def test_reply_pieces_first_clause_then_whole_sentences():
+    pieces = ReplyPieces()
+    said = []
+    for token in ["Yes, ", "Paris is ", "the capital, ", "and it is 3.5 ", "times bigger. ", "It has ", "museums! Bye"]:
+        said += pieces.feed(token)
+    said += pieces.finish()
+    # "Yes," is too short to be said alone; the second piece waits for a sentence end, and 3.5 is no end
+    assert said == ["Yes, Paris is the capital,", "and it is 3.5 times bigger.", "It has museums!", "Bye"]
+
+
+def test_a_first_piece_without_punctuation_goes_at_a_dash_or_after_sixty_characters():
+    pieces = ReplyPieces()
+    assert pieces.feed("Le Grand Paris - the city of light and ") == ["Le Grand Paris -"]
+    long = ReplyPieces()
+    words = long.feed("word " * 20)
+    assert len(words) == 1 and 50 <= len(words[0]) <= 65
+
+
+def test_heard_part_keeps_the_share_of_words_that_played():
+    assert heard_part("one two three four", 0.5) == "one two"
+    assert heard_part("one two three four", 1.0) == "one two three four"
+    assert heard_part("one two", 0.0) == ""
+
+
+@pytest.mark.parametrize("text", ["", "you", "Thank you.", " Thanks for watching!", "[Music]", "(coughs)", "..."])
+def test_whisper_inventions_over_noise_are_noise(text):
+    assert is_noise(text)
+
+
+@pytest.mark.parametrize("text", ["What is this?", "Yes", "Thank you, what about Spain?"])
+def test_real_turns_are_not_noise(text):
+    assert not is_noise(text)
+
+
+def test_an_echo_of_what_tantra_said_is_recognised_even_in_part():
+    said = "Paris is the capital of France. It is known for its museums and the Eiffel Tower."
+    assert is_echo("known for its museums and the Eiffel", said)
+    assert is_echo("Paris is the capital of friends", said)  # misheard, still an echo
+    assert not is_echo("What about Spain?", said)
+    assert not is_echo("Tell me about the Eiffel Tower please, how tall is it?", said)
+    assert not is_echo("anything", "")
+
+
+def test_the_playback_queue_knows_what_played_and_stops_at_once():
+    playback = PlaybackQueue()
+    playback.add(np.ones(100, np.float32), tag=1)
+    playback.add(np.ones(100, np.float32), tag=2)
+    assert playback.busy
+    block = playback.take(150, at=5.0)
+    assert block.sum() == 150 and playback.played[1].samples == 100 and playback.played[2].samples == 50
+    assert playback.played[2].first_at == 5.0 and playback.played[2].total == 100
+    assert playback.loudest_since(4.0) == pytest.approx(1.0)
+    playback.clear()
+    assert not playback.busy and playback.take(10).sum() == 0

@@ -1,0 +1,197 @@
+"""The voice loop on the stand-in sound card with fake models: turns, speculation, half-duplex, echo, barge-in,
+Ctrl-C. Audio is made of tones: the fake Whisper hears a tone's pitch as words, the fake voice speaks in 440 Hz,
+and an energy detector stands in for Silero. Each test runs a few seconds of real time."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from core.chat_session import ChatSession
+from core.language_model import SamplingOptions
+from core.voice_loop import Heard, Note, Roles, TurnDone, VoiceLoop, VoiceOptions
+from encoders.speaker import Speaker
+from encoders.stand_in_audio import RecordingSource, Room, StandInAudio
+from tests.fakes import FakeVoice, fake_language_model
+
+RATE = 16000
+WORDS = {300: "hello there", 500: "tell me more", 700: "stop please"}
+TANTRA_PITCH = 440
+SPEED = 3  # the stand-in's timeline runs three times faster than real time: the fake models take milliseconds
+
+
+def tone(pitch: int, seconds: float, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (level * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), np.float32)
+
+
+def pitch_of(audio: np.ndarray) -> int:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return int(round(np.argmax(spectrum) * RATE / len(audio) / 10) * 10)
+
+
+def sounding(audio: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    """For each 10 ms of ``audio``, whether something sounds in it."""
+    windows = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    return np.abs(windows).max(axis=1) > threshold
+
+
+def energy_vad(frame: np.ndarray) -> float:
+    return 1.0 if float(np.sqrt(np.mean(frame**2))) > 0.01 else 0.0
+
+
+class Conversation:
+    """A fake-model voice session over ``mic`` audio; ``events`` holds everything ``run`` yielded."""
+
+    def __init__(self, mic, tmp_path, barge_in="auto", room=None, reply=None, echo_transcript=None) -> None:
+        self.speaker_file = tmp_path / "speaker.wav"
+        self.link = StandInAudio(RecordingSource(mic), RATE, self.speaker_file, room=room, speed=SPEED)
+        self.loop = VoiceLoop(self.link, energy_vad, VoiceOptions(barge_in=barge_in))
+        loaded = fake_language_model(reply=reply)
+        self.session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=400), "short")
+        self.heard_audio: list[np.ndarray] = []
+
+        def hear(audio: np.ndarray) -> str:
+            self.heard_audio.append(audio)
+            pitch = pitch_of(audio)
+            if pitch == TANTRA_PITCH:  # Tantra's own voice came back: a perfect transcript of what it said
+                return echo_transcript or "you"
+            return WORDS.get(pitch, "")
+
+        self.roles = Roles(self.session, hear, Speaker(FakeVoice()))
+        self.events: list = []
+
+    def run(self, during=None):
+        if during is not None:
+            threading.Thread(target=during, args=(self,), daemon=True).start()
+        try:
+            for event in self.loop.run(lambda: self.roles):
+                self.events.append(event)
+        finally:
+            self.link.close()
+        return self
+
+    @property
+    def turns(self):
+        return [e.record for e in self.events if isinstance(e, TurnDone)]
+
+    def notes(self):
+        return [e.text for e in self.events if isinstance(e, Note)]
+
+    def speaker_audio(self) -> np.ndarray:
+        audio, rate = soundfile.read(self.speaker_file, dtype="float32")
+        assert rate == RATE
+        return audio
+
+
+def test_a_spoken_question_is_heard_answered_and_spoken(tmp_path):
+    mic = np.concatenate([silence(0.5), tone(300, 1.0), silence(0.5)])
+    talk = Conversation(mic, tmp_path).run()
+    [turn] = talk.turns
+    assert turn.heard == "hello there"
+    assert turn.reply == "You said: hello there." and not turn.interrupted
+    latency = turn.latency
+    assert 0 < latency["transcribed"] <= latency["first_token"] <= latency["first_sentence"] <= latency["first_audio"]
+    assert latency["first_audio"] >= 0.6  # nothing is played before the turn is over
+    # The speaker file is the true timeline: silence while the user speaks, then Tantra's 440 Hz voice
+    audio = talk.speaker_audio()
+    voiced = np.flatnonzero(np.abs(audio) > 0.05)
+    assert voiced[0] / RATE > 1.5 + 0.6 - 0.05
+    assert pitch_of(audio[voiced[0] : voiced[-1]]) == TANTRA_PITCH
+    spoken_seconds = (voiced[-1] - voiced[0]) / RATE
+    assert spoken_seconds == pytest.approx(len("You said: hello there.") * 0.01, abs=0.1)
+    assert talk.session.conversation.messages[-1]["content"] == "You said: hello there."
+
+
+def test_the_session_ends_only_after_the_last_reply_has_been_spoken(tmp_path):
+    mic = np.concatenate([silence(0.3), tone(500, 0.8)])  # the file ends right after the question
+    talk = Conversation(mic, tmp_path, reply=lambda m: "A long answer. " * 8).run()
+    assert len(talk.turns) == 1
+    audio = talk.speaker_audio()
+    assert len(audio) / RATE >= 0.3 + 0.8 + 0.6 + len("A long answer.") * 8 * 0.01  # question, wait, answer
+    assert sounding(audio).sum() * 0.01 == pytest.approx(len("A long answer.") * 8 * 0.01, abs=0.1)
+
+
+def test_a_pause_shorter_than_600_ms_keeps_one_turn_and_throws_the_draft_away(tmp_path):
+    mic = np.concatenate([silence(0.3), tone(300, 0.7), silence(0.45), tone(300, 0.7), silence(0.2)])
+    talk = Conversation(mic, tmp_path).run()
+    assert len(talk.turns) == 1
+    assert len(talk.heard_audio) == 2  # the speculation at 300 ms of silence, then the whole turn
+    assert talk.heard_audio[1].size > talk.heard_audio[0].size + 0.7 * RATE
+    messages = talk.session.conversation.messages
+    assert [m["role"] for m in messages] == ["user", "assistant"]  # the draft left nothing behind
+
+
+def test_two_turns_and_noise_between_them(tmp_path):
+    mic = np.concatenate([
+        silence(0.3), tone(300, 0.8), silence(1.5),
+        tone(900, 0.6), silence(1.5),  # Whisper hears nothing in it: not a turn
+        tone(500, 0.8), silence(0.3),
+    ])  # fmt: skip
+    talk = Conversation(mic, tmp_path).run()
+    assert [t.heard for t in talk.turns] == ["hello there", "tell me more"]
+    assert [t.turn for t in talk.turns] == [1, 2]
+    assert "(heard no words)" in talk.notes()
+
+
+@pytest.mark.parametrize("barge_in", ["auto", "on"])
+def test_the_room_echo_makes_no_false_turn_and_no_self_interruption(tmp_path, barge_in):
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(3.0), tone(500, 0.8), silence(0.3)])
+    room = Room(gain_db=-10, delay=0.08)
+    talk = Conversation(mic, tmp_path, barge_in=barge_in, room=room, reply=lambda m: f"Sure. I heard {m}. " * 3,
+                        echo_transcript="Sure. I heard hello there.").run()  # fmt: skip
+    assert [t.heard for t in talk.turns] == ["hello there", "tell me more"]
+    assert not any(t.interrupted for t in talk.turns)
+
+
+def test_an_echo_that_gets_through_is_recognised_and_dropped(tmp_path):
+    # Tantra's own voice comes back after the reply and its echo tail (a long reverberation, a far wall): it is a
+    # turn, but its transcript matches what Tantra said, so it is dropped, not answered.
+    reply = "Sure, I can tell you all about the weather today."  # 0.5 s of fake voice
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 0.5 + 0.6), tone(440, 0.8), silence(1.0)])
+    talk = Conversation(mic, tmp_path, reply=lambda m: reply, echo_transcript="tell you all about the weather").run()
+    assert [t.heard for t in talk.turns] == ["hello there"]
+    assert any("own voice" in note for note in talk.notes())
+
+
+def test_barge_in_stops_the_voice_within_200_ms_and_keeps_what_was_heard(tmp_path):
+    long_reply = "This is a long reply that goes on. " * 10  # 3.5 s of fake voice
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(700, 1.0, 0.5), silence(0.3)])
+    talk = Conversation(mic, tmp_path, barge_in="on", room=Room(), reply=lambda m: long_reply).run()
+    first, second = talk.turns
+    assert first.interrupted and second.heard == "stop please"
+    assert 0 < len(first.reply) < len(long_reply.strip())
+    assert long_reply.startswith(first.reply)  # whole words, in order, as far as they played
+    assert talk.session.conversation.messages[1]["content"] == first.reply  # remembered as heard
+    # On the speaker file's timeline: the voice falls silent within 200 ms of the decision to stop it
+    [decided] = talk.loop.barge_ins
+    decided -= talk.link.started_at
+    voice = sounding(talk.speaker_audio())
+    silent_from = np.flatnonzero(voice[: int(decided * 100) + 50] == 0)
+    stopped = silent_from[silent_from > int(decided * 100) - 1][0] * 0.01
+    assert 0 <= stopped - decided < 0.2
+    interrupting_speech = 0.3 + 0.8 + 0.6 + 1.0 + 0.1
+    assert decided - interrupting_speech < 0.5  # 300 ms of sure speech, and a frame or two
+    stop = round(stopped * 100)
+    assert not voice[stop : stop + 50].any()  # the rest was never played (the next reply comes after the new turn)
+
+
+def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(2.5), tone(500, 0.8), silence(0.3)])
+    talk = Conversation(mic, tmp_path, reply=lambda m: "A very long answer that keeps going. " * 10)
+
+    def press_ctrl_c_when_it_speaks(conversation):
+        while not conversation.link.playback.busy:
+            time.sleep(0.005)
+        time.sleep(0.3 / SPEED)
+        assert conversation.loop.interrupt() == "reply"
+
+    talk.run(during=press_ctrl_c_when_it_speaks)
+    assert [t.heard for t in talk.turns] == ["hello there", "tell me more"]
+    assert [t.interrupted for t in talk.turns] == [True, False]  # the last reply is spoken to its end
