@@ -251,6 +251,9 @@ class ChatSession:
                          f"activation, ternary-train sparsity {stats.ternary_sparsity:.1%}")  # fmt: skip
         return "\n".join(lines)
 
+    def _cmd_voice(self, _: str) -> str:
+        raise BadInput("/voice works in the interactive chat: run tantra chat at a terminal")
+
     def _cmd_quit(self, _: str) -> str:
         raise EOFError
 
@@ -263,6 +266,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/system [TEXT|none]", "show, set or clear the system prompt"),
     ("/set [NAME VALUE]", "show or change a sampling setting: " + ", ".join(SETTINGS)),
     ("/image PATH", "show the model an image with your next message (paths in messages work too)"),
+    ("/voice on|off", "talk: the microphone hears you and the replies are spoken"),
     ("/save FILE", "write the conversation and settings as JSON"),
     ("/load FILE", "continue a conversation saved with /save"),
     ("/model", "which model answers, and how"),

@@ -200,8 +200,13 @@ class PromptCache:
         self._free.set()
 
 
-def generate_tokens(model: SpikingBrainForCausalLM, prompt_ids: list[int], options: SamplingOptions,
-                    stop_token_ids: set[int] = frozenset(), cache: PromptCache | None = None) -> Iterator[int]:  # fmt: skip
+def generate_tokens(
+    model: SpikingBrainForCausalLM,
+    prompt_ids: list[int],
+    options: SamplingOptions,
+    stop_token_ids: set[int] = frozenset(),
+    cache: PromptCache | None = None,
+) -> Iterator[int]:
     """Token ids as they are sampled. The prompt is processed once, on the caller's threads (compute-bound); then
     the decoding thread samples one token at a time with the KV cache and hands each over as it comes, running
     ahead of a slow reader (a voice speaking the last sentence) until the reader stops listening. With ``cache``,

@@ -100,6 +100,8 @@ class Note:
 class Heard:
     turn: int
     text: str
+    typed: bool = False
+    """A typed turn (the REPL with the voice on): nothing to show, the user sees what they typed."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,9 @@ class ReplyText:
 @dataclass(frozen=True)
 class TurnDone:
     record: TurnRecord
+
+
+Event = Note | Heard | ReplyText | TurnDone
 
 
 @dataclass(frozen=True)
@@ -287,7 +292,7 @@ class VoiceLoop:
 
     # ---- the conversation --------------------------------------------------------------------------------------
 
-    def run(self, load: Callable[[], Roles]) -> Iterator[Note | Heard | ReplyText | TurnDone]:
+    def run(self, load: Callable[[], Roles]) -> Iterator[Event]:
         """Listen, then answer every turn until the input ends (a stand-in file) or ``quit()``. ``load`` gives the
         models; speech heard while they load is answered once they are ready.
 
@@ -383,7 +388,7 @@ class VoiceLoop:
         session.pending_images[:] = draft.pending_before
         self._images = draft.images + self._images
 
-    def _answer(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Note | Heard | ReplyText | TurnDone]:
+    def _answer(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Event]:
         self._stop_reply.clear()
         self.replying.set()
         try:
@@ -396,7 +401,7 @@ class VoiceLoop:
             self.replying.clear()
             self._stop_reply.clear()
 
-    def _answer_turn(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Note | Heard | ReplyText | TurnDone]:
+    def _answer_turn(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Event]:
         """Answer a spoken turn (``utterance``, perhaps already drafted) or a typed one (``draft`` alone)."""
         voice, playback = self._voice, self.link.playback
         if utterance is not None and utterance.cut:
@@ -407,7 +412,7 @@ class VoiceLoop:
             yield Note(draft.dropped)
             return
         self._turn += 1
-        yield Heard(self._turn, draft.text)
+        yield Heard(self._turn, draft.text, typed=utterance is None)
         latency: dict[str, float | None] = {"transcribed": draft.transcribed - end, "first_token": None,
                                             "first_sentence": None, "first_audio": None}  # fmt: skip
         pieces, tags, reply = ReplyPieces(), [], ""

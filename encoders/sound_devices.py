@@ -18,6 +18,9 @@ from core.errors import BadInput
 from encoders.sound_io import FRAME, SAMPLE_RATE, DeviceInfo, Frame, NoSoundDevice, PlaybackQueue
 
 SILENT_INPUT_SECONDS = 2.0  # a microphone that delivers nothing this long is gone (unplugged, suspended)
+# ... once it has started: the first block can take longer. PulseAudio's ALSA plugin delivers nothing until the
+# source's current period ends, up to 2 s on an idle null sink (measured 0.2-1.9 s); a Bluetooth headset wakes slower.
+FIRST_INPUT_SECONDS = 10.0
 
 
 def _sounddevice():
@@ -102,16 +105,17 @@ class DeviceAudio:
 
     def frames(self) -> Iterator[Frame]:
         pending = np.zeros(0, dtype=np.float32)
+        timeout = FIRST_INPUT_SECONDS
         while not self._closed.is_set():
             try:
-                block, at = self._captured.get(timeout=SILENT_INPUT_SECONDS)
+                block, at = self._captured.get(timeout=timeout)
             except queue.Empty:
                 if self._closed.is_set():
                     return
                 raise NoSoundDevice(
-                    f"the microphone ({self.input.name}) sent nothing for {SILENT_INPUT_SECONDS:.0f} s: "
-                    "was it unplugged?"
+                    f"the microphone ({self.input.name}) sent nothing for {timeout:.0f} s: was it unplugged?"
                 ) from None
+            timeout = SILENT_INPUT_SECONDS
             if self._resampler is not None:
                 block = self._resampler.resample_chunk(block)
             pending = np.concatenate([pending, block])

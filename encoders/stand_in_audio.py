@@ -169,7 +169,7 @@ class StandInAudio:
                 )
             except (OSError, RuntimeError, soundfile.LibsndfileError) as error:
                 raise BadInput(f"--speaker-file {speaker_file}: cannot write it ({error})") from None
-        self._echo = None
+        self._echo, self._echo_resampler = None, None
         if room is not None:
             import soxr
 
@@ -191,7 +191,8 @@ class StandInAudio:
             if delay > 0:
                 time.sleep(delay)  # behind (a starved CPU)? catch up at once, as a sound card's buffer would
             now = self.clock()
-            count = round((tick + 1) * FRAME_SECONDS * self.output_rate) - round(tick * FRAME_SECONDS * self.output_rate)
+            rate = FRAME_SECONDS * self.output_rate  # output samples per tick, not a whole number: rounded cumulatively
+            count = round((tick + 1) * rate) - round(tick * rate)
             out = self.playback.take(count, at=now)
             if self._writer is not None:
                 self._writer.write(out)
@@ -219,5 +220,6 @@ class StandInAudio:
         self._thread.join(timeout=1)
         self._frames.put(None)
         self.source.close()
+        self._echo_resampler = None  # soxr's native object goes now, not at interpreter exit (it warns there)
         if self._writer is not None:
             self._writer.close()

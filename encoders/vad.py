@@ -38,8 +38,9 @@ class SileroVad:
 
         # One thread: a frame is tiny, and the cores belong to Whisper, the language model and the voice.
         self.session = open_session(
-            path or silero_path(), 1, ["CPUExecutionProvider"], "Silero VAD", inter_op_num_threads=1, log_severity_level=4
-        )
+            path or silero_path(), 1, ["CPUExecutionProvider"], "Silero VAD",
+            inter_op_num_threads=1, log_severity_level=4,
+        )  # fmt: skip
         self.reset()
 
     def reset(self) -> None:

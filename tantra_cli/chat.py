@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import typer
 
 from core.errors import BadInput, TantraError
 from tantra_cli.common import read_stdin_text, settings_of, user_errors
 
+MIC_FILE_HELP = (
+    "Stand-in microphone: this audio file (or a FIFO) at real time, then silence; the session ends once it is over "
+    "and answered."
+)
 BARGE_IN_HELP = (
     "auto: the microphone rests while Tantra speaks (loudspeakers); on: speaking interrupts it (headphones); off."
 )
@@ -44,10 +47,7 @@ def chat(
     barge_in: str = typer.Option("auto", "--barge-in", metavar="auto|on|off", help=BARGE_IN_HELP),
     input_device: str = typer.Option(None, "--input-device", help="Microphone: index or name (`tantra devices`)."),
     output_device: str = typer.Option(None, "--output-device", help="Speaker: index or name (`tantra devices`)."),
-    mic_file: Path = typer.Option(
-        None, "--mic-file", help="Stand-in microphone: this audio file (or FIFO) at real time, then silence; "
-        "the session ends when it is over and answered.", dir_okay=False,
-    ),  # fmt: skip
+    mic_file: Path = typer.Option(None, "--mic-file", help=MIC_FILE_HELP, dir_okay=False),
     speaker_file: Path = typer.Option(
         None, "--speaker-file", help="Stand-in speaker: a WAV of what would have been played, silences included."
     ),
@@ -56,15 +56,12 @@ def chat(
     """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
         if voice or mic_file is not None or speaker_file is not None:
-            from core.voice_loop import VoiceOptions
-            from tantra_cli.voice import VoiceRequest
+            from core.language_model import SamplingOptions
 
-            VoiceOptions(barge_in=barge_in)  # a bad --barge-in is refused before anything loads
-            request = VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
-            code = _voice_chat(settings, request, model, system, no_spiking, as_json, images or [],
-                               SamplingOptionsArgs(temperature, top_k, top_p, repetition_penalty, max_tokens, seed))
-            raise typer.Exit(code)
+            options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
+            raise typer.Exit(_voice_chat(settings, request, model, system, no_spiking, as_json, images or [], options))
         interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
         piped = "" if interactive else read_stdin_text("tantra chat")
         repl = prompt is None and sys.stdin is not None and sys.stdin.isatty()
@@ -100,7 +97,7 @@ def chat(
         if repl:
             from tantra_cli.repl import run_repl
 
-            run_repl(session, settings.home / "chat_history", stream=not no_stream)
+            run_repl(session, settings.home / "chat_history", stream=not no_stream, loader=loader, request=request)
             return
         if as_json:
             reply = "".join(session.ask(question)).strip()
@@ -127,13 +124,12 @@ def chat(
             print()
 
 
-class SamplingOptionsArgs(NamedTuple):
-    temperature: float
-    top_k: int
-    top_p: float
-    repetition_penalty: float
-    max_tokens: int
-    seed: int | None
+def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate):
+    from core.voice_loop import VoiceOptions
+    from tantra_cli.voice import VoiceRequest
+
+    VoiceOptions(barge_in=barge_in)  # a bad --barge-in is refused before anything loads
+    return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
 
 
 def _existing(image: str) -> Path:
@@ -143,13 +139,12 @@ def _existing(image: str) -> Path:
     return path
 
 
-def _voice_chat(settings, request, model, system, no_spiking, as_json, images, sampling) -> int:
-    """A spoken conversation: at a terminal the REPL with the microphone on; otherwise (a stand-in microphone,
-    a pipe) turns until the input is over."""
+def _voice_chat(settings, request, model, system, no_spiking, as_json, images, options) -> int:
+    """A spoken conversation: at a terminal, the REPL with the microphone on (typed turns too); otherwise (a pipe,
+    ``--json``) spoken turns until the stand-in microphone's file is over, or Ctrl-C."""
     from config.model_config import MODEL_CONFIG
     from core.chat_session import ChatSession
     from core.describer import ImageDescriber
-    from core.language_model import SamplingOptions
     from core.model_loader import ModelLoader
     from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
     from encoders.vad import SileroVad
@@ -158,19 +153,20 @@ def _voice_chat(settings, request, model, system, no_spiking, as_json, images, s
     paths = [_existing(image) for image in images]  # a missing image is refused before anything loads
     loader = ModelLoader(MODEL_CONFIG, settings)
     describer = ImageDescriber(loader)
-    options = SamplingOptions(*sampling[:5], seed=sampling.seed)
 
     def new_session() -> ChatSession:
         loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         return ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
                            loaded["name"], describer)  # fmt: skip
 
-    if voice.stdin_is_terminal() and request.mic_file is None and not as_json:
+    if voice.stdin_is_terminal() and not as_json:
         from tantra_cli.repl import run_repl
 
         session = new_session()
-        run_repl(session, settings.home / "chat_history", voice=request, loader=loader, images=paths)
+        run_repl(session, settings.home / "chat_history", loader=loader, request=request, voice=True, images=paths)
         return 0
+    if request.push_to_talk:
+        raise BadInput("--ptt needs a terminal: Enter on an empty line starts and stops a turn")
     link = voice.open_link(request)
     loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=request.barge_in))
     loop.push_to_talk = request.push_to_talk

@@ -87,8 +87,19 @@ class ReplyPrinter:
             self.console.out("")
 
 
-def run_repl(session: ChatSession, history_file: Path, stream: bool = True) -> None:
-    """Read, answer, repeat, until Ctrl-D or /quit. Ctrl-C stops a reply (or clears the line) and keeps going."""
+def run_repl(session: ChatSession, history_file: Path, stream: bool = True, loader=None, request=None,
+             voice: bool = False, images: list[Path] = ()) -> None:  # fmt: skip
+    """Read, answer, repeat, until Ctrl-D or /quit. Ctrl-C stops a reply (or clears the line) and keeps going.
+
+    ``loader`` lets ``/voice on`` load Whisper and the voice at any time, on the devices of ``request`` (a
+    ``tantra_cli.voice.VoiceRequest``); ``voice`` starts with the microphone on. ``images`` go with the first turn."""
+    from contextlib import ExitStack
+
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    from tantra_cli.repl_voice import ReplVoice
+    from tantra_cli.voice import VoiceRequest
+
     console = Console(highlight=False)
     errors = Console(stderr=True, highlight=False)
     history_file.parent.mkdir(parents=True, exist_ok=True)
@@ -103,18 +114,58 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True) -> N
     session.on_image = lambda note: errors.print(note, style="dim", markup=False)  # as `ollama run` says "Added image"
     console.print(f"[bold]{session.model_name}[/bold]: type a message; /help for commands, Alt-Enter for a new "
                   "line, Ctrl-C stops a reply, Ctrl-D leaves.", highlight=False)  # fmt: skip
+    talk = ReplVoice(session, loader, request or VoiceRequest(), console, errors) if loader is not None else None
+    screen = ExitStack()  # while the voice is on, turns print above the prompt, which stays at the bottom
+
+    def switch_voice(on: bool) -> str:
+        if talk is None:
+            raise TantraError("the voice is not available in this chat")
+        if not on:
+            message = talk.stop()
+            screen.close()
+            return message
+        message = talk.start(images)
+        if talk.on:
+            screen.enter_context(patch_stdout(raw=True))
+        return message
+
+    if voice:
+        console.print(switch_voice(True), markup=False, highlight=False)
+    if images and not (talk is not None and talk.on):
+        session.pending_images.extend(session.image_note(path) for path in images)
+    if talk is not None:
+        prompt.default_buffer.on_text_changed += lambda _: talk.key_pressed()
+    try:
+        _read_eval_print(session, prompt, console, errors, printer, stream, talk, switch_voice)
+    finally:
+        if talk is not None and talk.on:
+            talk.stop()
+        screen.close()
+
+
+def _read_eval_print(session, prompt, console, errors, printer, stream, talk, switch_voice) -> None:
     while True:
         try:
             line = prompt.prompt(">>> ")
         except KeyboardInterrupt:
+            if talk is not None and talk.interrupt():
+                errors.print("[dim](stopped)[/dim]")
             continue  # a cleared line, as in a shell
         except EOFError:
             break
         if not line.strip():
+            if talk is not None and talk.on and talk.request.push_to_talk:
+                errors.print(talk.push_to_talk(), style="dim", markup=False)
             continue
         try:
+            if line.strip() in ("/voice", "/voice on", "/voice off"):
+                console.print(switch_voice(line.strip() != "/voice off"), markup=False, highlight=False)
+                continue
             if line.lstrip().startswith("/"):
                 console.print(session.command(line.strip()), markup=False, highlight=False)
+                continue
+            if talk is not None and talk.on:
+                talk.typed(line)  # answered, and spoken, in turn with what is said
                 continue
             if stream:
                 printer.finish(printer.stream(session.ask(line)))

@@ -7,12 +7,15 @@ The prompt stays at the bottom of the screen while turns print above it.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 from rich.console import Console
 
 from core.errors import TantraError
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 
 
 class ReplVoice:
@@ -24,16 +27,18 @@ class ReplVoice:
         self.loop = None
         self._thread: threading.Thread | None = None
         self._recording = False
+        self._pending = ""  # reply text not yet shown: the end of a sentence still to come
+        self._short_answers: str | None = None  # the system prompt /voice on set, to take back at /voice off
 
     @property
     def on(self) -> bool:
         return self.loop is not None
 
     def start(self, images: list[Path] = ()) -> str:
-        """Open the devices and listen; the models load meanwhile. A missing device is one line, and the REPL goes on."""
+        """Open the devices and listen while the models load; a missing device is one line and the REPL goes on."""
         if self.on:
             return "the voice is already on"
-        from core.voice_loop import VoiceLoop, VoiceOptions
+        from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
         from encoders.vad import SileroVad
         from tantra_cli.voice import load_roles, open_link
 
@@ -42,6 +47,8 @@ class ReplVoice:
         except TantraError as error:
             return f"no voice: {error}; the chat goes on in text"
         self.loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=self.request.barge_in))
+        if self.session.conversation.system is None:  # spoken answers should be short; the user's own prompt stays
+            self.session.conversation.system = self._short_answers = VOICE_SYSTEM_PROMPT
         self.loop.push_to_talk = self.request.push_to_talk
         for path in images:
             self.loop.attach_image(path, self.session.image_note(path))
@@ -55,6 +62,8 @@ class ReplVoice:
         if not self.on:
             return "the voice is already off"
         loop, self.loop = self.loop, None
+        if self._short_answers is not None and self.session.conversation.system == self._short_answers:
+            self.session.conversation.system = self._short_answers = None
         loop.quit()
         loop.link.close()
         if self._thread is not None:
@@ -69,17 +78,29 @@ class ReplVoice:
             for event in loop.run(load):
                 if isinstance(event, Note):
                     self.errors.print(event.text, style="dim", markup=False, highlight=False)
-                elif isinstance(event, Heard):
+                elif isinstance(event, Heard) and not event.typed:
                     self.console.print(f"[bold]you said:[/bold] {event.text}", highlight=False)
                 elif isinstance(event, ReplyText):
-                    self.console.out(event.text, end="", highlight=False)
+                    self._show(event.text)
                 elif isinstance(event, TurnDone):
-                    self.console.out(" (interrupted)" if event.record.interrupted else "", highlight=False)
+                    self._show(" (interrupted)" if event.record.interrupted else "", end=True)
         except TantraError as error:
             self.errors.print(f"error: {error}; the voice is off", markup=False, highlight=False)
-        if self.loop is loop:
+        if self.loop is loop:  # the input ended by itself (a --mic-file is over, a device is gone)
             self.loop = None
             loop.link.close()
+            self.errors.print("the microphone is off; type to chat (/voice on to listen again)", style="dim")
+
+    def _show(self, text: str, end: bool = False) -> None:
+        """Reply text a sentence per line: above a live prompt only whole lines can be printed (a partial line is
+        drawn over by the prompt), and sentences are also what the voice says, so the two keep pace."""
+        self._pending += text
+        *done, self._pending = _SENTENCE_END.split(self._pending)
+        if end:
+            done, self._pending = [*done, self._pending], ""
+        for sentence in (part.strip() for part in done):
+            if sentence:
+                self.console.print(sentence, markup=False, highlight=False)
 
     def typed(self, text: str) -> None:
         """A typed line while the voice is on: answered (and spoken) by the conversation thread."""

@@ -35,7 +35,7 @@ def open_link(request: VoiceRequest, output_rate: int = 22050):
             say("no --speaker-file: the replies are shown but not played")
         return StandInAudio(open_mic_file(request.mic_file), output_rate, request.speaker_file)
     if request.speaker_file is not None:
-        raise BadInput("--speaker-file goes with --mic-file (the stand-in pair); without both, the real devices are used")
+        raise BadInput("--speaker-file goes with --mic-file (the stand-in pair); without both, real devices are used")
     from encoders.sound_devices import DeviceAudio
 
     return DeviceAudio(request.input_device, request.output_device)
@@ -94,7 +94,9 @@ def run_headless(loop, load, as_json: bool) -> int:
                 say(event.text)
                 failed = failed or event.text.startswith("the microphone stopped")
             elif as_json:
-                if isinstance(event, TurnDone):
+                if isinstance(event, Heard):
+                    say(f"heard: {event.text}")
+                elif isinstance(event, TurnDone):
                     print(json.dumps(event.record.as_json(), ensure_ascii=False), flush=True)
             elif isinstance(event, Heard):
                 print(f"you: {event.text}\ntantra: ", end="", flush=True)

@@ -11,7 +11,7 @@ import soundfile
 
 from core.chat_session import ChatSession
 from core.language_model import SamplingOptions
-from core.voice_loop import Heard, Note, Roles, TurnDone, VoiceLoop, VoiceOptions
+from core.voice_loop import Note, Roles, TurnDone, VoiceLoop, VoiceOptions
 from encoders.speaker import Speaker
 from encoders.stand_in_audio import RecordingSource, Room, StandInAudio
 from tests.fakes import FakeVoice, fake_language_model
