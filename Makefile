@@ -1,4 +1,4 @@
-# The two quick-start commands: `make demo` (set up, then transcribe the bundled sample) and `make test`.
+# The two quick-start commands: `make demo` (set up, then answer the bundled recording aloud) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/tantra transcribe samples/arctic_a0007.wav
+	$(BIN)/tantra chat --mic-file samples/arctic_a0007.wav --speaker-file reply.wav
 
 test: setup
 	$(BIN)/python -m pytest

@@ -50,9 +50,10 @@ class VoiceOptions:
     """Seconds the microphone stays ignored after the speaker falls quiet (half-duplex): the room's echo dies away."""
     echo_window: float = 20.0
     """Seconds of what Tantra said that a transcript is compared with, to recognise its own voice coming back."""
-    echo_ratio: float = 0.5
-    """Barge-in on: while Tantra speaks, a frame must be at least this loud relative to what was played in the last
-    half second to count as the user (an echo 10 dB down is 0.32 of it): its own voice cannot interrupt it."""
+    echo_margin: float = 2.0
+    """Barge-in on: while Tantra speaks, a frame counts as the user only if it is this many times louder than the
+    echo measured meanwhile (the microphone's level over the level played), so its own voice cannot interrupt it.
+    With headphones the echo measures about nothing, and any speech interrupts."""
 
     def __post_init__(self) -> None:
         if self.barge_in not in BARGE_IN:
@@ -193,6 +194,7 @@ class VoiceLoop:
         self._listener = threading.Thread(target=self._listen, name="tantra-listen", daemon=True)
         self._push_to_talk: list[np.ndarray] | None = None
         self.push_to_talk = False
+        self._couplings: deque[float] = deque(maxlen=94)  # echo level over played level, the last 3 s of frames
         self.barge_ins: list[float] = []
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
 
@@ -254,6 +256,21 @@ class VoiceLoop:
         playback = self.link.playback
         return self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
 
+    def _echo_only(self, samples: np.ndarray, now: float) -> bool:
+        """Whether a frame heard while Tantra speaks is no louder than its echo. The echo's strength (the room,
+        the volume, headphones or not) is measured as it plays: the median, over the last 3 s, of the microphone's
+        level over the loudest level played in the half second before; a user who barges in moves the median
+        little in the 300 ms a barge-in takes."""
+        played = self.link.playback.loudest_since(now - 0.5)
+        if played <= 1e-4:
+            return False
+        ratio = float(np.sqrt(np.mean(np.square(samples)))) / played
+        if not self.detector.in_turn:
+            self._couplings.append(ratio)
+        if len(self._couplings) < 8:  # the first quarter second of a reply: not measured yet, assume a loud room
+            return ratio < 1.0
+        return ratio < self.options.echo_margin * float(np.median(self._couplings))
+
     def _listen(self) -> None:
         try:
             for frame in self.link.frames():
@@ -279,10 +296,8 @@ class VoiceLoop:
             return
         probability = self.vad(samples)
         strict = self.replying.is_set() or self.link.playback.busy
-        if strict:
-            echo = self.link.playback.loudest_since(now - 0.5)
-            if float(np.sqrt(np.mean(np.square(samples)))) < self.options.echo_ratio * echo:
-                probability = 0.0  # no louder than Tantra's own voice coming back: not the user
+        if strict and self._echo_only(samples, now):
+            probability = 0.0  # no louder than Tantra's own voice coming back: not the user
         for event in self.detector.feed(samples, probability, now, strict=strict):
             if isinstance(event, Started) and event.barge_in:
                 self.barge_ins.append(self.link.clock())
@@ -362,7 +377,10 @@ class VoiceLoop:
         if typed is not None:
             draft = _Draft(None, typed, self.link.clock(), clock=self.link.clock)
         else:
-            draft = _Draft(utterance, *self._hear(utterance), clock=self.link.clock)
+            try:
+                draft = _Draft(utterance, *self._hear(utterance), clock=self.link.clock)
+            except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
+                return _Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
         if typed is not None:
             pass
         elif is_noise(draft.text):
@@ -442,6 +460,8 @@ class VoiceLoop:
         while not self._stop_reply.is_set() and not (voice.idle() and not playback.busy):
             time.sleep(0.01)
         interrupted = self._stop_reply.is_set()
+        if draft.failure:
+            yield Note(f"no answer: {draft.failure}")
         if voice.failure:
             yield Note(f"the voice failed: {voice.failure}")
             voice.failure = None
@@ -483,6 +503,7 @@ class _Draft:
     tokens: list[str] = field(default_factory=list)
     first_token_at: float | None = None
     finished: bool = False
+    failure: str = ""
     images: list[tuple[str, str]] = field(default_factory=list)
     messages_before: int = 0
     pending_before: list[str] = field(default_factory=list)
@@ -501,6 +522,9 @@ class _Draft:
             self.tokens.append(next(self.stream))
         except StopIteration:
             self.finished = True
+            return
+        except TantraError as error:  # the prompt no longer fits, ...: said once the turn is answered
+            self.failure, self.finished = str(error), True
             return
         if self.first_token_at is None:
             self.first_token_at = self.clock()

@@ -2,7 +2,7 @@
 
 Devices are opened at their own sample rate and resampled here: "invalid sample rate" is the second most common
 complaint of voice-assistant users, after echo. Both streams use callbacks, so stopping playback (barge-in, Ctrl-C)
-takes effect at the next block the device asks for, a few milliseconds later.
+takes effect at the next block the device asks for, within the output latency (35 ms through PulseAudio).
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ class DeviceAudio:
             )  # fmt: skip
             self._out = sounddevice.OutputStream(
                 device=self.output.index, channels=1, samplerate=self.output_rate, dtype="float32",
-                latency="low", callback=self._on_output,
+                # not "low" (8.6 ms through PulseAudio): with the models busy on every core the callback came late
+                # and the reply broke up (a 6 s reply played as 9.5 s of pieces); "high" (35 ms there) held.
+                latency="high", callback=self._on_output,
             )  # fmt: skip
             self._in.start()
             self._out.start()
@@ -115,14 +117,18 @@ class DeviceAudio:
                 raise NoSoundDevice(
                     f"the microphone ({self.input.name}) sent nothing for {timeout:.0f} s: was it unplugged?"
                 ) from None
+            if self._closed.is_set():
+                return  # closed while waiting: the resampler is gone
             timeout = SILENT_INPUT_SECONDS
-            if self._resampler is not None:
-                block = self._resampler.resample_chunk(block)
-            pending = np.concatenate([pending, block])
+            pending = np.concatenate([pending, self._resample(block)])
             while len(pending) >= FRAME:
                 left = len(pending) - FRAME  # samples after this frame, captured later than its end
                 yield Frame(pending[:FRAME], at - left / SAMPLE_RATE)
                 pending = pending[FRAME:]
+
+    def _resample(self, block: np.ndarray) -> np.ndarray:
+        resampler = self._resampler  # close() drops it, from another thread
+        return block if resampler is None else resampler.resample_chunk(block)
 
     def close(self) -> None:
         self._closed.set()
@@ -132,3 +138,6 @@ class DeviceAudio:
                 stream.close()
             except Exception:  # noqa: BLE001, S110 - a device that is already gone cannot be closed twice
                 pass
+        # The listener may still wait in frames() when the program exits: a resampler it holds then is reported
+        # as a leak by soxr's bindings ("nanobind: leaked 1 instances!") on every Ctrl-C.
+        self._resampler = None

@@ -87,6 +87,9 @@ class PlaybackQueue:
         self.latency = 0.0
         """Seconds from ``take`` to the loudspeaker (the device's output latency; 0 for the stand-in)."""
         self._levels: deque[tuple[float, float]] = deque(maxlen=64)  # (when, RMS) of the last blocks played
+        self.silenced_at: list[float] = []
+        """When the speaker fell silent after each ``clear()`` that cut audio off (the barge-in benchmark)."""
+        self._cut = False
 
     def add(self, samples: np.ndarray, tag: int) -> None:
         with self._lock:
@@ -113,6 +116,9 @@ class PlaybackQueue:
                 filled += n
                 if piece.taken == len(piece.samples):
                     self._queue.popleft()
+            if self._cut:  # the first block after a cut: the sound stops where it starts
+                self.silenced_at.append(at + self.latency)
+                self._cut = False
             if filled:
                 self.last_sound_at = at + self.latency
                 self._levels.append((at + self.latency, float(np.sqrt(np.mean(np.square(out[:filled]))))))
@@ -123,6 +129,7 @@ class PlaybackQueue:
     def clear(self) -> None:
         """Drop everything not yet played."""
         with self._lock:
+            self._cut = self._cut or bool(self._queue)
             self._queue.clear()
             self.drained.set()
 

@@ -61,6 +61,7 @@ def _summary(records: list) -> dict:
         stages[stage] = {"p50_s": _percentile(values, 0.5), "p95_s": _percentile(values, 0.95),
                          "mean_s": round(statistics.fmean(values), 3) if values else None}  # fmt: skip
     return {"turns": len(records), "latency": stages,
+            "first_audio_each_s": [r.latency["first_audio"] for r in records],
             "turns_heard_right": sum(r.heard.rstrip(".?!").lower() == q.rstrip(".?!").lower()
                                      for r, q in zip(records, QUESTIONS))}  # fmt: skip
 
@@ -116,6 +117,82 @@ def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
     return round(used / wall, 4)
 
 
+INTERRUPTIONS = ("Stop. Tell me about cats instead.", "Wait, that is enough.", "No, let me ask something else.")
+
+
+class _Interrupter:
+    """A stand-in microphone for barge-ins: a question, then an interruption 1 s after the answer's first audio,
+    then the next question once the assistant is quiet."""
+
+    def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.pairs, self.loop, self.link = list(pairs), None, None
+        self._clip, self._state, self._quiet = None, "question", 0
+        self._earlier: set[int] = set()  # pieces played before the current question
+
+    def read(self, count: int) -> np.ndarray | None:
+        from encoders.stand_in_audio import RecordingSource
+
+        if self._clip is not None:
+            piece = self._clip.read(count)
+            if piece is not None:
+                return piece
+            self._clip = None
+        silence = np.zeros(count, dtype=np.float32)
+        if self._state == "question":
+            if not self.pairs:
+                return None
+            self._quiet = self._quiet + 1 if self.loop is not None and self.loop.idle() else 0
+            if self._quiet * count >= 16000:  # a second of quiet
+                self._clip, self._state = RecordingSource(self.pairs[0][0]), "answer"
+                self._earlier = set(self.link.playback.played)
+        elif self._state == "answer":
+            played = self.link.playback.played
+            started = [played[tag].first_at for tag in set(played) - self._earlier if played[tag].first_at is not None]
+            first = min(started, default=None)
+            if first is not None and self.link.clock() - first >= 1.0 and self.link.playback.busy:
+                self._clip, self._state = RecordingSource(self.pairs.pop(0)[1]), "question"
+                self._quiet = 0
+        return silence
+
+    def close(self) -> None:
+        pass
+
+
+def _barge_ins(settings: Settings, speaker) -> dict:
+    """Answers interrupted by the user 1 s after their first audio (barge-in on): from the decision to stop (300 ms
+    of sure speech) to the speaker's silence, and from the start of the interrupting speech."""
+    from core.chat_session import ChatSession
+    from core.language_model import SamplingOptions
+    from core.voice_loop import TurnDone, VoiceLoop, VoiceOptions
+    from encoders.stand_in_audio import StandInAudio
+    from encoders.vad import SileroVad
+    from tantra_cli.voice import VoiceRequest, load_roles
+
+    pairs = [(_spoken(speaker, q), _spoken(speaker, i)) for q, i in zip(QUESTIONS[3:], INTERRUPTIONS)]
+    source = _Interrupter(pairs)
+    link = StandInAudio(source, 22050)
+    loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in="on"))
+    source.loop, source.link = loop, link
+    loader = model_loader(settings)
+
+    def session():
+        loaded = loader.load_spikingbrain()
+        options = SamplingOptions(temperature=0.0, max_tokens=MAX_TOKENS, seed=0)
+        return ChatSession(loaded["model"], loaded["tokenizer"], options, "You answer at length.", loaded["name"])
+
+    events = loop.run(lambda: load_roles(loader, session, VoiceRequest()))
+    records = [event.record for event in events if isinstance(event, TurnDone)]
+    link.close()
+    stops = [silent - decided for decided, silent in zip(loop.barge_ins, link.playback.silenced_at)]
+    return {
+        "barge_ins": len(loop.barge_ins),
+        "interrupted_turns": sum(r.interrupted for r in records),
+        "stop_after_decision_s": {"max": round(max(stops), 3) if stops else None,
+                                  "p50": _percentile(stops, 0.5)},  # fmt: skip
+        "decision_needs_s": 0.3,  # of speech at probability >= 0.8: the interrupting speech starts this much earlier
+    }
+
+
 def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) -> dict:
     from tantra_benchmarks.describe import _photos
 
@@ -129,11 +206,13 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
         loop, records = _conversation(replace(settings, low_resource=False), clips, photo)
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         _, light = _conversation(replace(settings, low_resource=True), clips, None)
+    barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice))
     return {
         "utterances": len(clips),
         "defaults": _summary(records),
         "low_resource": _summary(light),
         "replies": [{"heard": r.heard, "reply": r.reply} for r in records],
+        "barge_in": barge_in,
         "idle_cpu_share_of_one_core": _idle_cpu(settings),
         "peak_rss_mb_all_four_roles": round(peak_rss),
         "targets": {"defaults_p50_s": 1.2, "defaults_p95_s": 2.0, "low_resource_p50_s": 0.9, "rss_mb": 1200,

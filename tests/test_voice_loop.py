@@ -195,3 +195,38 @@ def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):
     talk.run(during=press_ctrl_c_when_it_speaks)
     assert [t.heard for t in talk.turns] == ["hello there", "tell me more"]
     assert [t.interrupted for t in talk.turns] == [True, False]  # the last reply is spoken to its end
+
+
+def test_speech_while_the_models_load_is_kept_and_answered(tmp_path):
+    mic = np.concatenate([silence(0.2), tone(300, 0.8), silence(0.5)])
+    talk = Conversation(mic, tmp_path)
+    roles = talk.roles
+
+    def slow_load():
+        time.sleep(2.0 / SPEED)  # the question is over before the models are ready
+        return roles
+
+    talk.roles = None
+    talk.events = list(talk.loop.run(slow_load))
+    talk.link.close()
+    assert [t.heard for t in talk.turns] == ["hello there"]
+    assert talk.turns[0].latency["transcribed"] > 0.5  # it waited for the models, and says so
+
+
+def test_a_microphone_that_disappears_mid_turn_ends_the_loop_with_one_note(tmp_path):
+    from encoders.sound_io import NoSoundDevice
+
+    mic = np.concatenate([silence(0.2), tone(300, 0.8), silence(0.8), tone(500, 2.0)])
+    talk = Conversation(mic, tmp_path)
+    frames = talk.link.frames
+
+    def unplugged():
+        for index, frame in enumerate(frames()):
+            if index * 0.032 > 2.3:  # in the middle of the second question
+                raise NoSoundDevice("the microphone sent nothing for 2 s: was it unplugged?")
+            yield frame
+
+    talk.link.frames = unplugged
+    talk.run()
+    assert [t.heard for t in talk.turns] == ["hello there"]  # the first turn is kept
+    assert talk.notes()[-1].startswith("the microphone stopped: ")

@@ -1,0 +1,215 @@
+"""The voice loop on real sound devices: PortAudio through a private PulseAudio daemon (``tests.pulse_audio``), the
+user's questions played into Tantra's microphone and its replies recorded from its loudspeaker and transcribed."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from tests.conftest import ROOT, normalise
+from tests import pulse_audio
+from tests.pulse_audio import PulseAudio
+
+pytestmark = pytest.mark.slow
+pulse = pulse_audio.pulse  # the fixture, found by pytest under this name
+
+QUESTIONS = ("What color is the sky?", "What do bees make?")
+SPOKEN = 1.5  # seconds from a turn's JSON line (its reply queued to the last sample) until PulseAudio has played it
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word edits (from difflib's alignment) over the reference's words."""
+    ref, hyp = normalise(reference).split(), normalise(hypothesis).split()
+    edits = sum(max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in SequenceMatcher(None, ref, hyp).get_opcodes()
+                if op != "equal")  # fmt: skip
+    return edits / max(len(ref), 1)
+
+
+@pytest.fixture(scope="module")
+def questions(tmp_path_factory) -> list[Path]:
+    """The questions as the Piper voice says them, one WAV each."""
+    folder = tmp_path_factory.mktemp("questions")
+    paths = []
+    for number, text in enumerate(QUESTIONS):
+        path = folder / f"q{number}.wav"
+        subprocess.run([sys.executable, "-m", "tantra_cli", "speak", text, "-o", str(path)],
+                       cwd=ROOT, check=True, capture_output=True, timeout=120)  # fmt: skip
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def hear():
+    """Whisper as the tests' ear: a 16 kHz WAV -> its words."""
+    from config.model_config import MODEL_CONFIG
+    from config.settings import load_settings
+    from core.model_loader import ModelLoader
+    from core.transcriber import TranscribeOptions
+
+    whisper = ModelLoader(MODEL_CONFIG, load_settings({})).load_whisper()
+
+    def transcribe(path: Path) -> str:
+        audio, rate = soundfile.read(path, dtype="float32")
+        assert rate == 16000 and len(audio), path
+        _, segments = whisper.transcribe_block(audio, TranscribeOptions(language="en"))
+        return "".join(s.text for s in segments).strip()
+
+    return transcribe
+
+
+class Tantra:
+    """``tantra chat --voice --json`` on the daemon's devices, without a terminal: it runs until Ctrl-C."""
+
+    def __init__(self, pulse: PulseAudio, *args: str) -> None:
+        self.pulse = pulse
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tantra_cli", "chat", "--voice", "--json", "-t", "0", "-n", "40", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env=pulse.env,
+        )  # fmt: skip
+        self.turns: queue.Queue[dict | None] = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read_turns, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
+
+    def _read_turns(self) -> None:
+        for line in self.process.stdout:
+            self.turns.put(json.loads(line))
+        self.turns.put(None)  # the program ended
+
+    def wait_for_microphone(self, timeout: float = 60) -> None:
+        """Until PortAudio records from PulseAudio: speech from then on is answered (once the models are loaded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if f'application.process.id = "{self.process.pid}"' in self.pulse.pactl("list", "source-outputs").stdout:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"tantra never opened the microphone:\n{''.join(self.stderr)}")
+
+    def next_turn(self, timeout: float = 90) -> dict:
+        try:
+            turn = self.turns.get(timeout=timeout)
+        except queue.Empty:
+            turn = None
+        assert turn is not None, f"no turn came (exit {self.process.poll()}):\n{''.join(self.stderr)}"
+        return turn
+
+    def ctrl_c(self, timeout: float = 10) -> int:
+        """Ctrl-C when idle: the session ends; the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+    def later_turns(self) -> list[dict]:
+        """The turns printed after those taken, once the program has ended."""
+        self.process.wait(timeout=10)
+        turns = []
+        while (turn := self.turns.get(timeout=5)) is not None:
+            turns.append(turn)
+        return turns
+
+
+DEVICE_CHECK = """
+import json, sys, time
+import numpy as np, soundfile, soxr
+from encoders.sound_devices import DeviceAudio, list_devices
+print(json.dumps([d.name for d in list_devices()]), flush=True)
+link = DeviceAudio()
+print(json.dumps([link.input.name, link.output.name, link.output_rate]), flush=True)
+voice, rate = soundfile.read(sys.argv[2], dtype="float32")
+link.playback.add(soxr.resample(voice, rate, link.output_rate).astype(np.float32), 1)
+frames = []
+for frame in link.frames():  # 7 s from the stream's start, though PulseAudio may deliver the first of it late
+    frames.append(frame.samples)
+    if len(frames) * 512 >= 7 * 16000:
+        break
+link.close()
+soundfile.write(sys.argv[1], np.concatenate(frames), 16000)
+"""
+
+
+def test_device_audio_records_and_plays_through_pulseaudio(pulse, questions, hear, tmp_path):
+    captured, played = tmp_path / "captured.wav", tmp_path / "played.wav"
+    with pulse.record_speaker(played):
+        check = subprocess.Popen(
+            [sys.executable, "-c", DEVICE_CHECK, str(captured), str(questions[1])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=pulse.env,
+        )  # fmt: skip
+        listed, opened = (json.loads(check.stdout.readline() or "null") for _ in range(2))
+        assert opened is not None, check.communicate(timeout=30)[1]
+        pulse.play_into_mic(questions[0])
+        _, errors = check.communicate(timeout=60)
+    assert check.returncode == 0, errors
+    assert {"pulse", "default"} <= set(listed)
+    assert opened[:2] == ["default", "default"]  # PortAudio's defaults: PulseAudio's default sink and source
+    assert wer(QUESTIONS[0], hear(captured)) <= 0.2  # the microphone heard the user
+    assert wer(QUESTIONS[1], hear(played)) <= 0.2  # the loudspeaker said what was queued
+
+
+def test_one_spoken_turn_on_real_devices(pulse, questions, hear, tmp_path):
+    tantra = Tantra(pulse)
+    try:
+        tantra.wait_for_microphone()
+        with pulse.record_speaker(tmp_path / "reply.wav") as recording:
+            pulse.play_into_mic(questions[0])
+            turn = tantra.next_turn()
+            time.sleep(SPOKEN)
+        code = tantra.ctrl_c()
+    finally:
+        tantra.process.kill()
+    assert code == 130, "".join(tantra.stderr)
+    assert tantra.later_turns() == []
+    assert wer(QUESTIONS[0], turn["heard"]) <= 0.2, turn
+    assert turn["reply"] and not turn["interrupted"], turn
+    said = hear(recording)
+    # A reply can hold digits or symbols that the voice reads out in words: some slack.
+    assert wer(turn["reply"], said) <= 0.35, (turn["reply"], said)
+    assert all(value is not None and 0 <= value < 30 for value in turn["latency"].values()), turn
+
+
+@pytest.mark.parametrize("barge_in", ["auto", "on"])
+def test_an_echo_of_the_reply_is_not_a_turn(pulse, questions, hear, barge_in, tmp_path):
+    echo = pulse.add_echo()  # -10 dB, 80 ms: the loudspeaker heard by the microphone, as in a room
+    tantra = Tantra(pulse, "--barge-in", barge_in)
+    try:
+        tantra.wait_for_microphone()
+        turns = []
+        with pulse.record_mic(tmp_path / "mic.wav") as mic:
+            for question in questions:
+                pulse.play_into_mic(question)
+                turns.append(tantra.next_turn())
+                time.sleep(SPOKEN)  # the reply is heard to its end, and its echo with it
+            time.sleep(3)  # room for a turn made of the last reply's echo
+        code = tantra.ctrl_c()
+        turns += tantra.later_turns()
+    finally:
+        tantra.process.kill()
+        pulse.remove_echo(echo)
+    assert code == 130, "".join(tantra.stderr)
+    assert [turn["turn"] for turn in turns] == [1, 2], turns
+    for turn, question in zip(turns, QUESTIONS, strict=True):
+        assert wer(question, turn["heard"]) <= 0.2, turns  # the user's words, never Tantra's own coming back
+        assert turn["reply"] and not turn["interrupted"], turns
+    # The microphone did hear the replies: the test had an echo to ignore.
+    conversation = " ".join(
+        part for turn, question in zip(turns, QUESTIONS, strict=True) for part in (question, turn["reply"])
+    )
+    assert wer(conversation, hear(mic)) <= 0.35, (conversation, hear(mic))
+
+
+def test_wer() -> None:
+    assert wer("What color is the sky?", "what colour is the sky") == pytest.approx(0.2)
+    assert wer("a b c", "") == 1.0 and wer("a b", "a b") == 0.0
