@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench clean
 
-# Debian packages: espeak-ng (the smallest voice) and PortAudio (playback). Installed when apt-get can run here
-# (root, or sudo without a password); otherwise a note, and those two backends report themselves missing.
-DEBS := espeak-ng libportaudio2
+# Debian packages: espeak-ng (the smallest voice), PortAudio (playback) and PulseAudio with its ALSA plugin (null sinks:
+# the sound card of the voice loop's device tests, tests/pulse_audio.py). Installed when apt-get can run here (root, or
+# sudo without a password); otherwise a note, those backends report themselves missing and the device tests skip.
+DEBS := espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo apt-get"))
 
 # Pinned dependencies next; then openai-whisper without its own dependency list, which would pull triton (a GPU

@@ -87,8 +87,11 @@ class TurnDetector:
 
     def __init__(self, settings: TurnSettings = TurnSettings()) -> None:
         self.settings = settings
-        self._preroll: deque[np.ndarray] = deque(maxlen=_frames(settings.preroll_seconds))
-        self._run: list[np.ndarray] = []  # frames of a start not yet confirmed
+        # The frames before a turn: its pre-roll, and the run of speech that is deciding whether it starts.
+        barge_in = _frames(settings.barge_in_seconds)
+        self._recent: deque[tuple[np.ndarray, bool]] = deque(
+            maxlen=_frames(settings.preroll_seconds) + barge_in + barge_in // 2
+        )
         self._turn: list[np.ndarray] | None = None
         self._voiced_frames = 0
         self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one
@@ -102,29 +105,39 @@ class TurnDetector:
 
     def reset(self) -> None:
         """Forget everything heard (the microphone is ignored while Tantra speaks, or the user pressed Ctrl-C)."""
-        self._preroll.clear()
-        self._run.clear()
+        self._recent.clear()
         self._turn = None
+
+    def _starts(self, strict: bool) -> int:
+        """How many of the recent frames make the start of a turn (0: it does not start yet). Normally the last
+        250 ms must all be speech. While Tantra speaks (``strict``) 300 ms of surer speech is needed, but within
+        a window half as long again: the short dips between words must not reset the count, and an echo that
+        is only nearly as sure does not add up."""
+        settings = self.settings
+        if not self._recent[-1][1]:
+            return 0
+        if not strict:
+            needed = _frames(settings.start_seconds)
+            recent = list(self._recent)[-needed:]
+            return needed if len(recent) == needed and all(voiced for _, voiced in recent) else 0
+        needed = _frames(settings.barge_in_seconds)
+        window = list(self._recent)[-(needed + needed // 2) :]
+        return len(window) if sum(voiced for _, voiced in window) >= needed else 0
 
     def feed(self, frame: np.ndarray, probability: float, captured_at: float, strict: bool = False) -> list:
         """Events caused by one frame. ``captured_at`` is when its last sample was captured; ``strict`` asks for
         the barge-in thresholds, for speech while Tantra is speaking."""
         settings = self.settings
         if self._turn is None:
-            threshold, needed = settings.start_probability, _frames(settings.start_seconds)
-            if strict:
-                threshold, needed = settings.barge_in_probability, _frames(settings.barge_in_seconds)
-            if probability < threshold:
-                self._preroll.extend(self._run)
-                self._run.clear()
-                self._preroll.append(frame)
+            threshold = settings.barge_in_probability if strict else settings.start_probability
+            self._recent.append((frame, probability >= threshold))
+            run = self._starts(strict)
+            if not run:
                 return []
-            self._run.append(frame)
-            if len(self._run) < needed:
-                return []
-            self._turn = [*self._preroll, *self._run]
-            self._preroll.clear()
-            self._run.clear()
+            frames = [recent for recent, _ in self._recent]
+            # A barge-in keeps no pre-roll: before it, the microphone heard Tantra's own voice.
+            self._turn = frames[-run:] if strict else frames[-(run + _frames(settings.preroll_seconds)) :]
+            self._recent.clear()
             self._voiced_frames = 0
             self._mark_voiced(captured_at)
             return [Started(captured_at - len(self._turn) * FRAME_SECONDS, barge_in=strict)]

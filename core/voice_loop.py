@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.echo_gate import EchoGate
 from core.errors import BadInput, TantraError
 from core.heard_filter import is_echo, is_noise
 from core.spoken_reply import ReplyPieces, heard_part
@@ -52,8 +53,8 @@ class VoiceOptions:
     """Seconds of what Tantra said that a transcript is compared with, to recognise its own voice coming back."""
     echo_margin: float = 2.0
     """Barge-in on: while Tantra speaks, a frame counts as the user only if it is this many times louder than the
-    echo measured meanwhile (the microphone's level over the level played), so its own voice cannot interrupt it.
-    With headphones the echo measures about nothing, and any speech interrupts."""
+    echo predicted for it (``core.echo_gate``), so its own voice cannot interrupt it. With headphones the echo
+    measures about nothing, and any speech interrupts."""
 
     def __post_init__(self) -> None:
         if self.barge_in not in BARGE_IN:
@@ -150,11 +151,15 @@ class _Voice:
     def idle(self) -> bool:
         return self._queue.unfinished_tasks == 0
 
+    def close(self) -> None:
+        self.cancel()
+        self._queue.put(None)
+
     def _run(self) -> None:
         import soxr
 
-        while True:
-            generation, tag, text = self._queue.get()
+        while (item := self._queue.get()) is not None:
+            generation, tag, text = item
             try:
                 if generation != self._generation:
                     continue
@@ -178,8 +183,6 @@ class VoiceLoop:
         """``link``: an ``encoders.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
         self.link, self.vad, self.options = link, vad, options
         self.detector = TurnDetector(options.turns)
-        self.listening = threading.Event()  # cleared by /voice off: frames are read and thrown away
-        self.listening.set()
         self.replying = threading.Event()
         self._stop_reply = threading.Event()
         self._drop_recording = threading.Event()
@@ -194,7 +197,7 @@ class VoiceLoop:
         self._listener = threading.Thread(target=self._listen, name="tantra-listen", daemon=True)
         self._push_to_talk: list[np.ndarray] | None = None
         self.push_to_talk = False
-        self._couplings: deque[float] = deque(maxlen=94)  # echo level over played level, the last 3 s of frames
+        self._echo = EchoGate(link.playback.level_at, options.echo_margin)
         self.barge_ins: list[float] = []
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
 
@@ -256,21 +259,6 @@ class VoiceLoop:
         playback = self.link.playback
         return self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
 
-    def _echo_only(self, samples: np.ndarray, now: float) -> bool:
-        """Whether a frame heard while Tantra speaks is no louder than its echo. The echo's strength (the room,
-        the volume, headphones or not) is measured as it plays: the median, over the last 3 s, of the microphone's
-        level over the loudest level played in the half second before; a user who barges in moves the median
-        little in the 300 ms a barge-in takes."""
-        played = self.link.playback.loudest_since(now - 0.5)
-        if played <= 1e-4:
-            return False
-        ratio = float(np.sqrt(np.mean(np.square(samples)))) / played
-        if not self.detector.in_turn:
-            self._couplings.append(ratio)
-        if len(self._couplings) < 8:  # the first quarter second of a reply: not measured yet, assume a loud room
-            return ratio < 1.0
-        return ratio < self.options.echo_margin * float(np.median(self._couplings))
-
     def _listen(self) -> None:
         try:
             for frame in self.link.frames():
@@ -291,17 +279,19 @@ class VoiceLoop:
         if self._push_to_talk is not None:
             self._push_to_talk.append(samples)
             return
-        if not self.listening.is_set() or self.push_to_talk or self._deaf(now):
+        if self.push_to_talk or self._deaf(now):
             self.detector.reset()
             return
         probability = self.vad(samples)
         strict = self.replying.is_set() or self.link.playback.busy
-        if strict and self._echo_only(samples, now):
-            probability = 0.0  # no louder than Tantra's own voice coming back: not the user
+        if strict:
+            level = float(np.sqrt(np.mean(np.square(samples))))
+            if self._echo.is_echo(level, now, user_speaking=self.detector.in_turn):
+                probability = 0.0  # no louder than Tantra's own voice coming back: not the user
         for event in self.detector.feed(samples, probability, now, strict=strict):
             if isinstance(event, Started) and event.barge_in:
                 self.barge_ins.append(self.link.clock())
-                self.interrupt()  # stops the voice within one block of the sound link
+                self.interrupt()  # the voice stops at the sound link's next block
             elif isinstance(event, Speculate | Resumed | Ended):
                 self._turns.put(event)
 
@@ -349,6 +339,8 @@ class VoiceLoop:
         finally:
             if draft is not None:
                 self._discard(draft)
+            self._voice.close()
+            self._hearing.shutdown(wait=False, cancel_futures=True)
 
     def _wait_for_voice(self) -> None:
         """Until the last reply has been spoken (or stopped)."""

@@ -103,7 +103,7 @@ class DeviceAudio:
         self._captured.put((indata[:, 0].copy(), time.monotonic()))
 
     def _on_output(self, outdata, frames, time_info, status) -> None:
-        outdata[:, 0] = self.playback.take(frames)
+        outdata[:, 0] = self.playback.take(frames, rate=self.output_rate)
 
     def frames(self) -> Iterator[Frame]:
         pending = np.zeros(0, dtype=np.float32)

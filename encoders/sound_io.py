@@ -86,7 +86,7 @@ class PlaybackQueue:
         """When the last non-silent block went out: echo can still be in the room after it."""
         self.latency = 0.0
         """Seconds from ``take`` to the loudspeaker (the device's output latency; 0 for the stand-in)."""
-        self._levels: deque[tuple[float, float]] = deque(maxlen=64)  # (when, RMS) of the last blocks played
+        self._levels: deque[tuple[float, float, float]] = deque(maxlen=512)  # (start, end, RMS) of the last blocks
         self.silenced_at: list[float] = []
         """When the speaker fell silent after each ``clear()`` that cut audio off (the barge-in benchmark)."""
         self._cut = False
@@ -98,8 +98,9 @@ class PlaybackQueue:
             self.played.setdefault(tag, Played()).total += len(piece.samples)
             self.drained.clear()
 
-    def take(self, count: int, at: float | None = None) -> np.ndarray:
-        """The next ``count`` samples to play (silence where nothing is queued); ``at`` is when they sound."""
+    def take(self, count: int, at: float | None = None, rate: int = 0) -> np.ndarray:
+        """The next ``count`` samples to play (silence where nothing is queued); ``at`` is when they sound, at
+        ``rate`` samples a second (for the record of levels)."""
         out = np.zeros(count, dtype=np.float32)
         filled = 0
         at = time.monotonic() if at is None else at
@@ -119,9 +120,12 @@ class PlaybackQueue:
             if self._cut:  # the first block after a cut: the sound stops where it starts
                 self.silenced_at.append(at + self.latency)
                 self._cut = False
+            start = at + self.latency
             if filled:
-                self.last_sound_at = at + self.latency
-                self._levels.append((at + self.latency, float(np.sqrt(np.mean(np.square(out[:filled]))))))
+                self.last_sound_at = start
+            if rate:
+                level = float(np.sqrt(np.mean(np.square(out)))) if filled else 0.0
+                self._levels.append((start, start + count / rate, level))
             if not self._queue:
                 self.drained.set()
         return out
@@ -133,10 +137,13 @@ class PlaybackQueue:
             self._queue.clear()
             self.drained.set()
 
-    def loudest_since(self, since: float) -> float:
-        """The highest RMS level played since ``since``: how loud an echo of it in the microphone can be."""
+    def level_at(self, moment: float) -> float:
+        """The RMS level that was sounding at ``moment`` (0 when nothing was, or it is too long ago)."""
         with self._lock:
-            return max((level for at, level in self._levels if at >= since), default=0.0)
+            for start, end, level in reversed(self._levels):
+                if start <= moment:
+                    return level if moment < end else 0.0
+        return 0.0
 
     @property
     def busy(self) -> bool:

@@ -79,6 +79,13 @@ def test_barge_in_needs_surer_and_longer_speech():
     assert [type(e) for _, e in events] == [Started] and events[0][1].barge_in
 
 
+def test_barge_in_counts_speech_across_the_dips_between_words():
+    words = ([0.95] * 4 + [0.1]) * 4  # 4 frames of a word, a dip, and again: never 10 frames in a row
+    events = feed(TurnDetector(), words, strict=True)
+    assert [type(e) for _, e in events] == [Started]
+    assert feed(TurnDetector(), ([0.95] * 2 + [0.1] * 2) * 10, strict=True) == []  # half speech is not enough
+
+
 def test_reset_forgets_a_turn_in_progress():
     detector = TurnDetector()
     feed(detector, [0.9] * 20)
@@ -135,9 +142,9 @@ def test_the_playback_queue_knows_what_played_and_stops_at_once():
     playback.add(np.ones(100, np.float32), tag=1)
     playback.add(np.ones(100, np.float32), tag=2)
     assert playback.busy
-    block = playback.take(150, at=5.0)
+    block = playback.take(150, at=5.0, rate=100)
     assert block.sum() == 150 and playback.played[1].samples == 100 and playback.played[2].samples == 50
     assert playback.played[2].first_at == 5.0 and playback.played[2].total == 100
-    assert playback.loudest_since(4.0) == pytest.approx(1.0)
+    assert playback.level_at(5.5) == pytest.approx(1.0) and playback.level_at(6.6) == 0.0
     playback.clear()
     assert not playback.busy and playback.take(10).sum() == 0

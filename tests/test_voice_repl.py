@@ -46,7 +46,8 @@ def test_talk_type_look_and_interrupt_in_the_repl(tmp_path, tiny_en):
     audio, rate = soundfile.read(SAMPLE, dtype="float32")
     question = soxr.resample(audio, rate, 16000).astype(np.float32)
     mic = tmp_path / "mic.wav"
-    soundfile.write(mic, np.concatenate([np.zeros(8000, np.float32), question, np.zeros(16000 * 60, np.float32)]), 16000)
+    pause, after = np.zeros(8000, np.float32), np.zeros(16000 * 60, np.float32)
+    soundfile.write(mic, np.concatenate([pause, question, after]), 16000)
     photo = tmp_path / "red.png"
     Image.new("RGB", (64, 64), (220, 20, 30)).save(photo)
     tantra = f"{ROOT}/.venv/bin/tantra" if (ROOT / ".venv/bin/tantra").exists() else "tantra"
