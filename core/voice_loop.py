@@ -373,20 +373,23 @@ class VoiceLoop:
                 draft = _Draft(utterance, *self._hear(utterance), clock=self.link.clock)
             except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
                 return _Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
-        if typed is not None:
-            pass
-        elif is_noise(draft.text):
-            draft.dropped = f"(not a question: {draft.text!r})" if draft.text else "(heard no words)"
-        elif is_echo(draft.text, self._recently_said(utterance.last_voiced - utterance.seconds)):
-            draft.dropped = f"(my own voice came back: {draft.text!r})"
-        if draft.dropped:
-            return draft
+            draft.dropped = self._not_a_turn(draft.text, utterance)
+            if draft.dropped:
+                return draft
         session = self._roles.session
         draft.images, self._images = self._images, []
         draft.messages_before, draft.pending_before = len(session.conversation.messages), list(session.pending_images)
         session.pending_images.extend(note for _, note in draft.images)
         draft.stream = session.ask(draft.text)
         return draft
+
+    def _not_a_turn(self, text: str, utterance: Utterance) -> str:
+        """Why a transcript is not the user talking to Tantra (a note to show), or "" when it is."""
+        if is_noise(text):
+            return f"(not a question: {text!r})" if text else "(heard no words)"
+        if is_echo(text, self._recently_said(utterance.last_voiced - utterance.seconds)):
+            return f"(my own voice came back: {text!r})"
+        return ""
 
     def _discard(self, draft: _Draft) -> None:
         """The user went on speaking: the draft never happened."""
