@@ -57,11 +57,14 @@ def chat(
     settings = settings_of(ctx)
     with user_errors(settings):
         request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
+        voice = voice or ptt  # push-to-talk is a way of talking
         if voice or mic_file is not None or speaker_file is not None:
             from core.language_model import SamplingOptions
 
             options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
-            raise typer.Exit(_voice_chat(settings, request, model, system, no_spiking, as_json, images or [], options))
+            interactive = voice and not as_json and sys.stdin is not None and sys.stdin.isatty()
+            raise typer.Exit(_voice_chat(settings, request, model, system, no_spiking, interactive, as_json,
+                                         images or [], options))  # fmt: skip
         interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
         piped = "" if interactive else read_stdin_text("tantra chat")
         repl = prompt is None and sys.stdin is not None and sys.stdin.isatty()
@@ -139,9 +142,10 @@ def _existing(image: str) -> Path:
     return path
 
 
-def _voice_chat(settings, request, model, system, no_spiking, as_json, images, options) -> int:
-    """A spoken conversation: at a terminal, the REPL with the microphone on (typed turns too); otherwise (a pipe,
-    ``--json``) spoken turns until the stand-in microphone's file is over, or Ctrl-C."""
+def _voice_chat(settings, request, model, system, no_spiking, interactive, as_json, images, options) -> int:
+    """A spoken conversation: ``interactive`` (``--voice`` at a terminal), the REPL with the microphone on (typed
+    turns too); otherwise (``--mic-file`` alone, a pipe, ``--json``) spoken turns until the stand-in microphone's
+    file is over (exit code 0), or Ctrl-C."""
     from config.model_config import MODEL_CONFIG
     from core.chat_session import ChatSession
     from core.describer import ImageDescriber
@@ -159,7 +163,7 @@ def _voice_chat(settings, request, model, system, no_spiking, as_json, images, o
         return ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
                            loaded["name"], describer)  # fmt: skip
 
-    if voice.stdin_is_terminal() and not as_json:
+    if interactive:
         from tantra_cli.repl import run_repl
 
         session = new_session()

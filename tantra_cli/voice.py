@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +110,3 @@ def run_headless(loop, load, as_json: bool) -> int:
         raise TantraError("the voice conversation ended because the microphone stopped")
     return 130 if ended_by_user else 0
 
-
-def stdin_is_terminal() -> bool:
-    return sys.stdin is not None and sys.stdin.isatty()

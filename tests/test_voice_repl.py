@@ -51,7 +51,7 @@ def test_talk_type_look_and_interrupt_in_the_repl(tmp_path, tiny_en):
     photo = tmp_path / "red.png"
     Image.new("RGB", (64, 64), (220, 20, 30)).save(photo)
     tantra = f"{ROOT}/.venv/bin/tantra" if (ROOT / ".venv/bin/tantra").exists() else "tantra"
-    command = f"cd {ROOT} && {tantra} chat --mic-file {mic} --speaker-file {tmp_path / 'out.wav'} -t 0 -n 200"
+    command = f"cd {ROOT} && {tantra} chat --voice --mic-file {mic} --speaker-file {tmp_path / 'out.wav'} -t 0 -n 200"
     command += " --system 'You tell very long and detailed stories.'"
     tmux("kill-session", "-t", SESSION)
     tmux("new-session", "-d", "-s", SESSION, "-x", "160", "-y", "50", command + "; sleep 30")
