@@ -340,7 +340,9 @@ class VoiceLoop:
             if draft is not None:
                 self._discard(draft)
             self._voice.close()
-            self._hearing.shutdown(wait=False, cancel_futures=True)
+            # Whisper's thread ends here, not at exit: CTranslate2 keeps per-thread state, and a thread still alive
+            # when the interpreter exits aborts the process ("terminate called without an active exception").
+            self._hearing.shutdown(wait=True, cancel_futures=True)
 
     def _wait_for_voice(self) -> None:
         """Until the last reply has been spoken (or stopped)."""

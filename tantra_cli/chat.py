@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from core.errors import BadInput, TantraError
-from tantra_cli.common import read_stdin_text, settings_of, user_errors
+from tantra_cli.common import EXIT_FAILED, error, read_stdin_text, settings_of, user_errors
 
 MIC_FILE_HELP = (
     "Stand-in microphone: this audio file (or a FIFO) at real time, then silence; the session ends once it is over "
@@ -63,8 +63,15 @@ def chat(
 
             options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
             interactive = voice and not as_json and sys.stdin is not None and sys.stdin.isatty()
-            raise typer.Exit(_voice_chat(settings, request, model, system, no_spiking, interactive, as_json,
-                                         images or [], options))  # fmt: skip
+            try:
+                code = _voice_chat(settings, request, model, system, no_spiking, interactive, as_json, images or [],
+                                   options)  # fmt: skip
+            except TantraError as failure:
+                if settings.debug:
+                    raise
+                error(str(failure))
+                code = EXIT_FAILED
+            _exit_now(code)
         interactive = sys.stdin is None or sys.stdin.isatty()  # None: started with stdin closed
         piped = "" if interactive else read_stdin_text("tantra chat")
         repl = prompt is None and sys.stdin is not None and sys.stdin.isatty()
@@ -101,7 +108,7 @@ def chat(
             from tantra_cli.repl import run_repl
 
             run_repl(session, settings.home / "chat_history", stream=not no_stream, loader=loader, request=request)
-            return
+            _exit_now(0)  # /voice on may have run the voice loop's threads
         if as_json:
             reply = "".join(session.ask(question)).strip()
             last = session.last
@@ -125,6 +132,18 @@ def chat(
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown. The voice loop has run Whisper (CTranslate2), the voice
+    and the detector (onnxruntime) and torch on threads of their own, and the C++ teardown of their thread pools
+    after Python's sometimes aborts ("terminate called without an active exception", exit -6 instead of 0 or 130)
+    when all the work is done: everything is written and flushed first, so nothing is lost by skipping it."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -126,6 +127,8 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True, load
             return message
         message = talk.start(images)
         if talk.on:
+            # Above a live prompt stdout is prompt_toolkit's proxy, whose width rich cannot ask: tell it.
+            console.width = errors.width = shutil.get_terminal_size().columns
             screen.enter_context(patch_stdout(raw=True))
         return message
 

@@ -26,17 +26,18 @@ def tmux(*args: str) -> str:
 
 
 def screen() -> str:
-    return tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", SESSION)
+    """What the terminal shows, its lines joined: a long line may be wrapped anywhere."""
+    return " ".join(tmux("capture-pane", "-p", "-J", "-S", "-300", "-t", SESSION).split())
 
 
-def wait_for(text: str, timeout: float = 120) -> str:
+def wait_for(text: str, times: int = 1, timeout: float = 120) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         shown = screen()
-        if text in shown:
+        if shown.count(text) >= times:
             return shown
         time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen()}")
+    raise AssertionError(f"{text!r} never appeared {times} time(s); the screen shows:\n{screen()}")
 
 
 def test_talk_type_look_and_interrupt_in_the_repl(tmp_path, tiny_en):
@@ -46,7 +47,7 @@ def test_talk_type_look_and_interrupt_in_the_repl(tmp_path, tiny_en):
     audio, rate = soundfile.read(SAMPLE, dtype="float32")
     question = soxr.resample(audio, rate, 16000).astype(np.float32)
     mic = tmp_path / "mic.wav"
-    pause, after = np.zeros(8000, np.float32), np.zeros(16000 * 60, np.float32)
+    pause, after = np.zeros(8000, np.float32), np.zeros(16000 * 150, np.float32)
     soundfile.write(mic, np.concatenate([pause, question, after]), 16000)
     photo = tmp_path / "red.png"
     Image.new("RGB", (64, 64), (220, 20, 30)).save(photo)
@@ -59,14 +60,16 @@ def test_talk_type_look_and_interrupt_in_the_repl(tmp_path, tiny_en):
         wait_for("listening")
         wait_for("you said:")
         assert "superlative degree" in wait_for("superlative")  # what the microphone said
-        time.sleep(3)  # the spoken answer
+        time.sleep(3)  # the answer is being spoken (a long story: it is asked for)
+        tmux("send-keys", "-t", SESSION, "C-c")
+        wait_for("(stopped)")
         tmux("send-keys", "-t", SESSION, f"/image {photo}", "Enter")
         wait_for("goes with your next message")
         tmux("send-keys", "-t", SESSION, "Tell me a very long story about this picture.", "Enter")
         time.sleep(4)  # it is speaking the story now
         tmux("send-keys", "-t", SESSION, "C-c")
-        wait_for("(stopped)")
-        wait_for("(interrupted)")
+        wait_for("(stopped)", times=2)
+        wait_for("(interrupted)", times=2)
         tmux("send-keys", "-t", SESSION, "/voice off", "Enter")
         wait_for("the voice is off")
         tmux("send-keys", "-t", SESSION, "C-d")
