@@ -192,7 +192,6 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
         raise BadInput("--ptt needs a terminal: Enter on an empty line starts and stops a turn")
     link = voice.open_link(request)
     loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=request.barge_in))
-    loop.push_to_talk = request.push_to_talk
     for path in paths:
         loop.attach_image(path, describer.note(path))
     return voice.run_headless(loop, lambda: voice.load_roles(loader, new_session, request), as_json)
