@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from config.settings import Settings
+from encoders.stand_in_audio import MicSource
 from tantra_benchmarks.common import model_loader
 
 QUESTIONS = (
@@ -66,36 +67,39 @@ def _summary(records: list) -> dict:
                                      for r, q in zip(records, QUESTIONS))}  # fmt: skip
 
 
-def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None, barge_in: str = "auto"):
-    """One voice session over ``clips``; returns the loop, its turn records and the stand-in link."""
+def _turns(loader, loop, system: str, describer=None) -> list:
+    """Run ``loop`` to the end of its stand-in microphone with greedy answers; the records of its turns."""
     from core.chat_session import ChatSession
-    from core.describer import ImageDescriber
     from core.language_model import SamplingOptions
-    from core.voice_loop import VOICE_SYSTEM_PROMPT, TurnDone, VoiceLoop, VoiceOptions
+    from core.voice_loop import TurnDone
+    from tantra_cli.voice import VoiceRequest, load_roles
+
+    def session():
+        loaded = loader.load_spikingbrain()
+        options = SamplingOptions(temperature=0.0, max_tokens=MAX_TOKENS, seed=0)
+        return ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer)
+
+    events = loop.run(lambda: load_roles(loader, session, VoiceRequest()))
+    records = [event.record for event in events if isinstance(event, TurnDone)]
+    loop.link.close()
+    return records
+
+
+def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None) -> list:
+    """One voice session over ``clips`` (the first with ``photo``); the records of its turns."""
+    from core.describer import ImageDescriber
+    from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
     from encoders.stand_in_audio import ScriptedSource, StandInAudio
     from encoders.vad import SileroVad
-    from tantra_cli.voice import VoiceRequest, load_roles
 
     loader = model_loader(settings)
     describer = ImageDescriber(loader)
     holder = {}
     source = ScriptedSource(clips, ready=lambda: "loop" in holder and holder["loop"].idle(), pause=1.0)
-    link = StandInAudio(source, 22050)
-    loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=barge_in))
-    holder["loop"] = loop
+    loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050), SileroVad())
     if photo is not None:
         loop.attach_image(photo, describer.note(photo))
-
-    def session():
-        loaded = loader.load_spikingbrain()
-        options = SamplingOptions(temperature=0.0, max_tokens=MAX_TOKENS, seed=0)
-        return ChatSession(loaded["model"], loaded["tokenizer"], options, VOICE_SYSTEM_PROMPT, loaded["name"],
-                           describer)  # fmt: skip
-
-    records = [event.record for event in loop.run(lambda: load_roles(loader, session, VoiceRequest()))
-               if isinstance(event, TurnDone)]  # fmt: skip
-    link.close()
-    return loop, records
+    return _turns(loader, loop, VOICE_SYSTEM_PROMPT, describer)
 
 
 def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
@@ -120,7 +124,7 @@ def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
 INTERRUPTIONS = ("Stop. Tell me about cats instead.", "Wait, that is enough.", "No, let me ask something else.")
 
 
-class _Interrupter:
+class _Interrupter(MicSource):
     """A stand-in microphone for barge-ins: a question, then an interruption 1 s after the answer's first audio,
     then the next question once the assistant is quiet."""
 
@@ -154,35 +158,20 @@ class _Interrupter:
                 self._quiet = 0
         return silence
 
-    def close(self) -> None:
-        pass
-
 
 def _barge_ins(settings: Settings, speaker) -> dict:
     """Answers interrupted by the user 1 s after their first audio (barge-in on): from the decision to stop (300 ms
     of sure speech) to the speaker's silence, and from the start of the interrupting speech."""
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
-    from core.voice_loop import TurnDone, VoiceLoop, VoiceOptions
+    from core.voice_loop import VoiceLoop, VoiceOptions
     from encoders.stand_in_audio import StandInAudio
     from encoders.vad import SileroVad
-    from tantra_cli.voice import VoiceRequest, load_roles
 
     pairs = [(_spoken(speaker, q), _spoken(speaker, i)) for q, i in zip(QUESTIONS[3:], INTERRUPTIONS)]
     source = _Interrupter(pairs)
     link = StandInAudio(source, 22050)
     loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in="on"))
     source.loop, source.link = loop, link
-    loader = model_loader(settings)
-
-    def session():
-        loaded = loader.load_spikingbrain()
-        options = SamplingOptions(temperature=0.0, max_tokens=MAX_TOKENS, seed=0)
-        return ChatSession(loaded["model"], loaded["tokenizer"], options, "You answer at length.", loaded["name"])
-
-    events = loop.run(lambda: load_roles(loader, session, VoiceRequest()))
-    records = [event.record for event in events if isinstance(event, TurnDone)]
-    link.close()
+    records = _turns(model_loader(settings), loop, "You answer at length.")
     stops = [silent - decided for decided, silent in zip(loop.barge_ins, link.playback.silenced_at)]
     return {
         "barge_ins": len(loop.barge_ins),
@@ -219,9 +208,9 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
     clips = [_spoken(Speaker(user_voice), question) for question in QUESTIONS[:turns]]
     with tempfile.TemporaryDirectory() as folder:
         photo = photo or _photos(Path(folder))[0]
-        loop, records = _conversation(replace(settings, low_resource=False), clips, photo)
+        records = _conversation(replace(settings, low_resource=False), clips, photo)
         peak_rss = _peak_rss(settings, clips[0], photo, Path(folder))
-        _, light = _conversation(replace(settings, low_resource=True), clips, None)
+        light = _conversation(replace(settings, low_resource=True), clips, None)
     barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice))
     return {
         "utterances": len(clips),
