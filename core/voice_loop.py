@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.chat_log import ImageRecord
 from core.echo_gate import EchoGate
 from core.errors import BadInput, TantraError
 from core.heard_filter import is_echo, is_noise
@@ -232,9 +233,9 @@ class VoiceLoop:
         self.interrupt()
         self._turns.put(None)
 
-    def attach_image(self, path: Path, note: str) -> None:
-        """An image for the next turn: ``note`` (what it shows) goes to the model with it."""
-        self._images.append((str(path), note))
+    def attach_image(self, path: Path, image: ImageRecord) -> None:
+        """An image for the next turn: what it shows (``image.facts``) goes to the model with it."""
+        self._images.append((str(path), image))
 
     def typed(self, text: str) -> None:
         """A typed turn (the REPL with the voice on): answered in order with the spoken ones, and spoken too."""
@@ -380,9 +381,9 @@ class VoiceLoop:
                 return draft
         session = self._roles.session
         draft.images, self._images = self._images, []
-        draft.messages_before, draft.pending_before = len(session.conversation.messages), list(session.pending_images)
-        session.pending_images.extend(note for _, note in draft.images)
-        draft.stream = session.ask(draft.text)
+        draft.mark, draft.pending_before = session.turn_mark(), list(session.pending_images)
+        session.pending_images.extend(image for _, image in draft.images)
+        draft.stream = session.ask(draft.text, source="typed" if typed is not None else "voice")
         return draft
 
     def _not_a_turn(self, text: str, utterance: Utterance) -> str:
@@ -399,7 +400,7 @@ class VoiceLoop:
             return
         draft.stream.close()
         session = self._roles.session
-        del session.conversation.messages[draft.messages_before :]
+        session.retract(draft.mark)
         session.pending_images[:] = draft.pending_before
         self._images = draft.images + self._images
 
@@ -464,7 +465,7 @@ class VoiceLoop:
             voice.failure = None
         heard = self._heard(tags, voice) if interrupted else reply.strip()
         if interrupted:
-            self._roles.session.conversation.messages[-1]["content"] = heard  # it remembers what was heard
+            self._roles.session.keep_heard(heard)  # it remembers what was heard
         for tag in tags:
             if tag in playback.played:
                 self._said.append((self.link.clock(), voice.said[tag]))
@@ -501,9 +502,9 @@ class _Draft:
     first_token_at: float | None = None
     finished: bool = False
     failure: str = ""
-    images: list[tuple[str, str]] = field(default_factory=list)
-    messages_before: int = 0
-    pending_before: list[str] = field(default_factory=list)
+    images: list[tuple[str, ImageRecord]] = field(default_factory=list)
+    mark: tuple[int, int | None] = (0, None)
+    pending_before: list[ImageRecord] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic
 
     @property

@@ -87,6 +87,7 @@ def _turns(loader, loop, system: str, describer=None) -> list:
 
 def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None) -> list:
     """One voice session over ``clips`` (the first with ``photo``); the records of its turns."""
+    from core.chat_session import image_record
     from core.describer import ImageDescriber
     from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
     from encoders.stand_in_audio import ScriptedSource, StandInAudio
@@ -98,7 +99,7 @@ def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | Non
     source = ScriptedSource(clips, ready=lambda: "loop" in holder and holder["loop"].idle(), pause=1.0)
     loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050), SileroVad())
     if photo is not None:
-        loop.attach_image(photo, describer.note(photo))
+        loop.attach_image(photo, image_record(describer, photo))
     return _turns(loader, loop, VOICE_SYSTEM_PROMPT, describer)
 
 

@@ -8,7 +8,7 @@ import typer
 
 from config.settings import DEVICES, load_settings
 from core.errors import TantraError
-from tantra_cli import __version__, bench, chat, describe, devices, models, speak, transcribe
+from tantra_cli import __version__, bench, chat, describe, devices, logs, memory, models, speak, transcribe
 from tantra_cli.common import EXIT_USAGE, error
 
 app = typer.Typer(
@@ -57,6 +57,8 @@ app.command(name="speak")(speak.speak)
 app.command(name="describe")(describe.describe)
 app.command(name="devices")(devices.devices)
 app.add_typer(models.app, name="models")
+app.add_typer(logs.app, name="logs")
+app.add_typer(memory.app, name="memory")
 app.add_typer(bench.app, name="bench")
 
 

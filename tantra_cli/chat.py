@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -52,11 +53,17 @@ def chat(
         None, "--speaker-file", help="Stand-in speaker: a WAV of what would have been played, silences included."
     ),
     rate: float = typer.Option(1.0, "--rate", help="Speaking speed of the voice: 1 is normal, 1.5 faster."),
+    resume: bool = typer.Option(False, "--continue", "-c", help="Continue the latest conversation of the log."),
+    cid: str = typer.Option(None, "--cid", help="Continue the conversation with this id (`tantra logs`)."),
+    no_log: bool = typer.Option(False, "--no-log", help="Keep this chat out of the log (and out of memory)."),
+    no_memory: bool = typer.Option(False, "--no-memory", help="Recall nothing from earlier conversations."),
 ) -> None:
     """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
         request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
+        earlier = _earlier_turns(settings, resume, cid)  # an unknown --cid is refused before anything loads
+        record = Record(not no_log, not no_memory, earlier)
         voice = voice or ptt  # push-to-talk is a way of talking
         if voice or mic_file is not None or speaker_file is not None:
             from core.language_model import SamplingOptions
@@ -65,7 +72,7 @@ def chat(
             interactive = voice and not as_json and sys.stdin is not None and sys.stdin.isatty()
             try:
                 code = _voice_chat(settings, request, model, system, no_spiking, interactive, as_json, images or [],
-                                   options)  # fmt: skip
+                                   options, record)  # fmt: skip
             except TantraError as failure:
                 if settings.debug:
                     raise
@@ -101,34 +108,40 @@ def chat(
         from core.describer import ImageDescriber
 
         describer = ImageDescriber(loader)  # its models load at the first image
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer)
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer,
+                              record.journal(settings, loader))  # fmt: skip
+        session.continue_from(earlier)
         for image in images or []:
-            session.pending_images.append(session.image_note(_existing(image)))
+            session.pending_images.append(session.image_record(_existing(image)))
         if repl:
             from tantra_cli.repl import run_repl
 
+            _say_continued(earlier)
             run_repl(session, settings.home / "chat_history", stream=not no_stream, loader=loader, request=request)
             _exit_now(0)  # /voice on may have run the voice loop's threads
+        source = "typed" if interactive else "piped"
         if as_json:
-            reply = "".join(session.ask(question)).strip()
-            last = session.last
+            reply = "".join(session.ask(question, source)).strip()
+            last, journal = session.last, session.journal
             print(json.dumps({
                 "reply": reply, "model": session.model_name, "spiking": session.model.config.spiking,
                 "prompt_tokens": last.prompt_tokens, "completion_tokens": last.completion_tokens,
                 "seconds": round(last.seconds, 3), "first_token_seconds": round(last.first_token_seconds, 3),
                 "tokens_per_second": last.tokens_per_second,
+                "conversation_id": journal.conversation_id if journal.log is not None else None,
+                "recalled": [r.as_json() for r in journal.recalled],
             }, ensure_ascii=False))  # fmt: skip
         elif no_stream:
-            print("".join(session.ask(question)).strip())
+            print("".join(session.ask(question, source)).strip())
         elif sys.stdout.isatty():
             from rich.console import Console
 
             from tantra_cli.repl import ReplyPrinter
 
             printer = ReplyPrinter(Console(highlight=False))
-            printer.finish(printer.stream(session.ask(question)))
+            printer.finish(printer.stream(session.ask(question, source)))
         else:
-            for piece in session.ask(question):
+            for piece in session.ask(question, source):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
@@ -146,6 +159,42 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+@dataclass(frozen=True)
+class Record:
+    """What the chat keeps: ``log`` its exchanges, ``memory`` recalls earlier ones; ``earlier``: the turns of a
+    logged conversation it continues."""
+
+    log: bool
+    memory: bool
+    earlier: list
+
+    def journal(self, settings, loader):
+        from core.journal import open_journal
+
+        return open_journal(settings, loader.load_embedder, log=self.log, memory=self.memory)
+
+
+def _earlier_turns(settings, resume: bool, cid: str | None) -> list:
+    """The exchanges of the conversation that ``-c`` (the latest) or ``--cid`` asks to continue; [] for neither."""
+    if not resume and cid is None:
+        return []
+    from core.chat_log import ChatLog
+    from core.log_db import database_path, open_database
+
+    log = ChatLog(open_database(database_path(settings)))
+    conversation = log.find_conversation(cid) if cid is not None else log.latest_conversation()
+    if conversation is None:
+        raise BadInput("the log holds no conversation to continue yet")
+    return log.exchanges(conversation)
+
+
+def _say_continued(earlier: list) -> None:
+    if earlier:
+        turns = len(earlier)
+        print(f"tantra: continuing conversation {earlier[0].conversation_id} ({turns} turn{'s' * (turns != 1)})",
+              file=sys.stderr)  # fmt: skip
+
+
 def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate):
     from core.voice_loop import VoiceOptions
     from tantra_cli.voice import VoiceRequest
@@ -161,12 +210,12 @@ def _existing(image: str) -> Path:
     return path
 
 
-def _voice_chat(settings, request, model, system, no_spiking, interactive, as_json, images, options) -> int:
+def _voice_chat(settings, request, model, system, no_spiking, interactive, as_json, images, options, record) -> int:
     """A spoken conversation: ``interactive`` (``--voice`` at a terminal), the REPL with the microphone on (typed
     turns too); otherwise (``--mic-file`` alone, a pipe, ``--json``) spoken turns until the stand-in microphone's
     file is over (exit code 0), or Ctrl-C."""
     from config.model_config import MODEL_CONFIG
-    from core.chat_session import ChatSession
+    from core.chat_session import ChatSession, image_record
     from core.describer import ImageDescriber
     from core.model_loader import ModelLoader
     from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
@@ -179,10 +228,13 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
 
     def new_session() -> ChatSession:
         loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
-        return ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
-                           loaded["name"], describer)  # fmt: skip
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
+                              loaded["name"], describer, record.journal(settings, loader))  # fmt: skip
+        session.continue_from(record.earlier)
+        return session
 
     if interactive:
+        _say_continued(record.earlier)
         from tantra_cli.repl import run_repl
 
         session = new_session()
@@ -193,5 +245,5 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     link = voice.open_link(request)
     loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=request.barge_in))
     for path in paths:
-        loop.attach_image(path, describer.note(path))
+        loop.attach_image(path, image_record(describer, path))
     return voice.run_headless(loop, lambda: voice.load_roles(loader, new_session, request), as_json)

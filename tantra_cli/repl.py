@@ -135,7 +135,7 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True, load
     if voice:
         console.print(switch_voice(True), markup=False, highlight=False)
     if images and not (talk is not None and talk.on):
-        session.pending_images.extend(session.image_note(path) for path in images)
+        session.pending_images.extend(session.image_record(path) for path in images)
     if talk is not None:
         prompt.default_buffer.on_text_changed += lambda _: talk.key_pressed()
     try:

@@ -51,7 +51,7 @@ class ReplVoice:
             self.session.conversation.system = self._short_answers = VOICE_SYSTEM_PROMPT
         self.loop.push_to_talk = self.request.push_to_talk
         for path in images:
-            self.loop.attach_image(path, self.session.image_note(path))
+            self.loop.attach_image(path, self.session.image_record(path))
         roles = lambda: load_roles(self.loader, lambda: self.session, self.request)  # noqa: E731
         self._thread = threading.Thread(target=self._converse, args=(roles,), name="tantra-converse", daemon=True)
         self._thread.start()

@@ -7,9 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Conversations the tests have go to a log of their own, never the user's (a test that needs a fresh one sets it).
+os.environ.setdefault("TANTRA_DATA_DIR", tempfile.mkdtemp(prefix="tantra-test-data-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "arctic_a0007.wav"

@@ -150,3 +150,29 @@ def fake_language_model(name: str = "fake-lm", reply: Callable[[str], str] | Non
 def failing(message: str = "it does not run here") -> Callable[[], object]:
     """A factory for a backend whose weights cannot be had."""
     return broken(ModelUnavailable(message))
+
+
+# ---- memory ---------------------------------------------------------------------------------------------------------
+
+
+class FakeEmbedder:
+    """Bag of words hashed into 64 dimensions, normalised: texts that share words are alike, as with a real
+    sentence embedder, and the cosine says how many they share."""
+
+    dim = 64
+
+    def __init__(self, name: str = "fake-embedder") -> None:
+        self.name = name
+        self.calls = 0
+
+    def embed(self, texts) -> np.ndarray:
+        import re
+        import zlib
+
+        self.calls += 1
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                vectors[row, zlib.crc32(word.encode()) % self.dim] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-9)
