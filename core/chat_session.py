@@ -143,7 +143,7 @@ class ChatSession:
 
     def ask(self, text: str, source: str = "typed") -> Iterator[str]:
         """The reply to ``text``, streamed. Stopped early (Ctrl-C), what was said so far stays in the conversation.
-        ``source`` (typed, piped or voice) is logged with it."""
+        ``source`` (typed at the REPL, an argument, stdin or voice) is logged with it."""
         text = text.strip()
         if not text:
             raise BadInput("the prompt is empty")

@@ -58,6 +58,7 @@ class Journal:
         self.recalled: list[Recollection] = []
         """What the last message recalled (``/memory``)."""
         self.last_exchange: int | None = None
+        self._in_context: set[int] = set()  # episodes recalled earlier in this conversation: read already
 
     def _failed(self, part: str, error: Exception) -> None:
         if part == "log":
@@ -69,12 +70,14 @@ class Journal:
 
     def new_conversation(self) -> None:
         self.conversation_id, self.recalled, self.last_exchange = new_conversation_id(), [], None
+        self._in_context = set()
 
     def recall(self, text: str) -> list[Recollection]:
         self.recalled = []
         if self.memory is not None:
             try:
-                self.recalled = self.memory.recall(text, exclude_conversation=self.conversation_id)
+                self.recalled = self.memory.recall(text, self.conversation_id, exclude=self._in_context)
+                self._in_context.update(r.exchange.id for r in self.recalled)
             except (sqlite3.Error, TantraError) as error:
                 self._failed("memory", error)
         return self.recalled

@@ -69,7 +69,7 @@ def _m001_conversations(db: sqlite3.Connection) -> None:
             seconds REAL,
             first_token_seconds REAL,
             interrupted INTEGER NOT NULL DEFAULT 1,  -- 0 once the reply ended by itself
-            source TEXT NOT NULL,               -- typed, piped or voice
+            source TEXT NOT NULL,               -- typed (the REPL), argument, stdin or voice
             error TEXT                          -- why the model could not answer it
         );
         CREATE INDEX exchanges_by_conversation ON exchanges(conversation_id, id);

@@ -191,9 +191,10 @@ class EpisodicMemory:
 
     @_locked
     def recall(self, text: str, exclude_conversation: str | None = None, limit: int = RECALLED,
-               mark: bool = True) -> list[Recollection]:  # fmt: skip
+               mark: bool = True, exclude: set[int] = frozenset()) -> list[Recollection]:  # fmt: skip
         """The episodes most like ``text`` above the threshold, best first, from conversations other than
-        ``exclude_conversation``. ``mark`` counts them as recalled (so they are kept longest)."""
+        ``exclude_conversation`` and not in ``exclude``. ``mark`` counts them as recalled (so they are kept
+        longest)."""
         self._refresh()
         words = self._words(text)
         embedder = self.embedder
@@ -208,7 +209,7 @@ class EpisodicMemory:
                     scores[episode] = (score, float(similarity[index]), lexical)
         elif embedder is None:
             scores = {e: (w, None, w) for e, w in words.items() if w >= WORDS_ONLY_THRESHOLD}
-        best = sorted(scores, key=lambda e: -scores[e][0])
+        best = sorted(set(scores) - set(exclude), key=lambda e: -scores[e][0])
         exchanges = {e.id: e for e in self.log.get(best)}
         found = [Recollection(exchanges[e], *scores[e]) for e in best if e in exchanges
                  and exchanges[e].conversation_id != exclude_conversation][:limit]  # fmt: skip

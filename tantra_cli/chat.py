@@ -119,7 +119,7 @@ def chat(
             _say_continued(earlier)
             run_repl(session, settings.home / "chat_history", stream=not no_stream, loader=loader, request=request)
             _exit_now(0)  # /voice on may have run the voice loop's threads
-        source = "typed" if interactive else "piped"
+        source = "stdin" if piped.strip() else "argument"
         if as_json:
             reply = "".join(session.ask(question, source)).strip()
             last, journal = session.last, session.journal

@@ -156,10 +156,10 @@ def failing(message: str = "it does not run here") -> Callable[[], object]:
 
 
 class FakeEmbedder:
-    """Bag of words hashed into 64 dimensions, normalised: texts that share words are alike, as with a real
+    """Bag of words hashed into 4,096 dimensions (few collisions), normalised: texts that share words are alike, as with a real
     sentence embedder, and the cosine says how many they share."""
 
-    dim = 64
+    dim = 4096
 
     def __init__(self, name: str = "fake-embedder") -> None:
         self.name = name
