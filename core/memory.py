@@ -15,6 +15,7 @@ episodes it keeps meanwhile are embedded when an embedder is there again.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -211,8 +212,16 @@ class EpisodicMemory:
             scores = {e: (w, None, w) for e, w in words.items() if w >= WORDS_ONLY_THRESHOLD}
         best = sorted(set(scores) - set(exclude), key=lambda e: -scores[e][0])
         exchanges = {e.id: e for e in self.log.get(best)}
-        found = [Recollection(exchanges[e], *scores[e]) for e in best if e in exchanges
-                 and exchanges[e].conversation_id != exclude_conversation][:limit]  # fmt: skip
+        found, said = [], set()
+        for episode in best:
+            exchange = exchanges.get(episode)
+            if exchange is None or exchange.conversation_id == exclude_conversation:
+                continue
+            words = " ".join(re.findall(r"\w+", exchange.prompt.lower()))
+            if words not in said:  # the same question asked again and again recalls once, leaving room for others
+                said.add(words)
+                found.append(Recollection(exchange, *scores[episode]))
+        found = found[:limit]
         if found and mark:
             with self.db.write() as db:
                 db.executemany("UPDATE episodes SET recalled_at = ?, recalls = recalls + 1 WHERE exchange_id = ?",

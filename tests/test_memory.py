@@ -245,3 +245,15 @@ def test_a_later_process_recalls_continues_and_finds_what_an_earlier_one_was_tol
     assert found[0]["conversation_id"] == first["conversation_id"]
     listed = json.loads(run_tantra("logs", "--json", env=env).stdout)
     assert [c["turns"] for c in listed] == [2, 1]  # the --no-log chat is not there
+
+
+def test_a_question_asked_again_and_again_is_recalled_once(tmp_path):
+    session = _session(_journal(tmp_path / "tantra.db"), reply=lambda message: "I do not know.")
+    for _ in range(3):
+        "".join(session.ask("What is my sister called?"))
+        session.command("/clear")
+    "".join(session.ask("My sister is called Zanzibar."))
+    session.command("/clear")
+    "".join(session.ask("What is my sister called?"))
+    assert sorted(r.exchange.prompt for r in session.journal.recalled) == [
+        "My sister is called Zanzibar.", "What is my sister called?"]
