@@ -126,28 +126,29 @@ class Entry:
         self.journal, self.id = journal, exchange_id
         self._written_at = time.monotonic()
 
+    def _log(self) -> ChatLog | None:
+        """The log to write to, or None when this exchange is not logged (or the log has failed since)."""
+        return self.journal.log if self.id is not None else None
+
     def progress(self, pieces: list[str]) -> None:
         """The reply so far, as the pieces streamed (joined only when it is time to write)."""
-        if self.id is None or time.monotonic() - self._written_at < PROGRESS_SECONDS:
+        log = self._log()
+        if log is None or time.monotonic() - self._written_at < PROGRESS_SECONDS:
             return
         self._written_at = time.monotonic()
         try:
-            self.journal.log.progress(self.id, "".join(pieces))
-        except (sqlite3.Error, AttributeError) as error:  # AttributeError: the log failed meanwhile
-            self._lost(error)
+            log.progress(self.id, "".join(pieces))
+        except sqlite3.Error as error:
+            self.journal._failed("log", error)
 
     def finish(self, reply: str, **facts) -> None:
         """Write the reply whole with ``facts`` (token counts, timings, interrupted, error), then remember it."""
-        if self.id is None:
+        log = self._log()
+        if log is None:
             return
         try:
-            self.journal.log.finish(self.id, reply, **facts)
-        except (sqlite3.Error, AttributeError) as error:
-            self._lost(error)
+            log.finish(self.id, reply, **facts)
+        except sqlite3.Error as error:
+            self.journal._failed("log", error)
             return
         self.journal._remember(self.id)
-
-    def _lost(self, error: Exception) -> None:
-        if self.journal.log is not None:
-            self.journal._failed("log", error)
-        self.id = None
