@@ -153,24 +153,16 @@ class ChatSession:
                 self.on_image(image.facts)
         images, self.pending_images = self.pending_images + found, []
         recalled = self.journal.recall(text)
+        prompt_ids, recalled = self._prompt(text, images, recalled)
         start = ExchangeStart(self.model_name, self.model.config.spiking, self.conversation.system,
                               asdict(self.options), text, source, tuple(images),
                               tuple(r.exchange.id for r in recalled))  # fmt: skip
-        messages = self.conversation.messages
         context = self.model.config.block_size
-        prompt_ids = []
-        for notes in ([memory_note(r) for r in recalled], []):  # recollections give way to the conversation
-            notes += [image.facts for image in images]
-            messages.append({"role": "user", "content": "\n".join(notes) + "\n\n" + text if notes else text})
-            prompt_ids = self.conversation.prompt_ids(self.tokenizer, context, self.options.max_tokens)
-            if len(prompt_ids) < context or not recalled:
-                break
-            messages.pop()
         if len(prompt_ids) >= context:
-            messages.pop()  # a turn that cannot be asked is not kept in the conversation, but it is in the log
             problem = f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
             self.journal.begin(start).finish("", prompt_tokens=len(prompt_ids), interrupted=False, error=problem)
-            raise BadInput(problem)
+            raise BadInput(problem)  # not kept in the conversation, but in the log
+        messages = self.conversation.messages
         entry = self.journal.begin(start)
         pieces: list[str] = []
         generated: list[int] = []
@@ -194,6 +186,24 @@ class ChatSession:
             entry.finish(reply, prompt_tokens=len(prompt_ids), completion_tokens=len(generated),
                          seconds=round(seconds, 3), first_token_seconds=round(first_token or seconds, 3),
                          interrupted=interrupted)  # fmt: skip
+
+    def _prompt(self, text: str, images: list[ImageRecord], recalled: list[Recollection]):
+        """The prompt's token ids with the user's turn added to the conversation (what the images show and what
+        was recalled before the text), and the recollections it holds: they give way when the conversation
+        would not fit with them. A prompt too long even so is taken back out of the conversation."""
+        messages = self.conversation.messages
+        context = self.model.config.block_size
+        for notes in ([memory_note(r) for r in recalled], []):
+            notes += [image.facts for image in images]
+            messages.append({"role": "user", "content": "\n".join(notes) + "\n\n" + text if notes else text})
+            prompt_ids = self.conversation.prompt_ids(self.tokenizer, context, self.options.max_tokens)
+            if len(prompt_ids) < context:
+                return prompt_ids, recalled
+            messages.pop()
+            if not recalled:
+                break
+            recalled = []
+        return prompt_ids, []
 
     def keep_heard(self, heard: str) -> None:
         """The last reply was cut by the user speaking: it is remembered, and logged, as far as it was heard."""
