@@ -156,8 +156,8 @@ def failing(message: str = "it does not run here") -> Callable[[], object]:
 
 
 class FakeEmbedder:
-    """Bag of words hashed into 4,096 dimensions (few collisions), normalised: texts that share words are alike, as with a real
-    sentence embedder, and the cosine says how many they share."""
+    """Bag of words hashed into 4,096 dimensions (few collisions), normalised: texts that share words are alike,
+    as with a real sentence embedder, and the cosine says how many they share."""
 
     dim = 4096
 

@@ -56,7 +56,8 @@ def test_the_log_keeps_each_exchange_with_its_facts(tmp_path):
     from core.chat_log import ChatLog
     from core.log_db import open_database
 
-    session = _session(_journal(tmp_path / "tantra.db"), lambda message: "word " * 300 if message == "go on" else message)
+    session = _session(_journal(tmp_path / "tantra.db"),
+                       lambda message: "word " * 300 if message == "go on" else message)  # fmt: skip
     reply = session.ask("go on")
     for _ in range(5):
         next(reply)
