@@ -234,6 +234,6 @@ class EpisodicMemory:
         if not query:
             return {}
         rows = self.db.query("SELECT rowid, -bm25(exchanges_fts, 2.0, 1.0) AS rank FROM exchanges_fts WHERE"
-                             " exchanges_fts MATCH ? AND rowid IN (SELECT exchange_id FROM episodes)"
+                             " exchanges_fts MATCH ? AND +rowid IN (SELECT exchange_id FROM episodes)"
                              " ORDER BY rank DESC LIMIT 50", (query,))  # fmt: skip
         return {r["rowid"]: min(1.0, r["rank"] / BM25_SATURATION) for r in rows}

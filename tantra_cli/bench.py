@@ -76,6 +76,19 @@ def bench_voice(
         _print(settings, run(settings, photo, turns))
 
 
+@app.command("memory")
+def bench_memory(
+    ctx: typer.Context,
+    episodes: int = typer.Option(1000, "--episodes", min=16, help="Exchanges logged and remembered first."),
+) -> None:
+    """Recall over N episodes, embedding a turn, what logging and memory add to the first token, database size."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from tantra_benchmarks.memory import bench_memory as run
+
+        _print(settings, run(settings, episodes))
+
+
 def _print(settings, result: dict) -> None:
     from tantra_benchmarks.common import machine
 

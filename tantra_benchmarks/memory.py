@@ -1,0 +1,542 @@
+"""``tantra bench memory``: what the log and the episodic memory cost a chat.
+
+A fresh ``tantra.db`` in a temporary directory (never the user's) is filled with N generated exchanges (facts about
+the user and their friends, reminders, sums, conversions, general questions, each with a short reply; the same ones
+for the same seed), each logged by ``ChatLog`` and remembered by ``EpisodicMemory`` with the real embedder, as a chat
+does after every reply. Then, in one run:
+
+- recall: ``recall(text, exclude_conversation=...)`` for 50 queries (35 ask about a fact told earlier, 15 about
+  nothing said), split into the query's embedding (timed inside recall, through a wrapper around the embedder) and
+  the rest (the matrix product, FTS5 BM25, fetching the rows, marking them recalled);
+- embedding one turn: a user's turn of the corpus, alone;
+- the first token: the real language model answers the same question with a journal that writes nothing and with a
+  real one (``open_journal`` on the filled database), alternating; the journal's own work before the first token
+  (recall and the log row) is timed directly, and the end-to-end difference is given with the prompt tokens, since
+  recalled notes lengthen the prompt;
+- the database's size per 1,000 exchanges, by part (``dbstat``), after a WAL checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from config.model_config import MODEL_CONFIG
+from config.settings import Settings
+from tantra_benchmarks.common import model_loader
+
+SEED = 0
+RELATED_QUERIES, UNRELATED_QUERIES = 35, 15
+RECALL_PASSES = 3  # over the 50 queries
+TURNS_TIMED = 100
+FIRST_TOKEN_ROUNDS = 6  # per question and journal, alternating
+FIRST_TOKEN_OPTIONS = dict(temperature=0.0, max_tokens=8, seed=0)
+
+# ---- the exchanges ---------------------------------------------------------------------------------------------------
+
+NAMES = tuple("""Ada Bilal Chiara Dmitri Elif Farah Gustavo Hana Ingrid Jamal Kenji Leila Mateo Nadia Oskar Priya
+    Quentin Rosa Sven Tamar Ugo Vera Wen Ximena Yusuf Zofia Amara Bruno Camille Dario Esme Felix Greta Hugo Isla Jonas
+    Kavya Lars Mina Nico Olga Pablo Rania Stefan Tomas Uma Viktor Willa Yara Zane Aiko Boris Clara Dev Emil Fiona
+    Goran Helga Ivo Julia""".split())
+CITIES = tuple("""Lisbon Nairobi Osaka Toronto Krakow Valparaiso Tbilisi Hanoi Marseille Leeds Bergen Cordoba
+    Adelaide Porto Accra Lyon Gdansk Pune Tallinn Bilbao""".split())
+JOBS = ("nurse", "carpenter", "software engineer", "pharmacist", "teacher", "architect", "baker", "pilot", "vet",
+        "accountant", "plumber", "translator", "physiotherapist", "journalist", "electrician", "chef")  # fmt: skip
+CAPITALS = (("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"),
+            ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Chile", "Santiago"), ("Vietnam", "Hanoi"),
+            ("Poland", "Warsaw"), ("Ghana", "Accra"), ("Portugal", "Lisbon"), ("Australia", "Canberra"),
+            ("Turkey", "Ankara"), ("Morocco", "Rabat"), ("Argentina", "Buenos Aires"))  # fmt: skip
+TASKS = ("call the bank", "water the plants", "renew my passport", "book a dentist appointment", "pay the rent",
+         "buy milk and eggs", "send the invoice", "pick up the dry cleaning", "back up my laptop",
+         "return the library books", "email my landlord", "take the bins out", "order new contact lenses")  # fmt: skip
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "tomorrow", "next week")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")  # fmt: skip
+HOWTO = (("boil an egg", "Put the egg in boiling water for about 7 minutes, then cool it in cold water."),
+         ("remove a coffee stain", "Blot it, rinse with cold water, then rub in a little washing-up liquid."),
+         ("fall asleep faster", "Keep a regular bedtime, avoid screens for an hour before, and keep the room cool."),
+         ("make a cup of tea", "Pour boiling water over the tea bag and let it steep for three to five minutes."),
+         ("unclog a sink", "Try a plunger first; then baking soda and vinegar, followed by hot water."),
+         ("start running", "Begin with short runs and walking breaks, three times a week, and build up slowly."),
+         ("write a cover letter", "Say which job you want, why you fit it, and end with what you would bring."),
+         ("save money on groceries", "Plan meals for the week, make a list, and buy store brands."))  # fmt: skip
+SMALL_TALK = (("Good morning!", "Good morning! How can I help you today?"),
+              ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
+              ("Thanks, that was helpful.", "You're welcome! Happy to help."),
+              ("I'm feeling a bit tired today.", "Sorry to hear that. A short walk or a glass of water can help."),
+              ("What's a good name for a cat?", "How about Miso, Pepper or Luna?"),
+              ("Can you recommend a film for tonight?", "If you like mysteries, try Knives Out; it is light and fun."),
+              ("Say something encouraging.", "You have got this: one small step at a time."))  # fmt: skip
+TAILS = ("", "", "", " Let me know if you need anything else.", " Is there anything else I can help with?",
+         " I hope that helps.", " Anything else?")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Fact:
+    prompt: str
+    reply: str
+    question: str
+    """A later question about it, worded differently."""
+
+
+def _user_facts(rng: random.Random) -> list[Fact]:
+    """Facts a person tells about themselves, each once."""
+    name, city, job, number = (lambda: rng.choice(NAMES)), (lambda: rng.choice(CITIES)), (lambda: rng.choice(JOBS)), \
+        (lambda: rng.randint(1000, 9999))  # fmt: skip
+    facts = []
+    for relative in ("sister", "brother", "mother", "father", "partner", "best friend", "boss", "neighbour",
+                     "dentist", "landlord"):  # fmt: skip
+        who = name()
+        facts.append(Fact(f"My {relative}'s name is {who}.", f"Got it, your {relative} is called {who}.",
+                          f"What is my {relative} called?"))  # fmt: skip
+    for thing in ("locker code", "bike lock combination", "office door code", "gym membership number",
+                  "library card PIN", "apartment buzzer code"):  # fmt: skip
+        value = number()
+        facts.append(Fact(f"My {thing} is {value}, please remember it.", f"Noted: your {thing} is {value}.",
+                          f"What was my {thing} again?"))  # fmt: skip
+    place, home, work = city(), city(), job()
+    level, flight, day, month = rng.randint(1, 6), f"{rng.choice('BLTKU')}{rng.choice('AXZ')}{rng.randint(100, 999)}", \
+        rng.randint(1, 28), rng.choice(MONTHS)  # fmt: skip
+    facts += [
+        Fact(f"I was born in {place}.", f"{place} is a lovely place to be from.", "Where was I born?"),
+        Fact(f"I moved to {home} last year.", f"How are you finding life in {home}?", "Which city do I live in now?"),
+        Fact(f"I work as a {work}.", f"Being a {work} must keep you busy.", "What is my job?"),
+        Fact(f"I parked on level {level} of the station car park.", f"Level {level}, got it.",
+             "Where did I leave the car?"),
+        Fact(f"My flight home is {flight} on {DAYS[rng.randint(0, 6)]}.", f"Flight {flight}, noted. Safe travels!",
+             "What's my flight number?"),
+        Fact(f"My birthday is on the {day} of {month}.", f"I'll remember: the {day} of {month}.",
+             "When is my birthday?"),
+        Fact(f"I'm allergic to {rng.choice(('peanuts', 'shellfish', 'penicillin', 'cats', 'pollen'))}.",
+             "Thanks for telling me; I'll keep that in mind.", "What am I allergic to?"),
+        Fact(f"My dog is called {name()}.", "What a good name for a dog!", "What's my dog's name?"),
+        Fact(f"My favourite colour is {rng.choice(('teal', 'mustard yellow', 'burgundy', 'olive green'))}.",
+             "Nice choice.", "What is my favourite colour?"),
+        Fact(f"I'm learning {rng.choice(('Portuguese', 'Japanese', 'Swahili', 'Polish', 'Turkish'))} at evening "
+             "classes.", "That's great, good luck with it!", "Which language am I learning?"),
+    ]  # fmt: skip
+    return facts
+
+
+def _friend_facts(rng: random.Random) -> list[Fact]:
+    """Facts about other people, one name each."""
+    names = rng.sample(NAMES, len(NAMES))
+    facts = []
+    for index, who in enumerate(names):
+        if index % 3 == 0:
+            job, city = rng.choice(JOBS), rng.choice(CITIES)
+            facts.append(Fact(f"My friend {who} works as a {job} in {city}.", f"So {who} is a {job} in {city}.",
+                              f"What does {who} do for a living?"))  # fmt: skip
+        elif index % 3 == 1:
+            day, month = rng.randint(1, 28), rng.choice(MONTHS)
+            facts.append(Fact(f"{who}'s birthday is on {month} {day}.", f"{month} {day} for {who}, noted.",
+                              f"When is {who}'s birthday?"))  # fmt: skip
+        else:
+            food = rng.choice(("mushrooms", "coriander", "olives", "blue cheese", "aubergine"))
+            facts.append(Fact(f"{who} is coming to dinner on Saturday but hates {food}.",
+                              f"Then leave the {food} out of Saturday's dinner for {who}.",
+                              f"What food should I avoid when cooking for {who}?"))  # fmt: skip
+    return facts
+
+
+def _filler(rng: random.Random) -> tuple[str, str]:
+    """One exchange of everyday chat, from templates that repeat with other values."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        country, capital = rng.choice(CAPITALS)
+        return f"What is the capital of {country}?", f"The capital of {country} is {capital}."
+    if kind == 1:
+        a, b = rng.randint(3, 99), rng.randint(3, 99)
+        return f"What's {a} times {b}?", f"{a} times {b} is {a * b}."
+    if kind == 2:
+        miles = rng.randint(2, 400)
+        return f"How many kilometres is {miles} miles?", f"{miles} miles is about {miles * 1.609:.1f} kilometres."
+    if kind == 3:
+        task, day = rng.choice(TASKS), rng.choice(DAYS)
+        return f"Remind me to {task} {'on ' if day[0].isupper() else ''}{day}.", f"Okay: {task}, {day}."
+    if kind == 4:
+        task, reply = rng.choice(HOWTO)
+        return f"How do I {task}?", reply
+    if kind == 5:
+        who, hour = rng.choice(NAMES), rng.randint(8, 17)
+        return f"I have a meeting with {who} at {hour}:00 on {rng.choice(DAYS[:5])}.", f"Noted, {who} at {hour}:00."
+    return rng.choice(SMALL_TALK)
+
+
+UNRELATED = ("Write a haiku about autumn leaves.", "How far away is the moon?", "What is photosynthesis?",
+             "Give me a recipe for pancakes.", "Why is the sky blue?", "Who painted the Mona Lisa?",
+             "What's the difference between weather and climate?", "How do vaccines work?",
+             "Suggest a name for a sailing boat.", "What is the boiling point of water in Fahrenheit?",
+             "Explain what a black hole is.", "How many bones are in the human body?",
+             "What rhymes with orange?", "Tell me about the Roman Empire.", "What is a prime number?")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Corpus:
+    conversations: list[list[tuple[str, str]]]
+    facts: list[tuple[int, Fact]]
+    """Each fact with its place among the exchanges (0-based, in the order they are logged)."""
+
+
+def corpus(count: int, seed: int = SEED) -> Corpus:
+    """``count`` exchanges in conversations of 1-8, a fact told in about one of eight; the same for the same seed."""
+    rng = random.Random(seed)
+    facts = _user_facts(rng) + _friend_facts(rng)
+    facts = facts[: max(1, min(len(facts), count // 8))]
+    places = sorted(rng.sample(range(count), len(facts)))
+    told = dict(zip(places, rng.sample(facts, len(facts))))
+    exchanges = []
+    for index in range(count):
+        prompt, reply = (told[index].prompt, told[index].reply) if index in told else _filler(rng)
+        exchanges.append((prompt, reply + rng.choice(TAILS)))
+    conversations, start = [], 0
+    while start < count:
+        size = rng.randint(1, 8)
+        conversations.append(exchanges[start : start + size])
+        start += size
+    return Corpus(conversations, sorted(told.items()))
+
+
+# ---- measuring -------------------------------------------------------------------------------------------------------
+
+
+def _ms(values: list[float]) -> dict:
+    """p50 and p95 of ``values`` (seconds) in milliseconds (nearest rank)."""
+    ordered = sorted(values)
+
+    def rank(share: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))], 3)
+
+    return {"p50": rank(0.5), "p95": rank(0.95), "n": len(ordered)}
+
+
+class _TimedEmbedder:
+    """The embedder, with the seconds of each ``embed`` call kept (recall's query embedding, timed inside recall)."""
+
+    def __init__(self, embedder) -> None:
+        self.inner, self.seconds = embedder, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def embed(self, texts):
+        start = time.perf_counter()
+        vectors = self.inner.embed(texts)
+        self.seconds.append(time.perf_counter() - start)
+        return vectors
+
+
+def _fill(database, embedder, texts: Corpus, capacity: int) -> tuple[list[int], dict]:
+    """Log and remember every exchange as a chat does; the exchange ids in order, and the cost of remembering."""
+    from core.chat_log import ChatLog, ExchangeStart
+    from core.language_model import SamplingOptions
+    from core.memory import EpisodicMemory
+
+    log, memory = ChatLog(database), EpisodicMemory(database, lambda: embedder, capacity)
+    options = asdict(SamplingOptions())
+    ids, remembering, started = [], [], time.perf_counter()
+    for number, conversation in enumerate(texts.conversations):
+        conversation_id = f"01bench{number:019d}"  # 26 characters, as a ULID
+        for prompt, reply in conversation:
+            start = ExchangeStart(MODEL_CONFIG.spikingbrain.default, True, None, options, prompt, "typed")
+            exchange_id = log.start(conversation_id, start)
+            log.finish(exchange_id, reply, prompt_tokens=40 + len(prompt) // 4, completion_tokens=len(reply) // 4,
+                       seconds=0.5, first_token_seconds=0.1)  # fmt: skip
+            begin = time.perf_counter()
+            memory.remember(log.get([exchange_id])[0])
+            remembering.append(time.perf_counter() - begin)
+            ids.append(exchange_id)
+    return ids, {"seconds": round(time.perf_counter() - started, 1), "remember_ms": _ms(remembering)}
+
+
+def _size(database, exchanges: int) -> dict:
+    """The file after a checkpoint, and its parts (``dbstat``; without it, the file with and without episodes)."""
+    database.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = Path(database.path)
+    file_bytes = path.stat().st_size
+    vector_bytes = database.query("SELECT coalesce(sum(length(vector)), 0) FROM episodes")[0][0]
+    mb = 1 / 1e6
+    result = {"file_mb": round(file_bytes * mb, 2),
+              "mb_per_1000_exchanges": round(file_bytes * mb * 1000 / exchanges, 2),
+              "kb_per_exchange": round(file_bytes / 1000 / exchanges, 2),
+              "vector_bytes_mb": round(vector_bytes * mb, 2)}  # fmt: skip
+    try:
+        rows = database.query("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name")
+    except sqlite3.OperationalError:  # SQLite built without the dbstat table
+        rows = None
+    if rows is not None:
+        parts = {"episodes (vectors)": 0, "full-text index": 0, "exchanges (text)": 0, "other": 0}
+        for row in rows:
+            name = row["name"]
+            part = ("episodes (vectors)" if name.startswith("episodes") else "full-text index"
+                    if name.startswith("exchanges_fts") else "exchanges (text)"
+                    if name.startswith(("exchanges", "conversations", "images")) else "other")  # fmt: skip
+            parts[part] += row["bytes"]
+        result["by_part_mb"] = {part: round(size * mb, 2) for part, size in parts.items()}
+        result["by_part_source"] = "dbstat"
+        return result
+    copy = path.with_name("without-episodes.db")
+    database.query("VACUUM INTO ?", (str(copy),))
+    stripped = sqlite3.connect(copy)
+    stripped.execute("DELETE FROM episodes")
+    stripped.commit()
+    stripped.execute("VACUUM")
+    stripped.close()
+    without = copy.stat().st_size
+    result["by_part_mb"] = {"episodes (vectors)": round((file_bytes - without) * mb, 2),
+                            "everything else": round(without * mb, 2)}  # fmt: skip
+    result["by_part_source"] = "file with and without episodes"
+    return result
+
+
+class _TimedDatabase:
+    """The database, with the seconds of each ``query`` kept by whether it searched the full-text index."""
+
+    def __init__(self, database) -> None:
+        self.inner, self.full_text, self.other = database, [], []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def query(self, sql: str, parameters=()):
+        start = time.perf_counter()
+        rows = self.inner.query(sql, parameters)
+        (self.full_text if "MATCH" in sql else self.other).append(time.perf_counter() - start)
+        return rows
+
+
+def _recall(database, embedder, texts: Corpus, ids: list[int], capacity: int) -> tuple[dict, str]:
+    """Recall for 35 questions about facts told earlier and 15 about nothing said, ``RECALL_PASSES`` times; and the
+    first of the latter that recalls nothing."""
+    from core.memory import EpisodicMemory
+
+    rng = random.Random(SEED + 1)
+    facts = rng.sample(texts.facts, min(RELATED_QUERIES, len(texts.facts)))
+    queries = [(fact.question, ids[place]) for place, fact in facts]
+    queries += [(question, None) for question in UNRELATED[:UNRELATED_QUERIES]]
+    rng.shuffle(queries)
+    timed, timed_database = _TimedEmbedder(embedder), _TimedDatabase(database)
+    memory = EpisodicMemory(timed_database, lambda: timed, capacity)
+    current = "01benchcurrent000000000000"  # the conversation the queries are asked in: a new one
+    memory.recall("warm up", exclude_conversation=current)  # loads the matrix
+    total, embedding, full_text, other_sql = [], [], [], []
+    found: dict[str, list[int]] = {}
+    for _ in range(RECALL_PASSES):
+        for query, _fact in queries:
+            timed.seconds.clear()
+            timed_database.full_text.clear()
+            timed_database.other.clear()
+            start = time.perf_counter()
+            recalled = memory.recall(query, exclude_conversation=current)
+            total.append(time.perf_counter() - start)
+            embedding.append(sum(timed.seconds))
+            full_text.append(sum(timed_database.full_text))
+            other_sql.append(sum(timed_database.other))
+            found[query] = [r.exchange.id for r in recalled]
+    rest = [t - e for t, e in zip(total, embedding)]
+    remainder = [r - f - o for r, f, o in zip(rest, full_text, other_sql)]
+    rows = database.query("SELECT vector FROM episodes WHERE vector IS NOT NULL")
+    matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), 2, embedder.dim)
+    query_vector = embedder.embed(["What is my sister called?"])[0]
+    product = statistics.median(_seconds(lambda: (matrix @ query_vector).max(axis=1)) for _ in range(200))
+    related = [(q, fact) for q, fact in queries if fact is not None]
+    quiet = [q for q in UNRELATED if q in found and not found[q]]
+    return {
+        "episodes": memory.count(),
+        "queries": len(queries), "passes": RECALL_PASSES,
+        "total_ms": _ms(total), "query_embedding_ms": _ms(embedding), "without_query_embedding_ms": _ms(rest),
+        "without_query_embedding_parts_ms": {"full_text_query": _ms(full_text), "fetching_rows": _ms(other_sql),
+                                             "matrix_marking_and_python": _ms(remainder)},
+        "matrix_product_alone_ms": round(1000 * product, 3),
+        "related_queries_recalling_their_fact": f"{sum(fact in found[q] for q, fact in related)} of {len(related)}",
+        "related_queries_fact_first": sum(bool(found[q]) and found[q][0] == fact for q, fact in related),
+        "unrelated_queries_recalling_anything": f"{sum(bool(found[q]) for q, f in queries if f is None)} of "
+                                                f"{len(queries) - len(related)}",
+        "mean_recalled_per_query": round(statistics.fmean(len(found[q]) for q, _ in queries), 2),
+    }, (quiet or list(UNRELATED))[0]  # fmt: skip
+
+
+def _seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _embedding(embedder, texts: Corpus) -> dict:
+    """One user's turn alone (the query of a recall), and one exchange's two texts (what remembering embeds)."""
+    from core.memory import episode_texts
+
+    rng = random.Random(SEED + 2)
+    exchanges = rng.sample([e for conversation in texts.conversations for e in conversation],
+                           min(TURNS_TIMED, sum(map(len, texts.conversations))))  # fmt: skip
+    for prompt, _ in exchanges[:5]:
+        embedder.embed([prompt])
+    turns = [_seconds(lambda p=prompt: embedder.embed([p])) for prompt, _ in exchanges]
+    episodes = [_seconds(lambda e=e: embedder.embed(episode_texts(*e))) for e in exchanges]
+    pieces = [len(embedder.tokenizer.encode(prompt).ids) for prompt, _ in exchanges]
+    return {"turn_ms": _ms(turns), "turn_word_pieces_p50": statistics.median(pieces),
+            "exchange_two_texts_ms": _ms(episodes)}  # fmt: skip
+
+
+def _first_token(settings: Settings, embedder, related_question: str, unrelated_question: str) -> dict:
+    """The same questions answered with a journal that keeps nothing and with a real one, alternating: one that
+    recalls a fact told earlier, one that recalls nothing (the same prompt both ways)."""
+    from core.chat_log import ExchangeStart
+    from core.chat_session import ChatSession
+    from core.journal import Journal, open_journal
+    from core.language_model import SamplingOptions
+
+    loader = model_loader(settings)
+    start = time.perf_counter()
+    loaded = loader.load_spikingbrain()
+    lm_seconds = time.perf_counter() - start
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    class TimedJournal(Journal):
+        """The real journal, its work on the way to the first token and after the reply timed."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.recall_s: list[float] = []
+            self.begin_s: list[float] = []
+            self.finish_s: list[float] = []
+
+        def recall(self, text):
+            begin = time.perf_counter()
+            found = super().recall(text)
+            self.recall_s.append(time.perf_counter() - begin)
+            return found
+
+        def begin(self, start):
+            begin = time.perf_counter()
+            entry = super().begin(start)
+            self.begin_s.append(time.perf_counter() - begin)
+            finish = entry.finish
+
+            def timed_finish(*args, **kwargs):
+                begin = time.perf_counter()
+                finish(*args, **kwargs)
+                self.finish_s.append(time.perf_counter() - begin)
+
+            entry.finish = timed_finish
+            return entry
+
+    real = open_journal(settings, lambda: embedder, say=say)
+    if real.log is None or real.memory is None:
+        raise RuntimeError("the benchmark's journal could not open its database")
+    journal = TimedJournal(real.log, real.memory, say=say)
+    options = SamplingOptions(**FIRST_TOKEN_OPTIONS)
+
+    def ask(question: str, with_journal: bool) -> dict:
+        """One question in a new conversation, as ``tantra chat "..."`` asks it; the journal's exchange is taken back
+        afterwards, so that every round finds the same database (and does not recall its own earlier answers)."""
+        journal.new_conversation()
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, None, loaded["name"], None,
+                              journal if with_journal else Journal(say=say))  # fmt: skip
+        begin = time.perf_counter()
+        pieces = session.ask(question, "argument")
+        next(pieces)
+        first = time.perf_counter() - begin
+        for _ in pieces:
+            pass
+        recalled = len(journal.recalled) if with_journal else 0
+        if with_journal:
+            journal.retract_last()
+        return {"ask_to_first_token": first, "first_token_seconds": session.last.first_token_seconds,
+                "prompt_tokens": session.last.prompt_tokens, "recalled": recalled}  # fmt: skip
+
+    questions = (related_question, unrelated_question)
+    for question in questions:  # warm-up: kernels, the matrix, the embedder
+        ask(question, True)
+        ask(question, False)
+    for timings in (journal.recall_s, journal.begin_s, journal.finish_s):
+        timings.clear()
+    rows = {(q, j): [] for q in questions for j in (False, True)}
+    for round_ in range(FIRST_TOKEN_ROUNDS):
+        for question in questions:
+            for with_journal in (False, True) if round_ % 2 == 0 else (True, False):
+                rows[(question, with_journal)].append(ask(question, with_journal))
+    journal.new_conversation()
+    exchange = journal.log.start(journal.conversation_id, ExchangeStart(loaded["name"], True, None, {}, "A question"))
+    progress = []
+    for index in range(20):  # a streaming reply is written every 0.25 s
+        begin = time.perf_counter()
+        journal.log.progress(exchange, "A reply that is still being written, " * (1 + index % 4))
+        progress.append(time.perf_counter() - begin)
+    journal.log.delete(exchange)
+
+    def median(question, with_journal, key):
+        return statistics.median(r[key] for r in rows[(question, with_journal)])
+
+    per_question = []
+    for question in questions:
+        off, on = (median(question, False, "ask_to_first_token"), median(question, True, "ask_to_first_token"))
+        per_question.append({
+            "question": question,
+            "recalled": sorted({r["recalled"] for r in rows[(question, True)]}),
+            "prompt_tokens": {"no_journal": sorted({r["prompt_tokens"] for r in rows[(question, False)]}),
+                              "journal": sorted({r["prompt_tokens"] for r in rows[(question, True)]})},
+            "ask_to_first_token_s_p50": {"no_journal": round(off, 4), "journal": round(on, 4),
+                                         "difference_ms": round(1000 * (on - off), 1)},
+            "prompt_to_first_token_s_p50": {"no_journal": round(median(question, False, "first_token_seconds"), 4),
+                                            "journal": round(median(question, True, "first_token_seconds"), 4)},
+        })  # fmt: skip
+    both = [r + b for r, b in zip(journal.recall_s, journal.begin_s)]
+    return {
+        "model": loaded["name"], "lm_load_seconds": round(lm_seconds, 2),
+        "options": FIRST_TOKEN_OPTIONS, "rounds": FIRST_TOKEN_ROUNDS,
+        "journal_before_first_token_ms": {"recall": _ms(journal.recall_s), "begin": _ms(journal.begin_s),
+                                          "recall_plus_begin": _ms(both)},
+        "journal_after_reply_ms": {"finish_and_remember": _ms(journal.finish_s)},
+        "progress_write_ms": _ms(progress),
+        "questions": per_question,
+    }  # fmt: skip
+
+
+def bench_memory(settings: Settings, episodes: int = 1000) -> dict:
+    from core.log_db import FILE_NAME, open_database
+
+    loader = model_loader(settings)
+    start = time.perf_counter()
+    embedder = loader.load_embedder()
+    embedder_seconds = time.perf_counter() - start
+    texts = corpus(episodes)
+    with tempfile.TemporaryDirectory(prefix="tantra-bench-memory-") as folder:
+        folder = Path(folder)
+        settings = replace(settings, data_dir=folder, memory_size=episodes)  # never the user's tantra.db
+        database = open_database(folder / FILE_NAME, lambda message: print(message, file=sys.stderr))
+        ids, fill = _fill(database, embedder, texts, episodes)
+        size = _size(database, episodes)
+        recall, unrelated = _recall(database, embedder, texts, ids, episodes)
+        database.close()
+        embedding = _embedding(embedder, texts)
+        user_facts = [fact for _, fact in texts.facts if fact.question == "What is my sister called?"]
+        related = user_facts[0].question if user_facts else texts.facts[0][1].question
+        first_token = _first_token(settings, embedder, related, unrelated)
+    return {
+        "embedder": embedder.name, "embedder_load_seconds": round(embedder_seconds, 3),
+        "exchanges": episodes, "conversations": len(texts.conversations), "facts_told": len(texts.facts),
+        "mean_characters_per_exchange": round(statistics.fmean(len(p) + len(r) for c in texts.conversations
+                                                               for p, r in c)),
+        "seed": SEED,
+        "fill": fill,
+        "recall": recall,
+        "embedding": embedding,
+        "first_token": first_token,
+        "database": size,
+        "targets": {
+            "recall_p95_under_5ms_without_query_embedding": recall["without_query_embedding_ms"]["p95"] < 5,
+            "recall_p95_under_5ms_with_query_embedding": recall["total_ms"]["p95"] < 5,
+            "turn_embedding_p95_under_20ms": embedding["turn_ms"]["p95"] < 20,
+        },
+    }  # fmt: skip
