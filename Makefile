@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 # Debian packages: espeak-ng (the smallest voice), PortAudio (playback) and PulseAudio with its ALSA plugin (null sinks:
 # the sound card of the voice loop's device tests, tests/pulse_audio.py). Installed when apt-get can run here (root, or
 # sudo without a password); otherwise a note, those backends report themselves missing and the device tests skip.
-# tmux drives the REPL's voice test as a person would type.
-DEBS := espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins tmux
+# tmux drives the REPL's voice test as a person would type; gcc builds SpikingBrain's decoding kernel (core/models/native.py).
+DEBS := espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins tmux gcc
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo apt-get"))
 
 # Pinned dependencies next; then openai-whisper without its own dependency list, which would pull triton (a GPU

@@ -11,6 +11,7 @@ points ``encoders/audio.py`` and ``encoders/vision.py`` do, to load the model th
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -216,6 +217,8 @@ class ModelLoader:
         self.placement.torch_ready()
         device = self.placement.device("torch")
         loaded = load_spikingbrain_dir(root, device, spiking)
+        if spiking and device == "cpu":
+            self._use_decoding_kernel(loaded["model"])
         try:  # one token through every layer: the INT8 kernel may be missing on this platform or device
             with torch.no_grad():
                 loaded["model"](torch.tensor([[0]], device=device))
@@ -225,6 +228,22 @@ class ModelLoader:
         return {**loaded, "name": getattr(source, "name", str(source)), "device": device}
 
     # ---- text to speech -------------------------------------------------------------------------------------------
+
+    def _use_decoding_kernel(self, model) -> None:
+        """SpikingBrain's compiled decoding kernel (``core.models.native``), on every core: built once per machine
+        into the store; without it the model decodes in PyTorch, about a quarter as fast, and says so once."""
+        from core.models import native
+
+        try:
+            kernel = self._once(("native-kernel",), lambda: native.load(self.settings.models_dir / "kernels"))
+        except (OSError, subprocess.SubprocessError) as error:
+            self.warn(f"SpikingBrain decodes without its compiled kernel, about 4x slower ({error}); install gcc")
+            return
+        kernel.threads = self.placement.threads
+        native.keep_freed_memory()
+        if not model.use_kernel(kernel):
+            self._note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
+        self._note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} threads")
 
     def load_speaker(self, backend: str | None = None, voice: str | None = None):
         """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain

@@ -167,34 +167,57 @@ _MANY_ROWS = 16
 a CPU. On a GPU it always does: there decoding waits on kernel launches more than on memory."""
 
 
-def int8_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,
-                dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:  # fmt: skip
-    """The integer product of spike counts and INT8 weights, scaled per group: (..., in) -> (..., out) float32.
+def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,
+                dtype: torch.dtype = torch.bfloat16, counts: bool = False) -> torch.Tensor:  # fmt: skip
+    """The product of (..., in) inputs and INT8 weights scaled per group: (..., in) -> (..., out) float32.
 
-    ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. The counts travel as bfloat16,
-    exact up to 256 (rarer, larger counts round by at most 0.4%), as do the INT8 weights; products accumulate in
-    fp32. One token at a time (decoding), the kernel reads the INT8 weights straight from memory, a quarter of the
-    bytes of fp32 weights: that is what makes decoding fast, as a token is one pass over every weight. A prompt's
-    many tokens share each weight, so there a batched bfloat16 product per group is faster. Inputs that are not
-    counts (the model with spiking switched off) would lose digits in bfloat16: they pass ``dtype=torch.float32``.
+    ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. One token at a time (decoding),
+    the INT8 kernel reads the weights straight from memory, a quarter of the bytes of fp32 weights, with the inputs
+    in ``dtype``: fp32 keeps spike counts and plain inputs exact, bfloat16 (the output head) is twice as fast and
+    rounds them to 8 bits. A prompt's many tokens share each weight: integer spike ``counts`` then go through
+    ``integer_matmul`` (exact), other inputs through one fp32 product with the weights scaled once per call.
     """
     groups, out_features, group = qweight.shape
-    rows = counts.reshape(-1, counts.shape[-1]).to(dtype)
-    qscale = qscale.to(dtype)  # the kernel takes scales of the inputs' type
+    rows = inputs.reshape(-1, inputs.shape[-1])
     if rows.shape[-1] != groups * group:
         rows = F.pad(rows, (0, groups * group - rows.shape[-1]))
-    if rows.shape[0] >= _MANY_ROWS or rows.device.type != "cpu":  # a GPU: fewer, larger launches win
-        by_group = rows.view(-1, groups, group).transpose(0, 1)  # (groups, tokens, group)
-        sums = torch.bmm(by_group, qweight.to(dtype).transpose(1, 2))  # (groups, tokens, out)
-        y = (sums.float() * qscale.float().unsqueeze(1)).sum(dim=0)
+    if rows.shape[0] >= _MANY_ROWS and rows.device.type == "cpu" and counts:
+        y = integer_matmul(rows, qweight, qscale)
+    elif rows.shape[0] >= _MANY_ROWS or rows.device.type != "cpu":  # a GPU: fewer, larger launches win
+        weight = qweight.transpose(0, 1) * qscale.t().float().unsqueeze(-1)  # (out, groups, group) fp32
+        y = F.linear(rows.float(), weight.reshape(out_features, groups * group))
     elif groups == 1:
-        y = torch.ops.aten._weight_int8pack_mm(rows, qweight[0], qscale[0]).float()
+        y = torch.ops.aten._weight_int8pack_mm(rows.to(dtype), qweight[0], qscale[0].to(dtype)).float()
     else:  # one kernel call per group, each with its own scales; summed in fp32
-        by_group = rows.view(-1, groups, group).transpose(0, 1).contiguous()
+        by_group = rows.to(dtype).view(-1, groups, group).transpose(0, 1).contiguous()
         kernel = torch.ops.aten._weight_int8pack_mm
-        parts = [kernel(x, w, scale) for x, w, scale in zip(by_group, qweight, qscale, strict=True)]
+        scales = qscale.to(dtype)
+        parts = [kernel(x, w, scale) for x, w, scale in zip(by_group, qweight, scales, strict=True)]
         y = torch.stack(parts).float().sum(dim=0)
-    return y.reshape(*counts.shape[:-1], out_features)
+    return y.reshape(*inputs.shape[:-1], out_features)
+
+
+def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor) -> torch.Tensor:
+    """(tokens, groups * group) integer spike counts times the INT8 weights, each group's sum exact in int32.
+
+    ``torch._int_mm`` multiplies int8 by int8 (VNNI where the CPU has it). Counts reach the thousands, so each is
+    split exactly into two int8 levels, c = 128 h + l with |l| <= 64 (|c| <= k * in_features keeps |h| < 128),
+    and both levels go through one product: the group's sum is 128 * sum(h w) + sum(l w), still an integer.
+    Only the scaling and the sum over groups round, in fp32.
+    """
+    groups, out_features, group = qweight.shape
+    tokens = counts.shape[0]
+    whole = counts.to(torch.int32)
+    high = torch.div(whole + 64, 128, rounding_mode="floor")
+    levels = torch.cat([high, whole - 128 * high]).to(torch.int8)  # (2 tokens, groups * group)
+    by_group = levels.view(2 * tokens, groups, group).transpose(0, 1).contiguous()  # (groups, 2 tokens, group)
+    scales = qscale.float()
+    y = None
+    for index in range(groups):
+        sums = torch._int_mm(by_group[index], qweight[index].t())  # (2 tokens, out) int32, exact
+        part = (sums[:tokens] * 128 + sums[tokens:]).float().mul_(scales[index])
+        y = part if y is None else y.add_(part)
+    return y
 
 
 def _pack_int8(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,6 +254,8 @@ class SpikingLinear(nn.Linear):
         self.record: SpikeStats | None = None  # set to collect firing statistics
         self.register_buffer("qweight", None)  # the INT8 inference form, once frozen
         self.register_buffer("qscale", None)
+        self.kernel = None  # core.models.native.Kernel: decoding in one call (use_kernel)
+        self._scale32: torch.Tensor | None = None  # the kernel's scales: qscale's values in fp32
 
     def freeze_int8(self) -> None:
         """Keep only the INT8 weights (a quarter of the memory); with spiking off they then see the plain inputs."""
@@ -251,12 +276,34 @@ class SpikingLinear(nn.Linear):
             quantized = dequantize_int8(q, scale, self.in_features)
             weight = self.weight + (quantized - self.weight).detach()  # straight-through estimator
             return F.linear(counts * v_th, weight, self.bias)
+        rows = x.numel() // x.shape[-1]
+        if self.kernel is not None and rows < _MANY_ROWS and self.record is None and x.device.type == "cpu":
+            return self._decode(x, rows)
         v_th = spike_threshold(x, self.k)
         counts = torch.round(x / v_th)
         if self.record is not None:
             self.record.add(counts)
-        y = int8_matmul(counts, self.qweight, self.qscale).mul_(v_th)  # W (s v_th) = (W s) v_th: integers first
+        y = int8_matmul(counts, self.qweight, self.qscale, torch.float32, counts=True).mul_(v_th)  # (W s) v_th
         return y if self.bias is None else y.add_(self.bias)
+
+    def use_kernel(self, kernel) -> bool:
+        """Decode through ``kernel`` (None: PyTorch again); False where its int16 counts could overflow."""
+        fits = self.qweight is not None and self.k * self.in_features < 2**15  # |count| <= k * in_features
+        self.kernel = kernel if fits else None
+        self._scale32 = self.qscale.float().contiguous() if self.kernel is not None else None
+        return self.kernel is not None or kernel is None
+
+    def _decode(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """A few tokens in one kernel call: spike coding, every group's exact integer sum, scales and bias."""
+        groups, out, width = self.qweight.shape
+        inputs = x.reshape(rows, self.in_features).float().contiguous()
+        y = torch.empty(rows, out)
+        counts, v_th = torch.empty(rows, groups * width, dtype=torch.int16), torch.empty(rows)
+        self.kernel.spiking_linear(inputs.data_ptr(), rows, self.in_features, self.k, self.qweight.data_ptr(),
+                                   self._scale32.data_ptr(), (groups, out, width),
+                                   None if self.bias is None else self.bias.data_ptr(), y.data_ptr(),
+                                   counts.data_ptr(), v_th.data_ptr())  # fmt: skip
+        return y.reshape(*x.shape[:-1], out)
 
 
 class Int8Rows(nn.Module):
@@ -471,6 +518,11 @@ class SpikingBrainForCausalLM(nn.Module):
             self.head_int8 = Int8Rows(self.lm_head.weight)
         self.wte = self.lm_head = None
         return self
+
+    def use_kernel(self, kernel) -> bool:
+        """Decode every spiking projection through ``kernel`` (``core.models.native.Kernel``; None: PyTorch's
+        operations again); False if some layer cannot (its counts could overflow the kernel's int16)."""
+        return all([layer.use_kernel(kernel) for layer in self.spiking_layers()])
 
     def set_spiking(self, enabled: bool) -> SpikingBrainForCausalLM:
         """Spike coding on or off. Off, an INT8 model multiplies its plain inputs with the same INT8 weights: the

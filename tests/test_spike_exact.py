@@ -1,0 +1,130 @@
+"""The spike semantics stay exact on every path: the compiled decoding kernel, PyTorch's decoding path and the
+prompt's integer product all give the float64 evaluation of the spike maths within fp32 rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    from core.models import native
+
+    try:
+        return native.load(tmp_path_factory.mktemp("kernels"))
+    except OSError as error:  # the Makefile installs gcc; a machine without it decodes in PyTorch
+        pytest.skip(f"no decoding kernel here: {error}")
+
+
+def _layer(in_features: int, out_features: int, bias: bool, group: int = 128):
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingLinear
+
+    torch.manual_seed(in_features)
+    layer = SpikingLinear(in_features, out_features, bias, SpikingBrainConfig(weight_group=group)).eval()
+    if bias:
+        torch.nn.init.normal_(layer.bias)
+    layer.freeze_int8()
+    return layer
+
+
+def _inputs(rows: int, in_features: int) -> torch.Tensor:
+    x = torch.randn(rows, in_features) * torch.logspace(-2, 2, rows)[:, None]
+    x[0, 3] = 400 * x[0].abs().mean()  # an outlier: a count in the hundreds, beyond int8 and bfloat16's 256
+    return x
+
+
+def _spike_maths(layer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counts and outputs in float64: v = mean|x| / k, c = round(x / v), y = v * sum_g s_g * sum_i w_gi c_gi + b."""
+    x64 = x.double()
+    v_th = (x64.abs().mean(-1, keepdim=True) / layer.k).clamp_min(1e-8)
+    counts = torch.round(x64 / v_th)
+    groups, out, width = layer.qweight.shape
+    padded = torch.nn.functional.pad(counts, (0, groups * width - counts.shape[1])).view(-1, groups, width)
+    sums = torch.einsum("rgi,goi->rgo", padded, layer.qweight.double())  # exact integers
+    y = (sums * layer.qscale.double()[None]).sum(1) * v_th
+    return counts, y if layer.bias is None else y + layer.bias.double()
+
+
+def _close(y: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Equal within fp32 rounding: a few units of fp32's last place, relative to the output's size."""
+    return bool(((y.double() - expected).abs().max() / expected.abs().max()) < 2e-6)
+
+
+@pytest.mark.parametrize(("in_features", "out_features", "bias"),
+                         [(576, 96, False), (300, 40, True), (1536, 64, False)])  # fmt: skip
+def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features, out_features, bias):
+    layer = _layer(in_features, out_features, bias)
+    x = _inputs(40, in_features)
+    counts, expected = _spike_maths(layer, x)
+    with torch.no_grad():
+        prompt = layer(x)  # 40 tokens: the integer product
+        layer.use_kernel(None)
+        torch_decode = torch.cat([layer(row[None]) for row in x])  # one token at a time, PyTorch's operations
+        assert layer.use_kernel(kernel)
+        kernel_decode = torch.cat([layer(row[None]) for row in x])
+        kernel_rows = layer(x[:3])  # a few tokens in one call
+    for y in (prompt, torch_decode, kernel_decode):
+        assert _close(y, expected)
+    assert _close(kernel_rows, expected[:3])
+    assert counts.abs().max() > 256  # the outlier was counted whole, not rounded as bfloat16 would
+
+    # The kernel's counts are the same integers.
+    groups, out, width = layer.qweight.shape
+    kernel_counts, v_th = np.empty((1, groups * width), np.int16), np.empty(1, np.float32)
+    y = np.empty((1, out), np.float32)
+    row = x[:1].contiguous()
+    kernel.spiking_linear(row.data_ptr(), 1, in_features, layer.k, layer.qweight.data_ptr(), layer._scale32.data_ptr(),
+                          (groups, out, width), None if layer.bias is None else layer.bias.data_ptr(), y.ctypes.data,
+                          kernel_counts.ctypes.data, v_th.ctypes.data)  # fmt: skip
+    assert np.array_equal(kernel_counts[0, :in_features], counts[0].numpy().astype(np.int16))
+
+
+def test_bfloat16_counts_would_not_pass():
+    """The check has teeth: the old path (counts and group sums in bfloat16) misses it by orders of magnitude."""
+    from core.models.spikingbrain_model import int8_matmul
+
+    layer = _layer(576, 96, False)
+    x = _inputs(1, 576)
+    counts, expected = _spike_maths(layer, x)
+    v_th = (x.abs().mean(-1, keepdim=True) / layer.k).clamp_min(1e-8)
+    old = int8_matmul(torch.round(x / v_th), layer.qweight, layer.qscale, torch.bfloat16) * v_th
+    assert not _close(old, expected)
+
+
+def test_a_model_decodes_the_same_with_and_without_the_kernel(kernel):
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+
+    torch.manual_seed(0)
+    config = SpikingBrainConfig(vocab_size=300, n_embd=128, n_layer=2, n_head=4, n_kv_head=2, family="llama",
+                                intermediate_size=384, block_size=64)  # fmt: skip
+    model = SpikingBrainForCausalLM(config).eval()
+    torch.nn.init.normal_(model.wte.weight)
+    model.freeze_int8()
+    ids = torch.randint(0, 300, (1, 20))
+
+    def greedy(steps: int = 12) -> tuple[list[int], torch.Tensor]:
+        with torch.no_grad():
+            output = model(ids)
+            tokens, logits = [], []
+            for _ in range(steps):
+                token = output.logits[:, -1:].argmax(-1)
+                tokens.append(int(token))
+                output = model(token, past_key_values=output.past_key_values)
+                logits.append(output.logits[0, -1])
+        return tokens, torch.stack(logits)
+
+    plain_tokens, plain_logits = greedy()
+    assert model.use_kernel(kernel)
+    kernel_tokens, kernel_logits = greedy()
+    assert kernel_tokens == plain_tokens
+    assert (kernel_logits - plain_logits).abs().max() < 1e-3 * plain_logits.abs().max()
+
+
+def test_without_a_compiler_the_kernel_says_why(tmp_path, monkeypatch):
+    from core.models import native
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(OSError):
+        native.load(tmp_path)
