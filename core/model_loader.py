@@ -218,7 +218,7 @@ class ModelLoader:
         device = self.placement.device("torch")
         loaded = load_spikingbrain_dir(root, device, spiking)
         if spiking and device == "cpu":
-            self._use_decoding_kernel(loaded["model"])
+            self.use_decoding_kernel(loaded["model"])
         try:  # one token through every layer: the INT8 kernel may be missing on this platform or device
             with torch.no_grad():
                 loaded["model"](torch.tensor([[0]], device=device))
@@ -229,9 +229,12 @@ class ModelLoader:
 
     # ---- text to speech -------------------------------------------------------------------------------------------
 
-    def _use_decoding_kernel(self, model) -> None:
-        """SpikingBrain's compiled decoding kernel (``core.models.native``), on every core: built once per machine
-        into the store; without it the model decodes in PyTorch, about a quarter as fast, and says so once."""
+    def use_decoding_kernel(self, model) -> None:
+        """SpikingBrain's compiled decoding kernel (``core.models.native``), built once per machine into the store;
+        without it the model decodes in PyTorch, about a quarter as fast, and says so once.
+
+        The kernel runs on the decoding thread alone unless ``threads`` is set: a second OpenMP thread measured
+        no faster there (49 against 54 tokens/s, 2 cores), and it is what fell to 1 token/s on a busy machine."""
         from core.models import native
 
         try:
@@ -239,11 +242,11 @@ class ModelLoader:
         except (OSError, subprocess.SubprocessError) as error:
             self.warn(f"SpikingBrain decodes without its compiled kernel, about 4x slower ({error}); install gcc")
             return
-        kernel.threads = self.placement.threads
+        kernel.threads = self.settings.threads or 1
         native.keep_freed_memory()
         if not model.use_kernel(kernel):
             self._note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
-        self._note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} threads")
+        self._note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")
 
     def load_speaker(self, backend: str | None = None, voice: str | None = None):
         """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain

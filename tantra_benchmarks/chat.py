@@ -10,7 +10,8 @@ from dataclasses import replace
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
 from core import model_store
-from tantra_benchmarks.common import PROSE, TANTRA, measure_child, prose_text, tantra_env
+from core.model_loader import ModelLoader
+from tantra_benchmarks.common import PROSE, TANTRA, machine, measure_child, prose_text, tantra_env
 
 K_VALUES = (2.0, 3.0, 4.0, 6.0, 8.0)
 PROMPT_TOKENS, DECODE_TOKENS = 200, 128
@@ -28,26 +29,67 @@ def _quality(model, ids, reference_logits) -> dict:
     return {"perplexity": round(perplexity, 3), "top1_agreement": round(agreement, 4)}
 
 
+class _ProductTimer:
+    """Time spent in a model's weight products while it decodes: the spiking projections (the compiled kernel's
+    calls) and the INT8 output head. The rest of a decoding step is the per-token overhead: Python, dispatch,
+    attention, norms."""
+
+    def __init__(self, model) -> None:
+        self.seconds, self.patched = 0.0, []
+        kernels = {id(layer.kernel): layer.kernel for layer in model.spiking_layers() if layer.kernel is not None}
+        head = getattr(model, "head_int8", None) or getattr(model, "embed_int8", None)
+        for owner, name in [*((kernel, "spiking_linear") for kernel in kernels.values()), (head, "project")]:
+            if owner is not None:
+                self._wrap(owner, name)
+
+    def _wrap(self, owner, name: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+        self.patched.append((owner, name))
+
+    def close(self) -> None:
+        for owner, name in self.patched:
+            delattr(owner, name)  # the class's method again
+
+
 def _speed(model, vocab_size: int) -> dict:
-    """Prompt and greedy decode speed with the KV cache, through the same calls for every model."""
+    """Prompt and greedy decode speed with the KV cache, through the same calls for every model; for SpikingBrain,
+    also the milliseconds of each decoding step spent in its weight products and outside them."""
     import torch
 
     prompt = torch.randint(100, vocab_size - 100, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0))
+    timer = _ProductTimer(model) if hasattr(model, "spiking_layers") else None
     with torch.no_grad():
         model(prompt[:, :8])  # warm-up: first-call allocations out of the timing
         start = time.perf_counter()
         output = model(prompt)
         prefill = time.perf_counter() - start
         token = output.logits[:, -1:].argmax(-1)
+        if timer is not None:
+            timer.seconds = 0.0
         start = time.perf_counter()
         for _ in range(DECODE_TOKENS):
             output = model(token, past_key_values=output.past_key_values)
             token = output.logits[:, -1:].argmax(-1)
         decode = time.perf_counter() - start
-    return {
+    result = {
         "prompt_tokens_per_second": round(PROMPT_TOKENS / prefill, 1),
         "decode_tokens_per_second": round(DECODE_TOKENS / decode, 1),
     }
+    if timer is not None:
+        timer.close()
+        step, products = 1000 * decode / DECODE_TOKENS, 1000 * timer.seconds / DECODE_TOKENS
+        result.update(decode_step_ms=round(step, 2), products_ms=round(products, 2),
+                      overhead_ms=round(step - products, 2))  # fmt: skip
+    return result
 
 
 def _peak_rss(settings: Settings, *flags: str) -> int:
@@ -73,6 +115,8 @@ def bench_chat(settings: Settings) -> dict:
     reference = load_spikingbrain_dir(root, spiking=False)
     plain, tokenizer = reference["model"], reference["tokenizer"]
     spiking = load_spikingbrain_dir(root, spiking=True)["model"]
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    loader.use_decoding_kernel(spiking)  # as tantra chat decodes
     default_k = spiking.config.spike_k
     text = prose_text()
     ids = torch.tensor([tokenizer.encode(text)])
@@ -102,6 +146,7 @@ def bench_chat(settings: Settings) -> dict:
     # The same spiking model with one weight scale per output row instead of per 128 inputs.
     state = read_safetensors(root / WEIGHTS)
     per_row = SpikingBrainForCausalLM.from_state_dict(replace(spiking.config, weight_group=0), state).freeze_int8()
+    loader.use_decoding_kernel(per_row)
     row_scales = row(per_row)
     stock = stock_transformers_llama(plain.config, state)
     with torch.no_grad():
@@ -115,6 +160,7 @@ def bench_chat(settings: Settings) -> dict:
         "spikingbrain_no_spiking": _speed(plain, vocab),
         "transformers": _speed(stock, vocab),
     }
+    spiking_kernel = next((layer.kernel.path.name for layer in spiking.spiking_layers() if layer.kernel), None)
     del stock, per_row, state, plain, spiking
     stock_decode = speed["transformers"]["decode_tokens_per_second"]
     speed["decode_speedup_vs_transformers"] = round(speed["spikingbrain"]["decode_tokens_per_second"] / stock_decode, 2)
@@ -126,8 +172,10 @@ def bench_chat(settings: Settings) -> dict:
         "runtime_rss_mb": runtime, "spiking_lm_resident_mb": spiking_peak - runtime,
     }  # fmt: skip
     return {
+        "machine": machine(settings),
         "model": stored.name,
         "threads": torch.get_num_threads(),
+        "decoding_kernel": spiking_kernel,
         "text": {"file": PROSE.name, "words": len(text.split()), "tokens": ids.shape[1]},
         "reference": {**base, "transformers_max_logit_difference": round(stock_difference, 6)},
         "spiking": {"k": default_k, "weight_group": 128, **default},

@@ -45,19 +45,23 @@ class Kernel:
         self.path = path
         self._linear = library.spiking_linear
         pointer, integer = ctypes.c_void_p, ctypes.c_int
-        self._linear.argtypes = [pointer, integer, integer, ctypes.c_float, pointer, pointer, integer, integer,
+        real = ctypes.c_float
+        self._linear.argtypes = [pointer, integer, integer, pointer, real, real, pointer, pointer, integer, integer,
                                  integer, pointer, pointer, pointer, pointer, integer]  # fmt: skip
         self.threads = 1
         self._linear.restype = None
 
     def spiking_linear(self, x, rows: int, in_features: int, k: float, weight, scale, shape: tuple[int, int, int],
-                       bias, y, counts, v_th) -> None:  # fmt: skip
+                       bias, y, counts, v_th, norm: tuple[int, float] | None = None) -> None:  # fmt: skip
         """Raw pointers (``tensor.data_ptr()``, numpy's ``ctypes.data``) to C-contiguous buffers: ``x`` (rows,
-        in_features) fp32, ``weight`` (groups, out, width) int8 of ``shape``, ``scale`` (groups, out) fp32,
-        ``bias`` (out,) fp32 or None; written: ``y`` (rows, out) fp32, ``counts`` (rows, groups * width) int16,
-        ``v_th`` (rows,) fp32."""
+        in_features) fp32, ``weight`` (out, groups, width) int8 (``shape`` gives groups, out, width), ``scale``
+        (groups, out) fp32, ``bias`` (out,) fp32 or None; written: ``y`` (rows, out) fp32, ``counts`` (rows,
+        groups * width) int16, ``v_th`` (rows,) fp32. ``norm`` (a weight's pointer, eps): RMS-normalise each row
+        first."""
         groups, out, width = shape
-        self._linear(x, rows, in_features, k, weight, scale, groups, out, width, bias, y, counts, v_th, self.threads)
+        norm_weight, eps = norm if norm is not None else (None, 0.0)
+        self._linear(x, rows, in_features, norm_weight, eps, k, weight, scale, groups, out, width, bias, y, counts,
+                     v_th, self.threads)  # fmt: skip
 
 
 def _compiler() -> str | None:
@@ -107,7 +111,8 @@ def _check(kernel: Kernel) -> None:
     bias = rng.standard_normal(out).astype(np.float32)
     y = np.empty((rows, out), np.float32)
     counts, v_th = np.empty((rows, groups * width), np.int16), np.empty(rows, np.float32)
-    kernel.spiking_linear(x.ctypes.data, rows, in_features, 4.0, weight.ctypes.data, scale.ctypes.data,
+    rows_first = np.ascontiguousarray(weight.transpose(1, 0, 2))  # the kernel's layout: (out, groups, width)
+    kernel.spiking_linear(x.ctypes.data, rows, in_features, 4.0, rows_first.ctypes.data, scale.ctypes.data,
                           (groups, out, width), bias.ctypes.data, y.ctypes.data, counts.ctypes.data,
                           v_th.ctypes.data)  # fmt: skip
     expected = _reference(x.astype(np.float64), 4.0, weight, scale, bias.astype(np.float64))
