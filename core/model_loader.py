@@ -243,9 +243,9 @@ class ModelLoader:
             self.warn(f"SpikingBrain decodes without its compiled kernel, about 4x slower ({error}); install gcc")
             return
         kernel.threads = self.settings.threads or 1
-        native.keep_freed_memory()
         if not model.use_kernel(kernel):
             self._note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
+        native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
         self._note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")
 
     def load_speaker(self, backend: str | None = None, voice: str | None = None):

@@ -93,7 +93,8 @@ def _speed(model, vocab_size: int) -> dict:
 
 
 def _peak_rss(settings: Settings, *flags: str) -> int:
-    command = [*TANTRA, "chat", "--temperature", "0", "-n", "16", *flags, "Say hello."]
+    # Without the log and memory: their embedder is measured by `tantra bench memory`, this is the language model.
+    command = [*TANTRA, "chat", "--temperature", "0", "-n", "16", "--no-log", "--no-memory", *flags, "Say hello."]
     run = measure_child(command, env=tantra_env(settings))
     if run.code != 0:
         raise RuntimeError(f"tantra chat failed while measuring memory (exit {run.code})")

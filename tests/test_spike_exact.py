@@ -75,7 +75,7 @@ def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features,
     kernel_counts, v_th = np.empty((1, groups * width), np.int16), np.empty(1, np.float32)
     y = np.empty((1, out), np.float32)
     row = x[:1].contiguous()
-    kernel.spiking_linear(row.data_ptr(), 1, in_features, layer.k, layer.qweight.data_ptr(), layer._scale32.data_ptr(),
+    kernel.spiking_linear(row.data_ptr(), 1, in_features, layer.k, layer.qweight.data_ptr(), layer.qscale.data_ptr(),
                           (groups, out, width), None if layer.bias is None else layer.bias.data_ptr(), y.ctypes.data,
                           kernel_counts.ctypes.data, v_th.ctypes.data)  # fmt: skip
     assert np.array_equal(kernel_counts[0, :in_features], counts[0].numpy().astype(np.int16))

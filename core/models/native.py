@@ -55,7 +55,7 @@ class Kernel:
                        bias, y, counts, v_th, norm: tuple[int, float] | None = None) -> None:  # fmt: skip
         """Raw pointers (``tensor.data_ptr()``, numpy's ``ctypes.data``) to C-contiguous buffers: ``x`` (rows,
         in_features) fp32, ``weight`` (out, groups, width) int8 (``shape`` gives groups, out, width), ``scale``
-        (groups, out) fp32, ``bias`` (out,) fp32 or None; written: ``y`` (rows, out) fp32, ``counts`` (rows,
+        (groups, out) bfloat16, ``bias`` (out,) fp32 or None; written: ``y`` (rows, out) fp32, ``counts`` (rows,
         groups * width) int16, ``v_th`` (rows,) fp32. ``norm`` (a weight's pointer, eps): RMS-normalise each row
         first."""
         groups, out, width = shape
@@ -107,7 +107,8 @@ def _check(kernel: Kernel) -> None:
     x = (rng.standard_normal((rows, in_features)) * np.array([1.0, 40.0])[:, None]).astype(np.float32)
     x[1, 7] = 20000.0  # a count far beyond int8 (about 480)
     weight = rng.integers(-127, 128, (groups, out, width), dtype=np.int8)
-    scale = rng.random((groups, out), dtype=np.float32) / 100
+    scale = (rng.random((groups, out), dtype=np.float32) / 100).view(np.uint32) >> 16  # bfloat16: the top half
+    scale = scale.astype(np.uint16)
     bias = rng.standard_normal(out).astype(np.float32)
     y = np.empty((rows, out), np.float32)
     counts, v_th = np.empty((rows, groups * width), np.int16), np.empty(rows, np.float32)
@@ -115,7 +116,8 @@ def _check(kernel: Kernel) -> None:
     kernel.spiking_linear(x.ctypes.data, rows, in_features, 4.0, rows_first.ctypes.data, scale.ctypes.data,
                           (groups, out, width), bias.ctypes.data, y.ctypes.data, counts.ctypes.data,
                           v_th.ctypes.data)  # fmt: skip
-    expected = _reference(x.astype(np.float64), 4.0, weight, scale, bias.astype(np.float64))
+    scale32 = (scale.astype(np.uint32) << 16).view(np.float32)
+    expected = _reference(x.astype(np.float64), 4.0, weight, scale32, bias.astype(np.float64))
     if not np.allclose(y, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()):
         raise OSError("the compiled kernel disagrees with the reference maths")
 

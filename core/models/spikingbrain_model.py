@@ -200,22 +200,27 @@ def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tenso
 def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor) -> torch.Tensor:
     """(tokens, groups * group) integer spike counts times the INT8 weights, each group's sum exact in int32.
 
-    ``torch._int_mm`` multiplies int8 by int8 (VNNI where the CPU has it). Counts reach the thousands, so each is
-    split exactly into two int8 levels, c = 128 h + l with |l| <= 64 (|c| <= k * in_features keeps |h| < 128),
-    and both levels go through one product: the group's sum is 128 * sum(h w) + sum(l w), still an integer.
-    Only the scaling and the sum over groups round, in fp32.
+    ``torch._int_mm`` multiplies int8 by int8 (VNNI where the CPU has it). A token whose counts all fit int8 goes
+    through as it is; one with larger counts (the thousands, at outlier features) is split exactly into two int8
+    levels, c = 128 h + l with |l| <= 64 (|c| <= k * in_features keeps |h| < 128), and its group sums are
+    128 * sum(h w) + sum(l w), still integers. About a fifth of a prompt's tokens need the split. Only the scaling
+    and the sum over groups round, in fp32.
     """
     groups, out_features, group = qweight.shape
     tokens = counts.shape[0]
-    whole = counts.to(torch.int32)
-    high = torch.div(whole + 64, 128, rounding_mode="floor")
-    levels = torch.cat([high, whole - 128 * high]).to(torch.int8)  # (2 tokens, groups * group)
-    by_group = levels.view(2 * tokens, groups, group).transpose(0, 1).contiguous()  # (groups, 2 tokens, group)
+    low = counts.to(torch.int32)
+    big = low.abs().amax(dim=-1) > 127
+    high = torch.div(low[big] + 64, 128, rounding_mode="floor")
+    low[big] -= 128 * high
+    levels = torch.cat([low, high]).to(torch.int8)  # (tokens + big tokens, groups * group)
+    by_group = levels.view(-1, groups, group).transpose(0, 1).contiguous()  # (groups, rows, group)
+    big_rows = big.nonzero().squeeze(-1)
     scales = qscale.float()
     y = None
     for index in range(groups):
-        sums = torch._int_mm(by_group[index], qweight[index].t())  # (2 tokens, out) int32, exact
-        part = (sums[:tokens] * 128 + sums[tokens:]).float().mul_(scales[index])
+        sums = torch._int_mm(by_group[index], qweight[index].t())  # (rows, out) int32, exact
+        exact = sums[:tokens].index_add_(0, big_rows, sums[tokens:], alpha=128)
+        part = exact.float().mul_(scales[index])
         y = part if y is None else y.add_(part)
     return y
 
@@ -255,7 +260,6 @@ class SpikingLinear(nn.Linear):
         self.register_buffer("qweight", None)  # the INT8 inference form, once frozen
         self.register_buffer("qscale", None)
         self.kernel = None  # core.models.native.Kernel: decoding in one call (use_kernel)
-        self._scale32: torch.Tensor | None = None  # the kernel's scales: qscale's values in fp32
         self.pre_norm: RMSNorm | None = None  # a norm the kernel applies first (its module then passes x through)
 
     def freeze_int8(self) -> None:
@@ -292,9 +296,9 @@ class SpikingLinear(nn.Linear):
         The kernel reads each output's weights as one run of memory, so they are laid out (out, groups, group)
         underneath, once: ``qweight`` stays a (groups, out, group) view of them for the other paths. Streaming
         one run instead of one per group made the kernel 2.2x as fast (81 against 177 us for 576 x 3072)."""
-        fits = self.qweight is not None and self.k * self.in_features < 2**15  # |count| <= k * in_features
+        fits = (self.qweight is not None and self.k * self.in_features < 2**15  # |count| <= k * in_features
+                and self.qscale.dtype == torch.bfloat16 and self.qscale.is_contiguous())  # fmt: skip
         self.kernel = kernel if fits else None
-        self._scale32 = self.qscale.float().contiguous() if self.kernel is not None else None
         if self.kernel is not None and self.qweight.is_contiguous():
             self.qweight = self.qweight.transpose(0, 1).contiguous().transpose(0, 1)
         return self.kernel is not None or kernel is None
@@ -313,7 +317,7 @@ class SpikingLinear(nn.Linear):
         counts, v_th = torch.empty(rows, groups * width, dtype=torch.int16), torch.empty(rows)
         norm = None if self.pre_norm is None else (self.pre_norm.weight.data_ptr(), self.pre_norm.eps)
         self.kernel.spiking_linear(inputs.data_ptr(), rows, self.in_features, self.k, self.qweight.data_ptr(),
-                                   self._scale32.data_ptr(), (groups, out, width),
+                                   self.qscale.data_ptr(), (groups, out, width),
                                    None if self.bias is None else self.bias.data_ptr(), y.data_ptr(),
                                    counts.data_ptr(), v_th.data_ptr(), norm)  # fmt: skip
         return y.reshape(*x.shape[:-1], out)

@@ -10,6 +10,14 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
+
+static inline float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the top half of an fp32 */
+    uint32_t word = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &word, sizeof value);
+    return value;
+}
 
 /* The input as the projection reads it: x itself, or RMS-normalised first (the llama block's norm, fused here so
  * that decoding does not pay for it as separate operations): x / sqrt(mean(x^2) + eps) * norm_weight. */
@@ -37,10 +45,10 @@ static float spike_code(const float *x, int in_features, int padded, float k, co
 
 /* x (rows, in_features) fp32; norm_weight (in_features) fp32 or NULL; w (out, groups, width) int8 (each output's
  * weights one run of memory, which streams twice as fast as a run per group); scale (groups,
- * out) fp32; bias (out) or NULL; y (rows, out) fp32; counts (rows, groups * width) int16 and v_th (rows) are
+ * out) bfloat16; bias (out) or NULL; y (rows, out) fp32; counts (rows, groups * width) int16 and v_th (rows) are
  * filled for the caller too. */
 void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
-                    const int8_t *w, const float *scale, int groups, int out, int width, const float *bias, float *y,
+                    const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
                     int16_t *counts, float *v_th, int threads) {
     int padded = groups * width;
     for (int r = 0; r < rows; r++)
@@ -56,7 +64,7 @@ void spiking_linear(const float *x, int rows, int in_features, const float *norm
                 const int16_t *cg = c + (int64_t)g * width;
                 int32_t dot = 0;
                 for (int i = 0; i < width; i++) dot += (int32_t)wg[i] * (int32_t)cg[i];
-                sum += scale[(int64_t)g * out + o] * (float)dot;
+                sum += from_bfloat16(scale[(int64_t)g * out + o]) * (float)dot;
             }
             y[(int64_t)r * out + o] = sum * v_th[r] + (bias ? bias[o] : 0.0f);
         }
