@@ -14,6 +14,10 @@ import pytest
 
 # Conversations the tests have go to a log of their own, never the user's (a test that needs a fresh one sets it).
 os.environ.setdefault("TANTRA_DATA_DIR", tempfile.mkdtemp(prefix="tantra-test-data-"))
+# Nothing one test said is recalled into another's prompt (tests that check the model's answer would depend on
+# their order); the memory's own tests turn it on.
+os.environ["TANTRA_MEMORY_SIZE"] = "0"
+MEMORY_ON = {"TANTRA_MEMORY_SIZE": "1000"}
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "arctic_a0007.wav"

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import run_tantra
+from tests.conftest import MEMORY_ON, run_tantra
 from tests.fakes import FakeEmbedder
 
 
@@ -39,7 +39,7 @@ def data_dir(tmp_path):
 def tantra(data_dir, *args, input: str | None = None):
     from tantra_cli.app import app
 
-    result = CliRunner().invoke(app, list(args), input=input, env={"TANTRA_DATA_DIR": str(data_dir)})
+    result = CliRunner().invoke(app, list(args), input=input, env={"TANTRA_DATA_DIR": str(data_dir), **MEMORY_ON})
     return result
 
 
@@ -95,7 +95,7 @@ def test_logs_path_status_and_switching_off(data_dir):
 
     assert tantra(data_dir, "logs", "off").exit_code == 0
     assert "logging is off" in tantra(data_dir, "logs", "status").stdout
-    settings = load_settings(environ={"TANTRA_DATA_DIR": str(data_dir)})
+    settings = load_settings(environ={"TANTRA_DATA_DIR": str(data_dir), **MEMORY_ON})
     assert open_journal(settings, FakeEmbedder).log is None  # chats write nothing now
     assert open_journal(settings, FakeEmbedder).memory is not None  # but still recall
     tantra(data_dir, "logs", "on")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_tantra
+from tests.conftest import MEMORY_ON, run_tantra
 from tests.fakes import FakeEmbedder, fake_language_model
 
 
@@ -221,7 +221,7 @@ def test_minilm_recalls_a_fact_for_its_question_and_not_for_unrelated_ones(setti
 
 @pytest.mark.slow
 def test_a_later_process_recalls_continues_and_finds_what_an_earlier_one_was_told(tmp_path):
-    env = {"TANTRA_DATA_DIR": str(tmp_path)}
+    env = {"TANTRA_DATA_DIR": str(tmp_path), **MEMORY_ON}
     told = run_tantra("chat", "-t", "0", "-n", "12", "--json", "Remember this: my cat is called Pumpernickel.",
                       env=env)  # fmt: skip
     assert told.returncode == 0, told.stderr.decode()

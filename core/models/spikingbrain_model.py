@@ -549,7 +549,9 @@ class SpikingBrainForCausalLM(nn.Module):
             for norm, layer in ((block.ln_1, block.attn.qkv_proj), (block.ln_2, block.mlp.up_proj)):
                 if isinstance(norm, RMSNorm):
                     fused = layer.kernel is not None
-                    norm.fused_into, layer.pre_norm = (layer, norm) if fused else (None, None)
+                    # Plain attributes, not submodules: registered, each would hold the other, a cycle.
+                    object.__setattr__(norm, "fused_into", layer if fused else None)
+                    object.__setattr__(layer, "pre_norm", norm if fused else None)
         return fits
 
     def set_spiking(self, enabled: bool) -> SpikingBrainForCausalLM:
