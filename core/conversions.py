@@ -56,8 +56,8 @@ def _minilm_onnx(path: Path) -> None:
 
 CONVERSIONS: dict[str, Conversion] = {
     "whisper-ct2": Conversion(_whisper_ct2, 1),
-    "spikingbrain-gguf": Conversion(_spikingbrain_gguf, 2),
-    "spikingbrain-hf": Conversion(_spikingbrain_hf, 2),
+    "spikingbrain-gguf": Conversion(_spikingbrain_gguf, 3),  # 3: INT8 weights saved output-major (the kernel's)
+    "spikingbrain-hf": Conversion(_spikingbrain_hf, 3),
     "efficientnet-onnx": Conversion(_efficientnet_onnx, 1),
     "minilm-onnx": Conversion(_minilm_onnx, 1),
 }

@@ -171,12 +171,12 @@ def _save(out_dir: Path, state: dict, config: dict) -> None:
     """The full-precision weights (the reference), their INT8 inference form, and the config."""
     from safetensors.torch import save_file
 
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM, stored_int8
 
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out_dir / WEIGHTS))
     model = SpikingBrainForCausalLM.from_state_dict(SpikingBrainConfig(**config), state)
-    save_file(model.freeze_int8().state_dict(), str(out_dir / INT8_WEIGHTS))
+    save_file(stored_int8(model.freeze_int8().state_dict()), str(out_dir / INT8_WEIGHTS))
     (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 

@@ -171,17 +171,17 @@ def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tenso
                 dtype: torch.dtype = torch.bfloat16, counts: bool = False) -> torch.Tensor:  # fmt: skip
     """The product of (..., in) inputs and INT8 weights scaled per group: (..., in) -> (..., out) float32.
 
-    ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. One token at a time (decoding),
-    the INT8 kernel reads the weights straight from memory, a quarter of the bytes of fp32 weights, with the inputs
-    in ``dtype``: fp32 keeps spike counts and plain inputs exact, bfloat16 (the output head) is twice as fast and
-    rounds them to 8 bits. A prompt's many tokens share each weight: integer spike ``counts`` then go through
-    ``integer_matmul`` (exact), other inputs through one fp32 product with the weights scaled once per call.
+    ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. Integer spike ``counts`` go
+    through ``integer_matmul``, exact (decoding normally takes the compiled kernel instead, which is faster still).
+    Other inputs: one token at a time, torch's INT8 kernel reads the weights straight from memory with the inputs in
+    ``dtype`` (fp32 exact, bfloat16, for the output head, twice as fast); many tokens share each weight, so there
+    the weights are scaled into fp32 once per call for a single product.
     """
     groups, out_features, group = qweight.shape
     rows = inputs.reshape(-1, inputs.shape[-1])
     if rows.shape[-1] != groups * group:
         rows = F.pad(rows, (0, groups * group - rows.shape[-1]))
-    if rows.shape[0] >= _MANY_ROWS and rows.device.type == "cpu" and counts:
+    if counts and rows.device.type == "cpu":
         y = integer_matmul(rows, qweight, qscale)
     elif rows.shape[0] >= _MANY_ROWS or rows.device.type != "cpu":  # a GPU: fewer, larger launches win
         weight = qweight.transpose(0, 1) * qscale.t().float().unsqueeze(-1)  # (out, groups, group) fp32
@@ -228,20 +228,31 @@ def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Te
 def _pack_int8(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``quantize_int8`` laid out for ``int8_matmul``: (groups, out, group) int8 and (groups, out) bfloat16.
 
-    ``group`` 0 means one scale per output row; group sizes are whole kernel blocks, padded with zero weights.
+    ``group`` 0 means one scale per output row; group sizes are whole kernel blocks, padded with zero weights. The
+    int8 tensor is a view of (out, groups, group) memory, each output's weights one run: the layout the decoding
+    kernel streams fastest, and the one saved (``stored_int8``).
     """
     out_features, in_features = weight.shape
     if weight.is_meta:  # shapes only, while loading; quantizing on meta would import sympy (70 MB) for nothing
         group = group or in_features
         width = math.ceil(group / _KERNEL_WIDTH) * _KERNEL_WIDTH
         groups = math.ceil(in_features / group)
-        return torch.empty(groups, out_features, width, dtype=torch.int8), torch.empty(
+        return torch.empty(out_features, groups, width, dtype=torch.int8).transpose(0, 1), torch.empty(
             groups, out_features, dtype=torch.bfloat16
         )
-    q, scale = quantize_int8(weight, group or in_features)
+    q, scale = quantize_int8(weight, group or in_features)  # (out, groups, group)
     if q.shape[-1] % _KERNEL_WIDTH:
         q = F.pad(q, (0, _KERNEL_WIDTH - q.shape[-1] % _KERNEL_WIDTH))
-    return q.transpose(0, 1).contiguous(), scale[..., 0].t().to(torch.bfloat16).contiguous()
+    return q.contiguous().transpose(0, 1), scale[..., 0].t().to(torch.bfloat16).contiguous()
+
+
+def _grouped(name: str, tensor: torch.Tensor) -> bool:
+    return name.endswith("qweight") and tensor.dim() == 3
+
+
+def stored_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A frozen model's state as saved: grouped INT8 weights as their (out, groups, group) memory, contiguous."""
+    return {name: t.transpose(0, 1).contiguous() if _grouped(name, t) else t for name, t in state.items()}
 
 
 class SpikingLinear(nn.Linear):
@@ -510,6 +521,10 @@ class SpikingBrainForCausalLM(nn.Module):
         # The INT8 kernel reads weights with aligned vector loads and crashes on less than 64-byte alignment (as
         # safetensors' own loader gives): copy those (torch's allocations are aligned; read_safetensors uses them).
         state = {name: t if t.data_ptr() % 64 == 0 else t.clone() for name, t in state.items()}
+        expected = model.state_dict()
+        for name, tensor in state.items():  # saved as (out, groups, group) memory: seen as (groups, out, group)
+            if _grouped(name, tensor) and name in expected and tensor.shape != expected[name].shape:
+                state[name] = tensor.transpose(0, 1)
         unexpected = model.load_state_dict(state, strict=False, assign=True).unexpected_keys
         model.tie_weights()
         missing = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
