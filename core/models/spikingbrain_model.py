@@ -163,8 +163,9 @@ _KERNEL_WIDTH = 64
 
 
 _MANY_ROWS = 16
-"""From this many tokens at once (a prompt), a batched bfloat16 product beats the INT8 kernel's row-by-row one on
-a CPU. On a GPU it always does: there decoding waits on kernel launches more than on memory."""
+"""From this many tokens at once (a prompt), one batched product beats a pass over the weights per token: the
+decoding kernel takes fewer, batched products more. On a GPU batched products always win: there decoding waits on
+kernel launches more than on memory."""
 
 
 def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,
@@ -298,7 +299,7 @@ class SpikingLinear(nn.Linear):
         counts = torch.round(x / v_th)
         if self.record is not None:
             self.record.add(counts)
-        y = int8_matmul(counts, self.qweight, self.qscale, torch.float32, counts=True).mul_(v_th)  # (W s) v_th
+        y = int8_matmul(counts, self.qweight, self.qscale, counts=True).mul_(v_th)  # W (s v_th) = (W s) v_th
         return y if self.bias is None else y.add_(self.bias)
 
     def use_kernel(self, kernel) -> bool:
