@@ -25,6 +25,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def to_the_minute(iso: str) -> str:
+    """A logged time as people read it: 2026-11-28 04:05."""
+    return iso[:16].replace("T", " ")
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     path: str

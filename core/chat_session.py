@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from core.chat_log import ExchangeStart, ImageRecord
+from core.chat_log import ExchangeStart, ImageRecord, one_line, to_the_minute
 from core.errors import BadInput
 from core.journal import Journal
 from core.language_model import Conversation, PromptCache, SamplingOptions, stream_text
@@ -82,14 +82,10 @@ def image_paths_in(text: str) -> list[Path]:
 def image_record(describer, path: Path) -> ImageRecord:
     """The image as a chat keeps it: its path and sha256 for the log, and ``[Image NAME: what it shows]``, the line
     the model reads in its place."""
-    import hashlib
+    from core.model_store import sha256_of
 
     facts = describer.note(path)  # first: it says clearly what is wrong with a missing or broken file
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return ImageRecord(str(Path(path).resolve()), digest.hexdigest(), facts)
+    return ImageRecord(str(Path(path).resolve()), sha256_of(Path(path)), facts)
 
 
 MEMORY_NOTE_CHARACTERS = 300
@@ -98,14 +94,9 @@ MEMORY_NOTE_CHARACTERS = 300
 
 def memory_note(recollection: Recollection) -> str:
     """The line the model reads for a recalled episode, before the message."""
-    exchange = recollection.exchange
-
-    def cut(text: str) -> str:
-        text = " ".join(text.split())
-        return text if len(text) <= MEMORY_NOTE_CHARACTERS else text[: MEMORY_NOTE_CHARACTERS - 1] + "…"
-
-    return f'[Memory of {exchange.datetime_utc[:10]}: the user said "{cut(exchange.prompt)}", you replied ' \
-           f'"{cut(exchange.reply)}"]'  # fmt: skip
+    exchange, width = recollection.exchange, MEMORY_NOTE_CHARACTERS
+    return f'[Memory of {exchange.datetime_utc[:10]}: the user said "{one_line(exchange.prompt, width)}", you ' \
+           f'replied "{one_line(exchange.reply, width)}"]'  # fmt: skip
 
 
 class ChatSession:
@@ -348,7 +339,7 @@ class ChatSession:
             return "nothing was recalled for the last message"
         lines = ["recalled for the last message (/forget ID to drop one):"]
         for r in self.journal.recalled:
-            lines.append(f"  #{r.exchange.id} {r.exchange.datetime_utc[:16].replace('T', ' ')} score {r.score:.2f}: "
+            lines.append(f"  #{r.exchange.id} {to_the_minute(r.exchange.datetime_utc)} score {r.score:.2f}: "
                          + memory_note(r))  # fmt: skip
         return "\n".join(lines)
 

@@ -31,7 +31,7 @@ RECALLED = 3
 SIMILARITY_WEIGHT, WORDS_WEIGHT = 0.8, 0.2
 THRESHOLD = 0.33
 """Of the blended score. Measured with all-MiniLM-L6-v2: a question about a fact told earlier has a cosine of
-0.45-0.9 with it, an unrelated exchange under 0.3 (tests/test_memory_recall.py)."""
+0.45-0.9 with it, an unrelated exchange under 0.3 (tests/test_memory.py)."""
 WORDS_ONLY_THRESHOLD = 0.5
 BM25_SATURATION = 8.0
 """BM25 of a match on one rare word among ~1,000 episodes: the words score saturates there (a score relative to
@@ -122,7 +122,6 @@ class EpisodicMemory:
         self._conversations = [r["conversation_id"] for r in rows]
         vectors = np.frombuffer(b"".join(r["vector"] for r in rows), dtype=np.float32)
         self._vectors = vectors.reshape(len(rows), 2, embedder.dim)
-        self._seen_version = version
 
     def _embed_missing(self, embedder) -> None:
         """Episodes kept without an embedder, or by another one, are embedded now (in batches of 64)."""
@@ -217,9 +216,9 @@ class EpisodicMemory:
             exchange = exchanges.get(episode)
             if exchange is None or exchange.conversation_id == exclude_conversation:
                 continue
-            words = " ".join(re.findall(r"\w+", exchange.prompt.lower()))
-            if words not in said:  # the same question asked again and again recalls once, leaving room for others
-                said.add(words)
+            wording = " ".join(re.findall(r"\w+", exchange.prompt.lower()))
+            if wording not in said:  # the same question asked again and again recalls once, leaving room for others
+                said.add(wording)
                 found.append(Recollection(exchange, *scores[episode]))
         found = found[:limit]
         if found and mark:

@@ -231,7 +231,8 @@ class ModelLoader:
 
     def use_decoding_kernel(self, model) -> None:
         """SpikingBrain's compiled decoding kernel (``core.models.native``), built once per machine into the store;
-        without it the model decodes in PyTorch (its exact integer product), at about 40% of the speed, and says so once.
+        without it the model decodes in PyTorch (its exact integer product), at about 40% of the speed, and says
+        so once.
 
         The kernel runs on the decoding thread alone unless ``threads`` is set: a second OpenMP thread measured
         no faster there (49 against 54 tokens/s, 2 cores), and it is what fell to 1 token/s on a busy machine."""

@@ -21,15 +21,6 @@ def _open_log(settings):
     return ChatLog(open_database(database_path(settings)))
 
 
-def _one_line(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _when(iso: str) -> str:
-    return iso[:16].replace("T", " ")
-
-
 @app.callback()
 def logs(
     ctx: typer.Context,
@@ -71,6 +62,8 @@ def _print(as_json: bool, documents: list[dict], show) -> None:
 
 
 def _show_conversations(summaries) -> None:
+    from core.chat_log import one_line, to_the_minute
+
     if not summaries:
         print("no conversations logged yet", file=sys.stderr)
         return
@@ -82,16 +75,18 @@ def _show_conversations(summaries) -> None:
         for column in ("id", "last turn", "turns", "model", "began with"):
             table.add_column(column, no_wrap=column != "began with", overflow="ellipsis")
         for s in summaries:
-            table.add_row(s.id, _when(s.last_at), str(s.turns), s.model or "", _one_line(s.first_prompt, 200))
+            table.add_row(s.id, to_the_minute(s.last_at), str(s.turns), s.model or "", one_line(s.first_prompt, 200))
         Console(highlight=False).print(table)
         return
     for s in summaries:
-        print(f"{s.id}  {_when(s.last_at)}  {s.turns:>3} turn{'s' if s.turns != 1 else ' '}  {s.model or '-'}  "
-              f"{_one_line(s.first_prompt, 60)}")  # fmt: skip
+        print(f"{s.id}  {to_the_minute(s.last_at)}  {s.turns:>3} turn{'s' if s.turns != 1 else ' '}  {s.model or '-'}  "
+              f"{one_line(s.first_prompt, 60)}")  # fmt: skip
 
 
 def _show_exchanges(exchanges, search: bool = False) -> None:
     """Markdown: rendered at a terminal, as it is in a pipe."""
+    from core.chat_log import to_the_minute
+
     if not exchanges:
         print("nothing found" if search else "no turns", file=sys.stderr)
         return
@@ -100,7 +95,7 @@ def _show_exchanges(exchanges, search: bool = False) -> None:
         facts = [e.source, e.model + ("" if e.spiking else ", spiking off")]
         if e.interrupted:
             facts.append("interrupted")
-        heading = f"## {_when(e.datetime_utc)} #{e.id}" + (f" in {e.conversation_id}" if search else "")
+        heading = f"## {to_the_minute(e.datetime_utc)} #{e.id}" + (f" in {e.conversation_id}" if search else "")
         lines = [f"{heading} ({', '.join(facts)})", ""]
         lines += [f"> {line}" if line else ">" for line in e.user_content().splitlines()]
         lines += ["", e.error and f"*not answered: {e.error}*" or e.reply or "*(no reply)*", ""]

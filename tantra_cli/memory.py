@@ -28,10 +28,11 @@ def _memory(settings, embedder: bool = False):
 
 
 def _line(exchange, score: float | None = None) -> str:
-    text = " ".join(f"{exchange.prompt} → {exchange.reply}".split())
-    text = text if len(text) <= 100 else text[:99] + "…"
+    from core.chat_log import one_line, to_the_minute
+
     scored = f"  {score:.2f}" if score is not None else ""
-    return f"#{exchange.id:<6}{scored}  {exchange.datetime_utc[:16].replace('T', ' ')}  {text}"
+    return f"#{exchange.id:<6}{scored}  {to_the_minute(exchange.datetime_utc)}  " \
+           f"{one_line(f'{exchange.prompt} → {exchange.reply}', 100)}"  # fmt: skip
 
 
 @app.command(name="list")
