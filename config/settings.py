@@ -56,6 +56,41 @@ class Settings:
     """Sent to that server as a bearer token; never printed or logged."""
     vlm_timeout: int = 60
     """Seconds to wait for that server's answer."""
+    lm_url: str = ""
+    """An OpenAI-compatible server for the language model (vLLM, llama.cpp's server, Ollama, ``tantra serve``),
+    e.g. http://host:8000/v1; empty: SpikingBrain runs here."""
+    lm_model: str = ""
+    """The model name that server knows; empty: the first it lists at ``/v1/models``."""
+    lm_api_key: str = field(default="", repr=False)
+    """Sent to that server as a bearer token; never printed or logged."""
+    lm_timeout: int = 60
+    """Seconds to wait for that server's next piece of answer."""
+    stt_url: str = ""
+    """An OpenAI-compatible speech-to-text server (``/v1/audio/transcriptions``: vLLM, faster-whisper servers,
+    ``tantra serve``); empty: Whisper runs here."""
+    stt_model: str = "whisper-1"
+    """The model name that server knows."""
+    stt_api_key: str = field(default="", repr=False)
+    """Sent to that server as a bearer token; never printed or logged."""
+    stt_timeout: int = 120
+    """Seconds to wait for that server's transcript of one block of audio."""
+    tts_url: str = ""
+    """An OpenAI-compatible speech server (``/v1/audio/speech``); empty: the voice runs here."""
+    tts_model: str = "tts-1"
+    """The model name that server knows."""
+    tts_voice: str = "alloy"
+    """The voice that server is asked for."""
+    tts_api_key: str = field(default="", repr=False)
+    """Sent to that server as a bearer token; never printed or logged."""
+    tts_timeout: int = 60
+    """Seconds to wait for that server's audio of one sentence."""
+    server: str = ""
+    """A running ``tantra serve`` (e.g. http://127.0.0.1:8765) that transcribe, chat, speak and describe use instead
+    of loading models in this process."""
+    server_api_key: str = field(default="", repr=False)
+    """The key of that server, sent as a bearer token; never printed or logged."""
+    serve_api_key: str = field(default="", repr=False)
+    """The key ``tantra serve`` asks every client for (none: it answers anyone who can reach it)."""
 
     @property
     def models_dir(self) -> Path:

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
-from core.errors import ModelUnavailable, TantraError
-
-RETRIES = 2  # after the first try: a server that restarts or is briefly overloaded gets two more chances
-_RETRY_STATUS = {429, 500, 502, 503, 504}
+from core.errors import BadInput, TantraError
+from encoders.openai_http import Endpoint
 
 
 @dataclass(frozen=True)
@@ -44,38 +38,11 @@ class RemoteVLM:
                 {"type": "image_url", "image_url": {"url": data_url}},
             ]}],
         }  # fmt: skip
-        return _answer_text(self._post("/chat/completions", body))
-
-    def _post(self, path: str, body: dict) -> dict:
-        url = self.base_url.rstrip("/") + path
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
-        for attempt in range(RETRIES + 1):
-            last = attempt == RETRIES
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                break
-            except urllib.error.HTTPError as error:
-                if error.code in _RETRY_STATUS and not last:
-                    time.sleep(0.5 * 2**attempt)
-                    continue
-                detail = error.read(300).decode(errors="replace").strip()
-                raise TantraError(f"the vision server at {self.base_url} answered {error.code} ({detail})") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-                if not last:
-                    time.sleep(0.5 * 2**attempt)
-                    continue
-                reason = getattr(error, "reason", error)
-                if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
-                    reason = f"no answer within {self.timeout:g} s"
-                raise ModelUnavailable(f"the vision server at {self.base_url} cannot be reached ({reason})") from None
+        endpoint = Endpoint(self.base_url, self.api_key, self.timeout, "vision server")
         try:
-            return json.loads(raw)
-        except ValueError:
-            raise TantraError(f"the vision server at {self.base_url} answered something that is not JSON") from None
+            return _answer_text(endpoint.post_json("/chat/completions", body))
+        except BadInput as refused:  # a server that takes no images refuses them: the local models answer instead
+            raise TantraError(str(refused)) from None
 
 
 def _answer_text(reply: dict) -> str:
