@@ -118,11 +118,16 @@ def _wav_header(sample_rate: int, data_bytes: int) -> bytes:
     ) + b"data" + struct.pack("<I", min(data_bytes, _UNKNOWN_LENGTH))  # fmt: skip
 
 
+def wav_header_streaming(sample_rate: int) -> bytes:
+    """The header of a 16-bit mono WAV whose length is not known yet (a stream)."""
+    return _wav_header(sample_rate, _UNKNOWN_LENGTH)
+
+
 def write_wav_stream(chunks: Iterator[AudioChunk], out: BinaryIO) -> float:
     """A 16-bit WAV written chunk by chunk (to stdout). The header comes first, before the length is known: on a
     pipe its sizes say "unknown", as streaming writers do; in a file it is rewritten with the real sizes at the end."""
     first = next(chunks)
-    out.write(_wav_header(first.sample_rate, _UNKNOWN_LENGTH))
+    out.write(wav_header_streaming(first.sample_rate))
     data_bytes, seconds = 0, 0.0
     for chunk in _chain(first, chunks):
         pcm = (np.clip(chunk.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()

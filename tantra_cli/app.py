@@ -8,7 +8,7 @@ import typer
 
 from config.settings import DEVICES, load_settings
 from core.errors import TantraError
-from tantra_cli import __version__, bench, chat, describe, devices, logs, memory, models, speak, transcribe
+from tantra_cli import __version__, bench, chat, describe, devices, logs, memory, models, serve, speak, transcribe
 from tantra_cli.common import EXIT_USAGE, error
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ app.command(name="transcribe")(transcribe.transcribe)
 app.command(name="speak")(speak.speak)
 app.command(name="describe")(describe.describe)
 app.command(name="devices")(devices.devices)
+app.command(name="serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(logs.app, name="logs")
 app.add_typer(memory.app, name="memory")

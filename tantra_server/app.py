@@ -1,0 +1,307 @@
+"""The ASGI application of ``tantra serve``: the warm models, one queue per role, the routes and their guards.
+
+``create_app(loader, options)`` is all a test needs to serve fake backends; ``tantra_cli/serve.py`` runs it on
+uvicorn with the real ones.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.errors import BadInput, ModelUnavailable, TantraError
+from tantra_server import audio, chat, images
+from tantra_server.errors import ApiError, bad_request, error_response
+from tantra_server.lanes import Lane
+
+ROLES = ("chat", "audio", "speech", "vision", "embeddings")
+# Names stock OpenAI clients send by default for a role; any of them gets this server's model of that role.
+OPENAI_NAMES = {
+    "audio": ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"),
+    "speech": ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"),
+    "embeddings": ("text-embedding-3-small", "text-embedding-ada-002"),
+}
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    api_key: str = ""
+    """Every route but /health asks for it as a bearer token; empty: no key asked."""
+    allow_dirs: tuple[Path, ...] = ()
+    """Directories whose files a ``file://`` image URL may name; none: file URLs are refused."""
+    max_body_bytes: int = 25 * 1024 * 1024
+    """Longest request body (OpenAI's own limit for audio files is 25 MB)."""
+    max_audio_seconds: float = 3600.0
+    """Longest audio to transcribe in one request."""
+    waiting: int = 32
+    """Requests that may wait per role while one is served; more are answered 429."""
+
+
+class TantraServer:
+    """What every request shares: the loader (each model loaded once), the queues, the options."""
+
+    def __init__(self, loader, options: ServeOptions) -> None:
+        from core.language_model import PromptCache
+
+        self.loader, self.options = loader, options
+        self.allow_dirs = tuple(Path(d).expanduser().resolve() for d in options.allow_dirs)
+        self.lanes = {role: Lane(role, workers=1, waiting=options.waiting) for role in ROLES}
+        # One conversation's cache: a client that sends its growing conversation again reads only what is new.
+        self.prompt_cache = PromptCache()
+        self._load_lock = threading.RLock()
+        self._describers: dict[bool, object] = {}
+
+    # ---- the warm models ------------------------------------------------------------------------------------------
+
+    def load(self, role: str):
+        """The model of ``role``, loaded at the first call (the loader keeps it)."""
+        loader = self.loader
+        with self._load_lock:  # two first requests at once load a model once, not twice side by side
+            if role == "vision":
+                return self.describer(None)
+            return {"chat": loader.load_spikingbrain, "audio": loader.load_whisper, "speech": loader.load_speaker,
+                    "embeddings": loader.load_embedder}[role]()  # fmt: skip
+
+    def describer(self, ocr: bool | None):
+        """The image describer that reads text in images or not (None: as ``--low-resource`` says), made once."""
+        from core.describer import ImageDescriber
+
+        ocr = self.loader.reads_text if ocr is None else ocr
+        if ocr not in self._describers:
+            self.loader.load_vision()
+            self._describers[ocr] = ImageDescriber(self.loader, ocr)
+        return self._describers[ocr]
+
+    async def model(self, role: str):
+        try:
+            return await anyio.to_thread.run_sync(self.load, role)
+        except TantraError as failure:
+            raise ApiError(503, f"the {role} model cannot run on this server: {failure}", "model_unavailable") from None
+
+    def names(self, role: str) -> tuple[str, ...]:
+        """The names a request may give for ``role``'s model: its own, then the aliases clients use."""
+        loaded = self.load(role)
+        own = {
+            "chat": lambda: loaded["name"], "audio": lambda: loaded.model_name, "vision": lambda: "efficientnet-lite0",
+            "speech": lambda: f"{loaded.name}:{loaded.voice}", "embeddings": lambda: loaded.name,
+        }[role]()  # fmt: skip
+        return (own, *{"chat": ("tantra", "spikingbrain")}.get(role, ()), *OPENAI_NAMES.get(role, ()))
+
+    def check_model(self, role: str, asked: str) -> None:
+        """404 for a model this server does not have; an empty name takes the role's own."""
+        if asked and asked not in self.names(role):
+            raise ApiError(404, f"the model {asked!r} does not exist here; GET /v1/models lists them",
+                           "model_not_found", "model")  # fmt: skip
+
+    async def voice(self, voice):
+        """The speech backend of ``voice``: OpenAI's voice names (and none) mean this server's voice."""
+        if voice is not None and not isinstance(voice, str):
+            raise bad_request("voice must be a string", "voice")
+        if not voice or voice in OPENAI_VOICES:
+            return await self.model("speech")
+        try:
+            return await anyio.to_thread.run_sync(lambda: self.loader.load_speaker(voice=voice))
+        except BadInput as unknown:
+            raise bad_request(str(unknown), "voice") from None
+        except TantraError as failure:
+            raise ApiError(503, f"the voice {voice!r} cannot run here: {failure}", "model_unavailable") from None
+
+    def generate(self, loaded: dict, ids: list[int], options, generated: list[int]):
+        from core.language_model import stream_text
+
+        return stream_text(loaded["model"], loaded["tokenizer"], ids, options, generated, self.prompt_cache)
+
+    async def image_note(self, source, number: int) -> str:
+        """``[Image N: what it shows]``, the line the language model reads in place of an image."""
+        from core.describer import facts_note
+        from encoders.image_io import load_image
+
+        describer = await self.model("vision")
+        label = source.name if isinstance(source, Path) else f"image-{number}"
+        async with self.lanes["vision"].slot():
+            return await anyio.to_thread.run_sync(lambda: facts_note(describer.facts(load_image(source, label), 3)))
+
+    # ---- request bodies -------------------------------------------------------------------------------------------
+
+    async def json_body(self, request: Request) -> dict:
+        if "json" not in request.headers.get("content-type", "application/json"):
+            raise ApiError(415, "send the request as JSON (Content-Type: application/json)", "unsupported_media_type")
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise bad_request("the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        return body
+
+    async def form(self, request: Request) -> FormData:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(415, "send the file as multipart/form-data", "unsupported_media_type")
+        try:
+            return await request.form(max_files=1, max_fields=32, max_part_size=self.options.max_body_bytes)
+        except ApiError:
+            raise
+        except Exception as failure:  # noqa: BLE001 - python-multipart's and Starlette's parse errors
+            raise bad_request(f"the multipart body cannot be read ({failure})") from None
+
+
+# ---- routes -------------------------------------------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    server: TantraServer = request.app.state.tantra
+    return JSONResponse({"status": "ok", "queues": {role: lane.status() for role, lane in server.lanes.items()}})
+
+
+async def list_models(request: Request) -> Response:
+    server: TantraServer = request.app.state.tantra
+    return JSONResponse({"object": "list", "data": await anyio.to_thread.run_sync(_models, server)})
+
+
+async def get_model(request: Request) -> Response:
+    server: TantraServer = request.app.state.tantra
+    wanted = request.path_params["model"]
+    for entry in await anyio.to_thread.run_sync(_models, server):
+        if entry["id"] == wanted:
+            return JSONResponse(entry)
+    raise ApiError(404, f"the model {wanted!r} does not exist here", "model_not_found", "model")
+
+
+def _models(server: TantraServer) -> list[dict]:
+    """The model of every role that loads, the language model first (clients that take "the first model")."""
+    entries = []
+    for role in ("chat", "audio", "speech", "embeddings", "vision"):
+        try:
+            name = server.names(role)[0]
+        except TantraError:
+            continue  # a role that cannot run here is not offered
+        entries.append({"id": name, "object": "model", "created": 0, "owned_by": "tantra", "role": role})
+    return entries
+
+
+async def embeddings(request: Request) -> Response:
+    import base64
+
+    import numpy as np
+
+    server: TantraServer = request.app.state.tantra
+    body = await server.json_body(request)
+    texts = body.get("input")
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts) or len(texts) > 2048:
+        raise bad_request("input must be a string or a list of 1 to 2048 strings (token arrays are not taken)",
+                          "input")  # fmt: skip
+    fmt = body.get("encoding_format") or "float"
+    if fmt not in ("float", "base64"):
+        raise bad_request("encoding_format must be float or base64", "encoding_format")
+    server.check_model("embeddings", str(body.get("model") or ""))
+    embedder = await server.model("embeddings")
+    if body.get("dimensions") not in (None, embedder.dim):
+        raise bad_request(f"this model gives {embedder.dim} dimensions only", "dimensions")
+    async with server.lanes["embeddings"].slot():
+        vectors = await anyio.to_thread.run_sync(embedder.embed, texts)
+    tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch(texts))
+    data = [{"object": "embedding", "index": i,
+             "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}
+            for i, v in enumerate(vectors)]  # fmt: skip
+    return JSONResponse({"object": "list", "data": data, "model": embedder.name,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+
+
+# ---- guards ---------------------------------------------------------------------------------------------------------
+
+
+class Guard:
+    """Before any route: the key (constant-time), then the body's size, both answered in OpenAI's error JSON."""
+
+    def __init__(self, app, api_key: str, max_body_bytes: int) -> None:
+        self.app, self.key, self.limit = app, api_key.encode(), max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
+        if self.key and scope["path"] != "/health" and not self._authorized(headers.get("authorization", b"")):
+            refusal = error_response(401, "a valid API key is required (Authorization: Bearer KEY)",
+                                     "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            return await refusal(scope, receive, send)
+        declared = headers.get("content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._too_large()(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # no Content-Length (chunked): counted as it comes
+                raise ApiError(413, self._too_large_message(), "request_too_large")
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, given = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.key)
+
+    def _too_large_message(self) -> str:
+        return f"the request body is over this server's limit of {self.limit / 1048576:g} MB"
+
+    def _too_large(self) -> Response:
+        return error_response(413, self._too_large_message(), "request_too_large")
+
+
+async def _api_error(request: Request, error: ApiError) -> Response:
+    return error.response()
+
+
+async def _tantra_error(request: Request, error: TantraError) -> Response:
+    if isinstance(error, ModelUnavailable):
+        return error_response(503, str(error), "model_unavailable")
+    return error_response(400, str(error))  # bad input, or what the model cannot do (a language, a task)
+
+
+async def _not_found(request: Request, error) -> Response:
+    status = getattr(error, "status_code", 404)
+    message = "no such route; see GET /v1/models" if status == 404 else f"{request.method} is not allowed here"
+    return error_response(status, message)
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    # Named by type only: a message could carry the request's text, and the log keeps no prompts.
+    import logging
+
+    logging.getLogger("tantra.serve").error("unexpected %s in %s", type(error).__name__, request.url.path)
+    return error_response(500, f"the server failed ({type(error).__name__}); see its log")
+
+
+def create_app(loader, options: ServeOptions = ServeOptions()) -> Starlette:
+    routes = [
+        Route("/health", health),
+        Route("/v1/models", list_models),
+        Route("/v1/models/{model:path}", get_model),
+        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/audio/transcriptions", audio.transcriptions, methods=["POST"]),
+        Route("/v1/audio/translations", audio.translations, methods=["POST"]),
+        Route("/v1/audio/speech", audio.speech, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/tantra/describe", images.describe, methods=["POST"]),
+    ]
+    handlers = {ApiError: _api_error, TantraError: _tantra_error, 404: _not_found, 405: _not_found,
+                Exception: _unexpected}  # fmt: skip
+    middleware = [Middleware(Guard, api_key=options.api_key, max_body_bytes=options.max_body_bytes)]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.tantra = TantraServer(loader, options)
+    return app

@@ -1,0 +1,186 @@
+"""``POST /v1/audio/transcriptions`` (and ``/translations``) with Whisper, ``POST /v1/audio/speech`` with the voice."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from tantra_server.errors import ApiError, bad_request
+from tantra_server.streaming import HeldStreamingResponse, iterate_in_thread
+
+TRANSCRIPT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+SPEECH_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg", "flac": "audio/flac"}
+PCM_RATE = 24_000  # OpenAI's raw "pcm" is 24 kHz 16-bit mono: clients play it at that rate, so it is resampled to it
+LONGEST_INPUT = 4096  # characters of text to speak, OpenAI's own limit: a book goes in parts, not one request
+
+
+# ---- speech to text -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranscriptRequest:
+    audio: bytes
+    filename: str
+    response_format: str
+    language: str | None
+    words: bool
+    task: str
+
+
+async def transcriptions(request: Request) -> Response:
+    return await _transcribe(request, "transcribe")
+
+
+async def translations(request: Request) -> Response:
+    return await _transcribe(request, "translate")
+
+
+async def _transcribe(request: Request, task: str) -> Response:
+    server = request.app.state.tantra
+    asked = await _transcript_request(request, server, task)
+    engine = await server.model("audio")
+    async with server.lanes["audio"].slot():
+        segments, transcript = await anyio.to_thread.run_sync(_run_whisper, server, engine, asked)
+    return _transcript_response(segments, transcript, asked, task)
+
+
+async def _transcript_request(request: Request, server, task: str) -> TranscriptRequest:
+    form = await server.form(request)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise bad_request("file is required: the audio, as a multipart file field", "file")
+    fmt = str(form.get("response_format") or "json")
+    if fmt not in TRANSCRIPT_FORMATS:
+        raise bad_request(f"response_format must be one of {', '.join(TRANSCRIPT_FORMATS)}", "response_format")
+    granularities = form.getlist("timestamp_granularities[]") + form.getlist("timestamp_granularities")
+    unknown = set(map(str, granularities)) - {"segment", "word"}
+    if unknown:
+        raise bad_request("timestamp_granularities are segment and word", "timestamp_granularities")
+    model = str(form.get("model") or "")
+    server.check_model("audio", model)
+    language = str(form.get("language") or "").strip().lower() or None
+    return TranscriptRequest(await upload.read(), upload.filename or "audio", fmt, language,
+                             "word" in granularities, task)  # fmt: skip
+
+
+def _run_whisper(server, engine, asked: TranscriptRequest):
+    """Segments of the whole upload, as ``tantra transcribe`` makes them (blocks, silence skipped, ...)."""
+    from core.transcriber import TranscribeOptions, Transcript, check_options, transcribe
+    from encoders.audio_io import probe
+
+    if not asked.audio:
+        raise bad_request("the audio file is empty", "file")
+    options = TranscribeOptions(asked.language, asked.task, server.loader.beam_size, asked.words)
+    check_options(engine, options)
+    suffix = Path(asked.filename).suffix[:10] if Path(asked.filename).suffix.isascii() else ""
+    with tempfile.NamedTemporaryFile(prefix="tantra-serve-", suffix=suffix) as spool:
+        spool.write(asked.audio)
+        spool.flush()
+        info = probe(Path(spool.name), label=Path(asked.filename).name or "audio")
+        limit = server.options.max_audio_seconds
+        if info.duration is not None and info.duration > limit:
+            raise ApiError(413, f"the audio is {info.duration:.0f} s long; this server takes up to {limit:g} s",
+                           "audio_too_long", "file")  # fmt: skip
+        transcript = Transcript(info.label, info.duration)
+        return list(transcribe(engine, info, options, transcript)), transcript
+
+
+def _transcript_response(segments, transcript, asked: TranscriptRequest, task: str) -> Response:
+    from core.transcript_formats import write_srt, write_vtt
+
+    text = "".join(segment.text for segment in segments).strip()
+    if asked.response_format == "text":
+        return PlainTextResponse(text + "\n")
+    if asked.response_format in ("srt", "vtt"):
+        out = io.StringIO()
+        (write_srt if asked.response_format == "srt" else write_vtt)(segments, transcript, out)
+        return PlainTextResponse(out.getvalue())
+    if asked.response_format == "json":
+        return JSONResponse({"text": text})
+    body = {
+        "task": task, "language": transcript.language, "duration": transcript.duration, "text": text,
+        "segments": [{
+            "id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [], "temperature": 0.0,
+            "avg_logprob": s.avg_logprob, "compression_ratio": None, "no_speech_prob": s.no_speech_prob,
+        } for s in segments],
+    }  # fmt: skip
+    if asked.words:
+        body["words"] = [{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                         for s in segments for w in s.words or ()]  # fmt: skip
+    return JSONResponse(body)
+
+
+# ---- speech ---------------------------------------------------------------------------------------------------------
+
+
+async def speech(request: Request) -> Response:
+    from encoders.speaker import Speaker
+    from encoders.speech_text import has_words, normalize
+
+    server = request.app.state.tantra
+    body = await server.json_body(request)
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip():
+        raise bad_request("input is required: the text to speak", "input")
+    if len(text) > LONGEST_INPUT:
+        raise bad_request(f"input is {len(text)} characters; at most {LONGEST_INPUT} per request", "input")
+    if not has_words(normalize(text)):
+        raise bad_request("input has no words to speak", "input")
+    fmt = body.get("response_format") or "mp3"
+    if fmt not in SPEECH_FORMATS:
+        raise bad_request(f"response_format must be one of {', '.join(SPEECH_FORMATS)}", "response_format")
+    speed = body.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0:
+        raise bad_request("speed must be a number from 0.25 to 4.0", "speed")
+    server.check_model("speech", str(body.get("model") or ""))
+    backend = await server.voice(body.get("voice"))
+    speaker = Speaker(backend, float(speed))
+
+    leave = await server.lanes["speech"].enter()
+    try:
+        if fmt in ("wav", "pcm"):  # streamed: the first sentence plays while the rest is synthesized
+            chunks = iterate_in_thread(lambda: speaker.synthesize(text))
+            return HeldStreamingResponse(_pcm_stream(chunks, speaker.sample_rate, fmt), leave,
+                                         media_type=SPEECH_FORMATS[fmt])  # fmt: skip
+        audio = await anyio.to_thread.run_sync(_encoded, speaker, text, fmt)
+    except BaseException:
+        leave()
+        raise
+    leave()
+    return Response(audio, media_type=SPEECH_FORMATS[fmt])
+
+
+async def _pcm_stream(chunks, sample_rate: int, fmt: str):
+    import numpy as np
+
+    from encoders.audio_output import wav_header_streaming
+
+    if fmt == "wav":
+        yield wav_header_streaming(sample_rate)
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            samples = chunk.samples
+            if fmt == "pcm" and sample_rate != PCM_RATE:
+                import soxr
+
+                samples = soxr.resample(samples, sample_rate, PCM_RATE)
+            yield (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def _encoded(speaker, text: str, fmt: str) -> bytes:
+    """The whole speech as one MP3 or FLAC file: those encoders want all the samples before they finish."""
+    import numpy as np
+    import soundfile
+
+    samples = np.concatenate([chunk.samples for chunk in speaker.synthesize(text)])
+    out = io.BytesIO()
+    soundfile.write(out, samples, speaker.sample_rate, format=fmt.upper())
+    return out.getvalue()
