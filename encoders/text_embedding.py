@@ -75,6 +75,10 @@ class TextEmbedder:
             out[chosen] = self._embed_batch([pieces[i] for i in chosen])
         return out
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Word pieces the model reads of ``texts`` (what an embeddings API bills as prompt tokens)."""
+        return sum(len(encoding.ids) for encoding in self.tokenizer.encode_batch(list(texts)))
+
     def _embed_batch(self, pieces: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in pieces)
         input_ids = np.zeros((len(pieces), width), dtype=np.int64)  # (B, T); 0 is [PAD]

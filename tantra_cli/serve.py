@@ -27,6 +27,7 @@ def serve(
     queue: int = typer.Option(32, "--queue", min=0, help="Requests that may wait per role; more get 429."),
     max_body_mb: float = typer.Option(25.0, "--max-body-mb", min=0.001, help="Largest request body (413 above)."),
     max_audio_minutes: float = typer.Option(60.0, "--max-audio-minutes", min=0.01, help="Longest audio (413)."),
+    ocr: bool = typer.Option(None, "--ocr/--no-ocr", help="Read text in images (default on; off if --low-resource)."),
     preload: bool = typer.Option(True, "--preload/--lazy", help="Load every model before listening (default)."),
 ) -> None:
     """Serve chat, transcription, speech, embeddings and image descriptions over the OpenAI API."""
@@ -50,7 +51,7 @@ def serve(
         # used itself as its engine would wait on itself.
         local = replace(settings, lm_url="", stt_url="", tts_url="", server="")
         options = ServeOptions(key, tuple(allow_dirs or ()), int(max_body_mb * 1024 * 1024), max_audio_minutes * 60,
-                               queue)  # fmt: skip
+                               queue, ocr)  # fmt: skip
         app = create_app(ModelLoader(MODEL_CONFIG, local), options)
         if preload:
             for role in ROLES:

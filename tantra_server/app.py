@@ -47,6 +47,8 @@ class ServeOptions:
     """Longest audio to transcribe in one request."""
     waiting: int = 32
     """Requests that may wait per role while one is served; more are answered 429."""
+    ocr: bool | None = None
+    """Read text in images by default (None: unless ``--low-resource``); a describe request may say otherwise."""
 
 
 class TantraServer:
@@ -78,7 +80,7 @@ class TantraServer:
         """The image describer that reads text in images or not (None: as ``--low-resource`` says), made once."""
         from core.describer import ImageDescriber
 
-        ocr = self.loader.reads_text if ocr is None else ocr
+        ocr = ocr if ocr is not None else self.options.ocr if self.options.ocr is not None else self.loader.reads_text
         if ocr not in self._describers:
             self.loader.load_vision()
             self._describers[ocr] = ImageDescriber(self.loader, ocr)
@@ -212,7 +214,7 @@ async def embeddings(request: Request) -> Response:
         raise bad_request(f"this model gives {embedder.dim} dimensions only", "dimensions")
     async with server.lanes["embeddings"].slot():
         vectors = await anyio.to_thread.run_sync(embedder.embed, texts)
-    tokens = sum(len(e.ids) for e in embedder.tokenizer.encode_batch(texts))
+    tokens = embedder.count_tokens(texts)
     data = [{"object": "embedding", "index": i,
              "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}
             for i, v in enumerate(vectors)]  # fmt: skip

@@ -176,3 +176,8 @@ class FakeEmbedder:
                 vectors[row, zlib.crc32(word.encode()) % self.dim] += 1.0
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-9)
+
+    def count_tokens(self, texts) -> int:
+        import re
+
+        return sum(len(re.findall(r"\w+", text)) for text in texts)
