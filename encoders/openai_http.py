@@ -11,6 +11,7 @@ would not do better with it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -50,6 +51,8 @@ class Endpoint:
     what: str = "server"
     """How messages name it: "the language model server"."""
     retries: int = RETRIES
+    relays_refusals: bool = False
+    """Refused input is said in the server's own words alone: a ``tantra serve`` writes them for the same person."""
 
     def __post_init__(self) -> None:
         scheme = urllib.parse.urlsplit(self.base_url).scheme
@@ -64,11 +67,18 @@ class Endpoint:
 
     def get_json(self, path: str) -> dict:
         with self.open("GET", path) as response:
-            return self._json(response.read())
+            return self._json(self.read(response))
 
     def post_json(self, path: str, body: dict) -> dict:
         with self.open("POST", path, json.dumps(body).encode(), "application/json") as response:
-            return self._json(response.read())
+            return self._json(self.read(response))
+
+    def read(self, response) -> bytes:
+        """The whole body of an open response; a server that stops sending it raises ``ModelUnavailable``."""
+        try:
+            return response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise self._stopped(error) from None
 
     def post_form(self, path: str, fields: dict[str, str | list[str]], files: dict[str, tuple[str, bytes, str]]):
         """A multipart/form-data POST (``files``: name -> (filename, bytes, content type)); the open response."""
@@ -84,8 +94,14 @@ class Endpoint:
         return self.open("POST", path, bytes(body), f"multipart/form-data; boundary={boundary}")
 
     def events(self, path: str, body: dict) -> Iterator[dict]:
-        """The JSON events of a server-sent event stream (``"stream": true``), until ``[DONE]`` or its end."""
+        """The JSON events of a server-sent event stream (``"stream": true``), until ``[DONE]`` or its end. A server
+        that answers whole JSON instead (one that does not stream) gives that as the one event. Stopping early
+        (closing this generator) closes the connection: the server stops generating."""
         with self.open("POST", path, json.dumps(body).encode(), "application/json") as response:
+            if response.headers.get_content_type() == "application/json":
+                yield self._event(self.read(response))
+                return
+            events = 0
             for raw in self._lines(response):
                 line = raw.decode("utf-8", errors="replace").strip()
                 if not line.startswith("data:"):
@@ -93,17 +109,26 @@ class Endpoint:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     return
-                event = self._json(data.encode())
-                if isinstance(event, dict) and "error" in event:
-                    raise TantraError(f"the {self.label} failed mid-answer ({_message(event)})")
-                yield event
+                events += 1
+                yield self._event(data.encode())
+            if not events:  # otherwise an answer that is no event stream at all would read as an empty reply
+                raise TantraError(f"the {self.label} answered something that is not an event stream")
+
+    def _event(self, raw: bytes):
+        event = self._json(raw)
+        if isinstance(event, dict) and "error" in event:
+            raise TantraError(f"the {self.label} failed mid-answer ({_message(event)})")
+        return event
 
     def _lines(self, response) -> Iterator[bytes]:
         try:
             yield from response
-        except (TimeoutError, OSError) as error:
-            reason = f"no more answer within {self.timeout:g} s" if isinstance(error, TimeoutError) else error
-            raise ModelUnavailable(f"the {self.label} stopped answering ({reason})") from None
+        except (OSError, http.client.HTTPException) as error:  # a timeout, a reset, a chunk cut short
+            raise self._stopped(error) from None
+
+    def _stopped(self, error: BaseException) -> ModelUnavailable:
+        reason = f"no more answer within {self.timeout:g} s" if isinstance(error, TimeoutError) else str(error)
+        return ModelUnavailable(f"the {self.label} stopped answering ({reason or type(error).__name__})")
 
     def open(self, method: str, path: str, data: bytes | None = None, content_type: str | None = None):
         """The response once its status is 2xx, retrying what may pass; raises what a person can act on."""
@@ -125,13 +150,16 @@ class Endpoint:
                     time.sleep(wait)
                     continue
                 raise self._refusal(error.code, detail) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+                # OSError: timeouts and resets; HTTPException: something that is not HTTP answered (a wrong port)
                 if not last:
                     time.sleep(0.5 * 2**attempt)
                     continue
                 reason = getattr(error, "reason", error)
                 if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
                     reason = f"no answer within {self.timeout:g} s"
+                elif isinstance(error, http.client.HTTPException):
+                    reason = f"what answers is not an HTTP server: {type(error).__name__}"
                 raise ModelUnavailable(f"the {self.label} cannot be reached ({reason})") from None
         raise AssertionError("unreachable")
 
@@ -140,7 +168,7 @@ class Endpoint:
         if code in (401, 403):
             return ModelUnavailable(f"{said}: check its API key")
         if code in REFUSED_INPUT:
-            return BadInput(said)
+            return BadInput(detail if self.relays_refusals and detail else said)
         return ModelUnavailable(said)
 
     def _json(self, raw: bytes):

@@ -36,6 +36,10 @@ def main_options(
     low_resource: bool = typer.Option(
         False, "--low-resource", help="Use the lightest backend of every role (env TANTRA_LOW_RESOURCE)."
     ),
+    server: str = typer.Option(
+        None, "--server", metavar="URL", help="Use a running `tantra serve` instead of loading models here "
+        "(env TANTRA_SERVER; its key: TANTRA_SERVER_API_KEY).",
+    ),  # fmt: skip
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Say on stderr which backends were picked."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
@@ -43,7 +47,7 @@ def main_options(
     """Settings come from these flags, then TANTRA_* variables, then config.toml in your config directory."""
     # A flag that was not given must not override the environment or the config file: pass None for it.
     given = {"low_resource": low_resource, "verbose": verbose, "debug": debug}
-    flags = {"device": device, **{name: True if value else None for name, value in given.items()}}
+    flags = {"device": device, "server": server, **{name: True if value else None for name, value in given.items()}}
     try:
         ctx.obj = load_settings(flags)
     except TantraError as failure:

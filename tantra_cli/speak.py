@@ -79,12 +79,7 @@ def speak(
             except NoOutputDevice as missing:
                 raise TantraError(f"{missing}; write a file instead: tantra speak ... -o out.wav") from None
 
-        from config.model_config import MODEL_CONFIG
-        from core.model_loader import ModelLoader
-        from encoders.speaker import Speaker
-
-        speaker = Speaker(ModelLoader(MODEL_CONFIG, settings).load_speaker(backend, voice), rate)
-        chunks = speaker.synthesize(text)
+        speaker, chunks = _speech(settings, text, rate, backend, voice)
         if output == "-":
             from encoders.audio_output import stdout_binary, write_wav_stream
 
@@ -97,3 +92,29 @@ def speak(
             say(f"wrote {seconds:.1f} s of speech to {path} ({speaker.name})")
         else:
             player.play(chunks)  # Ctrl-C silences it at once, then exits with 130
+
+
+def _speech(settings, text: str, rate: float, backend: str | None, voice: str | None):
+    """``(speaker, its chunks of text)``: from the running ``tantra serve`` when one is given and answers (its
+    first chunk is asked for here, so a server that is down is said before anything is played or written), else
+    from the local voice."""
+    import itertools
+
+    if settings.server:
+        from tantra_cli import via_server
+
+        speaker = via_server.ServerSpeaker(via_server.endpoint(settings), rate, voice)
+        chunks = speaker.synthesize(text)
+        try:
+            first = next(chunks)
+            return speaker, itertools.chain([first], chunks)
+        except TantraError as failure:
+            if not via_server.falls_back(failure):
+                raise
+            say(f"{failure}; speaking here instead")
+    from config.model_config import MODEL_CONFIG
+    from core.model_loader import ModelLoader
+    from encoders.speaker import Speaker
+
+    speaker = Speaker(ModelLoader(MODEL_CONFIG, settings).load_speaker(backend, voice), rate)
+    return speaker, speaker.synthesize(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def transcribe(
     """
     settings = settings_of(ctx)
     with user_errors(settings):
+        if settings.server:
+            request = ServerRequest(model, language.lower() if language else None, task.value, word_timestamps)
+            inputs = _via_server(settings, inputs, request, _formats(output_format), output_dir)
+            if not inputs:
+                return
         from core.model_loader import ModelLoader
         from core.transcriber import TranscribeOptions, check_options
 
@@ -82,6 +88,48 @@ def transcribe(
             if len(inputs) > 1:
                 error(f"{failed} of {len(inputs)} inputs failed")
             raise typer.Exit(EXIT_FAILED)
+
+
+@dataclass(frozen=True)
+class ServerRequest:
+    model: str | None
+    language: str | None
+    task: str
+    words: bool
+
+
+def _via_server(settings, inputs: list[str], request: ServerRequest, formats: list[str], output_dir: Path | None):
+    """Each input transcribed by the running ``tantra serve``, printed or written as the local models' would be.
+    Returns the inputs left for the local models: all from the first the server could not take (it is down)."""
+    from tantra_cli import via_server
+
+    api = via_server.endpoint(settings)
+    failed = 0
+    for index, source in enumerate(inputs):
+        try:
+            label, audio = via_server.audio_input(source)
+            verbose = via_server.transcript(api, audio, label, request.model, request.language, request.task,
+                                            request.words)  # fmt: skip
+        except TantraError as failure:
+            if via_server.falls_back(failure):
+                say(f"{failure}; transcribing here instead")
+                return inputs[index:]
+            if settings.debug:
+                raise
+            error(str(failure))
+            failed += 1
+            continue
+        if output_dir is None:  # as the local models' transcript: the text on stdout
+            for segment in verbose.get("segments") or []:
+                print(segment["text"].strip(), flush=True)
+            continue
+        segments, transcript = via_server.segments_of(verbose, request.words, label)
+        _write_files(segments, transcript, formats, output_dir, Path(source).stem if source != "-" else "stdin")
+    if failed:
+        if len(inputs) > 1:
+            error(f"{failed} of {len(inputs)} inputs failed")
+        raise typer.Exit(EXIT_FAILED)
+    return []
 
 
 def _formats(choice: OutputFormat) -> list[str]:

@@ -159,7 +159,7 @@ class TantraServer:
             raise bad_request(f"the multipart body cannot be read ({failure})") from None
 
 
-# ---- routes -------------------------------------------------------------------------------------------------------------
+# ---- routes ----------------------------------------------------------------------------------------------------------
 
 
 async def health(request: Request) -> Response:

@@ -94,7 +94,7 @@ def ask(text_or_parts) -> list[dict]:
     return [{"role": "user", "content": text_or_parts}]
 
 
-# ---- models, keys -----------------------------------------------------------------------------------------------------
+# ---- models, keys ----------------------------------------------------------------------------------------------------
 
 
 def test_models_are_listed_with_the_language_model_first(client):
@@ -117,7 +117,7 @@ def test_every_route_but_health_needs_the_key(server):
         assert health.status == 200
 
 
-# ---- chat ---------------------------------------------------------------------------------------------------------------
+# ---- chat ------------------------------------------------------------------------------------------------------------
 
 
 def test_chat_completion_whole_and_streamed(client):
@@ -141,7 +141,8 @@ def test_chat_options_stop_max_tokens_and_a_system_message(client):
 
 
 def test_images_are_read_as_facts_and_no_url_is_fetched(client, server):
-    parts = [{"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": data_url((250, 5, 5))}}]
+    image = {"type": "image_url", "image_url": {"url": data_url((250, 5, 5))}}
+    parts = [{"type": "text", "text": "What is it?"}, image]
     reply = client.chat.completions.create(model="fake-lm", messages=ask(parts)).choices[0].message.content
     assert reply.startswith("You said: [Image image-1: Looks like red") and reply.endswith("What is it?.")
     local = {"type": "image_url", "image_url": {"url": (server[1] / "green.png").as_uri()}}
@@ -158,7 +159,8 @@ def test_images_are_read_as_facts_and_no_url_is_fetched(client, server):
 @pytest.mark.parametrize(
     ("request_body", "status"),
     [({"model": "gpt-5", "messages": ask("x")}, 404), ({"model": "fake-lm", "messages": []}, 400),
-     ({"model": "fake-lm", "messages": ask("x"), "n": 2}, 400), ({"model": "fake-lm", "messages": [{"role": "tool"}]}, 400),
+     ({"model": "fake-lm", "messages": ask("x"), "n": 2}, 400),
+     ({"model": "fake-lm", "messages": [{"role": "tool"}]}, 400),
      ({"model": "fake-lm", "messages": ask("x"), "temperature": "hot"}, 400), ({"messages": ask("x")}, 400)],
 )  # fmt: skip
 def test_bad_chat_requests_get_openai_errors(client, request_body, status):
@@ -167,7 +169,7 @@ def test_bad_chat_requests_get_openai_errors(client, request_body, status):
     assert refused.value.status_code == status and refused.value.body["message"]
 
 
-# ---- audio --------------------------------------------------------------------------------------------------------------
+# ---- audio -----------------------------------------------------------------------------------------------------------
 
 
 SPEECH = ("arctic_a0007.wav", (ROOT / "samples" / "arctic_a0007.wav").read_bytes())  # 4.0 s of a voice
@@ -224,7 +226,7 @@ def test_speech_is_streamed_and_refuses_bad_input(client):
             client.post("/audio/speech", body={"model": "tts-1", "voice": "alloy", **bad}, cast_to=object)
 
 
-# ---- embeddings ---------------------------------------------------------------------------------------------------------
+# ---- embeddings ------------------------------------------------------------------------------------------------------
 
 
 def test_embeddings_as_floats_and_base64(client):
@@ -236,7 +238,7 @@ def test_embeddings_as_floats_and_base64(client):
     assert np.allclose(floats.data[0].embedding, expected[0], atol=1e-6) and floats.usage.prompt_tokens == 3
 
 
-# ---- limits -------------------------------------------------------------------------------------------------------------
+# ---- limits ----------------------------------------------------------------------------------------------------------
 
 
 def slow_reply(message: str) -> str:

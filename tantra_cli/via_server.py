@@ -1,0 +1,218 @@
+"""The CLI as a client of a running ``tantra serve`` (``--server URL`` / ``TANTRA_SERVER``): the server's warm models
+do the work, this process only sends files and prints what comes back, the same way the local models' output is
+printed. Nothing here imports a model library; a server that cannot be reached raises ``ModelUnavailable`` and the
+command says so in one line and runs the local models instead.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from config.settings import Settings
+from core.errors import BadInput, ModelUnavailable, TantraError
+from encoders.openai_http import Endpoint
+
+
+def endpoint(settings: Settings, timeout: float = 600.0) -> Endpoint:
+    """The server's ``/v1`` API with its key. A long timeout: a server's queue may hold others' work first."""
+    base = settings.server.rstrip("/")
+    base = base if base.endswith("/v1") else base + "/v1"
+    return Endpoint(base, settings.server_api_key, timeout, "Tantra server", relays_refusals=True)
+
+
+def falls_back(failure: TantraError) -> bool:
+    """Whether the local models should answer instead: the server is down or failing, not refusing the input."""
+    return isinstance(failure, ModelUnavailable)
+
+
+# ---- transcribe ------------------------------------------------------------------------------------------------------
+
+
+def transcript(api: Endpoint, audio: bytes, filename: str, model: str | None, language: str | None, task: str,
+               words: bool) -> dict:  # fmt: skip
+    """The server's ``verbose_json`` transcript of a whole file (read and cut into blocks there, as here)."""
+    fields: dict[str, str | list[str]] = {"response_format": "verbose_json", "model": model or "whisper-1",
+                                          "timestamp_granularities[]": ["segment", "word"] if words else ["segment"]}
+    if language:
+        fields["language"] = language
+    route = "/audio/translations" if task == "translate" else "/audio/transcriptions"
+    with api.post_form(route, fields, {"file": (filename, audio, "application/octet-stream")}) as response:
+        return _json(api, response.read())
+
+
+def audio_input(source: str) -> tuple[str, bytes]:
+    """``(label, bytes)`` of an audio file, or of stdin for ``-``; the server reads and checks what they hold."""
+    import sys
+
+    if source == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInput("stdin is a terminal or closed, not audio: pipe a file in, e.g. "
+                           "`tantra transcribe - < talk.wav`")  # fmt: skip
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise BadInput("stdin: is empty; pipe audio in, e.g. `tantra transcribe - < talk.wav`")
+        return "stdin", data
+    path = Path(source)
+    if path.is_dir():
+        raise BadInput(f"{source}: is a directory, not an audio file")
+    try:
+        return source, path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{source}: no such file") from None
+    except OSError as error:
+        raise BadInput(f"{source}: {(error.strerror or str(error)).lower()}") from None
+
+
+def segments_of(verbose: dict, with_words: bool, label: str):
+    """``core.transcriber.Segment``s and a ``Transcript`` from a ``verbose_json`` body, for the file writers."""
+    from core.transcriber import Segment, Transcript, Word
+
+    words = [Word(w["start"], w["end"], w["word"], w.get("probability", 0.0)) for w in verbose.get("words") or []]
+    segments = []
+    for s in verbose.get("segments") or []:
+        inside = tuple(w for w in words if s["start"] <= w.start < s["end"] or (w.start == s["end"] == w.end))
+        segments.append(Segment(s["id"], s["start"], s["end"], s["text"], inside if with_words else None,
+                                s.get("avg_logprob"), s.get("no_speech_prob")))  # fmt: skip
+    return segments, Transcript(label, verbose.get("duration"), verbose.get("language"))
+
+
+# ---- describe --------------------------------------------------------------------------------------------------------
+
+
+def image_facts(api: Endpoint, image: bytes, label: str, top: int = 5, ocr: bool | None = None,
+                prompt: str | None = None) -> dict:  # fmt: skip
+    """What ``ImageDescriber.facts`` gives (and ``answer`` when the server's vision chain answers), from the server."""
+    fields = {"top": str(top)}
+    if ocr is not None:
+        fields["ocr"] = "true" if ocr else "false"
+    if prompt:
+        fields["prompt"] = prompt
+    with api.post_form("/tantra/describe", fields, {"file": (label, image, "application/octet-stream")}) as response:
+        return _json(api, response.read())
+
+
+def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:
+    """``(label, bytes)`` of an image, of stdin for ``-``, or of each of a few evenly spaced frames of a video."""
+    import sys
+
+    from encoders.image_io import VIDEO_SUFFIXES, video_frames
+
+    if source == "-":
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise BadInput("stdin is empty: pipe an image in")
+        yield "stdin", data
+        return
+    path = Path(source)
+    if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+        for seconds, frame in video_frames(path):
+            yield f"{source} at {seconds:g} s", frame
+        return
+    if path.is_dir():
+        raise BadInput(f"{source} is a directory, not an image")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{source}: no such file") from None
+    except OSError as error:
+        raise BadInput(f"{source}: {(error.strerror or str(error)).lower()}") from None
+    if not data:
+        raise BadInput(f"{source} is empty (0 bytes)")
+    yield source, data
+
+
+class ServerDescriber:
+    """``ImageDescriber``'s ``note`` for a chat whose images the server reads."""
+
+    remote = None
+
+    def __init__(self, api: Endpoint, ocr: bool | None = None) -> None:
+        self.api, self.ocr = api, ocr
+
+    def facts(self, source, top: int = 5) -> dict:
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise BadInput(f"{source}: {error.strerror}") from None
+        return image_facts(self.api, data, str(source), top, self.ocr)
+
+    def note(self, source) -> str:
+        from core.describer import facts_note
+
+        return facts_note(self.facts(source, top=3))
+
+
+# ---- speech and memory -----------------------------------------------------------------------------------------------
+
+
+class ServerSpeaker:
+    """``encoders.speaker.Speaker`` for a server's voice: the whole text is one request, its WAV streamed back and
+    cut into chunks as it comes, so playback starts with the first sentence."""
+
+    def __init__(self, api: Endpoint, rate: float = 1.0, voice: str | None = None) -> None:
+        if not 0.25 <= rate <= 4.0:
+            raise BadInput(f"--rate {rate} is out of range: use 0.25 (slower) to 4 (faster); 1 is normal")
+        self.api, self.rate, self.voice = api, rate, voice
+        self.name = f"{api.label}, voice {voice or 'its own'}"
+
+    def synthesize(self, text: str) -> Iterator:
+        import numpy as np
+
+        from encoders.speaker import AudioChunk
+
+        body = {"model": "tts-1", "input": text, "response_format": "wav", "speed": self.rate}
+        if self.voice:
+            body["voice"] = self.voice
+        with self.api.open("POST", "/audio/speech", json.dumps(body).encode(), "application/json") as response:
+            header = _read_exactly(response, 44)
+            if len(header) < 44 or header[:4] != b"RIFF" or header[36:40] != b"data":
+                raise TantraError(f"the {self.api.label} answered audio that is not a 16-bit WAV")
+            (self.sample_rate,) = struct.unpack("<I", header[24:28])
+            while block := _read_exactly(response, self.sample_rate // 5 * 2):  # a fifth of a second at a time
+                samples = np.frombuffer(block[: len(block) // 2 * 2], "<i2").astype(np.float32) / 32767
+                yield AudioChunk(samples, self.sample_rate, text)
+
+
+class ServerEmbedder:
+    """The memory's sentence embedder, run by the server (``/v1/embeddings``)."""
+
+    def __init__(self, api: Endpoint) -> None:
+        self.api = api
+        models = {m.get("role"): m["id"] for m in api.get_json("/models").get("data", []) if isinstance(m, dict)}
+        if "embeddings" not in models:
+            raise ModelUnavailable(f"the {api.label} has no embedding model")
+        self.name = models["embeddings"]
+        self.dim = len(self.embed(["dimension probe"])[0])
+
+    def embed(self, texts):
+        import numpy as np
+
+        answer = self.api.post_json("/embeddings", {"model": self.name, "input": list(texts),
+                                                    "encoding_format": "float"})  # fmt: skip
+        rows = sorted(answer.get("data", []), key=lambda d: d["index"])
+        return np.asarray([row["embedding"] for row in rows], dtype=np.float32).reshape(len(texts), -1)
+
+
+def _read_exactly(response, size: int) -> bytes:
+    parts, wanted = [], size
+    while wanted > 0:
+        part = response.read(wanted)
+        if not part:
+            break
+        parts.append(part)
+        wanted -= len(part)
+    return b"".join(parts)
+
+
+def _json(api: Endpoint, raw: bytes) -> dict:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise TantraError(f"the {api.label} answered something that is not JSON") from None
+    if not isinstance(body, dict):
+        raise TantraError(f"the {api.label} answered JSON of the wrong shape")
+    return body
