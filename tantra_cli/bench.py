@@ -89,6 +89,20 @@ def bench_memory(
         _print(settings, run(settings, episodes))
 
 
+@app.command("serve")
+def bench_serve(
+    ctx: typer.Context,
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of the CLI transcription; the median is reported."),
+) -> None:
+    """A real tantra serve under 1, 4 and 16 clients: requests/s, p50/p95 per endpoint, chat tokens/s, memory;
+    the warm server against the cold CLI for the same transcription."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from tantra_benchmarks.serve import bench_serve as run
+
+        _print(settings, run(settings, repeats))
+
+
 def _print(settings, result: dict) -> None:
     from tantra_benchmarks.common import machine
 

@@ -91,13 +91,28 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _run(app, listener: socket.socket, verbose: bool) -> None:
     """uvicorn until Ctrl-C or SIGTERM; then the requests in flight finish (up to 30 s) and the process ends."""
+    import contextlib
     import os
+    import signal
 
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # uvicorn's own re-raises the signal once drained, so a clean stop would end as "killed by SIGTERM".
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {stop: signal.signal(stop, self.handle_exit) for stop in stops}
+            try:
+                yield
+            finally:
+                for stop, handler in previous.items():
+                    signal.signal(stop, handler)
+
     config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose, lifespan="off",
                             timeout_graceful_shutdown=30, server_header=False)  # fmt: skip
-    uvicorn.Server(config).run(sockets=[listener])
+    Server(config).run(sockets=[listener])
+    say("stopped")
     sys.stdout.flush()
     sys.stderr.flush()
     # As `tantra chat` ends: the models' native thread pools sometimes abort in the interpreter's teardown.
