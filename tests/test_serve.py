@@ -316,3 +316,31 @@ def test_load_200_requests_from_16_clients_none_lost_and_memory_flat(server):
     grew = (psutil.Process().memory_info().rss - before) / 2**20
     assert len(answers) == 200 and all(answers) and took < 60
     assert grew < 40, f"RSS grew {grew:.0f} MB over 200 requests"
+
+
+# ---- the command --------------------------------------------------------------------------------------------------
+
+
+def test_serve_warns_without_a_key_off_loopback_refuses_a_busy_port_and_stops_cleanly():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import run_tantra
+
+    command = [sys.executable, "-m", "tantra_cli", "serve", "--lazy", "--host", "0.0.0.0", "--port", "0"]
+    served = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "TANTRA_SERVE_API_KEY": ""})  # fmt: skip
+    try:
+        said = [served.stderr.readline().decode() for _ in range(2)]
+        assert "without an API key" in said[0] and "listening on http://0.0.0.0:" in said[1]
+        port = said[1].split("0.0.0.0:")[1].split("/")[0]
+        busy = run_tantra("serve", "--lazy", "--port", port, timeout=60)
+        assert busy.returncode == 1 and b"in use" in busy.stderr and b"Traceback" not in busy.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as health:
+            assert health.status == 200
+        served.send_signal(signal.SIGTERM)
+        assert served.wait(30) == 0
+    finally:
+        served.kill()
