@@ -300,6 +300,12 @@ class ModelConfig:
     memory: MemoryConfig
 
 
+# The entry a role's OpenAI-compatible server takes, first, when its URL is set (TANTRA_LM_URL, TANTRA_STT_URL,
+# TANTRA_TTS_URL). It is kept out of the chains below on purpose: a server is the user's setting, not a model
+# choice; it goes first in every order (--low-resource and a GPU too: it costs this machine nothing); and the
+# chains' entries are what --engine and --backend offer, which a server is not. ``core.model_loader`` adds it.
+REMOTE = "remote"
+
 # Every name openai-whisper's load_model() knows. Those not in the store download from OpenAI's CDN where it is
 # reachable (openai-whisper checks their sha256 itself).
 WHISPER_NAMES: tuple[str, ...] = (

@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from core.chat_log import ExchangeStart, ImageRecord, one_line, to_the_minute
-from core.errors import BadInput
+from core.errors import BadInput, TantraError
 from core.journal import Journal
 from core.language_model import Conversation, PromptCache, SamplingOptions, stream_text
 from core.memory import Recollection
+from core.status import say
+from encoders.remote_lm import RemoteChatModel, TokenCounts
 
 
 @dataclass(frozen=True)
@@ -101,19 +103,41 @@ def memory_note(recollection: Recollection) -> str:
 
 class ChatSession:
     def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
-                 model_name: str = "SpikingBrain", describer=None, journal: Journal | None = None) -> None:  # fmt: skip
+                 model_name: str = "SpikingBrain", describer=None, journal: Journal | None = None,
+                 fallback: Callable[[], dict] | None = None, warn: Callable[[str], None] = say) -> None:  # fmt: skip
         """``describer`` (a ``core.describer.ImageDescriber``) lets messages carry images: the model reads what
         the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels.
-        ``journal`` logs every exchange and recalls episodes of other conversations (none: nothing is kept)."""
+        ``journal`` logs every exchange and recalls episodes of other conversations (none: nothing is kept).
+
+        ``model`` is SpikingBrain with its ``tokenizer``, or an ``encoders.remote_lm.RemoteChatModel`` (tokenizer
+        None): a server's model. ``fallback`` gives the local model (``load_spikingbrain``'s dict) that answers
+        when the server fails before its first word, for that turn and the rest of the session; ``warn`` says so."""
         self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
+        self.fallback, self.warn = fallback, warn
         self.conversation = Conversation(system or None)
         self.last: ReplyStats | None = None
         self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
+        self._last_counted = True  # the last reply's counts are the model's own (a server may report none)
         self.describer = describer
         self.journal = journal or Journal()
         self.pending_images: list[ImageRecord] = []  # from /image, for the next message
         self.prompt_cache = PromptCache()  # each reply runs only the prompt tokens the last one did not
         self.on_image: Callable[[str], None] | None = None  # told what each image in a message shows (the REPL says it)
+
+    @property
+    def remote(self) -> bool:
+        """Whether a server runs the model (``encoders.remote_lm``): no tokenizer, no spikes, no context here."""
+        return isinstance(self.model, RemoteChatModel)
+
+    @property
+    def spiking(self) -> bool:
+        return not self.remote and bool(self.model.config.spiking)
+
+    def use_local(self) -> None:
+        """From now on the local model answers (``fallback``'s): the server failed."""
+        loaded = self.fallback()
+        self.model, self.tokenizer, self.model_name = loaded["model"], loaded["tokenizer"], loaded["name"]
+        self.prompt_cache = PromptCache()
 
     def image_record(self, path: Path) -> ImageRecord:
         if self.describer is None:
@@ -144,39 +168,104 @@ class ChatSession:
                 self.on_image(image.facts)
         images, self.pending_images = self.pending_images + found, []
         recalled = self.journal.recall(text)
+        if self.remote:
+            reply = self._ask_remote(text, source, images, recalled)
+            if reply is not None:
+                yield from reply
+                return
         prompt_ids, recalled = self._prompt(text, images, recalled)
-        start = ExchangeStart(self.model_name, self.model.config.spiking, self.conversation.system,
-                              asdict(self.options), text, source, tuple(images),
-                              tuple(r.exchange.id for r in recalled))  # fmt: skip
+        start = self._start(text, source, images, recalled)
         context = self.model.config.block_size
         if len(prompt_ids) >= context:
             problem = f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
             self.journal.begin(start).finish("", prompt_tokens=len(prompt_ids), interrupted=False, error=problem)
             raise BadInput(problem)  # not kept in the conversation, but in the log
+        generated: list[int] = []
+        options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
+        pieces = stream_text(self.model, self.tokenizer, prompt_ids, options, generated, self.prompt_cache)
+
+        def counted() -> tuple[int, int]:
+            self._last_ids, self._last_counted = prompt_ids + generated, True
+            return len(prompt_ids), len(generated)
+
+        yield from self._stream(start, pieces, counted)
+
+    def _start(self, text: str, source: str, images: list[ImageRecord], recalled: list[Recollection]) -> ExchangeStart:
+        return ExchangeStart(self.model_name, self.spiking, self.conversation.system, asdict(self.options), text,
+                             source, tuple(images), tuple(r.exchange.id for r in recalled))  # fmt: skip
+
+    def _stream(self, start: ExchangeStart, pieces: Iterator[str], counts: Callable[[], tuple[int, int]],
+                started: float | None = None) -> Iterator[str]:  # fmt: skip
+        """``pieces`` passed on, logged as they come; when they end (or the reader stops), the reply joins the
+        conversation and the log, and ``last`` holds its statistics (``counts``: prompt and reply tokens).
+        ``started``: when the request began, if before now (a server's first piece has come already)."""
         messages = self.conversation.messages
         entry = self.journal.begin(start)
-        pieces: list[str] = []
-        generated: list[int] = []
-        started = time.perf_counter()
+        started = started or time.perf_counter()
+        said: list[str] = []
         first_token = 0.0
         interrupted = True
         try:
-            options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
-            for piece in stream_text(self.model, self.tokenizer, prompt_ids, options, generated, self.prompt_cache):
+            for piece in pieces:
                 first_token = first_token or time.perf_counter() - started
-                pieces.append(piece)
-                entry.progress(pieces)
+                said.append(piece)
+                entry.progress(said)
                 yield piece
             interrupted = False
         finally:
-            reply = "".join(pieces).strip()
+            reply = "".join(said).strip()
             messages.append({"role": "assistant", "content": reply})
             seconds = time.perf_counter() - started
-            self.last = ReplyStats(len(prompt_ids), len(generated), seconds, first_token or seconds, interrupted)
-            self._last_ids = prompt_ids + generated
-            entry.finish(reply, prompt_tokens=len(prompt_ids), completion_tokens=len(generated),
+            prompt_tokens, completion_tokens = counts()
+            self.last = ReplyStats(prompt_tokens, completion_tokens, seconds, first_token or seconds, interrupted)
+            entry.finish(reply, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                          seconds=round(seconds, 3), first_token_seconds=round(first_token or seconds, 3),
                          interrupted=interrupted)  # fmt: skip
+
+    def _ask_remote(self, text: str, source: str, images: list[ImageRecord],
+                    recalled: list[Recollection]) -> Iterator[str] | None:  # fmt: skip
+        """The server's reply, once its first piece has come; None when the server failed before it (said in one
+        line) and the local model now answers, this turn and the next ones. Without a ``fallback``, the failure
+        is raised. The whole conversation goes to the server, which holds the context and the chat template."""
+        messages = self.conversation.messages
+        notes = [memory_note(r) for r in recalled] + [image.facts for image in images]
+        messages.append({"role": "user", "content": "\n".join(notes) + "\n\n" + text if notes else text})
+        head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
+        counts = TokenCounts()
+        started = time.perf_counter()
+        pieces = self.model.stream(head + messages, self.options, counts)
+        try:
+            first = next(pieces, None)
+        except BadInput:
+            messages.pop()  # refused (too long for its context, a bad setting): the local model would be no better
+            raise
+        except TantraError as failure:
+            messages.pop()
+            if self.fallback is None:
+                raise
+            self.warn(f"{failure}; the local language model answers instead")
+            self.use_local()
+            return None
+        except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
+            messages.pop()
+            raise
+
+        def reply() -> Iterator[str]:
+            try:
+                if first is not None:
+                    yield first
+                yield from pieces
+            finally:
+                pieces.close()  # the reader stopped: so does the server
+
+        self._last_ids, self._last_counted = [], counts.reported
+        start = self._start(text, source, images, recalled)
+
+        def counted() -> tuple[int, int]:
+            self._last_counted = counts.reported
+            return counts.prompt_tokens, counts.completion_tokens
+
+        return self._stream(start, reply(), counted, started)
 
     def _prompt(self, text: str, images: list[ImageRecord], recalled: list[Recollection]):
         """The prompt's token ids with the user's turn added to the conversation (what the images show and what
@@ -216,7 +305,10 @@ class ChatSession:
 
     def warm_up(self) -> None:
         """Two tokens for a short prompt, outside the conversation: the first real reply then does not pay for
-        the first run of every kernel (the voice loop calls it while the user is still speaking)."""
+        the first run of every kernel (the voice loop calls it while the user is still speaking). A server's
+        model is warm already: nothing to do."""
+        if self.remote:
+            return
         ids = self.tokenizer.encode(self.tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}]))
         for _ in stream_text(self.model, self.tokenizer, ids, replace(self.options, max_tokens=2, seed=0)):
             pass
@@ -303,6 +395,9 @@ class ChatSession:
         return f"{image.facts} goes with your next message"
 
     def _cmd_model(self, _: str) -> str:
+        if self.remote:
+            return (f"{self.model_name}: served by the {self.model.label} (OpenAI-compatible API)\n"
+                    "the server runs it: no spike coding here; top_k and repetition_penalty are not sent")  # fmt: skip
         config = self.model.config
         parameters = sum(t.numel() for name, t in self.model.state_dict().items() if not name.endswith("qscale"))
         device = next(iter(self.model.state_dict().values())).device
@@ -323,7 +418,10 @@ class ChatSession:
         lines = [f"last reply: {last.completion_tokens} tokens in {last.seconds:.2f} s, decoding at {speed}; "
                  f"prompt {last.prompt_tokens} tokens read in {last.first_token_seconds:.2f} s"
                  + (" (stopped early)" if last.interrupted else "")]  # fmt: skip
-        if self.model.config.spiking and last.completion_tokens:
+        if self.remote:
+            lines.append(f"from the {self.model.label}, network included"
+                         + ("" if self._last_counted else "; it sent no token counts: these are estimates"))
+        elif self.spiking and last.completion_tokens:
             import torch
 
             ids = torch.tensor([self._last_ids[: self.model.config.block_size]])

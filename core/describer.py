@@ -108,5 +108,7 @@ class ImageDescriber:
         from core.language_model import SamplingOptions
 
         loaded = self.loader.load_spikingbrain()  # loaded once by the loader, for every image
-        chat = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0.2, max_tokens=120))
+        # A language model server that fails gives way to the local model, as in a chat.
+        chat = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0.2, max_tokens=120),
+                           fallback=lambda: self.loader.load_spikingbrain(remote=False), warn=self.loader.warn)
         return "".join(chat.ask(f"{facts_note(facts)}\n\n{prompt}")).strip()

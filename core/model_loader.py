@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.model_config import (
     MODEL_CONFIG,
+    REMOTE,
     STORE_MODELS,
     WHISPER_NAMES,
     Chain,
@@ -73,7 +74,8 @@ class ModelLoader:
 
     ``backends`` replaces chain entries with other factories, keyed ``"role:entry"`` (``"tts:piper"``,
     ``"audio:faster-whisper"``, ``"spikingbrain:gpt2"``, ``"vision:onnxruntime"``, ``"vision:long-vita-remote"``,
-    ``"memory:onnxruntime"``): how tests put fake backends (``tests/fakes.py``) into the real chains.
+    ``"memory:onnxruntime"``; ``"spikingbrain:remote"``, ``"audio:remote"``, ``"tts:remote"`` for a configured
+    server): how tests put fake backends (``tests/fakes.py``) into the real chains.
     """
 
     def __init__(self, model_config: ModelConfig = MODEL_CONFIG, settings: Settings | None = None,
@@ -151,17 +153,47 @@ class ModelLoader:
 
     # ---- language model -------------------------------------------------------------------------------------------
 
-    def load_spikingbrain(self, spiking: bool = True, model: str | None = None) -> dict:
+    def load_spikingbrain(self, spiking: bool = True, model: str | None = None, remote: bool = True) -> dict:
         """``{"model": SpikingBrainForCausalLM, "tokenizer": ..., "name": ..., "device": ...}``, as the spec uses it.
 
         By default the first entry of the fallback chain that loads and runs: SpikingBrain converted from
         SmolLM2-135M, spiking; the same weights without spiking; GPT-2 and DistilGPT-2 where they were pulled.
         ``spiking=False`` asks for the plain network; ``model`` names one model (or a converted directory).
+
+        Where a server is configured (``TANTRA_LM_URL``) and neither of those asks for a local model, the server
+        comes first: ``{"model": RemoteChatModel, "tokenizer": None, "name": <its model>, "device": "remote"}``
+        (see ``encoders.remote_lm``). ``remote=False`` leaves it out: the local model a failing server gives way to.
         """
-        return self._once(
-            ("spikingbrain", spiking, model),
-            lambda: self._walk(self._language_candidates(spiking, model), "language model"),
-        )
+        local = partial(self._once, ("spikingbrain", spiking, model),
+                        lambda: self._walk(self._language_candidates(spiking, model), "language model"))  # fmt: skip
+        if not (remote and self.settings.lm_url and spiking and model is None):
+            return local()
+
+        def walk() -> dict:
+            # The local chain walks as one entry after the server's, cached under its own key: a server that fails
+            # later in the session gives way to the very model loaded here, never to a second copy.
+            local_labels = [c.label for c in self._language_candidates(spiking, None) if c.unavailable is None]
+            following = Candidate(local_labels[0] if local_labels else "the local language model", local)
+            return self._walk([self._remote_candidate("spikingbrain", self._remote_language_model), following],
+                              "language model")  # fmt: skip
+
+        return self._once(("spikingbrain", REMOTE), walk)
+
+    # ---- servers (OpenAI-compatible) ------------------------------------------------------------------------------
+    # A server is not an entry of ``config.model_config``'s chains: it is the user's setting (a URL), not a model
+    # choice, and it goes first in every order (``--low-resource`` and a GPU included), since it costs this machine
+    # nothing. The loader puts a "remote" candidate before a role's chain when the role's URL is set and the command
+    # pinned no local model; ``backends["role:remote"]`` replaces it, as any entry, for tests' fakes.
+
+    def _remote_candidate(self, role: str, attempt: Factory) -> Candidate:
+        return self._candidate(role, REMOTE, REMOTE, attempt)
+
+    def _remote_language_model(self) -> dict:
+        from encoders.remote_lm import from_settings
+
+        model = from_settings(self.settings)
+        self._note(f"language model: {model.model} on the {model.label}")
+        return {"model": model, "tokenizer": None, "name": model.model, "device": "remote"}
 
     def _language_candidates(self, spiking: bool, model: str | None) -> list[Candidate]:
         section = self.config.spikingbrain
@@ -249,16 +281,36 @@ class ModelLoader:
         native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
         self._note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")
 
-    def load_speaker(self, backend: str | None = None, voice: str | None = None):
+    def load_speaker(self, backend: str | None = None, voice: str | None = None, remote: bool = True):
         """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
-        (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads."""
+        (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads. Where a
+        speech server is configured (``TANTRA_TTS_URL``) and nothing pins a local voice, the server comes first
+        (``encoders.remote_tts``); ``remote=False`` leaves it out."""
         section = self.config.tts
         if backend is not None and backend not in section.chain.entries:
             raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section.chain.entries)}")
+        pinned = backend is not None or voice is not None
         if backend is None and voice is not None:
             backend = self._backend_of_voice(voice)
         order = (backend,) if backend is not None else self._order(section.chain, "onnxruntime")
-        return self._once(("tts", order, voice), partial(self._walk_speech, order, voice))
+        local = partial(self._once, ("tts", order, voice), partial(self._walk_speech, order, voice))
+        if not remote or pinned or not self.settings.tts_url:
+            return local()
+
+        def walk():
+            labels = [c.label for c in self._speech_candidates(order, None) if c.unavailable is None]
+            following = Candidate(labels[0] if labels else "the local voice", local)
+            return self._walk([self._remote_candidate("tts", partial(self._remote_speech, local)), following],
+                              "speech backend")
+
+        return self._once(("tts", REMOTE), walk)
+
+    def _remote_speech(self, local: Factory):
+        from encoders.remote_tts import from_settings
+
+        backend = from_settings(self.settings, local, self.warn)
+        self._note(f"speech: voice {backend.voice} of {backend.model} on the {backend.label}, {backend.sample_rate} Hz")
+        return backend
 
     def load_coqui_tts(self, voice: str | None = None):
         """Coqui TTS, the spec's voice (``tts_models/en/ljspeech/tacotron2-DDC`` unless ``voice`` names another)."""
@@ -422,8 +474,29 @@ class ModelLoader:
             raise ModelUnavailable(f"{model}: no such model file")
         raise ModelUnavailable(f"unknown Whisper model {model!r}; choose {_describe_whisper_names()}")
 
-    def load_whisper(self, model: str | None = None, engine: str | None = None) -> WhisperEngine:
-        """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain."""
+    def load_whisper(self, model: str | None = None, engine: str | None = None, remote: bool = True) -> WhisperEngine:
+        """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain. Where
+        a speech-to-text server is configured (``TANTRA_STT_URL``) and neither ``model`` nor ``engine`` asks for a
+        local one, the server comes first (``encoders.remote_stt``); ``remote=False`` leaves it out."""
+        if not remote or model is not None or engine is not None or not self.settings.stt_url:
+            return self._load_local_whisper(model, engine)
+        local = partial(self._load_local_whisper, None, None)
+
+        def walk() -> WhisperEngine:
+            return self._walk([self._remote_candidate("audio", partial(self._remote_whisper, local)),
+                               Candidate(self._order(self.config.audio.engines, "ctranslate2")[0], local)],
+                              "Whisper engine")  # fmt: skip
+
+        return self._once(("whisper", REMOTE), walk)
+
+    def _remote_whisper(self, local: Factory) -> WhisperEngine:
+        from encoders.remote_stt import from_settings
+
+        engine = from_settings(self.settings, local, self.warn)
+        self._note(f"speech to text: {engine.model_name} on the {engine.label}")
+        return engine
+
+    def _load_local_whisper(self, model: str | None, engine: str | None) -> WhisperEngine:
         section = self.config.audio
         model = model or (section.low_resource if self.low_resource else section.default)
         chain = self._order(section.engines, "ctranslate2")

@@ -13,6 +13,7 @@ the text. Backends, in the order of the fallback chain:
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -158,16 +159,48 @@ def _import_coqui():
     return TTS.api
 
 
-def coqui_status() -> str:
-    """Whether the Coqui backend can run here, in a few words (``tantra models`` shows it)."""
+def coqui_status(remember_in: Path | None = None) -> str:
+    """Whether the Coqui backend can run here, in a few words (``tantra models`` shows it).
+
+    Finding out means importing Coqui (and torch): about 2 s. With ``remember_in`` (a directory), the answer is
+    kept there for this interpreter and these versions of Coqui and torch, so listing models stays quick."""
     if importlib.util.find_spec("TTS") is None:
         return "not installed (pip install 'tantra[coqui]')"
+    kept = remember_in / "coqui-status.json" if remember_in is not None else None
+    key = _coqui_key()
+    if kept is not None:
+        try:
+            remembered = json.loads(kept.read_text(encoding="utf-8"))
+            if remembered.get("key") == key:
+                return str(remembered["status"])
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # not yet known, or unreadable: find out again
     try:
         _import_coqui()
+        status = "ready"
     except Exception as error:  # noqa: BLE001 - any failure to import means the same thing here
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return f"installed but cannot be imported ({type(error).__name__}: {first})"
-    return "ready"
+        status = f"installed but cannot be imported ({type(error).__name__}: {first})"
+    if kept is not None:
+        try:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(json.dumps({"key": key, "status": status}), encoding="utf-8")
+        except OSError:
+            pass  # a read-only store: the next listing finds out again
+    return status
+
+
+def _coqui_key() -> list[str]:
+    """What Coqui's importability depends on: this interpreter and the installed Coqui and torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("coqui-tts", "torch"):
+        try:
+            found.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} missing")
+    return [sys.executable, *found]
 
 
 def coqui_model_is_local(name: str) -> bool:

@@ -61,6 +61,9 @@ def chat(
     """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        from tantra_cli.via_server import as_engines
+
+        settings = as_engines(settings)  # --server: the server's models answer, spoken or typed
         request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
         earlier = _earlier_turns(settings, resume, cid)  # an unknown --cid is refused before anything loads
         record = Record(not no_log, not no_memory, earlier)
@@ -105,11 +108,9 @@ def chat(
                 loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         else:
             loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
-        from core.describer import ImageDescriber
-
-        describer = ImageDescriber(loader)  # its models load at the first image
+        describer = _describer(settings, loader)  # its models load at the first image
         session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer,
-                              record.journal(settings, loader))  # fmt: skip
+                              record.journal(settings, loader), _local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(earlier)
         for image in images or []:
             session.pending_images.append(session.image_record(_existing(image)))
@@ -124,7 +125,7 @@ def chat(
             reply = "".join(session.ask(question, source)).strip()
             last, journal = session.last, session.journal
             print(json.dumps({
-                "reply": reply, "model": session.model_name, "spiking": session.model.config.spiking,
+                "reply": reply, "model": session.model_name, "spiking": session.spiking,
                 "prompt_tokens": last.prompt_tokens, "completion_tokens": last.completion_tokens,
                 "seconds": round(last.seconds, 3), "first_token_seconds": round(last.first_token_seconds, 3),
                 "tokens_per_second": last.tokens_per_second,
@@ -145,6 +146,11 @@ def chat(
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
+
+
+def _local_model(loader, no_spiking: bool, model: str | None):
+    """What answers when the language model server fails mid-session: the local chain, loaded then (once)."""
+    return lambda: loader.load_spikingbrain(spiking=not no_spiking, model=model, remote=False)
 
 
 def _exit_now(code: int) -> None:
@@ -170,8 +176,10 @@ class Record:
 
     def journal(self, settings, loader):
         from core.journal import open_journal
+        from tantra_cli.via_server import ServerEmbedder
 
-        return open_journal(settings, loader.load_embedder, log=self.log, memory=self.memory)
+        embedder = ServerEmbedder.or_local(settings, loader.load_embedder)
+        return open_journal(settings, embedder, log=self.log, memory=self.memory)
 
 
 def _earlier_turns(settings, resume: bool, cid: str | None) -> list:
@@ -203,6 +211,18 @@ def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker
     return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
 
 
+def _describer(settings, loader):
+    """What reads the chat's images: the running ``tantra serve`` with ``--server`` (the local models if it cannot
+    be reached), else the local models."""
+    from core.describer import ImageDescriber
+
+    if not settings.server:
+        return ImageDescriber(loader)
+    from tantra_cli.via_server import ServerDescriber, endpoint
+
+    return ServerDescriber(endpoint(settings, timeout=120), lambda: ImageDescriber(loader))
+
+
 def _existing(image: str) -> Path:
     path = Path(image).expanduser()
     if not path.is_file():
@@ -216,7 +236,6 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     file is over (exit code 0), or Ctrl-C."""
     from config.model_config import MODEL_CONFIG
     from core.chat_session import ChatSession, image_record
-    from core.describer import ImageDescriber
     from core.model_loader import ModelLoader
     from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
     from encoders.vad import SileroVad
@@ -224,12 +243,13 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
 
     paths = [_existing(image) for image in images]  # a missing image is refused before anything loads
     loader = ModelLoader(MODEL_CONFIG, settings)
-    describer = ImageDescriber(loader)
+    describer = _describer(settings, loader)
 
     def new_session() -> ChatSession:
         loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         session = ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
-                              loaded["name"], describer, record.journal(settings, loader))  # fmt: skip
+                              loaded["name"], describer, record.journal(settings, loader),
+                              _local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(record.earlier)
         return session
 

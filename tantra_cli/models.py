@@ -75,8 +75,9 @@ def _rows(settings) -> list[Row]:
     from encoders.speaker import coqui_status, espeak_voices
 
     coqui = MODEL_CONFIG.tts.voices["coqui"]
+    coqui_state = coqui_status(settings.models_dir)
     rows.append(Row(
-        "tts", f"coqui {coqui}", "Coqui TTS (pip install 'tantra[coqui]'; needs internet)", "-", coqui_status(), "-",
+        "tts", f"coqui {coqui}", "Coqui TTS (pip install 'tantra[coqui]'; needs internet)", "-", coqui_state, "-",
         {"source": "Coqui TTS", "model": f"coqui {coqui.rpartition('/')[2]}"},
     ))  # fmt: skip
     espeak = shutil.which("espeak-ng")

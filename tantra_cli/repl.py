@@ -15,6 +15,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 
 from core.chat_session import COMMANDS, SETTINGS, ChatSession
 from core.errors import TantraError
@@ -113,8 +114,9 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True, load
     )
     printer = ReplyPrinter(console)
     session.on_image = lambda note: errors.print(note, style="dim", markup=False)  # as `ollama run` says "Added image"
-    console.print(f"[bold]{session.model_name}[/bold]: type a message; /help for commands, Alt-Enter for a new "
-                  "line, Ctrl-C stops a reply, Ctrl-D leaves.", highlight=False)  # fmt: skip
+    where = escape(f" (on the {session.model.label})") if session.remote else ""  # an IPv6 URL has brackets
+    console.print(f"[bold]{session.model_name}[/bold]{where}: type a message; /help for commands, Alt-Enter for a "
+                  "new line, Ctrl-C stops a reply, Ctrl-D leaves.", highlight=False)  # fmt: skip
     talk = ReplVoice(session, loader, request or VoiceRequest(), console, errors) if loader is not None else None
     screen = ExitStack()  # while the voice is on, turns print above the prompt, which stays at the bottom
 

@@ -21,7 +21,7 @@ def _list_voices(settings) -> None:
         state = model_store.status(model, settings).state
         print(f"piper      {model.name:<28} {model.description} [{state}]")
     print("piper      PATH.onnx                    any Piper voice file (with its .onnx.json beside it)")
-    print(f"coqui      tts_models/... or DIR        Coqui TTS [{coqui_status()}]")
+    print(f"coqui      tts_models/... or DIR        Coqui TTS [{coqui_status(settings.models_dir)}]")
     voices = espeak_voices()
     shown = ", ".join(v for v in voices if v.startswith("en")) + f" (and {len(voices)} in all)"
     print(f"espeak-ng  {shown if voices else '[not installed: apt-get install espeak-ng]'}")

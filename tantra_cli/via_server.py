@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from config.settings import Settings
 from core.errors import BadInput, ModelUnavailable, TantraError
+from core.status import say
 from encoders.openai_http import Endpoint
 
 
@@ -125,25 +127,43 @@ def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:
 
 
 class ServerDescriber:
-    """``ImageDescriber``'s ``note`` for a chat whose images the server reads."""
+    """``ImageDescriber``'s ``facts`` and ``note`` for a chat whose images the server reads; when the server cannot
+    be reached, one line says so and ``local()`` (an ``ImageDescriber``) reads them from then on."""
 
     remote = None
 
-    def __init__(self, api: Endpoint, ocr: bool | None = None) -> None:
-        self.api, self.ocr = api, ocr
+    def __init__(self, api: Endpoint, local: Callable[[], object], ocr: bool | None = None) -> None:
+        self.api, self.local, self.ocr = api, local, ocr
+        self._local = None
 
     def facts(self, source, top: int = 5) -> dict:
-        path = Path(source)
+        if self._local is not None:
+            return self._local.facts(source, top)
+        label, data = next(image_inputs(str(source)))
         try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise BadInput(f"{source}: {error.strerror}") from None
-        return image_facts(self.api, data, str(source), top, self.ocr)
+            return image_facts(self.api, data, label, top, self.ocr)
+        except ModelUnavailable as failure:
+            say(f"{failure}; images are read here instead")
+            self._local = self.local()
+            return self._local.facts(source, top)
 
     def note(self, source) -> str:
         from core.describer import facts_note
 
         return facts_note(self.facts(source, top=3))
+
+
+def as_engines(settings: Settings) -> Settings:
+    """``settings`` with the server as the remote engine of the language model, speech to text and speech out,
+    where no other is set: how a chat, typed or spoken, uses a running ``tantra serve`` (``encoders.remote_*``)."""
+    if not settings.server:
+        return settings
+    api = endpoint(settings)
+    engines = {}
+    for role in ("lm", "stt", "tts"):
+        if not getattr(settings, f"{role}_url"):
+            engines.update({f"{role}_url": api.base_url, f"{role}_api_key": settings.server_api_key})
+    return replace(settings, **engines)
 
 
 # ---- speech and memory -----------------------------------------------------------------------------------------------
@@ -178,7 +198,8 @@ class ServerSpeaker:
 
 
 class ServerEmbedder:
-    """The memory's sentence embedder, run by the server (``/v1/embeddings``)."""
+    """The memory's sentence embedder, run by the server (``/v1/embeddings``): the same model as here, so the
+    memory's vectors are the same whichever embeds them."""
 
     def __init__(self, api: Endpoint) -> None:
         self.api = api
@@ -187,6 +208,19 @@ class ServerEmbedder:
             raise ModelUnavailable(f"the {api.label} has no embedding model")
         self.name = models["embeddings"]
         self.dim = len(self.embed(["dimension probe"])[0])
+
+    @staticmethod
+    def or_local(settings: Settings, local: Callable[[], object]) -> Callable[[], object]:
+        """A factory for the memory's embedder: the server's where it answers, else (said in one line) ``local``."""
+
+        def load():
+            try:
+                return ServerEmbedder(endpoint(settings, timeout=60))
+            except ModelUnavailable as failure:
+                say(f"{failure}; the memory embeds here instead")
+                return local()
+
+        return load if settings.server else local
 
     def embed(self, texts):
         import numpy as np

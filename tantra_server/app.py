@@ -73,8 +73,12 @@ class TantraServer:
         with self._load_lock:  # two first requests at once load a model once, not twice side by side
             if role == "vision":
                 return self.describer(None)
-            return {"chat": loader.load_spikingbrain, "audio": loader.load_whisper, "speech": loader.load_speaker,
-                    "embeddings": loader.load_embedder}[role]()  # fmt: skip
+            # Its own models only: a server that passed requests on to a remote engine could end up waiting on itself.
+            load = {"chat": lambda: loader.load_spikingbrain(remote=False),
+                    "audio": lambda: loader.load_whisper(remote=False),
+                    "speech": lambda: loader.load_speaker(remote=False),
+                    "embeddings": loader.load_embedder}  # fmt: skip
+            return load[role]()
 
     def describer(self, ocr: bool | None):
         """The image describer that reads text in images or not (None: as ``--low-resource`` says), made once."""
@@ -114,7 +118,7 @@ class TantraServer:
         if not voice or voice in OPENAI_VOICES:
             return await self.model("speech")
         try:
-            return await anyio.to_thread.run_sync(lambda: self.loader.load_speaker(voice=voice))
+            return await anyio.to_thread.run_sync(lambda: self.loader.load_speaker(voice=voice, remote=False))
         except BadInput as unknown:
             raise bad_request(str(unknown), "voice") from None
         except TantraError as failure:

@@ -110,6 +110,7 @@ def test_int8_inference_form_computes_what_the_trainable_form_simulates():
     assert (logits.argmax(-1) == simulated.argmax(-1)).float().mean() > 0.9
 
 
+@pytest.mark.slow  # against transformers: 3 s
 def test_gpt2_family_matches_transformers_without_spiking(tmp_path):
     from safetensors.torch import save_file
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -137,6 +138,7 @@ def test_gpt2_family_matches_transformers_without_spiking(tmp_path):
         assert torch.allclose(cached, reference(ids).logits[:, 12:], atol=1e-5)
 
 
+@pytest.mark.slow  # against transformers: 2 s
 def test_llama_checkpoint_directory_matches_transformers_without_spiking(tmp_path):
     """A Hugging Face Llama directory (grouped-query attention, untied head) through the converter."""
     from safetensors.torch import save_file

@@ -68,6 +68,7 @@ def tiny_random_checkpoint(tmp_path):
     return path
 
 
+@pytest.mark.slow  # openai-whisper end to end: 5 s
 def test_a_pt_checkpoint_path_runs_with_openai_whisper(tiny_random_checkpoint):
     result = run_tantra("-v", "transcribe", str(SAMPLE), "--model", str(tiny_random_checkpoint), "--beam-size", "1")
     assert result.returncode == 0, result.stderr
