@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from core.chat_log import ExchangeStart, ImageRecord, one_line, to_the_minute
+from core.conversation import Conversation, PromptCache, SamplingOptions
 from core.errors import BadInput, TantraError
 from core.journal import Journal
-from core.language_model import Conversation, PromptCache, SamplingOptions, stream_text
 from core.memory import Recollection
 from core.status import say
 from encoders.remote_lm import RemoteChatModel, TokenCounts
@@ -182,6 +182,8 @@ class ChatSession:
             raise BadInput(problem)  # not kept in the conversation, but in the log
         generated: list[int] = []
         options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
+        from core.language_model import stream_text  # here: a chat with a server's model never needs torch
+
         pieces = stream_text(self.model, self.tokenizer, prompt_ids, options, generated, self.prompt_cache)
 
         def counted() -> tuple[int, int]:
@@ -310,6 +312,8 @@ class ChatSession:
         if self.remote:
             return
         ids = self.tokenizer.encode(self.tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}]))
+        from core.language_model import stream_text
+
         for _ in stream_text(self.model, self.tokenizer, ids, replace(self.options, max_tokens=2, seed=0)):
             pass
 

@@ -105,7 +105,7 @@ class ImageDescriber:
         if not prompt:
             return facts_sentence(facts)
         from core.chat_session import ChatSession
-        from core.language_model import SamplingOptions
+        from core.conversation import SamplingOptions
 
         loaded = self.loader.load_spikingbrain()  # loaded once by the loader, for every image
         # A language model server that fails gives way to the local model, as in a chat.

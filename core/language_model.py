@@ -8,26 +8,14 @@ import struct
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from core.conversation import Conversation, PromptCache, SamplingOptions  # noqa: F401 - also here, as before
 from core.errors import TantraError
 from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 from core.spikingbrain_convert import CONFIG, INT8_WEIGHTS, TOKENIZER, WEIGHTS
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    temperature: float = 0.7
-    """0 decodes greedily (always the most likely token)."""
-    top_k: int = 50
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    max_tokens: int = 256
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
 
 
 class ChatTokenizer:
@@ -168,38 +156,6 @@ def _use_one_torch_thread() -> None:
 _DONE = object()
 
 
-class PromptCache:
-    """The keys and values of a conversation's last prompt and reply. The next prompt of the same conversation
-    starts with the same tokens, so only what is new (the last reply's end, the new message) has to be run: the
-    time to the first token stops growing with the conversation. One per conversation; used by one reply at a time.
-    """
-
-    def __init__(self) -> None:
-        self._ids: list[int] = []
-        self._kv = None
-        self._free = threading.Event()  # the last reply's decoding is over: the cache is not being written
-        self._free.set()
-
-    def take(self, prompt_ids: list[int]):
-        """(cache, tokens of ``prompt_ids`` it already holds); (None, 0) when nothing can be reused."""
-        self._free.wait()
-        self._free.clear()
-        kept = 0
-        for cached, new in zip(self._ids, prompt_ids[:-1]):  # the last prompt token always runs: it gives the logits
-            if cached != new:
-                break
-            kept += 1
-        if self._kv is None or kept == 0 or not hasattr(self._kv, "truncate"):
-            return None, 0
-        self._kv.truncate(kept)
-        return self._kv, kept
-
-    def keep(self, ids: list[int], kv) -> None:
-        """Called when decoding ends: ``kv`` holds exactly ``ids`` (None after a failure: start afresh)."""
-        self._ids, self._kv = (list(ids), kv) if kv is not None else ([], None)
-        self._free.set()
-
-
 def generate_tokens(
     model: SpikingBrainForCausalLM,
     prompt_ids: list[int],
@@ -282,20 +238,3 @@ def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options:
     final = tokenizer.decode(ids).rstrip("\ufffd")  # a character cut in half by max_tokens is dropped
     if len(final) > len(emitted) and not any(stop in final for stop in options.stop):
         yield final[len(emitted) :]
-
-
-@dataclass
-class Conversation:
-    """Messages that always fit the context: the oldest turns go first, the system prompt stays."""
-
-    system: str | None = None
-    messages: list[dict] = field(default_factory=list)
-
-    def prompt_ids(self, tokenizer: ChatTokenizer, context: int, reserve: int) -> list[int]:
-        turns = list(self.messages)
-        while True:
-            head = [{"role": "system", "content": self.system}] if self.system else []
-            ids = tokenizer.encode(tokenizer.apply_chat_template(head + turns))
-            if len(ids) + reserve <= context or len(turns) <= 1:
-                return ids
-            turns = turns[2:] if len(turns) > 2 else turns[1:]  # drop the oldest exchange

@@ -69,7 +69,7 @@ def chat(
         record = Record(not no_log, not no_memory, earlier)
         voice = voice or ptt  # push-to-talk is a way of talking
         if voice or mic_file is not None or speaker_file is not None:
-            from core.language_model import SamplingOptions
+            from core.conversation import SamplingOptions
 
             options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
             interactive = voice and not as_json and sys.stdin is not None and sys.stdin.isatty()
@@ -96,7 +96,7 @@ def chat(
 
         from config.model_config import MODEL_CONFIG
         from core.chat_session import ChatSession
-        from core.language_model import SamplingOptions
+        from core.conversation import SamplingOptions
         from core.model_loader import ModelLoader
 
         options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)

@@ -55,7 +55,7 @@ class TantraServer:
     """What every request shares: the loader (each model loaded once), the queues, the options."""
 
     def __init__(self, loader, options: ServeOptions) -> None:
-        from core.language_model import PromptCache
+        from core.conversation import PromptCache
 
         self.loader, self.options = loader, options
         self.allow_dirs = tuple(Path(d).expanduser().resolve() for d in options.allow_dirs)
@@ -125,8 +125,13 @@ class TantraServer:
             raise ApiError(503, f"the voice {voice!r} cannot run here: {failure}", "model_unavailable") from None
 
     def generate(self, loaded: dict, ids: list[int], options, generated: list[int]):
+        """The reply's text pieces. Only the next turn of the conversation the cache holds reuses it: the same
+        prompt sent again is read afresh, as ``tantra chat`` reads it, so a greedy answer is the same every time."""
+        from core.conversation import PromptCache
         from core.language_model import stream_text
 
+        if not self.prompt_cache.continued_by(ids):
+            self.prompt_cache = PromptCache()
         return stream_text(loaded["model"], loaded["tokenizer"], ids, options, generated, self.prompt_cache)
 
     async def image_note(self, source, number: int) -> str:

@@ -116,7 +116,7 @@ def _usage(reply: Reply) -> dict:
 def _options(body: dict):
     """SamplingOptions from the request (Tantra's chat defaults where it says nothing), and whether the stream ends
     with a usage chunk."""
-    from core.language_model import SamplingOptions
+    from core.conversation import SamplingOptions
 
     for name in UNSUPPORTED:
         if body.get(name) not in (None, False, [], {}):

@@ -104,6 +104,11 @@ def test_the_cli_through_the_server_prints_what_the_local_models_print(served, t
     local = run_tantra("describe", "--json", str(image))
     remote = run_tantra("--server", served.root, "describe", "--json", str(image), env=env)
     assert remote.returncode == 0 and remote.stdout == local.stdout
+    question = ("chat", "-t", "0", "-n", "24", "--no-log", "--no-memory", "Name three colours.")
+    local = run_tantra(*question)
+    for _ in range(2):  # the same prompt again is read afresh, as here: greedy answers do not drift
+        remote = run_tantra("--server", served.root, *question, env=env)
+        assert remote.returncode == 0 and remote.stdout == local.stdout and remote.stderr == b"", remote.stderr
     refused = run_tantra("--server", served.root, "transcribe", str(SAMPLE))  # no key
     assert refused.returncode == 0 and b"401" in refused.stderr and refused.stdout == local_transcript()
     assert KEY.encode() not in b"".join(line.encode() for line in served.log)
