@@ -141,8 +141,9 @@ class TantraServer:
 
         describer = await self.model("vision")
         label = source.name if isinstance(source, Path) else f"image-{number}"
-        async with self.lanes["vision"].slot():
-            return await anyio.to_thread.run_sync(lambda: facts_note(describer.facts(load_image(source, label), 3)))
+        vision = self.lanes["vision"]
+        async with vision.slot():
+            return await vision.run(lambda: facts_note(describer.facts(load_image(source, label), 3)))
 
     # ---- request bodies -------------------------------------------------------------------------------------------
 
@@ -221,8 +222,9 @@ async def embeddings(request: Request) -> Response:
     embedder = await server.model("embeddings")
     if body.get("dimensions") not in (None, embedder.dim):
         raise bad_request(f"this model gives {embedder.dim} dimensions only", "dimensions")
-    async with server.lanes["embeddings"].slot():
-        vectors = await anyio.to_thread.run_sync(embedder.embed, texts)
+    lane = server.lanes["embeddings"]
+    async with lane.slot():
+        vectors = await lane.run(embedder.embed, texts)
     tokens = embedder.count_tokens(texts)
     data = [{"object": "embedding", "index": i,
              "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}

@@ -8,7 +8,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -47,8 +46,9 @@ async def _transcribe(request: Request, task: str) -> Response:
     server = request.app.state.tantra
     asked = await _transcript_request(request, server, task)
     engine = await server.model("audio")
-    async with server.lanes["audio"].slot():
-        segments, transcript = await anyio.to_thread.run_sync(_run_whisper, server, engine, asked)
+    lane = server.lanes["audio"]
+    async with lane.slot():
+        segments, transcript = await lane.run(_run_whisper, server, engine, asked)
     return _transcript_response(segments, transcript, asked, task)
 
 
@@ -144,13 +144,14 @@ async def speech(request: Request) -> Response:
     backend = await server.voice(body.get("voice"))
     speaker = Speaker(backend, float(speed))
 
-    leave = await server.lanes["speech"].enter()
+    lane = server.lanes["speech"]
+    leave = await lane.enter()
     try:
         if fmt in ("wav", "pcm"):  # streamed: the first sentence plays while the rest is synthesized
-            chunks = iterate_in_thread(lambda: speaker.synthesize(text))
+            chunks = iterate_in_thread(lambda: speaker.synthesize(text), lane.threads)
             return HeldStreamingResponse(_pcm_stream(chunks, speaker.sample_rate, fmt), leave,
                                          media_type=SPEECH_FORMATS[fmt])  # fmt: skip
-        audio = await anyio.to_thread.run_sync(_encoded, speaker, text, fmt)
+        audio = await lane.run(_encoded, speaker, text, fmt)
     except BaseException:
         leave()
         raise

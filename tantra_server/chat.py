@@ -58,7 +58,7 @@ async def chat_completions(request: Request) -> Response:
                            "context_length_exceeded", "messages")  # fmt: skip
         options = _fit(options, context - len(ids), tokenizer)
         reply = Reply(len(ids))
-        pieces = iterate_in_thread(lambda: server.generate(loaded, ids, options, reply.generated))
+        pieces = iterate_in_thread(lambda: server.generate(loaded, ids, options, reply.generated), lane.threads)
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": loaded["name"]}
         if stream:
             events = _events(pieces, reply, meta, options.max_tokens, include_usage)

@@ -34,11 +34,13 @@ async def describe(request: Request) -> Response:
     data, label = await upload.read(), upload.filename or "image"
     await server.model("vision")
     describer = await anyio.to_thread.run_sync(server.describer, None if ocr is None else ocr in _TRUE)
-    async with server.lanes["vision"].slot():
-        loaded = await anyio.to_thread.run_sync(load_image, data, label)
-        facts = await anyio.to_thread.run_sync(describer.facts, loaded, int(top))
+    vision = server.lanes["vision"]
+    async with vision.slot():
+        loaded = await vision.run(load_image, data, label)
+        facts = await vision.run(describer.facts, loaded, int(top))
     if describer.remote is not None or prompt:
         # SpikingBrain may answer (no remote vision model): in the chat queue, never beside another reply.
-        async with server.lanes["chat"].slot():
-            facts["answer"] = await anyio.to_thread.run_sync(describer.answer, loaded[0], facts, prompt)
+        chat = server.lanes["chat"]
+        async with chat.slot():
+            facts["answer"] = await chat.run(describer.answer, loaded[0], facts, prompt)
     return JSONResponse(facts)

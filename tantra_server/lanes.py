@@ -1,11 +1,16 @@
 """One queue per role: a model serves a bounded number of requests at a time, a bounded number wait, and the
-rest are told to come back (429 with ``Retry-After``) instead of piling up in memory."""
+rest are told to come back (429 with ``Retry-After``) instead of piling up in memory.
+
+Each role's work runs on threads of its own, always the same ones: glibc gives every new thread that allocates
+its own heap, so model work spread over a pool's changing threads grew the server by 250 MB in 128 image
+descriptions; on the role's own thread it stays flat."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from tantra_server.errors import ApiError
@@ -16,6 +21,7 @@ class Lane:
 
     def __init__(self, role: str, workers: int = 1, waiting: int = 32) -> None:
         self.role, self.workers, self.waiting = role, workers, waiting
+        self.threads = ThreadPoolExecutor(workers, thread_name_prefix=f"tantra-{role}")
         self._running = asyncio.Semaphore(workers)
         self.admitted = 0  # running + waiting
         self.served = 0
@@ -67,6 +73,10 @@ class Lane:
             yield
         finally:
             leave()
+
+    async def run(self, work: Callable, *args):
+        """``work(*args)`` on this role's thread (call it with a place in line)."""
+        return await asyncio.get_running_loop().run_in_executor(self.threads, work, *args)
 
     def status(self) -> dict:
         return {"running": self.busy, "waiting": self.queued, "limit": self.workers + self.waiting,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from typing import TypeVar
 
 import anyio
@@ -13,8 +14,8 @@ from starlette.responses import StreamingResponse
 T = TypeVar("T")
 
 
-async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """The items of ``make()``, made and iterated on a worker thread, handed over as each is ready.
+async def iterate_in_thread(make: Callable[[], Iterator[T]], threads: Executor) -> AsyncIterator[T]:
+    """The items of ``make()``, made and iterated on one of ``threads``, handed over as each is ready.
 
     When the consumer stops early (a client that disconnected, an error), the iterator is closed on its own thread
     at its next item: a reply being decoded stops within one token. This returns only once the thread is done, so
@@ -47,7 +48,7 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]
         finally:
             hand("done")
 
-    worker = loop.run_in_executor(None, work)
+    worker = loop.run_in_executor(threads, work)
     try:
         while True:
             kind, value = await handed.get()
