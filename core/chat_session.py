@@ -131,7 +131,8 @@ class ChatSession:
 
     @property
     def spiking(self) -> bool:
-        return not self.remote and bool(self.model.config.spiking)
+        """Whether the model answers with spike coding (a server's model: as the server says, else not)."""
+        return bool(self.model.spiking if self.remote else self.model.config.spiking)
 
     def use_local(self) -> None:
         """From now on the local model answers (``fallback``'s): the server failed."""

@@ -36,6 +36,11 @@ def _limit_pillow() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
+# What Pillow may open: the formats the messages promise (MPO is a camera's JPEG). Never EPS or PDF, which Pillow
+# hands to Ghostscript: an image sent to `tantra serve` must not run another program.
+FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF")
+
+
 def load_image(source: str | Path | bytes, label: str | None = None):
     """``(PIL.Image in RGB, ImageInfo)``; the first frame of an animation, turned upright by its EXIF orientation."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -53,7 +58,7 @@ def load_image(source: str | Path | bytes, label: str | None = None):
     elif not source:
         raise BadInput("stdin is empty: pipe an image in")
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=FORMATS)
         if image.width * image.height > MAX_PIXELS:
             raise BadInput(
                 f"{label} declares {image.width}x{image.height} pixels, over the limit of {MAX_PIXELS:,}: refused"

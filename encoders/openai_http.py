@@ -73,10 +73,11 @@ class Endpoint:
         with self.open("POST", path, json.dumps(body).encode(), "application/json") as response:
             return self._json(self.read(response))
 
-    def read(self, response) -> bytes:
-        """The whole body of an open response; a server that stops sending it raises ``ModelUnavailable``."""
+    def read(self, response, size: int = -1) -> bytes:
+        """The body of an open response (``size`` bytes of it, fewer at its end); a server that stops sending it
+        raises ``ModelUnavailable``."""
         try:
-            return response.read()
+            return response.read(size)
         except (OSError, http.client.HTTPException) as error:
             raise self._stopped(error) from None
 
@@ -152,11 +153,14 @@ class Endpoint:
                 raise self._refusal(error.code, detail) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
                 # OSError: timeouts and resets; HTTPException: something that is not HTTP answered (a wrong port)
-                if not last:
+                reason = getattr(error, "reason", error)
+                timed_out = isinstance(reason, TimeoutError) or isinstance(error, TimeoutError)
+                # A server that timed out may still be working on the request: sending it again would only add
+                # work (an hour of audio transcribed three times); refused or reset connections are tried again.
+                if not last and not timed_out:
                     time.sleep(0.5 * 2**attempt)
                     continue
-                reason = getattr(error, "reason", error)
-                if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
+                if timed_out:
                     reason = f"no answer within {self.timeout:g} s"
                 elif isinstance(error, http.client.HTTPException):
                     reason = f"what answers is not an HTTP server: {type(error).__name__}"

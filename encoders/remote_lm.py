@@ -50,13 +50,15 @@ class RemoteChatModel:
     name = "remote"
     device = "remote"
 
-    def __init__(self, endpoint: Endpoint, model: str, tantra: bool = False) -> None:
+    def __init__(self, endpoint: Endpoint, model: str, tantra: bool = False, spiking: bool = False) -> None:
         self.endpoint = endpoint
         self.model = model
         """The name the server knows the model by."""
         self.tantra = tantra
         """The server is a ``tantra serve``: it takes top_k and repetition_penalty too, so a chat through it samples
         exactly as the same chat here."""
+        self.spiking = spiking
+        """The server says its model is SpikingBrain, spiking (``tantra serve`` says so in ``/models``)."""
 
     @classmethod
     def connect(cls, base_url: str, model: str = "", api_key: str = "", timeout: float = 60.0) -> RemoteChatModel:
@@ -70,9 +72,10 @@ class RemoteChatModel:
             if not listed:
                 raise ModelUnavailable(f"the {endpoint.label} lists no models; set TANTRA_LM_MODEL")
             model = listed[0]
+        spiking = any(entry["id"] == model and entry.get("spiking") is True for entry in entries)
         # A name it does not list is still tried: proxies and aliases (Ollama's tags, vLLM's served names) answer
         # to more names than they list, and a wrong one fails at the first message with the server's own reason.
-        return cls(endpoint, model, tantra)
+        return cls(endpoint, model, tantra, spiking)
 
     @property
     def label(self) -> str:
@@ -101,8 +104,8 @@ class RemoteChatModel:
             body["stop"] = list(options.stop[:MAX_STOPS])
         if options.seed is not None:
             body["seed"] = options.seed
-        if self.tantra:
-            body.update(top_k=options.top_k, repetition_penalty=options.repetition_penalty)
+        if self.tantra:  # and the oldest exchanges give way when the conversation outgrows the context, as here
+            body.update(top_k=options.top_k, repetition_penalty=options.repetition_penalty, truncation="auto")
         return body
 
     def stream(self, messages: list[dict], options, counts: TokenCounts | None = None) -> Iterator[str]:

@@ -99,6 +99,8 @@ def _via_server(settings, images: list[str], top: int, ocr: bool | None, prompt:
     failed = 0
     for index, source in enumerate(images):
         try:
+            if source == "-":
+                via_server.answers(api)
             for label, data in via_server.image_inputs(source):
                 try:
                     _show(via_server.image_facts(api, data, label, top, ocr, prompt), source, len(images) > 1, as_json)

@@ -107,6 +107,8 @@ def _via_server(settings, inputs: list[str], request: ServerRequest, formats: li
     failed = 0
     for index, source in enumerate(inputs):
         try:
+            if source == "-":
+                via_server.answers(api)
             label, audio = via_server.audio_input(source)
             verbose = via_server.transcript(api, audio, label, request.model, request.language, request.task,
                                             request.words)  # fmt: skip

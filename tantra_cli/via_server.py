@@ -25,6 +25,12 @@ def endpoint(settings: Settings, timeout: float = 600.0) -> Endpoint:
     return Endpoint(base, settings.server_api_key, timeout, "Tantra server", relays_refusals=True)
 
 
+def answers(api: Endpoint) -> None:
+    """Raises ``ModelUnavailable`` unless the server answers and takes the key: asked before stdin is read, so
+    that the local models can still read it when the server is down."""
+    api.get_json("/models")
+
+
 def falls_back(failure: TantraError) -> bool:
     """Whether the local models should answer instead: the server is down or failing, not refusing the input."""
     return isinstance(failure, ModelUnavailable)
@@ -42,7 +48,7 @@ def transcript(api: Endpoint, audio: bytes, filename: str, model: str | None, la
         fields["language"] = language
     route = "/audio/translations" if task == "translate" else "/audio/transcriptions"
     with api.post_form(route, fields, {"file": (filename, audio, "application/octet-stream")}) as response:
-        return _json(api, response.read())
+        return _json(api, api.read(response))
 
 
 def audio_input(source: str) -> tuple[str, bytes]:
@@ -93,7 +99,7 @@ def image_facts(api: Endpoint, image: bytes, label: str, top: int = 5, ocr: bool
     if prompt:
         fields["prompt"] = prompt
     with api.post_form("/tantra/describe", fields, {"file": (label, image, "application/octet-stream")}) as response:
-        return _json(api, response.read())
+        return _json(api, api.read(response))
 
 
 def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:
@@ -170,8 +176,9 @@ def as_engines(settings: Settings) -> Settings:
 
 
 class ServerSpeaker:
-    """``encoders.speaker.Speaker`` for a server's voice: the whole text is one request, its WAV streamed back and
-    cut into chunks as it comes, so playback starts with the first sentence."""
+    """``encoders.speaker.Speaker`` for a server's voice: the text goes in requests of whole sentences up to the
+    server's limit, each one's WAV streamed back and cut into chunks as it comes, so playback starts with the first
+    sentence."""
 
     def __init__(self, api: Endpoint, rate: float = 1.0, voice: str | None = None) -> None:
         if not 0.25 <= rate <= 4.0:
@@ -180,6 +187,10 @@ class ServerSpeaker:
         self.name = f"{api.label}, voice {voice or 'its own'}"
 
     def synthesize(self, text: str) -> Iterator:
+        for part in _parts(text, LONGEST_REQUEST):
+            yield from self._synthesize(part)
+
+    def _synthesize(self, text: str) -> Iterator:
         import numpy as np
 
         from encoders.speaker import AudioChunk
@@ -188,13 +199,39 @@ class ServerSpeaker:
         if self.voice:
             body["voice"] = self.voice
         with self.api.open("POST", "/audio/speech", json.dumps(body).encode(), "application/json") as response:
-            header = _read_exactly(response, 44)
+            header = self._read(response, 44)
             if len(header) < 44 or header[:4] != b"RIFF" or header[36:40] != b"data":
                 raise TantraError(f"the {self.api.label} answered audio that is not a 16-bit WAV")
             (self.sample_rate,) = struct.unpack("<I", header[24:28])
-            while block := _read_exactly(response, self.sample_rate // 5 * 2):  # a fifth of a second at a time
+            while block := self._read(response, self.sample_rate // 5 * 2):  # a fifth of a second at a time
                 samples = np.frombuffer(block[: len(block) // 2 * 2], "<i2").astype(np.float32) / 32767
                 yield AudioChunk(samples, self.sample_rate, text)
+
+    def _read(self, response, size: int) -> bytes:
+        """``size`` bytes, fewer only at the end; a server that stops sending raises ``ModelUnavailable``."""
+        parts, wanted = [], size
+        while wanted > 0:
+            part = self.api.read(response, wanted)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
+
+
+LONGEST_REQUEST = 4000  # characters: under the server's 4,096 (OpenAI's limit), cut at a sentence's end
+
+
+def _parts(text: str, longest: int) -> Iterator[str]:
+    """``text`` in parts of at most ``longest`` characters, cut after a sentence (or a space) where it can be."""
+    while len(text) > longest:
+        window = text[:longest]
+        cut = max(window.rfind(". "), window.rfind("! "), window.rfind("? "), window.rfind("\n"))
+        cut = cut + 1 if cut > longest // 2 else (window.rfind(" ") if window.rfind(" ") > 0 else longest)
+        yield text[:cut]
+        text = text[cut:].lstrip()
+    if text.strip():
+        yield text
 
 
 class ServerEmbedder:
@@ -229,17 +266,6 @@ class ServerEmbedder:
                                                     "encoding_format": "float"})  # fmt: skip
         rows = sorted(answer.get("data", []), key=lambda d: d["index"])
         return np.asarray([row["embedding"] for row in rows], dtype=np.float32).reshape(len(texts), -1)
-
-
-def _read_exactly(response, size: int) -> bytes:
-    parts, wanted = [], size
-    while wanted > 0:
-        part = response.read(wanted)
-        if not part:
-            break
-        parts.append(part)
-        wanted -= len(part)
-    return b"".join(parts)
 
 
 def _json(api: Endpoint, raw: bytes) -> dict:

@@ -20,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.errors import BadInput, ModelUnavailable, TantraError
+from core.errors import ModelUnavailable, TantraError
 from tantra_server import audio, chat, images
 from tantra_server.errors import ApiError, bad_request, error_response
 from tantra_server.lanes import Lane
+from tantra_server.streaming import ClientGone, until_gone
 
 ROLES = ("chat", "audio", "speech", "vision", "embeddings")
 # Names stock OpenAI clients send by default for a role; any of them gets this server's model of that role.
@@ -64,65 +65,78 @@ class TantraServer:
         self.prompt_cache = PromptCache()
         self._load_lock = threading.RLock()
         self._describers: dict[bool, object] = {}
+        self._failed: dict[str, TantraError] = {}
+        self._voices: tuple[str, ...] | None = None
 
     # ---- the warm models ------------------------------------------------------------------------------------------
 
     def load(self, role: str):
-        """The model of ``role``, loaded at the first call (the loader keeps it)."""
+        """The model of ``role``, loaded at the first call (the loader keeps it); a role that failed to load says
+        the same at every request, without walking its chain again."""
         loader = self.loader
         with self._load_lock:  # two first requests at once load a model once, not twice side by side
-            if role == "vision":
-                return self.describer(None)
+            if role in self._failed:
+                raise self._failed[role]
             # Its own models only: a server that passed requests on to a remote engine could end up waiting on itself.
             load = {"chat": lambda: loader.load_spikingbrain(remote=False),
                     "audio": lambda: loader.load_whisper(remote=False),
                     "speech": lambda: loader.load_speaker(remote=False),
-                    "embeddings": loader.load_embedder}  # fmt: skip
-            return load[role]()
+                    "embeddings": loader.load_embedder, "vision": lambda: self.describer(None)}  # fmt: skip
+            try:
+                return load[role]()
+            except TantraError as failure:
+                self._failed[role] = failure
+                raise
 
     def describer(self, ocr: bool | None):
         """The image describer that reads text in images or not (None: as ``--low-resource`` says), made once."""
         from core.describer import ImageDescriber
 
         ocr = ocr if ocr is not None else self.options.ocr if self.options.ocr is not None else self.loader.reads_text
-        if ocr not in self._describers:
-            self.loader.load_vision()
-            self._describers[ocr] = ImageDescriber(self.loader, ocr)
-        return self._describers[ocr]
+        with self._load_lock:
+            if ocr not in self._describers:
+                self.loader.load_vision()
+                self._describers[ocr] = ImageDescriber(self.loader, ocr)
+            return self._describers[ocr]
 
-    async def model(self, role: str):
+    async def model(self, role: str, asked: str = ""):
+        """``role``'s model, loaded off the event loop; 404 when ``asked`` names a model this server does not have
+        (empty: the role's own), 503 when the role cannot run here."""
         try:
-            return await anyio.to_thread.run_sync(self.load, role)
+            loaded = await anyio.to_thread.run_sync(self.load, role)
         except TantraError as failure:
             raise ApiError(503, f"the {role} model cannot run on this server: {failure}", "model_unavailable") from None
-
-    def names(self, role: str) -> tuple[str, ...]:
-        """The names a request may give for ``role``'s model: its own, then the aliases clients use."""
-        loaded = self.load(role)
-        own = {
-            "chat": lambda: loaded["name"], "audio": lambda: loaded.model_name, "vision": lambda: "efficientnet-lite0",
-            "speech": lambda: f"{loaded.name}:{loaded.voice}", "embeddings": lambda: loaded.name,
-        }[role]()  # fmt: skip
-        return (own, *{"chat": ("tantra", "spikingbrain")}.get(role, ()), *OPENAI_NAMES.get(role, ()))
-
-    def check_model(self, role: str, asked: str) -> None:
-        """404 for a model this server does not have; an empty name takes the role's own."""
-        if asked and asked not in self.names(role):
+        if asked and asked not in names(role, loaded):
             raise ApiError(404, f"the model {asked!r} does not exist here; GET /v1/models lists them",
                            "model_not_found", "model")  # fmt: skip
+        return loaded
 
     async def voice(self, voice):
-        """The speech backend of ``voice``: OpenAI's voice names (and none) mean this server's voice."""
+        """The speech backend of ``voice``: OpenAI's voice names (and none) mean this server's voice; otherwise a
+        voice this server has already (a pulled Piper voice, an espeak-ng voice), never a path or a download."""
         if voice is not None and not isinstance(voice, str):
             raise bad_request("voice must be a string", "voice")
         if not voice or voice in OPENAI_VOICES:
             return await self.model("speech")
+        if voice not in await anyio.to_thread.run_sync(self.voices):
+            raise bad_request(f"no voice {voice!r} here; OpenAI's voice names, or one of: {', '.join(self.voices())}",
+                              "voice")  # fmt: skip
         try:
             return await anyio.to_thread.run_sync(lambda: self.loader.load_speaker(voice=voice, remote=False))
-        except BadInput as unknown:
-            raise bad_request(str(unknown), "voice") from None
         except TantraError as failure:
             raise ApiError(503, f"the voice {voice!r} cannot run here: {failure}", "model_unavailable") from None
+
+    def voices(self) -> tuple[str, ...]:
+        """The voices a request may name: the store's Piper voices already pulled, and espeak-ng's."""
+        if self._voices is None:
+            from config.model_config import STORE_MODELS
+            from core import model_store
+            from encoders.speaker import espeak_voices
+
+            pulled = [m.name for m in STORE_MODELS if m.role == "tts"
+                      and model_store.status(m, self.loader.settings).state == "ready"]  # fmt: skip
+            self._voices = (*pulled, *espeak_voices())
+        return self._voices
 
     def generate(self, loaded: dict, ids: list[int], options, generated: list[int]):
         """The reply's text pieces. Only the next turn of the conversation the cache holds reuses it: the same
@@ -142,7 +156,7 @@ class TantraServer:
         describer = await self.model("vision")
         label = source.name if isinstance(source, Path) else f"image-{number}"
         vision = self.lanes["vision"]
-        async with vision.slot():
+        async with vision.slot():  # the request's body is read: a client gone is noticed in chat's own line
             return await vision.run(lambda: facts_note(describer.facts(load_image(source, label), 3)))
 
     # ---- request bodies -------------------------------------------------------------------------------------------
@@ -167,6 +181,15 @@ class TantraServer:
             raise
         except Exception as failure:  # noqa: BLE001 - python-multipart's and Starlette's parse errors
             raise bad_request(f"the multipart body cannot be read ({failure})") from None
+
+
+def names(role: str, loaded) -> tuple[str, ...]:
+    """The names a request may give for ``role``'s ``loaded`` model: its own, then the aliases clients use."""
+    own = {
+        "chat": lambda: loaded["name"], "audio": lambda: loaded.model_name, "vision": lambda: "efficientnet-lite0",
+        "speech": lambda: f"{loaded.name}:{loaded.voice}", "embeddings": lambda: loaded.name,
+    }[role]()  # fmt: skip
+    return (own, *{"chat": ("tantra", "spikingbrain")}.get(role, ()), *OPENAI_NAMES.get(role, ()))
 
 
 # ---- routes ----------------------------------------------------------------------------------------------------------
@@ -196,10 +219,13 @@ def _models(server: TantraServer) -> list[dict]:
     entries = []
     for role in ("chat", "audio", "speech", "embeddings", "vision"):
         try:
-            name = server.names(role)[0]
+            loaded = server.load(role)
         except TantraError:
             continue  # a role that cannot run here is not offered
-        entries.append({"id": name, "object": "model", "created": 0, "owned_by": "tantra", "role": role})
+        entry = {"id": names(role, loaded)[0], "object": "model", "created": 0, "owned_by": "tantra", "role": role}
+        if role == "chat":  # Tantra's own: a client (tantra --server) can say how the answers were made
+            entry["spiking"] = bool(getattr(loaded["model"].config, "spiking", False))
+        entries.append(entry)
     return entries
 
 
@@ -218,13 +244,16 @@ async def embeddings(request: Request) -> Response:
     fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):
         raise bad_request("encoding_format must be float or base64", "encoding_format")
-    server.check_model("embeddings", str(body.get("model") or ""))
-    embedder = await server.model("embeddings")
+    embedder = await server.model("embeddings", str(body.get("model") or ""))
     if body.get("dimensions") not in (None, embedder.dim):
         raise bad_request(f"this model gives {embedder.dim} dimensions only", "dimensions")
     lane = server.lanes["embeddings"]
-    async with lane.slot():
-        vectors = await lane.run(embedder.embed, texts)
+
+    async def in_line():
+        async with lane.slot():
+            return await lane.run(embedder.embed, texts)
+
+    vectors = await until_gone(request, in_line())
     tokens = embedder.count_tokens(texts)
     data = [{"object": "embedding", "index": i,
              "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}
@@ -293,11 +322,22 @@ async def _not_found(request: Request, error) -> Response:
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:
-    # Named by type only: a message could carry the request's text, and the log keeps no prompts.
-    import logging
-
-    logging.getLogger("tantra.serve").error("unexpected %s in %s", type(error).__name__, request.url.path)
     return error_response(500, f"the server failed ({type(error).__name__}); see its log")
+
+
+async def _gone(request: Request, error: ClientGone) -> Response:
+    return Response(status_code=499)  # nobody reads it: nginx's code for "the client closed the request"
+
+
+class TantraApp(Starlette):
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as error:  # noqa: BLE001 - answered 500 already; Starlette re-raises it for the server
+            # Named by type only, never the traceback or message: they could carry a prompt, and the log keeps none.
+            import logging
+
+            logging.getLogger("tantra.serve").error("unexpected %s in %s", type(error).__name__, scope.get("path"))
 
 
 def create_app(loader, options: ServeOptions = ServeOptions()) -> Starlette:
@@ -312,9 +352,9 @@ def create_app(loader, options: ServeOptions = ServeOptions()) -> Starlette:
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/tantra/describe", images.describe, methods=["POST"]),
     ]
-    handlers = {ApiError: _api_error, TantraError: _tantra_error, 404: _not_found, 405: _not_found,
-                Exception: _unexpected}  # fmt: skip
+    handlers = {ApiError: _api_error, TantraError: _tantra_error, ClientGone: _gone, 404: _not_found,
+                405: _not_found, Exception: _unexpected}  # fmt: skip
     middleware = [Middleware(Guard, api_key=options.api_key, max_body_bytes=options.max_body_bytes)]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app = TantraApp(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.tantra = TantraServer(loader, options)
     return app

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tantra_server.errors import ApiError, bad_request
-from tantra_server.streaming import HeldStreamingResponse, iterate_in_thread
+from tantra_server.streaming import HeldStreamingResponse, iterate_in_thread, until_gone
 
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 SPEECH_FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg", "flac": "audio/flac"}
@@ -32,6 +32,7 @@ class TranscriptRequest:
     language: str | None
     words: bool
     task: str
+    model: str
 
 
 async def transcriptions(request: Request) -> Response:
@@ -45,10 +46,14 @@ async def translations(request: Request) -> Response:
 async def _transcribe(request: Request, task: str) -> Response:
     server = request.app.state.tantra
     asked = await _transcript_request(request, server, task)
-    engine = await server.model("audio")
+    engine = await server.model("audio", asked.model)
     lane = server.lanes["audio"]
-    async with lane.slot():
-        segments, transcript = await lane.run(_run_whisper, server, engine, asked)
+
+    async def in_line():
+        async with lane.slot():
+            return await lane.run(_run_whisper, server, engine, asked)
+
+    segments, transcript = await until_gone(request, in_line())
     return _transcript_response(segments, transcript, asked, task)
 
 
@@ -65,10 +70,9 @@ async def _transcript_request(request: Request, server, task: str) -> Transcript
     if unknown:
         raise bad_request("timestamp_granularities are segment and word", "timestamp_granularities")
     model = str(form.get("model") or "")
-    server.check_model("audio", model)
     language = str(form.get("language") or "").strip().lower() or None
     return TranscriptRequest(await upload.read(), upload.filename or "audio", fmt, language,
-                             "word" in granularities, task)  # fmt: skip
+                             "word" in granularities, task, model)  # fmt: skip
 
 
 def _run_whisper(server, engine, asked: TranscriptRequest):
@@ -90,7 +94,12 @@ def _run_whisper(server, engine, asked: TranscriptRequest):
             raise ApiError(413, f"the audio is {info.duration:.0f} s long; this server takes up to {limit:g} s",
                            "audio_too_long", "file")  # fmt: skip
         transcript = Transcript(info.label, info.duration)
-        return list(transcribe(engine, info, options, transcript)), transcript
+        segments = []
+        for segment in transcribe(engine, info, options, transcript):
+            if segment.end > limit:  # a format that does not say its length: counted as it is heard
+                raise ApiError(413, f"the audio is over this server's limit of {limit:g} s", "audio_too_long", "file")
+            segments.append(segment)
+        return segments, transcript
 
 
 def _transcript_response(segments, transcript, asked: TranscriptRequest, task: str) -> Response:
@@ -140,22 +149,22 @@ async def speech(request: Request) -> Response:
     speed = body.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0:
         raise bad_request("speed must be a number from 0.25 to 4.0", "speed")
-    server.check_model("speech", str(body.get("model") or ""))
-    backend = await server.voice(body.get("voice"))
-    speaker = Speaker(backend, float(speed))
+    await server.model("speech", str(body.get("model") or ""))
+    speaker = Speaker(await server.voice(body.get("voice")), float(speed))
 
     lane = server.lanes["speech"]
-    leave = await lane.enter()
+    leave = await until_gone(request, lane.enter())
     try:
         if fmt in ("wav", "pcm"):  # streamed: the first sentence plays while the rest is synthesized
-            chunks = iterate_in_thread(lambda: speaker.synthesize(text), lane.threads)
-            return HeldStreamingResponse(_pcm_stream(chunks, speaker.sample_rate, fmt), leave,
-                                         media_type=SPEECH_FORMATS[fmt])  # fmt: skip
-        audio = await lane.run(_encoded, speaker, text, fmt)
-    except BaseException:
-        leave()
-        raise
-    leave()
+            chunks = iterate_in_thread(lambda: speaker.synthesize(text), lane.threads, done=leave)
+            answer = HeldStreamingResponse(_pcm_stream(chunks, speaker.sample_rate, fmt), leave,
+                                           media_type=SPEECH_FORMATS[fmt])  # fmt: skip
+            leave = None  # the response gives the place back now, when it ends
+            return answer
+        audio = await until_gone(request, lane.run(_encoded, speaker, text, fmt))
+    finally:
+        if leave is not None:
+            leave()
     return Response(audio, media_type=SPEECH_FORMATS[fmt])
 
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tantra_server.errors import ApiError, bad_request
-from tantra_server.streaming import HeldStreamingResponse, iterate_in_thread
+from tantra_server.streaming import HeldStreamingResponse, iterate_in_thread, until_gone
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 UNSUPPORTED = ("tools", "functions", "tool_choice", "logprobs", "top_logprobs", "audio", "prediction")
@@ -39,44 +39,62 @@ class Reply:
 async def chat_completions(request: Request) -> Response:
     server = request.app.state.tantra
     body = await server.json_body(request)
-    lane = server.lanes["chat"]
-    loaded = await server.model("chat")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise bad_request("give the model: one of GET /v1/models", "model")
-    server.check_model("chat", body["model"])
+    loaded = await server.model("chat", body["model"])
     messages = await _messages(body, server)
     options, include_usage = _options(body)
     stream = bool(body.get("stream"))
 
-    leave = await lane.enter()
+    lane = server.lanes["chat"]
+    leave = await until_gone(request, lane.enter())
     try:
-        tokenizer, model = loaded["tokenizer"], loaded["model"]
-        ids = tokenizer.encode(tokenizer.apply_chat_template(messages))
-        context = model.config.block_size
-        if len(ids) + 1 > context:
-            raise ApiError(400, f"the prompt is {len(ids)} tokens; the model's context holds {context}",
-                           "context_length_exceeded", "messages")  # fmt: skip
-        options = _fit(options, context - len(ids), tokenizer)
+        ids = _prompt_ids(loaded, messages, options, body.get("truncation") == "auto")
+        options = _fit(options, loaded["model"].config.block_size - len(ids), loaded["tokenizer"])
         reply = Reply(len(ids))
-        pieces = iterate_in_thread(lambda: server.generate(loaded, ids, options, reply.generated), lane.threads)
+        make = lambda: server.generate(loaded, ids, options, reply.generated)  # noqa: E731
+        pieces = iterate_in_thread(make, lane.threads, done=leave)
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": loaded["name"]}
         if stream:
             events = _events(pieces, reply, meta, options.max_tokens, include_usage)
-            return HeldStreamingResponse(events, leave, media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
-        async with aclosing(pieces):
-            async for piece in pieces:
-                reply.text += piece
-    except BaseException:
-        leave()
-        raise
-    leave()
+            unbuffered = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            answer = HeldStreamingResponse(events, leave, media_type="text/event-stream", headers=unbuffered)
+            leave = None  # the response gives the place back now, when it ends
+            return answer
+        reply.text = await until_gone(request, _joined(pieces))
+    finally:
+        if leave is not None:
+            leave()
     return JSONResponse({
         **meta, "object": "chat.completion", "system_fingerprint": None,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text.strip()},
                      "logprobs": None, "finish_reason": _finish(reply, options.max_tokens)}],
         "usage": _usage(reply),
     })  # fmt: skip
+
+
+async def _joined(pieces: AsyncIterator[str]) -> str:
+    async with aclosing(pieces):
+        return "".join([piece async for piece in pieces])
+
+
+def _prompt_ids(loaded: dict, messages: list[dict], options, truncate: bool) -> list[int]:
+    """The prompt's token ids; 400 when it does not fit the context. With ``"truncation": "auto"`` (as OpenAI's
+    Responses API names it; ``tantra --server`` sends it) the oldest exchanges give way instead, with room kept for
+    the reply, as ``tantra chat`` keeps a long conversation going."""
+    from core.conversation import Conversation
+
+    tokenizer, context = loaded["tokenizer"], loaded["model"].config.block_size
+    if truncate:
+        system = messages[0]["content"] if messages[0]["role"] == "system" else None
+        turns = messages[1:] if system is not None else messages
+        ids = Conversation(system, list(turns)).prompt_ids(tokenizer, context, options.max_tokens or 1)
+    else:
+        ids = tokenizer.encode(tokenizer.apply_chat_template(messages))
+    if len(ids) + 1 > context:
+        raise ApiError(400, f"the prompt is {len(ids)} tokens; the model's context holds {context}",
+                       "context_length_exceeded", "messages")  # fmt: skip
+    return ids
 
 
 async def _events(pieces: AsyncIterator[str], reply: Reply, meta: dict, max_tokens: int, include_usage: bool):
@@ -123,7 +141,8 @@ def _options(body: dict):
             raise bad_request(f"{name} is not supported by this server", name)
     if body.get("n", 1) != 1:
         raise bad_request("n must be 1: one answer per request", "n")
-    kind = (body.get("response_format") or {}).get("type", "text")
+    response_format = body.get("response_format") or {}
+    kind = response_format.get("type", "text") if isinstance(response_format, dict) else response_format
     if kind != "text":
         raise bad_request(f"response_format {kind!r} is not supported; only text", "response_format")
     stop = body.get("stop") or ()
@@ -143,6 +162,8 @@ def _options(body: dict):
     if values["top_p"] == 0:
         values["top_p"] = 1.0  # 0 would keep nothing; as OpenAI, it means "no nucleus cut"
     options = (body.get("stream_options") or {}) if body.get("stream") else {}
+    if not isinstance(options, dict):
+        raise bad_request("stream_options must be an object", "stream_options")
     return SamplingOptions(**values), bool(options.get("include_usage"))
 
 
@@ -229,7 +250,10 @@ def image_source(url: str, allowed: tuple[Path, ...]) -> bytes | Path:
 
 def allowed_file(path: Path, allowed: tuple[Path, ...]) -> Path:
     """``path`` resolved, when it is a file under one of the ``allowed`` directories (``--allow-dir``)."""
-    resolved = path.resolve()  # links and .. resolved first: a link out of an allowed directory is refused
+    try:
+        resolved = path.resolve()  # links and .. resolved first: a link out of an allowed directory is refused
+    except (OSError, ValueError):  # a NUL byte, a loop of links
+        raise bad_request(f"{path} is not a usable file path", "image_url") from None
     if not any(resolved.is_relative_to(root) for root in allowed):
         raise ApiError(403, "file URLs may only name files under a directory the server allows (--allow-dir)",
                        "file_not_allowed", "image_url")  # fmt: skip

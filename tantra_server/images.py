@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tantra_server.errors import bad_request
+from tantra_server.streaming import until_gone
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -34,13 +35,17 @@ async def describe(request: Request) -> Response:
     data, label = await upload.read(), upload.filename or "image"
     await server.model("vision")
     describer = await anyio.to_thread.run_sync(server.describer, None if ocr is None else ocr in _TRUE)
-    vision = server.lanes["vision"]
-    async with vision.slot():
-        loaded = await vision.run(load_image, data, label)
-        facts = await vision.run(describer.facts, loaded, int(top))
-    if describer.remote is not None or prompt:
-        # SpikingBrain may answer (no remote vision model): in the chat queue, never beside another reply.
-        chat = server.lanes["chat"]
-        async with chat.slot():
-            facts["answer"] = await chat.run(describer.answer, loaded[0], facts, prompt)
-    return JSONResponse(facts)
+
+    async def in_line() -> dict:
+        vision = server.lanes["vision"]
+        async with vision.slot():
+            loaded = await vision.run(load_image, data, label)
+            facts = await vision.run(describer.facts, loaded, int(top))
+        if describer.remote is not None or prompt:
+            # SpikingBrain may answer (no remote vision model): in the chat queue, never beside another reply.
+            chat = server.lanes["chat"]
+            async with chat.slot():
+                facts["answer"] = await chat.run(describer.answer, loaded[0], facts, prompt)
+        return facts
+
+    return JSONResponse(await until_gone(request, in_line()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Executor
@@ -14,12 +15,14 @@ from starlette.responses import StreamingResponse
 T = TypeVar("T")
 
 
-async def iterate_in_thread(make: Callable[[], Iterator[T]], threads: Executor) -> AsyncIterator[T]:
+async def iterate_in_thread(make: Callable[[], Iterator[T]], threads: Executor,
+                            done: Callable[[], None] | None = None) -> AsyncIterator[T]:  # fmt: skip
     """The items of ``make()``, made and iterated on one of ``threads``, handed over as each is ready.
 
     When the consumer stops early (a client that disconnected, an error), the iterator is closed on its own thread
     at its next item: a reply being decoded stops within one token. This returns only once the thread is done, so
-    a model is never used by two requests at once.
+    a model is never used by two requests at once. ``done`` is called (on the event loop) as soon as the thread is
+    done, which may be before the consumer has taken every item: a client that reads slowly holds no model.
     """
     loop = asyncio.get_running_loop()
     handed: asyncio.Queue = asyncio.Queue()
@@ -49,6 +52,8 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]], threads: Executor) 
             hand("done")
 
     worker = loop.run_in_executor(threads, work)
+    if done is not None:
+        worker.add_done_callback(lambda _: done())
     try:
         while True:
             kind, value = await handed.get()
@@ -75,8 +80,45 @@ class HeldStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()  # stops the model's thread (and waits for it) before the place is given back
-            self.release()
+            try:
+                aclose = getattr(self.body_iterator, "aclose", None)
+                if aclose is not None:
+                    with anyio.CancelScope(shield=True):
+                        await aclose()  # stops the model's thread (and waits for it) before the place is given back
+            finally:
+                self.release()
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def until_gone(request, work: Awaitable[T]) -> T:
+    """``work``'s result; cancelled as soon as the client disconnects (``ClientGone``): a request waiting in line
+    gives its place up at once, and a reply being decoded stops within one token. Call it once the body is read."""
+    finished: list = []
+    failed: list[Exception] = []
+
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        async def run() -> None:
+            try:
+                finished.append(await work)
+            except Exception as error:  # noqa: BLE001 - raised below as itself, not inside an exception group
+                failed.append(error)
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        group.start_soon(run)
+    if failed:
+        raise failed[0]
+    if not finished:
+        if inspect.iscoroutine(work):
+            work.close()  # cancelled before it began: nothing to wait for
+        raise ClientGone
+    return finished[0]

@@ -161,12 +161,30 @@ def test_images_are_read_as_facts_and_no_url_is_fetched(client, server):
     [({"model": "gpt-5", "messages": ask("x")}, 404), ({"model": "fake-lm", "messages": []}, 400),
      ({"model": "fake-lm", "messages": ask("x"), "n": 2}, 400),
      ({"model": "fake-lm", "messages": [{"role": "tool"}]}, 400),
-     ({"model": "fake-lm", "messages": ask("x"), "temperature": "hot"}, 400), ({"messages": ask("x")}, 400)],
+     ({"model": "fake-lm", "messages": ask("x"), "temperature": "hot"}, 400), ({"messages": ask("x")}, 400),
+     ({"model": "fake-lm", "messages": ask("x"), "response_format": "json_object"}, 400),
+     ({"model": "fake-lm", "messages": ask("x"), "stream": True, "stream_options": "yes"}, 400),
+     ({"model": "fake-lm", "messages": ask([{"type": "image_url", "image_url": {"url": "file:///a%00b"}}])}, 400),
+     ({"model": "fake-lm", "messages": ask("x" * 5000)}, 400)],
 )  # fmt: skip
 def test_bad_chat_requests_get_openai_errors(client, request_body, status):
     with pytest.raises(openai.APIStatusError) as refused:
         client.post("/chat/completions", body=request_body, cast_to=object)
     assert refused.value.status_code == status and refused.value.body["message"]
+
+
+def test_a_long_conversation_keeps_its_newest_turns_with_truncation_auto(client):
+    """As ``tantra chat`` does (and ``tantra --server chat`` asks): the oldest exchanges give way to the context."""
+    turns = []
+    for n in range(5):
+        turns += [{"role": "user", "content": f"turn {n} " + "x" * 990}, {"role": "assistant", "content": "ok"}]
+    turns.append({"role": "user", "content": "the last one"})
+    with pytest.raises(openai.BadRequestError, match="context holds 4096"):
+        client.chat.completions.create(model="fake-lm", messages=turns, max_tokens=20)
+    reply = client.chat.completions.create(model="fake-lm", messages=turns, max_tokens=20,
+                                           extra_body={"truncation": "auto"})  # fmt: skip
+    assert reply.choices[0].message.content == "You said: the last one."[:20]
+    assert 3000 < reply.usage.prompt_tokens <= 4096 - 20
 
 
 # ---- audio -----------------------------------------------------------------------------------------------------------
@@ -221,7 +239,9 @@ def test_speech_is_streamed_and_refuses_bad_input(client):
         pieces = list(response.iter_bytes(64))
     assert b"".join(pieces)[:4] == b"RIFF"
     for bad in [{"input": ""}, {"input": "x" * 5000}, {"input": "Hi.", "response_format": "opus"},
-                {"input": "Hi.", "speed": 9}, {"input": "Hi.", "voice": "no-such-voice"}]:  # fmt: skip
+                {"input": "Hi.", "speed": 9}, {"input": "Hi.", "voice": "no-such-voice"},
+                {"input": "Hi.", "voice": "/etc/voice.onnx"}, {"input": "Hi.", "voice": "~"},
+                {"input": "Hi.", "voice": "tts_models/en/ljspeech/vits"}]:  # never a path, never a download
         with pytest.raises(openai.BadRequestError):
             client.post("/audio/speech", body={"model": "tts-1", "voice": "alloy", **bad}, cast_to=object)
 
@@ -272,20 +292,40 @@ def test_a_full_queue_answers_429_with_retry_after_and_a_client_that_leaves_free
         pace.set()
         assert first.result(10).choices[0].message.content == "ok" == second.result(10).choices[0].message.content
 
-        # A streaming client that goes away after the first piece: its place is free again within moments.
+        # A client that leaves while waiting in line gives its place up at once.
+        pace.clear()
+        first = pool.submit(client.chat.completions.create, model="fake-lm", messages=ask("a"))
+        while lane.admitted < 1:
+            time.sleep(0.01)
+        waiting = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port)
+        waiting.request("POST", "/v1/chat/completions", json.dumps({"model": "fake-lm", "messages": ask("b")}),
+                        {"Content-Type": "application/json"})  # fmt: skip
+        while lane.admitted < 2:
+            time.sleep(0.01)
+        waiting.sock.shutdown(socket.SHUT_RDWR)
+        waiting.close()
+        deadline = time.monotonic() + 2
+        while lane.admitted > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lane.admitted == 1
+        pace.set()
+        assert first.result(10).choices[0].message.content == "ok"
+
+        # A streaming client that reads slowly holds no model once its reply is made; one that goes away after the
+        # first piece frees its place within moments.
         app.state.tantra.loader._loaded.clear()  # the long reply, this time
         app.state.tantra.loader.backends["spikingbrain:spikingbrain"] = lambda: fake_language_model(reply=slow_reply)
         body = json.dumps({"model": "fake-lm", "messages": ask("go"), "stream": True})
         raw = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port)
         raw.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
         response = raw.getresponse()
-        assert response.read1(100).startswith(b"data: ") and lane.admitted == 1
-        raw.sock.shutdown(socket.SHUT_RDWR)
-        raw.close()
-        deadline = time.monotonic() + 2
-        while lane.admitted and time.monotonic() < deadline:
+        assert response.read1(100).startswith(b"data: ")
+        deadline = time.monotonic() + 5
+        while lane.admitted and time.monotonic() < deadline:  # 40 tokens made; the client has read one
             time.sleep(0.01)
         assert lane.admitted == 0
+        raw.sock.shutdown(socket.SHUT_RDWR)
+        raw.close()
         assert client.chat.completions.create(model="fake-lm", messages=ask("x")).choices[0].message.content
 
 
