@@ -36,9 +36,10 @@ def _limit_pillow() -> None:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-# What Pillow may open: the formats the messages promise (MPO is a camera's JPEG). Never EPS or PDF, which Pillow
-# hands to Ghostscript: an image sent to `tantra serve` must not run another program.
-FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF")
+# What Pillow may open: the raster formats its own decoders read (a camera's MPO opens as JPEG). Never EPS, which
+# Pillow hands to Ghostscript: an image sent to `tantra serve` must not run another program.
+FORMATS = ("PNG", "JPEG", "JPEG2000", "GIF", "WEBP", "AVIF", "BMP", "DIB", "TIFF", "ICO", "PPM", "TGA", "QOI", "PSD",
+           "SGI", "PCX")  # fmt: skip
 
 
 def load_image(source: str | Path | bytes, label: str | None = None):
