@@ -150,7 +150,9 @@ def test_images_are_read_as_facts_and_no_url_is_fetched(client, server):
         model="fake-lm", messages=ask([local])).choices[0].message.content  # fmt: skip
     for url, error in [("file:///etc/hostname", openai.PermissionDeniedError),
                        ("http://169.254.169.254/latest/meta-data", openai.BadRequestError),
-                       ("data:image/png;base64,!!!", openai.BadRequestError)]:  # fmt: skip
+                       ("data:image/png;base64,!!!", openai.BadRequestError),
+                       ("data:image/eps;base64," + base64.b64encode(b"%!PS-Adobe-3.0 EPSF-3.0\n").decode(),
+                        openai.BadRequestError)]:  # never Ghostscript  # fmt: skip
         with pytest.raises(error):
             client.chat.completions.create(model="fake-lm", messages=ask([{"type": "image_url",
                                                                            "image_url": {"url": url}}]))  # fmt: skip
