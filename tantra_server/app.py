@@ -156,7 +156,7 @@ class TantraServer:
         describer = await self.model("vision")
         label = source.name if isinstance(source, Path) else f"image-{number}"
         vision = self.lanes["vision"]
-        async with vision.slot():  # the request's body is read: a client gone is noticed in chat's own line
+        async with vision.slot():
             return await vision.run(lambda: facts_note(describer.facts(load_image(source, label), 3)))
 
     # ---- request bodies -------------------------------------------------------------------------------------------
