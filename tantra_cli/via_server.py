@@ -136,10 +136,8 @@ class ServerDescriber:
     """``ImageDescriber``'s ``facts`` and ``note`` for a chat whose images the server reads; when the server cannot
     be reached, one line says so and ``local()`` (an ``ImageDescriber``) reads them from then on."""
 
-    remote = None
-
-    def __init__(self, api: Endpoint, local: Callable[[], object], ocr: bool | None = None) -> None:
-        self.api, self.local, self.ocr = api, local, ocr
+    def __init__(self, api: Endpoint, local: Callable[[], object]) -> None:
+        self.api, self.local = api, local
         self._local = None
 
     def facts(self, source, top: int = 5) -> dict:
@@ -147,7 +145,7 @@ class ServerDescriber:
             return self._local.facts(source, top)
         label, data = next(image_inputs(str(source)))
         try:
-            return image_facts(self.api, data, label, top, self.ocr)
+            return image_facts(self.api, data, label, top)
         except ModelUnavailable as failure:
             say(f"{failure}; images are read here instead")
             self._local = self.local()
