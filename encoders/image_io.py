@@ -42,6 +42,16 @@ FORMATS = ("PNG", "JPEG", "JPEG2000", "GIF", "WEBP", "AVIF", "BMP", "DIB", "TIFF
            "SGI", "PCX")  # fmt: skip
 
 
+def check_image_file(path: Path, label: str) -> None:
+    """One line for a path that cannot hold an image: a directory, nothing there, an empty file."""
+    if path.is_dir():
+        raise BadInput(f"{label} is a directory, not an image")
+    if not path.exists():
+        raise BadInput(f"{label}: no such file")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{label} is empty (0 bytes)")
+
+
 def load_image(source: str | Path | bytes, label: str | None = None):
     """``(PIL.Image in RGB, ImageInfo)``; the first frame of an animation, turned upright by its EXIF orientation."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -49,13 +59,7 @@ def load_image(source: str | Path | bytes, label: str | None = None):
     _limit_pillow()
     label = label or ("stdin" if isinstance(source, bytes) else str(source))
     if not isinstance(source, bytes):
-        path = Path(source)
-        if path.is_dir():
-            raise BadInput(f"{label} is a directory, not an image")
-        if not path.exists():
-            raise BadInput(f"{label}: no such file")
-        if path.stat().st_size == 0:
-            raise BadInput(f"{label} is empty (0 bytes)")
+        check_image_file(Path(source), label)
     elif not source:
         raise BadInput("stdin is empty: pipe an image in")
     try:

@@ -106,7 +106,7 @@ def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:
     """``(label, bytes)`` of an image, of stdin for ``-``, or of each of a few evenly spaced frames of a video."""
     import sys
 
-    from encoders.image_io import VIDEO_SUFFIXES, video_frames
+    from encoders.image_io import VIDEO_SUFFIXES, check_image_file, video_frames
 
     if source == "-":
         data = sys.stdin.buffer.read()
@@ -119,16 +119,11 @@ def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:
         for seconds, frame in video_frames(path):
             yield f"{source} at {seconds:g} s", frame
         return
-    if path.is_dir():
-        raise BadInput(f"{source} is a directory, not an image")
+    check_image_file(path, source)  # as the local models say it
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"{source}: no such file") from None
     except OSError as error:
         raise BadInput(f"{source}: {(error.strerror or str(error)).lower()}") from None
-    if not data:
-        raise BadInput(f"{source} is empty (0 bytes)")
     yield source, data
 
 
