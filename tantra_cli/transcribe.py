@@ -56,38 +56,46 @@ def transcribe(
     """
     settings = settings_of(ctx)
     with user_errors(settings):
+        failed, done = 0, 0
         if settings.server:
             request = ServerRequest(model, language.lower() if language else None, task.value, word_timestamps)
-            inputs = _via_server(settings, inputs, request, _formats(output_format), output_dir)
-            if not inputs:
-                return
-        from core.model_loader import ModelLoader
-        from core.transcriber import TranscribeOptions, check_options
-
-        loader = ModelLoader(MODEL_CONFIG, settings)
-        options = TranscribeOptions(
-            language=language.lower() if language else None,
-            task=task.value,
-            beam_size=beam_size or loader.beam_size,
-            word_timestamps=word_timestamps,
-        )
-        whisper = loader.load_whisper(model, engine.value if engine else None)
-        check_options(whisper, options)
-        formats = _formats(output_format)
-        target_dir = output_dir if output_dir is not None or formats != ["txt"] else None
-        failed = 0
-        for source in inputs:
-            try:
-                _transcribe_one(source, whisper, options, formats, target_dir, settings.verbose)
-            except TantraError as failure:
-                if settings.debug:
-                    raise
-                error(str(failure))
-                failed += 1
+            failed, done = _via_server(settings, inputs, request, _formats(output_format), output_dir)
+        if done < len(inputs):
+            failed += _transcribe_here(settings, inputs[done:], model, engine, language, task, output_format,
+                                       output_dir, word_timestamps, beam_size)  # fmt: skip
         if failed:
             if len(inputs) > 1:
                 error(f"{failed} of {len(inputs)} inputs failed")
             raise typer.Exit(EXIT_FAILED)
+
+
+def _transcribe_here(settings, inputs, model, engine, language, task, output_format, output_dir, word_timestamps,
+                     beam_size) -> int:  # fmt: skip
+    """Each input transcribed by the local models; how many failed (each said in one line)."""
+    from core.model_loader import ModelLoader
+    from core.transcriber import TranscribeOptions, check_options
+
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    options = TranscribeOptions(
+        language=language.lower() if language else None,
+        task=task.value,
+        beam_size=beam_size or loader.beam_size,
+        word_timestamps=word_timestamps,
+    )
+    whisper = loader.load_whisper(model, engine.value if engine else None)
+    check_options(whisper, options)
+    formats = _formats(output_format)
+    target_dir = output_dir if output_dir is not None or formats != ["txt"] else None
+    failed = 0
+    for source in inputs:
+        try:
+            _transcribe_one(source, whisper, options, formats, target_dir, settings.verbose)
+        except TantraError as failure:
+            if settings.debug:
+                raise
+            error(str(failure))
+            failed += 1
+    return failed
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,8 @@ class ServerRequest:
 
 def _via_server(settings, inputs: list[str], request: ServerRequest, formats: list[str], output_dir: Path | None):
     """Each input transcribed by the running ``tantra serve``, printed or written as the local models' would be.
-    Returns the inputs left for the local models: all from the first the server could not take (it is down)."""
+    ``(failed, done)``: done falls short of all the inputs when the server could not be reached, and the local
+    models transcribe the rest."""
     from tantra_cli import via_server
 
     api = via_server.endpoint(settings)
@@ -115,7 +124,7 @@ def _via_server(settings, inputs: list[str], request: ServerRequest, formats: li
         except TantraError as failure:
             if via_server.falls_back(failure):
                 say(f"{failure}; transcribing here instead")
-                return inputs[index:]
+                return failed, index
             if settings.debug:
                 raise
             error(str(failure))
@@ -127,11 +136,7 @@ def _via_server(settings, inputs: list[str], request: ServerRequest, formats: li
             continue
         segments, transcript = via_server.segments_of(verbose, request.words, label)
         _write_files(segments, transcript, formats, output_dir, Path(source).stem if source != "-" else "stdin")
-    if failed:
-        if len(inputs) > 1:
-            error(f"{failed} of {len(inputs)} inputs failed")
-        raise typer.Exit(EXIT_FAILED)
-    return []
+    return failed, len(inputs)
 
 
 def _formats(choice: OutputFormat) -> list[str]:
