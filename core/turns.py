@@ -87,9 +87,10 @@ class TurnDetector:
 
     def __init__(self, settings: TurnSettings = TurnSettings()) -> None:
         self.settings = settings
-        # The frames before a turn: its pre-roll, and the run of speech that is deciding whether it starts.
+        # The frames before a turn: its pre-roll, and the run of speech that is deciding whether it starts. Each is
+        # (samples, voiced, echo).
         barge_in = _frames(settings.barge_in_seconds)
-        self._recent: deque[tuple[np.ndarray, bool]] = deque(
+        self._recent: deque[tuple[np.ndarray, bool, bool]] = deque(
             maxlen=_frames(settings.preroll_seconds) + barge_in + barge_in // 2
         )
         self._turn: list[np.ndarray] | None = None
@@ -119,24 +120,35 @@ class TurnDetector:
         if not strict:
             needed = _frames(settings.start_seconds)
             recent = list(self._recent)[-needed:]
-            return needed if len(recent) == needed and all(voiced for _, voiced in recent) else 0
+            return needed if len(recent) == needed and all(voiced for _, voiced, _ in recent) else 0
         needed = _frames(settings.barge_in_seconds)
         window = list(self._recent)[-(needed + needed // 2) :]
-        return len(window) if sum(voiced for _, voiced in window) >= needed else 0
+        return len(window) if sum(voiced for _, voiced, _ in window) >= needed else 0
 
-    def feed(self, frame: np.ndarray, probability: float, captured_at: float, strict: bool = False) -> list:
+    def _preroll(self, run: int) -> int:
+        """How many frames before the deciding run are kept: the pre-roll, but never a frame of Tantra's own echo
+        or anything before one. (A barge-in's first syllable is rarely as sure as the 300 ms that decide it: without
+        them "What do bees make?" was heard as "to bees make.")"""
+        earlier = list(self._recent)[: len(self._recent) - run][::-1][: _frames(self.settings.preroll_seconds)]
+        return next((count for count, (_, _, echo) in enumerate(earlier) if echo), len(earlier))
+
+    def feed(
+        self, frame: np.ndarray, probability: float, captured_at: float, strict: bool = False, echo: bool = False
+    ) -> list:
         """Events caused by one frame. ``captured_at`` is when its last sample was captured; ``strict`` asks for
-        the barge-in thresholds, for speech while Tantra is speaking."""
+        the barge-in thresholds, for speech while Tantra is speaking; ``echo`` says the frame is no more than
+        Tantra's own voice coming back (it is silence to the turn, and no pre-roll)."""
         settings = self.settings
+        if echo:
+            probability = 0.0
         if self._turn is None:
             threshold = settings.barge_in_probability if strict else settings.start_probability
-            self._recent.append((frame, probability >= threshold))
+            self._recent.append((frame, probability >= threshold, echo))
             run = self._starts(strict)
             if not run:
                 return []
-            frames = [recent for recent, _ in self._recent]
-            # A barge-in keeps no pre-roll: before it, the microphone heard Tantra's own voice.
-            self._turn = frames[-run:] if strict else frames[-(run + _frames(settings.preroll_seconds)) :]
+            frames = [recent for recent, _, _ in self._recent]
+            self._turn = frames[-(run + self._preroll(run)) :]
             self._recent.clear()
             self._voiced_frames = 0
             self._mark_voiced(captured_at)

@@ -285,11 +285,11 @@ class VoiceLoop:
             return
         probability = self.vad(samples)
         strict = self.replying.is_set() or self.link.playback.busy
+        echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
         if strict:
             level = float(np.sqrt(np.mean(np.square(samples))))
-            if self._echo.is_echo(level, now, user_speaking=self.detector.in_turn):
-                probability = 0.0  # no louder than Tantra's own voice coming back: not the user
-        for event in self.detector.feed(samples, probability, now, strict=strict):
+            echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
+        for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
             if isinstance(event, Started) and event.barge_in:
                 self.barge_ins.append(self.link.clock())
                 self.interrupt()  # the voice stops at the sound link's next block

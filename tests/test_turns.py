@@ -86,6 +86,32 @@ def test_barge_in_counts_speech_across_the_dips_between_words():
     assert feed(TurnDetector(), ([0.95] * 2 + [0.1] * 2) * 10, strict=True) == []  # half speech is not enough
 
 
+def test_barge_in_keeps_the_pre_roll_back_to_tantras_own_echo():
+    """The first syllable is rarely as sure as the 300 ms that decide a barge-in; the echo before it is not the user."""
+    detector = TurnDetector()
+    echo = [True] * 20 + [False] * 6  # Tantra's voice coming back, then a soft onset: no echo, not sure yet
+    probabilities = [0.0] * 20 + [0.5] * 6 + [0.95] * frames(0.3) + [0.0] * 30
+    events = []
+    for index, probability in enumerate(probabilities):
+        frame = np.full(FRAME, index, dtype=np.float32)
+        at = (index + 1) * FRAME_SECONDS
+        events += detector.feed(frame, probability, at, strict=True, echo=index < len(echo) and echo[index])
+    assert [type(e) for e in events] == [Started, Speculate, Ended]
+    audio = events[-1].utterance.audio.reshape(-1, FRAME)[:, 0]
+    assert audio[0] == 20  # the soft onset is kept, the echo before it is not
+    assert events[0].at == pytest.approx(20 * FRAME_SECONDS)
+
+
+def test_an_echo_frame_is_silence_to_the_turn():
+    detector = TurnDetector()
+    feed(detector, [0.9] * 10)
+    assert detector.in_turn
+    events = []
+    for index in range(frames(0.6)):
+        events += detector.feed(np.zeros(FRAME, np.float32), 0.99, 10.0 + index * FRAME_SECONDS, echo=True)
+    assert [type(e) for e in events] == [Speculate, Ended]
+
+
 def test_reset_forgets_a_turn_in_progress():
     detector = TurnDetector()
     feed(detector, [0.9] * 20)
