@@ -47,8 +47,7 @@ def transcript(api: Endpoint, audio: bytes, filename: str, model: str | None, la
     if language:
         fields["language"] = language
     route = "/audio/translations" if task == "translate" else "/audio/transcriptions"
-    with api.post_form(route, fields, {"file": (filename, audio, "application/octet-stream")}) as response:
-        return _json(api, api.read(response))
+    return _upload(api, route, fields, filename, audio)
 
 
 def audio_input(source: str) -> tuple[str, bytes]:
@@ -98,8 +97,17 @@ def image_facts(api: Endpoint, image: bytes, label: str, top: int = 5, ocr: bool
         fields["ocr"] = "true" if ocr else "false"
     if prompt:
         fields["prompt"] = prompt
-    with api.post_form("/tantra/describe", fields, {"file": (label, image, "application/octet-stream")}) as response:
-        return _json(api, api.read(response))
+    return _upload(api, "/tantra/describe", fields, label, image)
+
+
+def _upload(api: Endpoint, route: str, fields: dict, label: str, data: bytes) -> dict:
+    """The server's JSON answer to a file sent with ``fields``; a refusal names the file as local errors do (the
+    server knows only its name, and says nothing of it for a body over its size limit)."""
+    try:
+        with api.post_form(route, fields, {"file": (label, data, "application/octet-stream")}) as response:
+            return _json(api, api.read(response))
+    except BadInput as refused:
+        raise BadInput(f"{label}: {str(refused).removeprefix(f'{Path(label).name}: ')}") from None
 
 
 def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:

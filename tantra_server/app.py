@@ -6,7 +6,6 @@ uvicorn with the real ones.
 
 from __future__ import annotations
 
-import hmac
 import json
 import threading
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from starlette.routing import Route
 from core.errors import ModelUnavailable, TantraError
 from tantra_server import audio, chat, images
 from tantra_server.errors import ApiError, bad_request, error_response
+from tantra_server.guard import Guard
 from tantra_server.lanes import Lane
 from tantra_server.streaming import ClientGone, until_gone
 
@@ -262,47 +262,7 @@ async def embeddings(request: Request) -> Response:
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
 
 
-# ---- guards ---------------------------------------------------------------------------------------------------------
-
-
-class Guard:
-    """Before any route: the key (constant-time), then the body's size, both answered in OpenAI's error JSON."""
-
-    def __init__(self, app, api_key: str, max_body_bytes: int) -> None:
-        self.app, self.key, self.limit = app, api_key.encode(), max_body_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
-        if self.key and scope["path"] != "/health" and not self._authorized(headers.get("authorization", b"")):
-            refusal = error_response(401, "a valid API key is required (Authorization: Bearer KEY)",
-                                     "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-            return await refusal(scope, receive, send)
-        declared = headers.get("content-length", b"0")
-        if declared.isdigit() and int(declared) > self.limit:
-            return await self._too_large()(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:  # no Content-Length (chunked): counted as it comes
-                raise ApiError(413, self._too_large_message(), "request_too_large")
-            return message
-
-        await self.app(scope, counted, send)
-
-    def _authorized(self, header: bytes) -> bool:
-        scheme, _, given = header.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.key)
-
-    def _too_large_message(self) -> str:
-        return f"the request body is over this server's limit of {self.limit / 1048576:g} MB"
-
-    def _too_large(self) -> Response:
-        return error_response(413, self._too_large_message(), "request_too_large")
+# ---- errors ---------------------------------------------------------------------------------------------------------
 
 
 async def _api_error(request: Request, error: ApiError) -> Response:

@@ -7,6 +7,7 @@ The real models behind a real ``tantra serve`` process are in ``test_serve_real.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import socket
 import threading
@@ -24,7 +25,9 @@ from PIL import Image
 
 from config.model_config import MODEL_CONFIG
 from config.settings import load_settings
+from core.errors import BadInput, ModelUnavailable, TantraError
 from core.model_loader import ModelLoader
+from encoders.openai_http import Endpoint
 from tantra_server.app import ServeOptions, create_app
 from tests.conftest import ROOT
 from tests.fakes import FakeClassifier, FakeEmbedder, FakeVoice, FakeWhisper, fake_language_model
@@ -221,6 +224,33 @@ def test_bad_audio_requests(client):
     with pytest.raises(openai.APIStatusError) as too_big:
         client.audio.transcriptions.create(model="whisper-1", file=("big.wav", wav_bytes(100)))
     assert too_big.value.status_code == 413
+
+
+@pytest.mark.parametrize("key", [KEY, "sk-wrong"])
+def test_an_upload_refused_early_is_answered_not_reset(server, key):
+    """Clients send the whole body before they read: a refusal must wait for it, or they see a reset and retry."""
+    api = Endpoint(server[0], key, timeout=30, what="speech-to-text server", retries=0, relays_refusals=True)
+    ten_times_the_limit = np.zeros(30 * 1024 * 1024 // 2, "<i2").tobytes()
+    with pytest.raises(TantraError) as refused:
+        api.post_form("/audio/transcriptions", {"model": "whisper-1"}, {"file": ("a.raw", ten_times_the_limit, "")})
+    if key == KEY:
+        assert isinstance(refused.value, BadInput)
+        assert str(refused.value) == ("the request body (30.0 MB) is over this server's limit of 3 MB "
+                                      "(tantra serve --max-body-mb)")  # fmt: skip
+    else:
+        assert isinstance(refused.value, ModelUnavailable) and "answered 401" in str(refused.value)
+
+
+def test_a_chunked_upload_over_the_limit_is_answered_413(server):
+    """No Content-Length to refuse it by: counted as it comes (the form parser alone would say 400)."""
+    host, port = server[0].split("//")[1].split("/")[0].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.raw"\r\n\r\n'
+    body = [part] + [bytes(1024 * 1024)] * 30
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "multipart/form-data; boundary=x"}
+    connection.request("POST", "/v1/audio/transcriptions", iter(body), headers, encode_chunked=True)
+    answer = connection.getresponse()
+    assert answer.status == 413 and "over this server's limit of 3 MB" in answer.read().decode()
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "flac", "pcm"])

@@ -97,6 +97,11 @@ def test_the_cli_through_the_server_prints_what_the_local_models_print(served, t
     local = run_tantra("transcribe", str(SAMPLE))
     remote = run_tantra("--server", served.root, "transcribe", str(SAMPLE), env=env)
     assert remote.returncode == 0 and remote.stdout == local.stdout and remote.stderr == b"", remote.stderr
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("meeting notes, not a recording")
+    local = run_tantra("transcribe", str(not_audio))
+    remote = run_tantra("--server", served.root, "transcribe", str(not_audio), env=env)
+    assert remote.returncode == local.returncode == 1 and remote.stderr == local.stderr, (remote.stderr, local.stderr)
     image = tmp_path / "red.png"
     from PIL import Image
 
