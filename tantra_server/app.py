@@ -155,9 +155,7 @@ class TantraServer:
 
         describer = await self.model("vision")
         label = source.name if isinstance(source, Path) else f"image-{number}"
-        vision = self.lanes["vision"]
-        async with vision.slot():
-            return await vision.run(lambda: facts_note(describer.facts(load_image(source, label), 3)))
+        return await self.lanes["vision"].call(lambda: facts_note(describer.facts(load_image(source, label), 3)))
 
     # ---- request bodies -------------------------------------------------------------------------------------------
 
@@ -247,13 +245,7 @@ async def embeddings(request: Request) -> Response:
     embedder = await server.model("embeddings", str(body.get("model") or ""))
     if body.get("dimensions") not in (None, embedder.dim):
         raise bad_request(f"this model gives {embedder.dim} dimensions only", "dimensions")
-    lane = server.lanes["embeddings"]
-
-    async def in_line():
-        async with lane.slot():
-            return await lane.run(embedder.embed, texts)
-
-    vectors = await until_gone(request, in_line())
+    vectors = await until_gone(request, server.lanes["embeddings"].call(embedder.embed, texts))
     tokens = embedder.count_tokens(texts)
     data = [{"object": "embedding", "index": i,
              "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}

@@ -47,13 +47,7 @@ async def _transcribe(request: Request, task: str) -> Response:
     server = request.app.state.tantra
     asked = await _transcript_request(request, server, task)
     engine = await server.model("audio", asked.model)
-    lane = server.lanes["audio"]
-
-    async def in_line():
-        async with lane.slot():
-            return await lane.run(_run_whisper, server, engine, asked)
-
-    segments, transcript = await until_gone(request, in_line())
+    segments, transcript = await until_gone(request, server.lanes["audio"].call(_run_whisper, server, engine, asked))
     return _transcript_response(segments, transcript, asked, task)
 
 

@@ -78,6 +78,11 @@ class Lane:
         """``work(*args)`` on this role's thread (call it with a place in line)."""
         return await asyncio.get_running_loop().run_in_executor(self.threads, work, *args)
 
+    async def call(self, work: Callable, *args):
+        """``work(*args)`` on this role's thread once it is this request's turn."""
+        async with self.slot():
+            return await self.run(work, *args)
+
     def status(self) -> dict:
         return {"running": self.busy, "waiting": self.queued, "limit": self.workers + self.waiting,
                 "served": self.served}  # fmt: skip
