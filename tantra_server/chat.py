@@ -105,17 +105,18 @@ async def _events(pieces: AsyncIterator[str], reply: Reply, meta: dict, max_toke
     def delta(content: dict, finish: str | None = None) -> list:
         return [{"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}]
 
-    yield event(delta({"role": "assistant", "content": ""}), **({"usage": None} if include_usage else {}))
+    no_usage_yet = {"usage": None} if include_usage else {}  # as OpenAI marks every chunk before the usage one
+    yield event(delta({"role": "assistant", "content": ""}), **no_usage_yet)
     try:
         async with aclosing(pieces):
             async for piece in pieces:
                 reply.text += piece
-                yield event(delta({"content": piece}), **({"usage": None} if include_usage else {}))
+                yield event(delta({"content": piece}), **no_usage_yet)
     except Exception as failure:  # noqa: BLE001 - the status was sent: the error goes in the stream, as OpenAI does
         message = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n".encode()
         return
-    yield event(delta({}, _finish(reply, max_tokens)), **({"usage": None} if include_usage else {}))
+    yield event(delta({}, _finish(reply, max_tokens)), **no_usage_yet)
     if include_usage:
         yield event([], usage=_usage(reply))
     yield b"data: [DONE]\n\n"
