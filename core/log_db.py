@@ -24,6 +24,7 @@ from pathlib import Path
 from config.settings import Settings
 from core.errors import TantraError
 from core.status import say as say_to_stderr
+from core.user_facts import statements
 
 FILE_NAME = "tantra.db"
 LOGS_OFF = "logs-off"
@@ -117,6 +118,43 @@ def _m003_episodes(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m004_facts(db: sqlite3.Connection) -> None:
+    # Memory keeps what the user stated, one row per statement, with the vectors of the statement and of each of its
+    # clauses when it joins several (core.memory.embedded), and no longer the exchange's vectors: a reply recalled as
+    # memory was the model's guess repeated back to it. Episodes of old databases get
+    # the statements of their prompts (vectors NULL: embedded at the next recall); those without any (a question,
+    # a request) could never be recalled again and are dropped (the log keeps the exchange).
+    _script(db, """
+        CREATE TABLE facts (
+            id INTEGER PRIMARY KEY,
+            exchange_id INTEGER NOT NULL REFERENCES episodes(exchange_id) ON DELETE CASCADE,
+            text TEXT NOT NULL,                 -- a sentence of the user's turn that states something, verbatim
+            vector BLOB,                        -- float32 (rows, dim), unit length: the statement, then its
+                                                -- clauses if it joins several; NULL: not yet embedded
+            embedder TEXT
+        );
+        CREATE INDEX facts_by_exchange ON facts(exchange_id);
+        CREATE VIRTUAL TABLE facts_fts USING fts5(text, content='facts', content_rowid='id');
+        CREATE TRIGGER facts_ai AFTER INSERT ON facts BEGIN
+            INSERT INTO facts_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER facts_ad AFTER DELETE ON facts BEGIN
+            INSERT INTO facts_fts(facts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER facts_au AFTER UPDATE OF text ON facts BEGIN
+            INSERT INTO facts_fts(facts_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO facts_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+    """)
+    episodes = db.execute("SELECT p.exchange_id, e.prompt FROM episodes p JOIN exchanges e ON e.id = p.exchange_id"
+                          " ORDER BY p.exchange_id").fetchall()  # fmt: skip
+    told = [(exchange_id, statements(prompt)) for exchange_id, prompt in episodes]
+    db.executemany("INSERT INTO facts (exchange_id, text) VALUES (?, ?)",
+                   [(exchange_id, text) for exchange_id, texts in told for text in texts])  # fmt: skip
+    db.executemany("DELETE FROM episodes WHERE exchange_id = ?", [(i,) for i, texts in told if not texts])
+    db.execute("UPDATE episodes SET vector = NULL, embedder = NULL")  # (2, dim) of prompt and reply: unused now
+
+
 def _script(db: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the migration's transaction before it starts."""
     statement = ""
@@ -127,7 +165,8 @@ def _script(db: sqlite3.Connection, script: str) -> None:
             statement = ""
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m001_conversations, _m002_search, _m003_episodes)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _m001_conversations, _m002_search, _m003_episodes, _m004_facts)  # fmt: skip
 
 
 # ---- opening --------------------------------------------------------------------------------------------------------

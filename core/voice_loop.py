@@ -31,15 +31,14 @@ import numpy as np
 from core.chat_log import ImageRecord
 from core.echo_gate import EchoGate
 from core.errors import BadInput, TantraError
+from core.grounding import VOICE_SYSTEM
 from core.heard_filter import is_echo, is_noise
 from core.spoken_reply import ReplyPieces, heard_part
 from core.turns import Ended, Resumed, Speculate, Started, TurnDetector, TurnSettings, Utterance
 
 BARGE_IN = ("auto", "on", "off")
-VOICE_SYSTEM_PROMPT = (
-    "You are Tantra, a helpful voice assistant. The user speaks and hears your answers, so answer in one to three "
-    "short sentences of plain words, without lists, code or Markdown."
-)
+VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
+"""Short spoken answers that use the facts a turn is given (``core.grounding``)."""
 
 
 @dataclass(frozen=True)

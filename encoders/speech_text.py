@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from core.reply_filter import clean_reply
+
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen"
@@ -157,15 +159,46 @@ _ABBREVIATION = re.compile("|".join(re.escape(a) for a in sorted(_ABBREVIATIONS,
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _SPEAKABLE = re.compile(r"[^\W_]")  # a letter or digit of any script
 
+# Markdown a voice should not read: the text of a link or an image (not its address), a heading or a list item as a
+# sentence of its own (not "number number Steps", "plus flour"), fences and rules not at all.
+_CODE_FENCE = re.compile(r"^[ \t]*(?:```|~~~).*$", re.MULTILINE)  # with its language: "```python"
+_RULE_LINE = re.compile(r"^[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*$", re.MULTILINE)
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
+_BULLET = re.compile(r"^[ \t]*[-*+•][ \t]+", re.MULTILINE)
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"\n]*\")?\)")
+# Emoji (espeak-ng says "grinning face" for one), their joiners, skin tones, flags and variation selectors.
+_EMOJI = re.compile(
+    "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2300-\u23FF\u3030\u303D\u3297\u3299\uFE0E\uFE0F"
+    "\u200D\u20E3\U000E0020-\U000E007F]+"
+)
+# Emoticons standing alone as words: ":)" ";-)" ":D" ":'(" "<3" "^_^" "xD", and the shrug.
+_EMOTICON = re.compile(
+    r"(?<!\S)(?:[:;=][-'^o]?[)(\][DPpOo/\\|*]+|<\/?3+|\^_*\^|[xX]D+|¯\\_\(ツ\)_/¯)(?=[\s.,!?]|$)"
+)
+_EMPHASIS = re.compile(r"(?<!\w)[*_~`]+(?=\w)|(?<=\w)[*_~`]+(?!\w)")  # markers on a word's edge, not snake_case
+_TIMES = re.compile(r"(?<=\d)[ \t]*\*[ \t]*(?=\d)")  # "2 * 3": the asterisk multiplies
+
+
+def _markdown_to_speech(text: str) -> str:
+    text = _CODE_FENCE.sub("", text)
+    text = _RULE_LINE.sub("", text)  # before bullets: "* * *" is no list item
+    text = _HEADING.sub(lambda m: f"\n\n{m[1]}\n\n", text)
+    text = _BULLET.sub("\n", text)  # with the line break before it, a paragraph break: sentences() splits there
+    return _LINK.sub(lambda m: m[1], text)
+
 
 def normalize(text: str) -> str:
-    """The words a voice should say for ``text``."""
+    """The words a voice should say for ``text``: no stage directions ("*smiles*"), Markdown, emoji or emoticons."""
+    text = _markdown_to_speech(clean_reply(text))
+    text = _EMOJI.sub(" ", _EMOTICON.sub(" ", text))  # before "<3" could read as "three"
+    text = _TIMES.sub(" × ", text)
     text = _URL.sub(" a link ", text)
     text = _ABBREVIATION.sub(lambda m: _ABBREVIATIONS[m.group()], text)
     for pattern, spoken in _RULES:
         text = pattern.sub(spoken, text)
     for symbol, words in _SYMBOLS.items():
         text = text.replace(symbol, words)
+    text = _EMPHASIS.sub("", text)  # "**Bold**," -> "Bold,"
     text = re.sub(r"[*_`#>|~^\[\]{}<]+", " ", text)  # Markdown and code punctuation is not read aloud
     return re.sub(r"[ \t]+", " ", text).strip()
 

@@ -3,12 +3,16 @@
 A fresh ``tantra.db`` in a temporary directory (never the user's) is filled with N generated exchanges (facts about
 the user and their friends, reminders, sums, conversions, general questions, each with a short reply; the same ones
 for the same seed), each logged by ``ChatLog`` and remembered by ``EpisodicMemory`` with the real embedder, as a chat
-does after every reply. Then, in one run:
+does after every reply (memory keeps the user's statements of each, ``core.user_facts``: the questions and requests
+keep nothing). Then, in one run:
 
 - recall: ``recall(text, exclude_conversation=...)`` for 50 queries (35 ask about a fact told earlier, 15 about
   nothing said), split into the query's embedding (timed inside recall, through a wrapper around the embedder) and
-  the rest (the matrix product, FTS5 BM25, fetching the rows, marking them recalled);
-- embedding one turn: a user's turn of the corpus, alone;
+  the rest (the matrix product, FTS5 BM25, fetching the rows, marking them recalled); recall@1 and recall@3 (the
+  share of the 35 whose fact's episode is recalled first, or at all: 3 are recalled at most) and whether the fact
+  itself is among the statements recalled;
+- embedding one turn: a user's turn of the corpus, alone; and the statements of one exchange (what remembering
+  embeds);
 - the first token: the real language model answers the same question with a journal that writes nothing and with a
   real one (``open_journal`` on the filled database), alternating; the journal's own work before the first token
   (recall and the log row) is timed directly, and the end-to-end difference is given with the prompt tokens, since
@@ -31,6 +35,7 @@ import numpy as np
 
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
+from core.user_facts import statements
 from tantra_benchmarks.common import model_loader
 
 SEED = 0
@@ -258,11 +263,11 @@ def _fill(database, embedder, texts: Corpus, capacity: int) -> tuple[list[int], 
 
 
 def _size(database, exchanges: int) -> dict:
-    """The file after a checkpoint, and its parts (``dbstat``; without it, the file with and without episodes)."""
+    """The file after a checkpoint, and its parts (``dbstat``; without it, the file with and without memory)."""
     database.query("PRAGMA wal_checkpoint(TRUNCATE)")
     path = Path(database.path)
     file_bytes = path.stat().st_size
-    vector_bytes = database.query("SELECT coalesce(sum(length(vector)), 0) FROM episodes")[0][0]
+    vector_bytes = database.query("SELECT coalesce(sum(length(vector)), 0) FROM facts")[0][0]
     mb = 1 / 1e6
     result = {"file_mb": round(file_bytes * mb, 2),
               "mb_per_1000_exchanges": round(file_bytes * mb * 1000 / exchanges, 2),
@@ -273,27 +278,29 @@ def _size(database, exchanges: int) -> dict:
     except sqlite3.OperationalError:  # SQLite built without the dbstat table
         rows = None
     if rows is not None:
-        parts = {"episodes (vectors)": 0, "full-text index": 0, "exchanges (text)": 0, "other": 0}
+        parts = {"memory (episodes, facts, vectors)": 0, "full-text indexes": 0, "exchanges (text)": 0, "other": 0}
         for row in rows:
             name = row["name"]
-            part = ("episodes (vectors)" if name.startswith("episodes") else "full-text index"
-                    if name.startswith("exchanges_fts") else "exchanges (text)"
-                    if name.startswith(("exchanges", "conversations", "images")) else "other")  # fmt: skip
+            part = ("full-text indexes" if name.startswith(("exchanges_fts", "facts_fts"))
+                    else "memory (episodes, facts, vectors)" if name.startswith(("episodes", "facts"))
+                    else "exchanges (text)" if name.startswith(("exchanges", "conversations", "images"))
+                    else "other")  # fmt: skip
             parts[part] += row["bytes"]
         result["by_part_mb"] = {part: round(size * mb, 2) for part, size in parts.items()}
         result["by_part_source"] = "dbstat"
         return result
-    copy = path.with_name("without-episodes.db")
+    copy = path.with_name("without-memory.db")
     database.query("VACUUM INTO ?", (str(copy),))
     stripped = sqlite3.connect(copy)
+    stripped.execute("PRAGMA foreign_keys=ON")  # the facts (and their index) go with their episodes
     stripped.execute("DELETE FROM episodes")
     stripped.commit()
     stripped.execute("VACUUM")
     stripped.close()
     without = copy.stat().st_size
-    result["by_part_mb"] = {"episodes (vectors)": round((file_bytes - without) * mb, 2),
+    result["by_part_mb"] = {"memory (episodes, facts, vectors)": round((file_bytes - without) * mb, 2),
                             "everything else": round(without * mb, 2)}  # fmt: skip
-    result["by_part_source"] = "file with and without episodes"
+    result["by_part_source"] = "file with and without memory"
     return result
 
 
@@ -329,6 +336,7 @@ def _recall(database, embedder, texts: Corpus, ids: list[int], capacity: int) ->
     memory.recall("warm up", exclude_conversation=current)  # loads the matrix
     total, embedding, full_text, other_sql = [], [], [], []
     found: dict[str, list[int]] = {}
+    facts_found: dict[str, set[str]] = {}
     for _ in range(RECALL_PASSES):
         for query, _fact in queries:
             timed.seconds.clear()
@@ -341,16 +349,19 @@ def _recall(database, embedder, texts: Corpus, ids: list[int], capacity: int) ->
             full_text.append(sum(timed_database.full_text))
             other_sql.append(sum(timed_database.other))
             found[query] = [r.exchange.id for r in recalled]
+            facts_found[query] = {fact for r in recalled for fact in r.facts}
     rest = [t - e for t, e in zip(total, embedding)]
     remainder = [r - f - o for r, f, o in zip(rest, full_text, other_sql)]
-    rows = database.query("SELECT vector FROM episodes WHERE vector IS NOT NULL")
-    matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), 2, embedder.dim)
+    rows = database.query("SELECT vector FROM facts WHERE vector IS NOT NULL")
+    # A fact's blob holds its rows: the statement, then its clauses when it joins several (core.memory.embedded).
+    matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(-1, embedder.dim)
     query_vector = embedder.embed(["What is my sister called?"])[0]
-    product = statistics.median(_seconds(lambda: (matrix @ query_vector).max(axis=1)) for _ in range(200))
+    product = statistics.median(_seconds(lambda: matrix @ query_vector) for _ in range(200))
     related = [(q, fact) for q, fact in queries if fact is not None]
+    told = {fact.question: statements(fact.prompt) for _, fact in facts}
     quiet = [q for q in UNRELATED if q in found and not found[q]]
     return {
-        "episodes": memory.count(),
+        "episodes": memory.count(), "facts": memory.count_facts(), "matrix_rows": len(matrix),
         "queries": len(queries), "passes": RECALL_PASSES,
         "total_ms": _ms(total), "query_embedding_ms": _ms(embedding), "without_query_embedding_ms": _ms(rest),
         "without_query_embedding_parts_ms": {"full_text_query": _ms(full_text), "fetching_rows": _ms(other_sql),
@@ -358,6 +369,10 @@ def _recall(database, embedder, texts: Corpus, ids: list[int], capacity: int) ->
         "matrix_product_alone_ms": round(1000 * product, 3),
         "related_queries_recalling_their_fact": f"{sum(fact in found[q] for q, fact in related)} of {len(related)}",
         "related_queries_fact_first": sum(bool(found[q]) and found[q][0] == fact for q, fact in related),
+        "recall_at_1": round(sum(bool(found[q]) and found[q][0] == fact for q, fact in related) / len(related), 3),
+        "recall_at_3": round(sum(fact in found[q][:3] for q, fact in related) / len(related), 3),
+        "related_queries_recalling_the_statement": f"{sum(bool(set(told[q]) & facts_found[q]) for q, _ in related)}"
+                                                   f" of {len(related)}",
         "unrelated_queries_recalling_anything": f"{sum(bool(found[q]) for q, f in queries if f is None)} of "
                                                 f"{len(queries) - len(related)}",
         "mean_recalled_per_query": round(statistics.fmean(len(found[q]) for q, _ in queries), 2),
@@ -371,8 +386,8 @@ def _seconds(run) -> float:
 
 
 def _embedding(embedder, texts: Corpus) -> dict:
-    """One user's turn alone (the query of a recall), and one exchange's two texts (what remembering embeds)."""
-    from core.memory import episode_texts
+    """One user's turn alone (the query of a recall), and one exchange's statements (what remembering embeds, when
+    it has any)."""
 
     rng = random.Random(SEED + 2)
     exchanges = rng.sample([e for conversation in texts.conversations for e in conversation],
@@ -380,10 +395,12 @@ def _embedding(embedder, texts: Corpus) -> dict:
     for prompt, _ in exchanges[:5]:
         embedder.embed([prompt])
     turns = [_seconds(lambda p=prompt: embedder.embed([p])) for prompt, _ in exchanges]
-    episodes = [_seconds(lambda e=e: embedder.embed(episode_texts(*e))) for e in exchanges]
+    told = [statements(prompt) for prompt, _ in exchanges]
+    episodes = [_seconds(lambda t=t: embedder.embed(t)) for t in told if t]
     pieces = [len(embedder.tokenizer.encode(prompt).ids) for prompt, _ in exchanges]
     return {"turn_ms": _ms(turns), "turn_word_pieces_p50": statistics.median(pieces),
-            "exchange_two_texts_ms": _ms(episodes)}  # fmt: skip
+            "exchange_statements_ms": _ms(episodes),
+            "exchanges_with_statements": f"{len(episodes)} of {len(exchanges)}"}  # fmt: skip
 
 
 def _first_token(settings: Settings, embedder, related_question: str, unrelated_question: str) -> dict:

@@ -103,6 +103,42 @@ def bench_serve(
         _print(settings, run(settings, repeats))
 
 
+@app.command("answers")
+def bench_answers(
+    ctx: typer.Context,
+    split: str = typer.Option("report", "--split", metavar="report|tune|all",
+                              help="The items reported on (the defaults were tuned on the tune split)."),
+    config: list[str] = typer.Option(None, "--config", metavar="before|after",
+                                     help="Prompt layout, system prompt and sampling: before (inline facts), after "
+                                          "(today's defaults); both when not given."),
+    mode: list[str] = typer.Option(None, "--mode", metavar="spiking|plain", help="Both when not given."),
+    category: list[str] = typer.Option(None, "--category", help="Only these categories (repeatable)."),
+    replies: bool = typer.Option(False, "--replies", help="Each item's reply and score in the JSON too."),
+) -> None:
+    """Grounded answers: facts told earlier, images, memory across conversations, piped text, knowledge and voice,
+    scored by pattern per category, spiking and plain, with the prompt tokens and first-token time they cost."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from tantra_benchmarks.answer_items import CATEGORIES
+        from tantra_benchmarks.answers import CONFIGS
+        from tantra_benchmarks.answers import bench_answers as run
+
+        _choices("--split", [split], ("report", "tune", "all"))
+        _choices("--config", config or [], tuple(CONFIGS))
+        _choices("--mode", mode or [], ("spiking", "plain"))
+        _choices("--category", category or [], CATEGORIES)
+        _print(settings, run(settings, split, tuple(config or CONFIGS), tuple(mode or ("spiking", "plain")),
+                             tuple(category or CATEGORIES), replies))  # fmt: skip
+
+
+def _choices(flag: str, given: list[str], allowed: tuple[str, ...]) -> None:
+    from core.errors import BadInput
+
+    for value in given:
+        if value not in allowed:
+            raise BadInput(f"{flag} {value!r}: choose {', '.join(allowed)}")
+
+
 def _print(settings, result: dict) -> None:
     from tantra_benchmarks.common import machine
 

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import typer
 
+from core.conversation import SamplingOptions
 from core.errors import BadInput, TantraError
 from tantra_cli.common import EXIT_FAILED, error, read_stdin_text, settings_of, user_errors
 
+DEFAULTS = SamplingOptions()
+"""The sampling ``tantra bench answers`` chose for the small model (``core.conversation``)."""
 MIC_FILE_HELP = (
     "Stand-in microphone: this audio file (or a FIFO) at real time, then silence; the session ends once it is over "
     "and answered."
@@ -29,11 +32,15 @@ def chat(
         None, "--model", "-m", help="A language model of `tantra models`, or a directory from `tantra models convert`."
     ),
     system: str = typer.Option(None, "--system", "-s", help="System prompt."),
-    temperature: float = typer.Option(0.7, "--temperature", "-t", min=0.0, help="0 answers deterministically."),
-    top_k: int = typer.Option(50, "--top-k", min=0),
-    top_p: float = typer.Option(0.9, "--top-p", min=0.0, max=1.0),
-    repetition_penalty: float = typer.Option(1.1, "--repetition-penalty", min=1.0),
-    max_tokens: int = typer.Option(256, "--max-tokens", "-n", min=1, help="Longest reply, in tokens."),
+    temperature: float = typer.Option(
+        DEFAULTS.temperature, "--temperature", "-t", min=0.0, help="0 (the default) answers deterministically."
+    ),
+    top_k: int = typer.Option(DEFAULTS.top_k, "--top-k", min=0),
+    top_p: float = typer.Option(DEFAULTS.top_p, "--top-p", min=0.0, max=1.0),
+    repetition_penalty: float = typer.Option(
+        DEFAULTS.repetition_penalty, "--repetition-penalty", min=1.0, help="Against repeating the reply's own words."
+    ),
+    max_tokens: int = typer.Option(DEFAULTS.max_tokens, "--max-tokens", "-n", min=1, help="Longest reply, in tokens."),
     seed: int = typer.Option(None, "--seed", help="Make sampling repeatable."),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print the reply when it is complete."),
     no_spiking: bool = typer.Option(False, "--no-spiking", help="Run the same weights without spike coding."),
@@ -69,8 +76,6 @@ def chat(
         record = Record(not no_log, not no_memory, earlier)
         voice = voice or ptt  # push-to-talk is a way of talking
         if voice or mic_file is not None or speaker_file is not None:
-            from core.conversation import SamplingOptions
-
             options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
             interactive = voice and not as_json and sys.stdin is not None and sys.stdin.isatty()
             try:
@@ -90,13 +95,13 @@ def chat(
                 if interactive:
                     raise TantraError('give a question: tantra chat "..." or echo question | tantra chat')
                 raise BadInput("stdin is empty: pipe a question in, or give one as an argument")
-            question = f"{piped.strip()}\n\n{prompt}" if piped.strip() and prompt else (prompt or piped).strip()
-            if not question:
+            # Piped text with a question is what the question is about (as `llm` takes it); alone, it is the question.
+            question, context = (prompt, piped.strip()) if piped.strip() and prompt else ((prompt or piped).strip(), "")
+            if not question.strip():
                 raise BadInput("the prompt is empty")
 
         from config.model_config import MODEL_CONFIG
         from core.chat_session import ChatSession
-        from core.conversation import SamplingOptions
         from core.model_loader import ModelLoader
 
         options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
@@ -109,7 +114,7 @@ def chat(
         else:
             loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         describer = _describer(settings, loader)  # its models load at the first image
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer,
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, _system(system), loaded["name"], describer,
                               record.journal(settings, loader), _local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(earlier)
         for image in images or []:
@@ -122,7 +127,7 @@ def chat(
             _exit_now(0)  # /voice on may have run the voice loop's threads
         source = "stdin" if piped.strip() else "argument"
         if as_json:
-            reply = "".join(session.ask(question, source)).strip()
+            reply = "".join(session.ask(question, source, context)).strip()
             last, journal = session.last, session.journal
             print(json.dumps({
                 "reply": reply, "model": session.model_name, "spiking": session.spiking,
@@ -133,19 +138,29 @@ def chat(
                 "recalled": [r.as_json() for r in journal.recalled],
             }, ensure_ascii=False))  # fmt: skip
         elif no_stream:
-            print("".join(session.ask(question, source)).strip())
+            print("".join(session.ask(question, source, context)).strip())
         elif sys.stdout.isatty():
             from rich.console import Console
 
             from tantra_cli.repl import ReplyPrinter
 
             printer = ReplyPrinter(Console(highlight=False))
-            printer.finish(printer.stream(session.ask(question, source)))
+            printer.finish(printer.stream(session.ask(question, source, context)))
         else:
-            for piece in session.ask(question, source):
+            for piece in session.ask(question, source, context):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
+
+
+def _system(system: str | None, voice: bool = False) -> str | None:
+    """The system prompt: the user's (``-s ""`` or ``-s none``: the chat template's own), else Tantra's default, in
+    which the facts a turn is given are used (``core.grounding``)."""
+    from core.grounding import DEFAULT_SYSTEM, VOICE_SYSTEM
+
+    if system is None:
+        return VOICE_SYSTEM if voice else DEFAULT_SYSTEM
+    return None if system.strip().lower() in ("", "none") else system
 
 
 def _local_model(loader, no_spiking: bool, model: str | None):
@@ -237,7 +252,7 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     from config.model_config import MODEL_CONFIG
     from core.chat_session import ChatSession, image_record
     from core.model_loader import ModelLoader
-    from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
+    from core.voice_loop import VoiceLoop, VoiceOptions
     from encoders.vad import SileroVad
     from tantra_cli import voice
 
@@ -247,7 +262,7 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
 
     def new_session() -> ChatSession:
         loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, system or VOICE_SYSTEM_PROMPT,
+        session = ChatSession(loaded["model"], loaded["tokenizer"], options, _system(system, voice=True),
                               loaded["name"], describer, record.journal(settings, loader),
                               _local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(record.earlier)

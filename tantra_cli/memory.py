@@ -1,4 +1,5 @@
-"""``tantra memory``: the episodes recalled into new conversations: list, search, forget, clear."""
+"""``tantra memory``: what is recalled into new conversations (the facts the user told, by episode): list, search,
+forget, clear."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import typer
 from core.errors import BadInput
 from tantra_cli.common import settings_of, user_errors
 
-app = typer.Typer(help="The episodic memory: what is recalled from earlier conversations.", no_args_is_help=True)
+app = typer.Typer(help="The episodic memory: what you told in earlier conversations, recalled into new ones.",
+                  no_args_is_help=True)  # fmt: skip
 
 
 def _memory(settings, embedder: bool = False):
@@ -27,12 +29,12 @@ def _memory(settings, embedder: bool = False):
                           max(settings.memory_size, 1))  # fmt: skip
 
 
-def _line(exchange, score: float | None = None) -> str:
+def _line(exchange, facts: tuple[str, ...], score: float | None = None) -> str:
+    """One episode: its number, when it was told, and the facts kept of it (the user's words, not the reply)."""
     from core.chat_log import one_line, to_the_minute
 
     scored = f"  {score:.2f}" if score is not None else ""
-    return f"#{exchange.id:<6}{scored}  {to_the_minute(exchange.datetime_utc)}  " \
-           f"{one_line(f'{exchange.prompt} → {exchange.reply}', 100)}"  # fmt: skip
+    return f"#{exchange.id:<6}{scored}  {to_the_minute(exchange.datetime_utc)}  {one_line(' | '.join(facts), 100)}"
 
 
 @app.command(name="list")
@@ -41,7 +43,7 @@ def list_episodes(
     count: int = typer.Option(20, "--count", "-n", min=0, help="How many, the latest first (0 for all)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """The episodes kept, the latest first."""
+    """The facts kept, by episode, the latest first (a question or a request keeps none)."""
     settings = settings_of(ctx)
     with user_errors(settings):
         memory = _memory(settings)
@@ -50,8 +52,9 @@ def list_episodes(
             print(json.dumps([e.as_json() for e in episodes], indent=2, ensure_ascii=False))
             return
         for episode in episodes:
-            print(_line(episode))
-        print(f"{memory.count()} episodes kept, {settings.memory_size} at most", file=sys.stderr)
+            print(_line(episode.exchange, episode.facts))
+        print(f"{memory.count()} episodes kept ({memory.count_facts()} facts), {settings.memory_size} at most",
+              file=sys.stderr)  # fmt: skip
 
 
 @app.command()
@@ -61,7 +64,7 @@ def search(
     count: int = typer.Option(5, "--count", "-n", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Recall as a chat would (from every conversation), with each episode's score."""
+    """Recall as a chat would (from every conversation): the facts that match, with each episode's score."""
     settings = settings_of(ctx)
     with user_errors(settings):
         if not text.strip():
@@ -71,7 +74,7 @@ def search(
             print(json.dumps([r.as_json() for r in found], indent=2, ensure_ascii=False))
             return
         for recollection in found:
-            print(_line(recollection.exchange, recollection.score))
+            print(_line(recollection.exchange, recollection.facts, recollection.score))
         if not found:
             print("nothing recalled", file=sys.stderr)
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
 
-from core.chat_session import COMMANDS, SETTINGS, ChatSession
+from core.chat_session import COMMANDS, SETTINGS, Ask, ChatSession
 from core.errors import TantraError
 
 # Enough to be worth redrawing: fenced code, headings, lists, emphasis, inline code, tables.
@@ -167,8 +167,12 @@ def _read_eval_print(session, prompt, console, errors, printer, stream, talk, sw
                 console.print(switch_voice(line.strip() != "/voice off"), markup=False, highlight=False)
                 continue
             if line.lstrip().startswith("/"):
-                console.print(session.command(line.strip()), markup=False, highlight=False)
-                continue
+                shown = session.command(line.strip())
+                if not isinstance(shown, Ask):
+                    console.print(shown, markup=False, highlight=False)
+                    continue
+                errors.print(shown.note, style="dim", markup=False, highlight=False)  # as for a path in a message
+                line = shown.text  # "/image PATH QUESTION": the question is asked now, as if typed
             if talk is not None and talk.on:
                 talk.typed(line)  # answered, and spoken, in turn with what is said
                 continue

@@ -29,6 +29,7 @@ class ReplVoice:
         self._recording = False
         self._pending = ""  # reply text not yet shown: the end of a sentence still to come
         self._short_answers: str | None = None  # the system prompt /voice on set, to take back at /voice off
+        self._typed_system: str | None = None  # the one it replaced
 
     @property
     def on(self) -> bool:
@@ -38,6 +39,7 @@ class ReplVoice:
         """Open the devices and listen while the models load; a missing device is one line and the REPL goes on."""
         if self.on:
             return "the voice is already on"
+        from core.grounding import DEFAULT_SYSTEM
         from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
         from encoders.vad import SileroVad
         from tantra_cli.voice import load_roles, open_link
@@ -47,7 +49,8 @@ class ReplVoice:
         except TantraError as error:
             return f"no voice: {error}; the chat goes on in text"
         self.loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=self.request.barge_in))
-        if self.session.conversation.system is None:  # spoken answers should be short; the user's own prompt stays
+        if self.session.conversation.system in (None, DEFAULT_SYSTEM):  # spoken answers are short; a user's own stays
+            self._typed_system = self.session.conversation.system
             self.session.conversation.system = self._short_answers = VOICE_SYSTEM_PROMPT
         self.loop.push_to_talk = self.request.push_to_talk
         for path in images:
@@ -63,7 +66,7 @@ class ReplVoice:
             return "the voice is already off"
         loop, self.loop = self.loop, None
         if self._short_answers is not None and self.session.conversation.system == self._short_answers:
-            self.session.conversation.system = self._short_answers = None
+            self.session.conversation.system, self._short_answers = self._typed_system, None
         loop.quit()
         loop.link.close()
         if self._thread is not None:

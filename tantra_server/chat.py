@@ -189,8 +189,12 @@ def _fit(options, room: int, tokenizer):
 
 
 async def _messages(body: dict, server) -> list[dict]:
-    """OpenAI messages as the chat template takes them: one system message first, text content, images as the
-    line of facts the language model reads in their place."""
+    """OpenAI messages as the chat template takes them: the leading system messages as one (Tantra's default
+    system prompt where there is none), text content, and images as the note of facts the language model reads in
+    their place, laid out as ``tantra chat`` lays them out (``core.grounding``). A system message later in the
+    conversation stays where it is: it is a note for the turn after it (``tantra --server chat`` sends them)."""
+    from core.grounding import DEFAULT_SYSTEM, Grounds, turn_messages
+
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("messages must be a non-empty list", "messages")
@@ -200,17 +204,22 @@ async def _messages(body: dict, server) -> list[dict]:
             raise bad_request(f"messages[{number}].role must be system, developer, user or assistant",
                               f"messages[{number}].role")  # fmt: skip
         role = ROLES[message["role"]]
-        text = await _content(message.get("content"), number, server)
-        (system if role == "system" else turns).append({"role": role, "content": text})
-    if not turns:
+        text, images = await _content(message.get("content"), number, server)
+        if role == "system" and not turns:
+            system.append(text)
+        elif role == "user":
+            turns += turn_messages(text, Grounds(images=tuple(images)))
+        else:
+            turns.append({"role": role, "content": text})
+    if not any(m["role"] == "user" for m in turns):
         raise bad_request("messages hold no user message", "messages")
-    head = [{"role": "system", "content": "\n\n".join(m["content"] for m in system)}] if system else []
-    return head + turns
+    return [{"role": "system", "content": "\n\n".join(system) if system else DEFAULT_SYSTEM}] + turns
 
 
-async def _content(content, number: int, server) -> str:
+async def _content(content, number: int, server) -> tuple[str, list[str]]:
+    """The text of a message, and the facts line of each of its images."""
     if isinstance(content, str):
-        return content
+        return content, []
     if not isinstance(content, list):
         raise bad_request(f"messages[{number}].content must be a string or a list of parts",
                           f"messages[{number}].content")  # fmt: skip
@@ -228,7 +237,7 @@ async def _content(content, number: int, server) -> str:
         else:
             raise bad_request(f"messages[{number}] has a part of type {kind!r}; text and image_url are supported",
                               f"messages[{number}].content")  # fmt: skip
-    return "\n".join(notes) + ("\n\n" if notes and texts else "") + "\n".join(texts)
+    return "\n".join(texts), notes
 
 
 def image_source(url: str, allowed: tuple[Path, ...]) -> bytes | Path:

@@ -120,6 +120,10 @@ class FakeTokenizer:
         return turns + ("<assistant>" if add_generation_prompt else "")
 
 
+PROMPTS_READ: list[str] = []
+"""Every prompt a fake language model read, in order: what a test checks the layout of (``core.grounding``)."""
+
+
 def fake_language_model(name: str = "fake-lm", reply: Callable[[str], str] | None = None, spiking: bool = True):
     """``load_spikingbrain()``'s dict for a model that answers "You said: MESSAGE." (or ``reply(message)``), one
     byte per token, whatever the sampling options."""
@@ -136,6 +140,7 @@ def fake_language_model(name: str = "fake-lm", reply: Callable[[str], str] | Non
         def forward(self, input_ids, past_key_values=None, last_only: bool = False):
             if past_key_values is None:  # the prompt: script the whole reply now
                 prompt = FakeTokenizer().decode(input_ids[0].tolist())
+                PROMPTS_READ.append(prompt)
                 message = prompt.rsplit("<user>", 1)[-1].split("\n<assistant>", 1)[0].strip()
                 script, step = [*answer(message).encode("utf-8"), END], 0
             else:

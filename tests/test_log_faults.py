@@ -85,11 +85,12 @@ def _plain(path: Path) -> sqlite3.Connection:
 
 
 def _assert_sound(path: Path) -> None:
-    """SQLite finds nothing wrong, and the full-text index holds exactly what the exchanges hold."""
+    """SQLite finds nothing wrong, and the full-text indexes hold exactly what the exchanges and facts hold."""
     db = _plain(path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         db.execute("INSERT INTO exchanges_fts(exchanges_fts) VALUES ('integrity-check')")  # raises if out of step
+        db.execute("INSERT INTO facts_fts(facts_fts) VALUES ('integrity-check')")
     finally:
         db.close()
 
@@ -442,7 +443,7 @@ def test_a_new_database_gets_every_migration(tmp_path, start):
     assert [e.reply for e in log.search("wyvern")] == ["a wyvern answer"]
     assert database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS)
     tables = {row[0] for row in database.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"conversations", "exchanges", "images", "exchanges_fts", "episodes"} <= tables
+    assert {"conversations", "exchanges", "images", "exchanges_fts", "episodes", "facts", "facts_fts"} <= tables
     database.close()
 
 
@@ -452,7 +453,7 @@ V1_EXCHANGE_COLUMNS = (
 )
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_database_is_upgraded_with_its_rows_intact_and_searchable(tmp_path, version):
     from core.chat_log import ChatLog, ExchangeStart
     from core.log_db import MIGRATIONS, open_database
@@ -484,6 +485,52 @@ def test_an_older_database_is_upgraded_with_its_rows_intact_and_searchable(tmp_p
     assert database.query("SELECT count(*) FROM episodes")[0][0] == 0  # the table is there, empty
     log.finish(log.start("01kolder", ExchangeStart("m", True, None, {}, "a new griffin turn")), "new")
     assert len(log.search("griffin")) == 2
+    database.close()
+    _assert_sound(path)
+
+
+def test_the_episodes_of_a_database_before_facts_keep_the_users_statements(tmp_path):
+    """Schema 3 kept each exchange as an episode with the vectors of its prompt and of prompt and reply; schema 4
+    keeps the statements of the prompt, to be embedded at the next recall, and drops episodes that have none."""
+    from core.chat_log import ChatLog
+    from core.log_db import MIGRATIONS, open_database
+    from core.memory import EpisodicMemory
+    from tests.fakes import FakeEmbedder
+
+    path = tmp_path / "tantra.db"
+    old = _plain(path)
+    old.execute("PRAGMA foreign_keys=ON")
+    old.execute("BEGIN")
+    for migration in MIGRATIONS[:3]:
+        migration(old)
+    old.execute("PRAGMA user_version = 3")
+    old.execute("COMMIT")
+    old.execute("INSERT INTO conversations VALUES ('01kolder', '2025-01-02T03:04:05.000+00:00', 'old-lm')")
+    turns = [("My sister's name is Zorbalina and she lives in Lisbon. Where should we eat?", "In Ava, at Pedro's."),
+             ("Where does my sister live?", "Your sister lives in Ava."),
+             ("Hi! I keep bees.", "Lovely.")]  # fmt: skip
+    for i, (prompt, reply) in enumerate(turns):
+        old.execute(f"INSERT INTO exchanges ({V1_EXCHANGE_COLUMNS}) VALUES (?, '01kolder', ?, 'old-lm', 1, NULL,"
+                    " '{}', ?, ?, 5, 7, 0.5, 0.1, 0, 'typed', NULL)",
+                    (i + 1, f"2025-01-02T03:0{i}:00.000+00:00", prompt, reply))  # fmt: skip
+        old.execute("INSERT INTO episodes (exchange_id, vector, embedder, recalled_at) VALUES (?, ?, 'old', ?)",
+                    (i + 1, bytes(2 * 384 * 4), 100.0 + i))  # fmt: skip
+    old.close()
+
+    database = open_database(path)
+    assert database.query("PRAGMA user_version")[0][0] == len(MIGRATIONS) >= 4
+    facts = [tuple(r) for r in database.query("SELECT exchange_id, text, vector FROM facts ORDER BY id")]
+    assert facts == [(1, "My sister's name is Zorbalina and she lives in Lisbon.", None), (3, "I keep bees.", None)]
+    assert [r[0] for r in database.query("SELECT exchange_id FROM episodes ORDER BY exchange_id")] == [1, 3]
+    assert database.query("SELECT count(*) FROM episodes WHERE vector IS NOT NULL")[0][0] == 0  # no reply embedded
+    assert len(ChatLog(database).exchanges("01kolder")) == 3  # the log keeps the question
+
+    embedder = FakeEmbedder()
+    memory = EpisodicMemory(database, lambda: embedder)
+    [recalled] = memory.recall("what is my sister's name")
+    assert recalled.exchange.id == 1 and recalled.facts == ("My sister's name is Zorbalina and she lives in Lisbon.",)
+    assert database.query("SELECT count(*) FROM facts WHERE embedder = ?", (embedder.name,))[0][0] == 2
+    assert [e.facts for e in memory.episodes(0)] == [("I keep bees.",), facts[0][1:2]]
     database.close()
     _assert_sound(path)
 

@@ -13,7 +13,8 @@ from tests.fakes import FakeEmbedder
 
 @pytest.fixture
 def data_dir(tmp_path):
-    """A log of three conversations: a fact, a question about Paris (two turns), a cut reply."""
+    """A log of three conversations: a fact, a question about Paris (two turns), a fact and a request whose reply
+    was cut. Memory keeps the two facts."""
     from core.chat_log import ChatLog, ExchangeStart, ImageRecord
     from core.log_db import open_database
     from core.memory import EpisodicMemory
@@ -25,7 +26,7 @@ def data_dir(tmp_path):
         ("c2", "What is the capital of France?", "Paris.", False, ()),
         ("c2", "And what river runs through it?", "The Seine runs through Paris.", False,
          (ImageRecord("/tmp/seine.png", "0" * 64, "[Image seine.png: a river]"),)),
-        ("c3", "Tell me a long story", "Once upon a", True, ()),
+        ("c3", "I like long stories about dragons. Tell me a long story", "Once upon a", True, ()),
     ]  # fmt: skip
     for conversation, prompt, reply, cut, images in turns:
         exchange = log.start(f"01kconversation{conversation}", ExchangeStart("fake-lm", True, None, {}, prompt,
@@ -51,12 +52,14 @@ def test_logs_lists_the_latest_conversations_first(data_dir):
     assert "2 turns" in lines[1] and lines[1].endswith("What is the capital of France?")
     assert len(tantra(data_dir, "logs", "-n", "1").stdout.splitlines()) == 1
     documents = json.loads(tantra(data_dir, "logs", "--json").stdout)
-    assert [d["turns"] for d in documents] == [1, 2, 1] and documents[0]["first_prompt"] == "Tell me a long story"
+    assert [d["turns"] for d in documents] == [1, 2, 1]
+    assert documents[0]["first_prompt"] == "I like long stories about dragons. Tell me a long story"
 
 
 def test_logs_shows_one_conversation(data_dir):
     latest = tantra(data_dir, "logs", "-c").stdout
-    assert "> Tell me a long story" in latest and "Once upon a" in latest and "interrupted" in latest
+    assert "> I like long stories about dragons. Tell me a long story" in latest
+    assert "Once upon a" in latest and "interrupted" in latest
     shown = tantra(data_dir, "logs", "--cid", "01kconversationc2").stdout
     assert shown.index("capital of France") < shown.index("Paris.") < shown.index("what river")
     assert "> [Image seine.png: a river]" in shown  # what the model read in place of the image
@@ -91,7 +94,7 @@ def test_logs_path_status_and_switching_off(data_dir):
 
     assert tantra(data_dir, "logs", "path").stdout.strip() == str(data_dir / "tantra.db")
     status = tantra(data_dir, "logs", "status").stdout
-    assert "logging is on" in status and "3 conversations, 4 exchanges, 4 episodes" in status
+    assert "logging is on" in status and "3 conversations, 4 exchanges, 2 episodes" in status
 
     assert tantra(data_dir, "logs", "off").exit_code == 0
     assert "logging is off" in tantra(data_dir, "logs", "status").stdout
@@ -102,18 +105,37 @@ def test_logs_path_status_and_switching_off(data_dir):
     assert open_journal(settings, FakeEmbedder).log is not None
 
 
-def test_memory_list_forget_and_clear(data_dir):
+def test_memory_list_shows_the_facts_kept_forget_and_clear(data_dir):
     listed = tantra(data_dir, "memory", "list")
-    assert listed.exit_code == 0 and listed.stdout.splitlines()[0].startswith("#4 ")
-    assert "Tell me a long story → Once upon a" in listed.stdout and "4 episodes kept" in listed.stderr
+    lines = listed.stdout.splitlines()
+    assert listed.exit_code == 0 and [line.split()[0] for line in lines] == ["#4", "#1"]  # questions keep nothing
+    assert lines[0].endswith("I like long stories about dragons.")
+    assert lines[1].endswith("My sister's name is Zanzibar.")
+    assert "Once upon a" not in listed.stdout and "Tell me" not in listed.stdout  # neither the reply nor the request
+    assert "2 episodes kept (2 facts)" in listed.stderr
+    documents = json.loads(tantra(data_dir, "memory", "list", "--json").stdout)
+    assert [(d["episode"], d["facts"]) for d in documents] == [(4, ["I like long stories about dragons."]),
+                                                               (1, ["My sister's name is Zanzibar."])]  # fmt: skip
     assert tantra(data_dir, "memory", "forget", "4").stdout.strip() == "forgot episode #4"
     again = tantra(data_dir, "memory", "forget", "4")
     assert again.exit_code == 1 and "no episode #4" in again.stderr
-    assert [e["id"] for e in json.loads(tantra(data_dir, "memory", "list", "--json").stdout)] == [3, 2, 1]
+    question = tantra(data_dir, "memory", "forget", "2")  # logged, but a question keeps no episode
+    assert question.exit_code == 1 and "no episode #2" in question.stderr
+    assert [d["episode"] for d in json.loads(tantra(data_dir, "memory", "list", "--json").stdout)] == [1]
     refused = tantra(data_dir, "memory", "clear")  # no terminal to ask at
     assert refused.exit_code == 1 and "--yes" in refused.stderr
-    assert tantra(data_dir, "memory", "clear", "--yes").stdout.strip() == "forgot 3 episodes"
+    assert tantra(data_dir, "memory", "clear", "--yes").stdout.strip() == "forgot 1 episodes"
     assert "3 conversations, 4 exchanges, 0 episodes" in tantra(data_dir, "logs", "status").stdout  # the log stays
+
+
+def test_memory_search_shows_the_facts_that_match(data_dir, monkeypatch):
+    monkeypatch.setattr("core.model_loader.ModelLoader.load_embedder", lambda self: FakeEmbedder())
+    found = tantra(data_dir, "memory", "search", "What is my sister's name?")
+    assert found.exit_code == 0 and found.stdout.startswith("#1 ") and found.stdout.rstrip().endswith("Zanzibar.")
+    [hit] = json.loads(tantra(data_dir, "memory", "search", "my sister's name", "--json").stdout)
+    assert hit["episode"] == 1 and hit["facts"] == ["My sister's name is Zanzibar."] and hit["score"] > 0.33
+    nothing = tantra(data_dir, "memory", "search", "capital of France")  # asked, never told
+    assert nothing.exit_code == 0 and nothing.stdout == "" and "nothing recalled" in nothing.stderr
 
 
 def test_chat_refuses_a_conversation_it_cannot_continue_before_loading_anything(data_dir, tmp_path_factory):

@@ -30,7 +30,7 @@ from core.model_loader import ModelLoader
 from encoders.openai_http import Endpoint
 from tantra_server.app import ServeOptions, create_app
 from tests.conftest import ROOT
-from tests.fakes import FakeClassifier, FakeEmbedder, FakeVoice, FakeWhisper, fake_language_model
+from tests.fakes import PROMPTS_READ, FakeClassifier, FakeEmbedder, FakeVoice, FakeWhisper, fake_language_model
 
 KEY = "sk-serve-test-7e57"
 
@@ -147,10 +147,12 @@ def test_images_are_read_as_facts_and_no_url_is_fetched(client, server):
     image = {"type": "image_url", "image_url": {"url": data_url((250, 5, 5))}}
     parts = [{"type": "text", "text": "What is it?"}, image]
     reply = client.chat.completions.create(model="fake-lm", messages=ask(parts)).choices[0].message.content
-    assert reply.startswith("You said: [Image image-1: Looks like red") and reply.endswith("What is it?.")
+    assert reply == "You said: What is it?."  # the question alone; what the image shows is in the turn's note
+    assert "<system>The picture image-1 shows: red" in PROMPTS_READ[-1]  # laid out as tantra chat lays it out
+    assert PROMPTS_READ[-1].endswith("\n<user>What is it?\n<assistant>")
     local = {"type": "image_url", "image_url": {"url": (server[1] / "green.png").as_uri()}}
-    assert "[Image green.png: Looks like green" in client.chat.completions.create(
-        model="fake-lm", messages=ask([local])).choices[0].message.content  # fmt: skip
+    client.chat.completions.create(model="fake-lm", messages=ask([local]))
+    assert "<system>The picture green.png shows: green" in PROMPTS_READ[-1]
     for url, error in [("file:///etc/hostname", openai.PermissionDeniedError),
                        ("http://169.254.169.254/latest/meta-data", openai.BadRequestError),
                        ("data:image/png;base64,!!!", openai.BadRequestError),

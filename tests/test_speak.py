@@ -33,6 +33,38 @@ def test_numbers_money_times_units_and_abbreviations_read_as_words(text, spoken)
     assert normalize(text) == spoken
 
 
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("Great idea! 😀👍🏽 Let's go ❤️ 🇵🇹", ["Great idea!", "Let's go"]),
+        ("Sure :) and :-( and ;) and :D and <3 and ^_^ xD", ["Sure and and and and and"]),
+        ("Happy ¯\\_(ツ)_/¯ anyway.", ["Happy anyway."]),
+        ("See [the docs](https://example.com/a_(b)) now.", ["See the docs) now."]),  # an address stops at ")"
+        ("See [the docs](https://example.com/docs \"Docs\") and ![a cat](cat.png).", ["See the docs and a cat."]),
+        ("# Recipe\n## Steps\n- eggs\n* milk\n+ flour\n• sugar",
+         ["Recipe", "Steps", "eggs", "milk", "flour", "sugar"]),
+        ("**Bold**, *italic*, __under__, ~~gone~~ and `code`; snake_case.",
+         ["Bold, italic, under, gone and code; snake case."]),
+        ("Run it:\n```python\nprint(1)\n```\nDone.", ["Run it:", "print(one)", "Done."]),  # no fences, no "python"
+        ("One.\n\n---\n\n* * *\nTwo.", ["One.", "Two."]),
+        ("Your name is... Lilac! *takes a sip of coffee* (smiling) It suits you.",
+         ["Your name is...", "Lilac!", "It suits you."]),
+        ("It is *not* safe: 2 * 3 is 6 (in Lisbon).", ["It is not safe: two times three is six (in Lisbon)."]),
+        ("#1 fan at 10:30 (UTC), 8) done", ["number one fan at ten thirty (UTC), eight) done"]),  # no emoticons here
+    ],
+)  # fmt: skip
+def test_emoji_emoticons_markdown_and_stage_directions_are_not_read_aloud(text, spoken):
+    from encoders.speech_text import normalize, sentences
+
+    assert list(sentences(normalize(text))) == spoken
+
+
+def test_a_piece_that_is_only_a_stage_direction_or_emoji_has_no_words():
+    from encoders.speech_text import has_words, normalize
+
+    assert not has_words(normalize("*smiles warmly*")) and not has_words(normalize("😀 :)"))
+
+
 def test_sentences_split_at_ends_and_long_ones_at_commas():
     from encoders.speech_text import sentences
 
