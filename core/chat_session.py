@@ -172,14 +172,13 @@ class ChatSession:
                 self.on_image(image.facts)
         images, self.pending_images = self.pending_images + found, []
         recalled = self.journal.recall(text)
-        logged = f"{context}\n\n{text}" if context else text
         if self.remote:
             reply = self._ask_remote(text, context, source, images, recalled)
             if reply is not None:
                 yield from reply
                 return
         prompt_ids, recalled = self._prompt(text, context, images, recalled)
-        start = self._start(logged, source, images, recalled)
+        start = self._start(text, context, source, images, recalled)
         context = self.model.config.block_size
         if len(prompt_ids) >= context:
             problem = f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
@@ -197,8 +196,11 @@ class ChatSession:
 
         yield from self._stream(start, pieces, counted)
 
-    def _start(self, text: str, source: str, images: list[ImageRecord], recalled: list[Recollection]) -> ExchangeStart:
-        return ExchangeStart(self.model_name, self.spiking, self.conversation.system, asdict(self.options), text,
+    def _start(self, text: str, context: str, source: str, images: list[ImageRecord],
+               recalled: list[Recollection]) -> ExchangeStart:  # fmt: skip
+        """What the log keeps of a turn: the prompt as the user gave it (piped text before the question)."""
+        prompt = f"{context}\n\n{text}" if context else text
+        return ExchangeStart(self.model_name, self.spiking, self.conversation.system, asdict(self.options), prompt,
                              source, tuple(images), tuple(r.exchange.id for r in recalled))  # fmt: skip
 
     def _stream(self, start: ExchangeStart, pieces: Iterator[str], counts: Callable[[], tuple[int, int]],
@@ -245,7 +247,7 @@ class ChatSession:
         try:
             first = next(pieces, None)
         except BadInput:
-            del messages[before:]  # refused (too long for its context, a bad setting): the local model would be no better
+            del messages[before:]  # refused (too long for its context, a bad setting): a local model is no better
             raise
         except TantraError as failure:
             del messages[before:]
@@ -267,7 +269,7 @@ class ChatSession:
                 pieces.close()  # the reader stopped: so does the server
 
         self._last_ids, self._last_counted = [], counts.reported
-        start = self._start(f"{context}\n\n{text}" if context else text, source, images, recalled)
+        start = self._start(text, context, source, images, recalled)
 
         def counted() -> tuple[int, int]:
             self._last_counted = counts.reported
@@ -335,7 +337,9 @@ class ChatSession:
         """Run one ``/command``; returns what to show, or an ``Ask``: text to send now, as if typed. Unknown
         commands and bad arguments raise BadInput."""
         name, _, argument = line.strip().partition(" ")
-        handler: Callable[[str], str | Ask] | None = getattr(self, f"_cmd_{name[1:]}", None) if name.startswith("/") else None
+        handler: Callable[[str], str | Ask] | None = (
+            getattr(self, f"_cmd_{name[1:]}", None) if name.startswith("/") else None
+        )
         if handler is None:
             raise BadInput(f"unknown command {name}; /help lists them")
         return handler(argument.strip())

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from core.user_facts import statements
 
-LAYOUTS = ("system", "inline")
 LAYOUT = "system"
 """The layout every chat uses (``tantra bench answers`` chose it); "inline" is the one before it, for comparison."""
 NOTE_ROLE = "system"
@@ -31,8 +30,6 @@ TOLD_AT_MOST = 8
 ABOUT_USER = "Facts about the user: "
 PICTURE = "The picture {name} shows: {seen}"
 TEXT = "Here is the user's text:\n"
-CONTEXT_CHARACTERS = 6000
-"""Of piped text in a note; the context window is the real limit (the oldest turns give way first)."""
 
 DEFAULT_SYSTEM = (
     "You are Tantra, a helpful assistant. Answer the user's question directly and truthfully in plain words. Use the "
@@ -62,7 +59,7 @@ class Grounds:
         return bool(self.told or self.remembered or self.images or self.context.strip())
 
 
-# ---- the user's words in the third person ------------------------------------------------------------------------
+# ---- the user's words in the third person ----------------------------------------------------------------------------
 
 _IRREGULAR = {"am": "is", "'m": " is", "was": "was", "have": "has", "'ve": " has", "do": "does", "don't": "doesn't",
               "go": "goes", "'d": " would", "'ll": " will"}  # fmt: skip
@@ -95,8 +92,8 @@ def in_third_person(statement: str) -> str:
     index = 0
     while index < len(words):
         word = words[index]
-        core, tail = re.match(r"^(.*?)([.,;:!?\"')]*)$", word).groups()
-        lower = core.lower()
+        body, tail = re.match(r"^(.*?)([.,;:!?\"')]*)$", word).groups()
+        lower = body.lower()
         if lower in ("i", "i'm", "i've", "i'd", "i'll"):
             out.append("the user" + (_IRREGULAR.get(lower[1:], "") if lower != "i" else "") + tail)
             verb = index + 2
@@ -114,7 +111,7 @@ def in_third_person(statement: str) -> str:
     return re.sub(r"(^|[.!?]\s+)the user", r"\1The user", said)
 
 
-# ---- the note and the turn --------------------------------------------------------------------------------------------
+# ---- the note and the turn -------------------------------------------------------------------------------------------
 
 
 def note_text(grounds: Grounds) -> str:
@@ -126,12 +123,13 @@ def note_text(grounds: Grounds) -> str:
     for line in grounds.images:
         parts.append(_image_line(line))
     if grounds.context.strip():
-        parts.append(TEXT + grounds.context.strip()[:CONTEXT_CHARACTERS])
+        parts.append(TEXT + grounds.context.strip())
     return "\n".join(parts)
 
 
 def _image_line(facts_note: str) -> str:
-    """``[Image cat.jpg: Looks like tabby cat (90%).]`` -> ``The picture cat.jpg shows: tabby cat (90%).``"""
+    """``[Image cat.jpg: Looks like tabby cat (90%).]`` -> ``The picture cat.jpg shows: tabby cat (90%).``: the
+    percentages stay, and say how sure the classifier is; the lead words went (the layout was measured without)."""
     match = re.fullmatch(r"\[Image (.+?): (.*)\]", facts_note.strip(), re.DOTALL)
     if match is None:
         return facts_note

@@ -59,7 +59,7 @@ def test_stage_directions_are_counted(reply):
     assert not STAGE_DIRECTION.search("The answer is 2 * 3 (in Lisbon).")
 
 
-# ---- the real model, at the defaults ----------------------------------------------------------------------------------
+# ---- the real model, at the defaults ---------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +133,16 @@ def test_the_model_answers_from_memory_and_not_from_its_own_guesses(model, tmp_p
     "".join(again.ask("Where does my sister live?"))  # the reply before is not a fact: only the user's words come back
     assert [fact for r in journal.recalled for fact in r.facts] == [
         "My sister's name is Zorbalina and she lives in Lisbon."]
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--split", "everything"], "--split 'everything': choose report, tune, all"),
+    (["--config", "later"], "--config 'later': choose before, after"),
+    (["--category", "jokes"], "--category 'jokes': choose conversation, image, memory, piped, knowledge, voice"),
+])  # fmt: skip
+def test_a_bad_choice_is_one_line_before_anything_loads(flags, said):
+    from tests.conftest import run_tantra
+
+    run = run_tantra("bench", "answers", *flags, timeout=60)
+    assert run.returncode != 0 and said in run.stderr.decode() and "Traceback" not in run.stderr.decode()
+    assert run.stdout == b""
