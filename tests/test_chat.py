@@ -209,14 +209,16 @@ def test_images_in_messages_and_the_image_command_reach_the_model(session, setti
     chat.options = replace(chat.options, max_tokens=4)
     assert "espresso" in chat.command(f"/image {tmp_path / 'my coffee.png'}")
     "".join(chat.ask("What is this?"))
-    first = chat.conversation.messages[0]["content"]
-    assert first.startswith("[Image my coffee.png: Looks like espresso") and first.endswith("What is this?")
+    note, question = chat.conversation.messages[:2]  # the label in a system note just before the question
+    assert note["role"] == "system" and note["content"].startswith("The picture my coffee.png shows: espresso")
+    assert question == {"role": "user", "content": "What is this?"}
     shown: list[str] = []
     chat.on_image = shown.append  # the REPL shows the person what the model was told
     "".join(chat.ask(f'And what is in "{tmp_path / "my coffee.png"}"?'))
-    assert chat.conversation.messages[2]["content"].startswith("[Image my coffee.png:")
+    assert chat.conversation.messages[3]["content"].startswith("The picture my coffee.png shows:")
     assert len(shown) == 1 and shown[0].startswith("[Image my coffee.png: Looks like espresso")
     "".join(chat.ask("No image here."))
-    assert chat.conversation.messages[4]["content"] == "No image here."  # an attachment goes with one message
+    assert chat.conversation.messages[-2] == {"role": "user", "content": "No image here."}
+    assert chat.conversation.messages[-3]["role"] == "assistant"  # an attachment goes with one message: no note
     with pytest.raises(BadInput, match="no such file"):
         chat.command("/image /nonexistent.png")
