@@ -211,7 +211,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
 @dataclass(frozen=True)
 class Chain:
     """A role's backends in the order they are tried: the first that loads and runs answers, the others wait as
-    fallbacks (``core.fallback`` walks it)."""
+    fallbacks (``core.runtime.fallback`` walks it)."""
 
     entries: tuple[str, ...]
     low_resource: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.errors import TantraError
+from config.errors import TantraError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

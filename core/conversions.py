@@ -24,32 +24,32 @@ class Conversion:
 
 
 def _whisper_ct2(path: Path) -> None:
-    from core.whisper_convert import convert_store_dir
+    from core.hearing.whisper_convert import convert_store_dir
 
     convert_store_dir(path)
 
 
 def _spikingbrain_gguf(path: Path) -> None:
-    from core.spikingbrain_convert import convert_store_dir
+    from core.language.spikingbrain_convert import convert_store_dir
 
     convert_store_dir(path)
 
 
 def _spikingbrain_hf(path: Path) -> None:
-    from core.spikingbrain_convert import convert_hf_dir
+    from core.language.spikingbrain_convert import convert_hf_dir
 
     convert_hf_dir(path / HUB_SOURCE, path)
     shutil.rmtree(path / HUB_SOURCE)
 
 
 def _efficientnet_onnx(path: Path) -> None:
-    from core.vision_convert import convert_store_dir
+    from core.vision.vision_convert import convert_store_dir
 
     convert_store_dir(path)
 
 
 def _minilm_onnx(path: Path) -> None:
-    from core.embedder_convert import convert_store_dir
+    from core.memory.embedder_convert import convert_store_dir
 
     convert_store_dir(path)
 

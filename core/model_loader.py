@@ -2,8 +2,8 @@
 can be shared by threads.
 
 Every role is loaded the same way: the chain of ``config.model_config`` in the order the settings ask for
-(``--low-resource``, a GPU named by ``--device``), each entry made into a ``Candidate``, and ``core.fallback`` walks
-them. ``--low-resource`` is decided here and nowhere else; ``core.placement`` decides devices and threads. Backends
+(``--low-resource``, a GPU named by ``--device``), each entry made into a ``Candidate``, and ``core.runtime.fallback`` walks
+them. ``--low-resource`` is decided here and nowhere else; ``core.runtime.placement`` decides devices and threads. Backends
 live in ``encoders/`` (and the Whisper engines in ``core/``) and never import this module; only the spec's entry
 points ``encoders/audio.py`` and ``encoders/vision.py`` do, to load the model they embed with.
 """
@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.errors import BadInput, ModelUnavailable, TantraError
 from config.model_config import (
     MODEL_CONFIG,
     REMOTE,
@@ -32,14 +33,13 @@ from config.model_config import (
 )
 from config.settings import Settings, load_settings
 from core import model_store
-from core.errors import BadInput, ModelUnavailable, TantraError
-from core.fallback import Candidate, first_that_works
-from core.placement import Placement, compute_type
-from core.status import say
-from core.transcriber import WhisperEngine
+from core.hearing.transcriber import WhisperEngine
+from core.runtime.fallback import Candidate, first_that_works
+from core.runtime.placement import Placement, compute_type
+from core.runtime.status import say
 
 if TYPE_CHECKING:
-    from encoders.text_embedding import TextEmbedder
+    from core.memory.text_embedding import TextEmbedder
 
 Factory = Callable[[], Any]
 
@@ -162,7 +162,7 @@ class ModelLoader:
 
         Where a server is configured (``TANTRA_LM_URL``) and neither of those asks for a local model, the server
         comes first: ``{"model": RemoteChatModel, "tokenizer": None, "name": <its model>, "device": "remote"}``
-        (see ``encoders.remote_lm``). ``remote=False`` leaves it out: the local model a failing server gives way to.
+        (see ``core.language.remote_lm``). ``remote=False`` leaves it out: the local model a failing server gives way to.
         """
         local = partial(self._once, ("spikingbrain", spiking, model),
                         lambda: self._walk(self._language_candidates(spiking, model), "language model"))  # fmt: skip
@@ -189,7 +189,7 @@ class ModelLoader:
         return self._candidate(role, REMOTE, REMOTE, attempt)
 
     def _remote_language_model(self) -> dict:
-        from encoders.remote_lm import from_settings
+        from core.language.remote_lm import from_settings
 
         model = from_settings(self.settings)
         self._note(f"language model: {model.model} on the {model.label}")
@@ -238,8 +238,8 @@ class ModelLoader:
     def _load_language_model(self, source: StoreModel | Path, spiking: bool) -> dict:
         import torch
 
-        from core.language_model import load_spikingbrain_dir
-        from core.spikingbrain_convert import INT8_WEIGHTS, WEIGHTS
+        from core.language.language_model import load_spikingbrain_dir
+        from core.language.spikingbrain_convert import INT8_WEIGHTS, WEIGHTS
 
         if isinstance(source, StoreModel):
             root = model_store.ensure(source, self.settings)
@@ -282,10 +282,10 @@ class ModelLoader:
         self._note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")
 
     def load_speaker(self, backend: str | None = None, voice: str | None = None, remote: bool = True):
-        """A speech backend (see ``encoders.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
+        """A speech backend (see ``core.voice.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
         (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads. Where a
         speech server is configured (``TANTRA_TTS_URL``) and nothing pins a local voice, the server comes first
-        (``encoders.remote_tts``); ``remote=False`` leaves it out."""
+        (``core.voice.remote_tts``); ``remote=False`` leaves it out."""
         section = self.config.tts
         if backend is not None and backend not in section.chain.entries:
             raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section.chain.entries)}")
@@ -306,7 +306,7 @@ class ModelLoader:
         return self._once(("tts", REMOTE), walk)
 
     def _remote_speech(self, local: Factory):
-        from encoders.remote_tts import from_settings
+        from core.voice.remote_tts import from_settings
 
         backend = from_settings(self.settings, local, self.warn)
         self._note(f"speech: voice {backend.voice} of {backend.model} on the {backend.label}, {backend.sample_rate} Hz")
@@ -320,7 +320,7 @@ class ModelLoader:
         return self._walk(self._speech_candidates(order, voice), "speech backend")
 
     def _speech_candidates(self, order: tuple[str, ...], voice: str | None) -> list[Candidate]:
-        from encoders.speaker import coqui_model_is_local
+        from core.voice.speaker import coqui_model_is_local
 
         candidates = []
         for name in order:
@@ -343,7 +343,7 @@ class ModelLoader:
         return candidates
 
     def _backend_of_voice(self, voice: str) -> str:
-        from encoders.speaker import espeak_voices
+        from core.voice.speaker import espeak_voices
 
         stored = find_store_model(voice)
         if (stored is not None and stored.role == "tts") or voice.endswith(".onnx"):
@@ -355,7 +355,7 @@ class ModelLoader:
         raise BadInput(f"unknown voice {voice!r}; `tantra speak --list-voices` lists them")
 
     def _build_speech_backend(self, name: str, voice: str):
-        from encoders.speaker import CoquiBackend, EspeakBackend, PiperBackend, coqui_status
+        from core.voice.speaker import CoquiBackend, EspeakBackend, PiperBackend, coqui_status
 
         if name == "espeak-ng":
             return EspeakBackend(voice)
@@ -383,7 +383,7 @@ class ModelLoader:
     # ---- vision ---------------------------------------------------------------------------------------------------
 
     def load_vision(self, engine: str | None = None):
-        """EfficientNet-Lite0 (see ``encoders.image_classifier``) on ``engine``, else on the first engine that loads:
+        """EfficientNet-Lite0 (see ``core.vision.image_classifier``) on ``engine``, else on the first engine that loads:
         onnxruntime, then torch; torch first when a GPU is named and there, since the pinned onnxruntime runs on the
         CPU only."""
         engines = self.config.vision.engines
@@ -394,8 +394,8 @@ class ModelLoader:
 
     def get_vision_encoder(self, embed_dim: int | None = None):
         """An image as a unit-length vector, as the spec's ``VisionEncoder`` gives it, on this loader's classifier
-        (see ``encoders.vision_embedding``)."""
-        from encoders.vision_embedding import ImageEmbedding
+        (see ``core.vision.vision_embedding``)."""
+        from core.vision.vision_embedding import ImageEmbedding
 
         return ImageEmbedding(self.load_vision(), embed_dim or self.config.vision.embed_dim)
 
@@ -404,12 +404,12 @@ class ModelLoader:
         override = self.backends.get("vision:long-vita-remote")
         if override is not None:
             return override()
-        from encoders.remote_vlm import from_settings
+        from core.vision.remote_vlm import from_settings
 
         return from_settings(self.settings)
 
     def _vision_candidates(self, order: tuple[str, ...]) -> list[Candidate]:
-        from encoders.image_classifier import ONNX_GRAPH, TORCH_WEIGHTS, OnnxClassifier, TorchClassifier
+        from core.vision.image_classifier import ONNX_GRAPH, TORCH_WEIGHTS, OnnxClassifier, TorchClassifier
 
         stored = find_store_model(self.config.vision.default)
         size, root = self.image_size, self._pulled(stored, "vision", order)
@@ -434,13 +434,13 @@ class ModelLoader:
     # ---- memory ---------------------------------------------------------------------------------------------------
 
     def load_embedder(self) -> TextEmbedder:
-        """The sentence-embedding model of the episodic memory (see ``encoders.text_embedding``): all-MiniLM-L6-v2
+        """The sentence-embedding model of the episodic memory (see ``core.memory.text_embedding``): all-MiniLM-L6-v2
         on onnxruntime, pulled first if need be."""
         order = self.config.memory.engines.entries
         return self._once(("memory", order), lambda: self._walk(self._embedder_candidates(order), "text embedder"))
 
     def _embedder_candidates(self, order: tuple[str, ...]) -> list[Candidate]:
-        from encoders.text_embedding import ONNX_GRAPH, TextEmbedder
+        from core.memory.text_embedding import ONNX_GRAPH, TextEmbedder
 
         stored = find_store_model(self.config.memory.default)
         root = self._pulled(stored, "memory", order)
@@ -477,7 +477,7 @@ class ModelLoader:
     def load_whisper(self, model: str | None = None, engine: str | None = None, remote: bool = True) -> WhisperEngine:
         """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain. Where
         a speech-to-text server is configured (``TANTRA_STT_URL``) and neither ``model`` nor ``engine`` asks for a
-        local one, the server comes first (``encoders.remote_stt``); ``remote=False`` leaves it out."""
+        local one, the server comes first (``core.hearing.remote_stt``); ``remote=False`` leaves it out."""
         if not remote or model is not None or engine is not None or not self.settings.stt_url:
             return self._load_local_whisper(model, engine)
         local = partial(self._load_local_whisper, None, None)
@@ -490,7 +490,7 @@ class ModelLoader:
         return self._once(("whisper", REMOTE), walk)
 
     def _remote_whisper(self, local: Factory) -> WhisperEngine:
-        from encoders.remote_stt import from_settings
+        from core.hearing.remote_stt import from_settings
 
         engine = from_settings(self.settings, local, self.warn)
         self._note(f"speech to text: {engine.model_name} on the {engine.label}")
@@ -524,8 +524,8 @@ class ModelLoader:
     def _build_whisper(self, engine: str, source: WhisperSource, stored: StoreModel | None,
                        root: Path | None) -> WhisperEngine:  # fmt: skip
         """``engine`` on ``source``'s weights; ``stored`` and its pulled ``root`` where they are the store's."""
-        from core.whisper_convert import OPENAI_CHECKPOINT, alignment_heads
-        from core.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
+        from core.hearing.whisper_convert import OPENAI_CHECKPOINT, alignment_heads
+        from core.hearing.whisper_engines import FasterWhisperEngine, OpenAIWhisperEngine
 
         if engine == "faster-whisper":
             device = self.placement.device("ctranslate2")

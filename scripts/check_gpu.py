@@ -16,9 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.language_model import load_spikingbrain_dir  # noqa: E402
+from core.language.language_model import load_spikingbrain_dir  # noqa: E402
+from core.language.spikingbrain_convert import _save  # noqa: E402
 from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM  # noqa: E402
-from core.spikingbrain_convert import _save  # noqa: E402
 
 SMOLLM2_SHAPE = {
     "family": "llama", "vocab_size": 49152, "n_embd": 576, "n_layer": 30, "n_head": 9, "n_kv_head": 3,

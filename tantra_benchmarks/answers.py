@@ -3,7 +3,7 @@
 memory, the image describer), scored by pattern, per category, spiking and plain, for each configuration.
 
 A configuration is a prompt layout, a system prompt and a sampling: "before" is how every chat was built before
-``core.grounding`` (the facts inline before the question, the chat template's own system prompt, temperature 0.7),
+``core.language.grounding`` (the facts inline before the question, the chat template's own system prompt, temperature 0.7),
 "after" is today's defaults. Items of the tuning split chose the defaults; the report is on the rest.
 
 Everything runs in this process on fresh state: the memory items use a database of their own in a temporary
@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from config.settings import Settings
-from core.conversation import SamplingOptions
-from core.grounding import DEFAULT_SYSTEM, LAYOUT, VOICE_SYSTEM
+from core.language.conversation import SamplingOptions
+from core.language.grounding import DEFAULT_SYSTEM, LAYOUT, VOICE_SYSTEM
 from tantra_benchmarks.answer_items import CATEGORIES, IMAGES, Item, items, turns_back
 from tantra_benchmarks.common import model_loader
 
@@ -80,7 +80,7 @@ def _images(folder: Path) -> dict[str, Path]:
 
 class _Bench:
     def __init__(self, settings: Settings, folder: Path, say) -> None:
-        from core.describer import ImageDescriber
+        from core.vision.describer import ImageDescriber
 
         self.loader = model_loader(settings)
         self.folder, self.say = folder, say
@@ -90,15 +90,15 @@ class _Bench:
 
     def record(self, name: str):
         """An image as the chat keeps it (described once by the local models)."""
-        from core.chat_session import image_record
+        from core.language.chat_session import image_record
 
         if name not in self._records:
             self._records[name] = image_record(self.describer, self.images[name])
         return self._records[name]
 
     def session(self, loaded: dict, config: Config, item: Item, index: int, journal=None):
-        from core.chat_session import ChatSession
-        from core.journal import Journal
+        from core.language.chat_session import ChatSession
+        from core.memory.journal import Journal
 
         options = replace(config.sampling, max_tokens=ANSWER_TOKENS, seed=index)
         system = config.voice_system if item.category == "voice" else config.system
@@ -126,10 +126,10 @@ class _Bench:
     def _memory_journal(self, loaded: dict, config: Config, chosen: list[Item], spiking: bool):
         """A journal on a database of its own in which each fact of ``chosen`` was told in a conversation of its
         own, and answered by the model."""
-        from core.chat_log import ChatLog
-        from core.journal import Journal
-        from core.log_db import open_database
-        from core.memory import EpisodicMemory
+        from core.memory.chat_log import ChatLog
+        from core.memory.episodes import EpisodicMemory
+        from core.memory.journal import Journal
+        from core.memory.log_db import open_database
 
         if not chosen:
             return None

@@ -105,10 +105,10 @@ def _peak_rss(settings: Settings, *flags: str) -> int:
 def bench_chat(settings: Settings) -> dict:
     import torch
 
-    from core.language_model import load_spikingbrain_dir, read_safetensors
+    from core.language.language_model import load_spikingbrain_dir, read_safetensors
+    from core.language.spikingbrain_convert import WEIGHTS
     from core.models.spikingbrain_model import SpikingBrainForCausalLM
-    from core.reference_models import stock_transformers_llama
-    from core.spikingbrain_convert import WEIGHTS
+    from core.runtime.reference_models import stock_transformers_llama
 
     if settings.threads:
         torch.set_num_threads(settings.threads)

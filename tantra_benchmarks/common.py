@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
-from core.placement import Placement
+from core.runtime.placement import Placement
 
 if TYPE_CHECKING:
     from core.model_loader import ModelLoader

@@ -35,8 +35,8 @@ def bench_describe(settings: Settings, repeats: int = 5) -> dict:
     """Each engine (onnxruntime, torch) on the same photos: load time (importing its library included), median
     seconds per image, and a whole ``tantra describe --no-ocr`` command's time and peak memory; then OCR, and the
     commands a person runs most (with OCR, and ``--low-resource``)."""
-    from encoders.image_io import load_image
-    from encoders.ocr import TextReader
+    from core.vision.image_io import load_image
+    from core.vision.ocr import TextReader
 
     with tempfile.TemporaryDirectory() as folder:
         photos = _photos(Path(folder))

@@ -3,7 +3,7 @@
 A fresh ``tantra.db`` in a temporary directory (never the user's) is filled with N generated exchanges (facts about
 the user and their friends, reminders, sums, conversions, general questions, each with a short reply; the same ones
 for the same seed), each logged by ``ChatLog`` and remembered by ``EpisodicMemory`` with the real embedder, as a chat
-does after every reply (memory keeps the user's statements of each, ``core.user_facts``: the questions and requests
+does after every reply (memory keeps the user's statements of each, ``core.memory.user_facts``: the questions and requests
 keep nothing). Then, in one run:
 
 - recall: ``recall(text, exclude_conversation=...)`` for 50 queries (35 ask about a fact told earlier, 15 about
@@ -35,7 +35,7 @@ import numpy as np
 
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
-from core.user_facts import statements
+from core.memory.user_facts import statements
 from tantra_benchmarks.common import model_loader
 
 SEED = 0
@@ -241,9 +241,9 @@ class _TimedEmbedder:
 
 def _fill(database, embedder, texts: Corpus, capacity: int) -> tuple[list[int], dict]:
     """Log and remember every exchange as a chat does; the exchange ids in order, and the cost of remembering."""
-    from core.chat_log import ChatLog, ExchangeStart
-    from core.language_model import SamplingOptions
-    from core.memory import EpisodicMemory
+    from core.language.language_model import SamplingOptions
+    from core.memory.chat_log import ChatLog, ExchangeStart
+    from core.memory.episodes import EpisodicMemory
 
     log, memory = ChatLog(database), EpisodicMemory(database, lambda: embedder, capacity)
     options = asdict(SamplingOptions())
@@ -323,7 +323,7 @@ class _TimedDatabase:
 def _recall(database, embedder, texts: Corpus, ids: list[int], capacity: int) -> tuple[dict, str]:
     """Recall for 35 questions about facts told earlier and 15 about nothing said, ``RECALL_PASSES`` times; and the
     first of the latter that recalls nothing."""
-    from core.memory import EpisodicMemory
+    from core.memory.episodes import EpisodicMemory
 
     rng = random.Random(SEED + 1)
     facts = rng.sample(texts.facts, min(RELATED_QUERIES, len(texts.facts)))
@@ -353,7 +353,7 @@ def _recall(database, embedder, texts: Corpus, ids: list[int], capacity: int) ->
     rest = [t - e for t, e in zip(total, embedding)]
     remainder = [r - f - o for r, f, o in zip(rest, full_text, other_sql)]
     rows = database.query("SELECT vector FROM facts WHERE vector IS NOT NULL")
-    # A fact's blob holds its rows: the statement, then its clauses when it joins several (core.memory.embedded).
+    # A fact's blob holds its rows: the statement, then its clauses when it joins several (core.memory.episodes.embedded).
     matrix = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(-1, embedder.dim)
     query_vector = embedder.embed(["What is my sister called?"])[0]
     product = statistics.median(_seconds(lambda: matrix @ query_vector) for _ in range(200))
@@ -406,10 +406,10 @@ def _embedding(embedder, texts: Corpus) -> dict:
 def _first_token(settings: Settings, embedder, related_question: str, unrelated_question: str) -> dict:
     """The same questions answered with a journal that keeps nothing and with a real one, alternating: one that
     recalls a fact told earlier, one that recalls nothing (the same prompt both ways)."""
-    from core.chat_log import ExchangeStart
-    from core.chat_session import ChatSession
-    from core.journal import Journal, open_journal
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
+    from core.memory.chat_log import ExchangeStart
+    from core.memory.journal import Journal, open_journal
 
     loader = model_loader(settings)
     start = time.perf_counter()
@@ -521,7 +521,7 @@ def _first_token(settings: Settings, embedder, related_question: str, unrelated_
 
 
 def bench_memory(settings: Settings, episodes: int = 1000) -> dict:
-    from core.log_db import FILE_NAME, open_database
+    from core.memory.log_db import FILE_NAME, open_database
 
     loader = model_loader(settings)
     start = time.perf_counter()

@@ -26,7 +26,7 @@ CHAT_TOKENS = 32
 
 
 def bench_serve(settings: Settings, cli_repeats: int = 3) -> dict:
-    from encoders.openai_http import Endpoint
+    from core.runtime.openai_http import Endpoint
 
     server = _start(settings)
     try:

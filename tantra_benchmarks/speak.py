@@ -72,7 +72,7 @@ def bench_speak(settings: Settings, repeats: int = 3) -> dict:
         for name, text in texts.items()
     }
 
-    from encoders.speaker import Speaker, coqui_model_is_local
+    from core.voice.speaker import Speaker, coqui_model_is_local
 
     loader = model_loader(settings)
     warm = {}

@@ -13,7 +13,7 @@ import numpy as np
 
 from config.model_config import MODEL_CONFIG, WHISPER_ENGINES
 from config.settings import Settings
-from encoders.audio_io import SAMPLE_RATE
+from core.hearing.audio_io import SAMPLE_RATE
 from tantra_benchmarks.common import (
     ROOT,
     SPEECH,
@@ -40,8 +40,8 @@ def ten_second_clip(path: Path) -> Path:
 def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dict:
     import whisper
 
-    from core.transcriber import TranscribeOptions, transcribe
-    from encoders.audio_io import load_audio, probe
+    from core.hearing.audio_io import load_audio, probe
+    from core.hearing.transcriber import TranscribeOptions, transcribe
 
     with tempfile.TemporaryDirectory(prefix="tantra-bench-") as scratch:
         clip = clip or ten_second_clip(Path(scratch) / "clip10.wav")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from config.settings import Settings
-from encoders.stand_in_audio import MicSource
+from core.talk.stand_in_audio import MicSource
 from tantra_benchmarks.common import model_loader
 
 QUESTIONS = (
@@ -69,10 +69,10 @@ def _summary(records: list) -> dict:
 
 def _turns(loader, loop, system: str, describer=None) -> list:
     """Run ``loop`` to the end of its stand-in microphone with greedy answers; the records of its turns."""
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
-    from core.voice_loop import TurnDone
-    from tantra_cli.voice import VoiceRequest, load_roles
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
+    from core.talk.start import VoiceRequest, load_roles
+    from core.talk.voice_loop import TurnDone
 
     def session():
         loaded = loader.load_spikingbrain()
@@ -87,11 +87,11 @@ def _turns(loader, loop, system: str, describer=None) -> list:
 
 def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None) -> list:
     """One voice session over ``clips`` (the first with ``photo``); the records of its turns."""
-    from core.chat_session import image_record
-    from core.describer import ImageDescriber
-    from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
-    from encoders.stand_in_audio import ScriptedSource, StandInAudio
-    from encoders.vad import SileroVad
+    from core.language.chat_session import image_record
+    from core.talk.stand_in_audio import ScriptedSource, StandInAudio
+    from core.talk.vad import SileroVad
+    from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
+    from core.vision.describer import ImageDescriber
 
     loader = model_loader(settings)
     describer = ImageDescriber(loader)
@@ -105,9 +105,9 @@ def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | Non
 
 def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
     """Share of one core used while listening to silence (the microphone, the detector, nothing else)."""
-    from core.voice_loop import VoiceLoop
-    from encoders.stand_in_audio import RecordingSource, StandInAudio
-    from encoders.vad import SileroVad
+    from core.talk.stand_in_audio import RecordingSource, StandInAudio
+    from core.talk.vad import SileroVad
+    from core.talk.voice_loop import VoiceLoop
 
     link = StandInAudio(RecordingSource(np.zeros(int(16000 * (seconds + 2)), np.float32)), 22050)
     loop = VoiceLoop(link, SileroVad())
@@ -135,7 +135,7 @@ class _Interrupter(MicSource):
         self._earlier: set[int] = set()  # pieces played before the current question
 
     def read(self, count: int) -> np.ndarray | None:
-        from encoders.stand_in_audio import RecordingSource
+        from core.talk.stand_in_audio import RecordingSource
 
         if self._clip is not None:
             piece = self._clip.read(count)
@@ -163,9 +163,9 @@ class _Interrupter(MicSource):
 def _barge_ins(settings: Settings, speaker) -> dict:
     """Answers interrupted by the user 1 s after their first audio (barge-in on): from the decision to stop (300 ms
     of sure speech) to the speaker's silence, and from the start of the interrupting speech."""
-    from core.voice_loop import VoiceLoop, VoiceOptions
-    from encoders.stand_in_audio import StandInAudio
-    from encoders.vad import SileroVad
+    from core.talk.stand_in_audio import StandInAudio
+    from core.talk.vad import SileroVad
+    from core.talk.voice_loop import VoiceLoop, VoiceOptions
 
     pairs = [(_spoken(speaker, q), _spoken(speaker, i)) for q, i in zip(QUESTIONS[3:], INTERRUPTIONS)]
     source = _Interrupter(pairs)
@@ -204,7 +204,7 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
 
     loader = model_loader(settings)
     user_voice = loader.load_speaker("piper")
-    from encoders.speaker import Speaker
+    from core.voice.speaker import Speaker
 
     clips = [_spoken(Speaker(user_voice), question) for question in QUESTIONS[:turns]]
     with tempfile.TemporaryDirectory() as folder:

@@ -6,8 +6,8 @@ import sys
 
 import typer
 
+from config.errors import TantraError
 from config.settings import DEVICES, load_settings
-from core.errors import TantraError
 from tantra_cli import __version__, bench, chat, describe, devices, logs, memory, models, serve, speak, transcribe
 from tantra_cli.common import EXIT_USAGE, error
 

@@ -132,7 +132,7 @@ def bench_answers(
 
 
 def _choices(flag: str, given: list[str], allowed: tuple[str, ...]) -> None:
-    from core.errors import BadInput
+    from config.errors import BadInput
 
     for value in given:
         if value not in allowed:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import typer
 
-from core.conversation import SamplingOptions
-from core.errors import BadInput, TantraError
+from config.errors import BadInput, TantraError
+from core.language.conversation import SamplingOptions
 from tantra_cli.common import EXIT_FAILED, error, read_stdin_text, settings_of, user_errors
 
 DEFAULTS = SamplingOptions()
-"""The sampling ``tantra bench answers`` chose for the small model (``core.conversation``)."""
+"""The sampling ``tantra bench answers`` chose for the small model (``core.language.conversation``)."""
 MIC_FILE_HELP = (
     "Stand-in microphone: this audio file (or a FIFO) at real time, then silence; the session ends once it is over "
     "and answered."
@@ -101,7 +101,7 @@ def chat(
                 raise BadInput("the prompt is empty")
 
         from config.model_config import MODEL_CONFIG
-        from core.chat_session import ChatSession
+        from core.language.chat_session import ChatSession
         from core.model_loader import ModelLoader
 
         options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
@@ -155,8 +155,8 @@ def chat(
 
 def _system(system: str | None, voice: bool = False) -> str | None:
     """The system prompt: the user's (``-s ""`` or ``-s none``: the chat template's own), else Tantra's default, in
-    which the facts a turn is given are used (``core.grounding``)."""
-    from core.grounding import DEFAULT_SYSTEM, VOICE_SYSTEM
+    which the facts a turn is given are used (``core.language.grounding``)."""
+    from core.language.grounding import DEFAULT_SYSTEM, VOICE_SYSTEM
 
     if system is None:
         return VOICE_SYSTEM if voice else DEFAULT_SYSTEM
@@ -190,7 +190,7 @@ class Record:
     earlier: list
 
     def journal(self, settings, loader):
-        from core.journal import open_journal
+        from core.memory.journal import open_journal
         from tantra_cli.via_server import ServerEmbedder
 
         embedder = ServerEmbedder.or_local(settings, loader.load_embedder)
@@ -201,8 +201,8 @@ def _earlier_turns(settings, resume: bool, cid: str | None) -> list:
     """The exchanges of the conversation that ``-c`` (the latest) or ``--cid`` asks to continue; [] for neither."""
     if not resume and cid is None:
         return []
-    from core.chat_log import ChatLog
-    from core.log_db import database_path, open_database
+    from core.memory.chat_log import ChatLog
+    from core.memory.log_db import database_path, open_database
 
     log = ChatLog(open_database(database_path(settings)))
     conversation = log.find_conversation(cid) if cid is not None else log.latest_conversation()
@@ -219,8 +219,8 @@ def _say_continued(earlier: list) -> None:
 
 
 def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate):
-    from core.voice_loop import VoiceOptions
-    from tantra_cli.voice import VoiceRequest
+    from core.talk.start import VoiceRequest
+    from core.talk.voice_loop import VoiceOptions
 
     VoiceOptions(barge_in=barge_in)  # a bad --barge-in is refused before anything loads
     return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
@@ -229,7 +229,7 @@ def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker
 def _describer(settings, loader):
     """What reads the chat's images: the running ``tantra serve`` with ``--server`` (the local models if it cannot
     be reached), else the local models."""
-    from core.describer import ImageDescriber
+    from core.vision.describer import ImageDescriber
 
     if not settings.server:
         return ImageDescriber(loader)
@@ -250,11 +250,12 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     turns too); otherwise (``--mic-file`` alone, a pipe, ``--json``) spoken turns until the stand-in microphone's
     file is over (exit code 0), or Ctrl-C."""
     from config.model_config import MODEL_CONFIG
-    from core.chat_session import ChatSession, image_record
+    from core.language.chat_session import ChatSession, image_record
     from core.model_loader import ModelLoader
-    from core.voice_loop import VoiceLoop, VoiceOptions
-    from encoders.vad import SileroVad
-    from tantra_cli import voice
+    from core.talk.start import load_roles, open_link
+    from core.talk.vad import SileroVad
+    from core.talk.voice_loop import VoiceLoop, VoiceOptions
+    from tantra_cli.voice import run_headless
 
     paths = [_existing(image) for image in images]  # a missing image is refused before anything loads
     loader = ModelLoader(MODEL_CONFIG, settings)
@@ -277,8 +278,8 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
         return 0
     if request.push_to_talk:
         raise BadInput("--ptt needs a terminal: Enter on an empty line starts and stops a turn")
-    link = voice.open_link(request)
+    link = open_link(request)
     loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=request.barge_in))
     for path in paths:
         loop.attach_image(path, image_record(describer, path))
-    return voice.run_headless(loop, lambda: voice.load_roles(loader, new_session, request), as_json)
+    return run_headless(loop, lambda: load_roles(loader, new_session, request), as_json)

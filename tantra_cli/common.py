@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import typer
 
+from config.errors import BadInput, TantraError
 from config.settings import Settings
-from core.errors import BadInput, TantraError
-from core.status import say
+from core.runtime.status import say
 
 EXIT_FAILED = 1  # an input or model failed
 EXIT_USAGE = 2  # the command line itself is wrong

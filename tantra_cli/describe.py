@@ -8,8 +8,8 @@ from enum import Enum
 
 import typer
 
+from config.errors import TantraError
 from config.model_config import VISION_ENGINES
-from core.errors import TantraError
 from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
 
 Engine = Enum("Engine", {name: name for name in VISION_ENGINES}, type=str)
@@ -18,8 +18,8 @@ def _inputs(images: list[str]):
     frames of a video file."""
     from pathlib import Path
 
-    from core.errors import BadInput
-    from encoders.image_io import VIDEO_SUFFIXES, load_image, video_frames
+    from config.errors import BadInput
+    from core.vision.image_io import VIDEO_SUFFIXES, load_image, video_frames
 
     for source in images:
         try:
@@ -53,15 +53,15 @@ def describe(
         if "-" in images and (sys.stdin is None or sys.stdin.isatty()):
             raise TantraError("- reads an image from stdin, but stdin is a terminal: pipe an image in")
 
-        from core.errors import BadInput
+        from config.errors import BadInput
 
         failed, done = 0, 0
         if settings.server:
             failed, done = _via_server(settings, images, top, ocr, prompt, as_json)
         if done < len(images):
             from config.model_config import MODEL_CONFIG
-            from core.describer import ImageDescriber
             from core.model_loader import ModelLoader
+            from core.vision.describer import ImageDescriber
 
             describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr, engine.value if engine else None)
             for source, loaded in _inputs(images[done:]):
@@ -78,7 +78,7 @@ def describe(
 
 
 def _show(facts: dict, source: str, several: bool, as_json: bool) -> None:
-    from core.describer import facts_sentence
+    from core.vision.describer import facts_sentence
 
     if as_json:
         print(json.dumps(facts, ensure_ascii=False), flush=True)
@@ -91,8 +91,8 @@ def _show(facts: dict, source: str, several: bool, as_json: bool) -> None:
 def _via_server(settings, images: list[str], top: int, ocr: bool | None, prompt: str | None, as_json: bool):
     """Each image described by the running ``tantra serve``; ``(failed, done)``: done falls short of all the
     images when the server could not be reached, and the local models describe the rest."""
-    from core.errors import TantraError
-    from core.status import say
+    from config.errors import TantraError
+    from core.runtime.status import say
     from tantra_cli import via_server
 
     api = via_server.endpoint(settings)

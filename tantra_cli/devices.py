@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from core.status import say
+from core.runtime.status import say
 from tantra_cli.common import settings_of, user_errors
 
 
 def devices(ctx: typer.Context) -> None:
     """List the sound inputs and outputs (index, name, channels, rate); the defaults are marked."""
     with user_errors(settings_of(ctx)):
-        from encoders.sound_devices import list_devices
+        from core.talk.sound_devices import list_devices
 
         found = list_devices()
         if not found:

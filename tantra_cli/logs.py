@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from core.errors import BadInput
+from config.errors import BadInput
 from tantra_cli.common import settings_of, user_errors
 
 app = typer.Typer(help="Conversations kept in the log: list, show, search.", invoke_without_command=True,
@@ -15,8 +15,8 @@ app = typer.Typer(help="Conversations kept in the log: list, show, search.", inv
 
 
 def _open_log(settings):
-    from core.chat_log import ChatLog
-    from core.log_db import database_path, open_database
+    from core.memory.chat_log import ChatLog
+    from core.memory.log_db import database_path, open_database
 
     return ChatLog(open_database(database_path(settings)))
 
@@ -62,7 +62,7 @@ def _print(as_json: bool, documents: list[dict], show) -> None:
 
 
 def _show_conversations(summaries) -> None:
-    from core.chat_log import one_line, to_the_minute
+    from core.memory.chat_log import one_line, to_the_minute
 
     if not summaries:
         print("no conversations logged yet", file=sys.stderr)
@@ -85,7 +85,7 @@ def _show_conversations(summaries) -> None:
 
 def _show_exchanges(exchanges, search: bool = False) -> None:
     """Markdown: rendered at a terminal, as it is in a pipe."""
-    from core.chat_log import to_the_minute
+    from core.memory.chat_log import to_the_minute
 
     if not exchanges:
         print("nothing found" if search else "no turns", file=sys.stderr)
@@ -113,7 +113,7 @@ def _show_exchanges(exchanges, search: bool = False) -> None:
 @app.command()
 def path(ctx: typer.Context) -> None:
     """Print where the log is kept."""
-    from core.log_db import database_path
+    from core.memory.log_db import database_path
 
     print(database_path(settings_of(ctx)))
 
@@ -121,7 +121,7 @@ def path(ctx: typer.Context) -> None:
 @app.command()
 def status(ctx: typer.Context) -> None:
     """Whether chats are logged, and what the log holds."""
-    from core.log_db import database_path, logging_on
+    from core.memory.log_db import database_path, logging_on
 
     settings = settings_of(ctx)
     with user_errors(settings):
@@ -140,7 +140,7 @@ def status(ctx: typer.Context) -> None:
 
 
 def _switch(ctx: typer.Context, on: bool) -> None:
-    from core.log_db import LOGS_OFF
+    from core.memory.log_db import LOGS_OFF
 
     settings = settings_of(ctx)
     with user_errors(settings):

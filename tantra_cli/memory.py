@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from core.errors import BadInput
+from config.errors import BadInput
 from tantra_cli.common import settings_of, user_errors
 
 app = typer.Typer(help="The episodic memory: what you told in earlier conversations, recalled into new ones.",
@@ -16,8 +16,8 @@ app = typer.Typer(help="The episodic memory: what you told in earlier conversati
 
 
 def _memory(settings, embedder: bool = False):
-    from core.log_db import database_path, open_database
-    from core.memory import EpisodicMemory
+    from core.memory.episodes import EpisodicMemory
+    from core.memory.log_db import database_path, open_database
 
     def load():
         from config.model_config import MODEL_CONFIG
@@ -31,7 +31,7 @@ def _memory(settings, embedder: bool = False):
 
 def _line(exchange, facts: tuple[str, ...], score: float | None = None) -> str:
     """One episode: its number, when it was told, and the facts kept of it (the user's words, not the reply)."""
-    from core.chat_log import one_line, to_the_minute
+    from core.memory.chat_log import one_line, to_the_minute
 
     scored = f"  {score:.2f}" if score is not None else ""
     return f"#{exchange.id:<6}{scored}  {to_the_minute(exchange.datetime_utc)}  {one_line(' | '.join(facts), 100)}"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import typer
 
+from config.errors import TantraError
 from config.model_config import MODEL_CONFIG, STORE_MODELS, WHISPER_NAMES, find_store_model
-from core.errors import TantraError
-from core.status import say
+from core.runtime.status import say
 from tantra_cli.common import settings_of, user_errors
 
 app = typer.Typer(help="List, pull and remove models.", invoke_without_command=True, no_args_is_help=False)
@@ -72,7 +72,7 @@ def _rows(settings) -> list[Row]:
         size = _size(current.size) if current.size else "-"
         rows.append(Row(model.role, model.name, source, size, state, str(current.path), {"source": origin}))
     # The voices that are not files in the store: Coqui (an optional extra) and Debian's espeak-ng.
-    from encoders.speaker import coqui_status, espeak_voices
+    from core.voice.speaker import coqui_status, espeak_voices
 
     coqui = MODEL_CONFIG.tts.voices["coqui"]
     coqui_state = coqui_status(settings.models_dir)
@@ -183,8 +183,8 @@ def convert(
     """Convert a Hugging Face checkpoint into SpikingBrain (full precision and INT8 spiking weights)."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        from core.language.spikingbrain_convert import convert_hf_dir
         from core.model_store import CHECKPOINT_FILES, hub_snapshot
-        from core.spikingbrain_convert import convert_hf_dir
 
         path = Path(source).expanduser()
         if not path.is_dir():

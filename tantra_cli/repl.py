@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
 
-from core.chat_session import COMMANDS, SETTINGS, Ask, ChatSession
-from core.errors import TantraError
+from config.errors import TantraError
+from core.language.chat_session import COMMANDS, SETTINGS, Ask, ChatSession
 
 # Enough to be worth redrawing: fenced code, headings, lists, emphasis, inline code, tables.
 _MARKDOWN = re.compile(r"```|^#{1,6} |^\s*([-*+]|\d+\.) |\*\*[^*]+\*\*|`[^`\n]+`|^\|.*\|$", re.MULTILINE)
@@ -94,13 +94,13 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True, load
     """Read, answer, repeat, until Ctrl-D or /quit. Ctrl-C stops a reply (or clears the line) and keeps going.
 
     ``loader`` lets ``/voice on`` load Whisper and the voice at any time, on the devices of ``request`` (a
-    ``tantra_cli.voice.VoiceRequest``); ``voice`` starts with the microphone on. ``images`` go with the first turn."""
+    ``core.talk.start.VoiceRequest``); ``voice`` starts with the microphone on. ``images`` go with the first turn."""
     from contextlib import ExitStack
 
     from prompt_toolkit.patch_stdout import patch_stdout
 
+    from core.talk.start import VoiceRequest
     from tantra_cli.repl_voice import ReplVoice
-    from tantra_cli.voice import VoiceRequest
 
     console = Console(highlight=False)
     errors = Console(stderr=True, highlight=False)

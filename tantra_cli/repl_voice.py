@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from core.errors import TantraError
+from config.errors import TantraError
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 
@@ -39,10 +39,10 @@ class ReplVoice:
         """Open the devices and listen while the models load; a missing device is one line and the REPL goes on."""
         if self.on:
             return "the voice is already on"
-        from core.grounding import DEFAULT_SYSTEM
-        from core.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
-        from encoders.vad import SileroVad
-        from tantra_cli.voice import load_roles, open_link
+        from core.language.grounding import DEFAULT_SYSTEM
+        from core.talk.start import load_roles, open_link
+        from core.talk.vad import SileroVad
+        from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
 
         try:
             link = open_link(self.request)
@@ -74,7 +74,7 @@ class ReplVoice:
         return "the voice is off; type to chat"
 
     def _converse(self, load) -> None:
-        from core.voice_loop import Heard, Note, ReplyText, TurnDone
+        from core.talk.voice_loop import Heard, Note, ReplyText, TurnDone
 
         loop = self.loop
         try:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import typer
 
-from core.errors import TantraError
-from core.status import say
+from config.errors import TantraError
+from core.runtime.status import say
 from tantra_cli.common import settings_of, user_errors
 
 KEY_HELP = "Ask every client for this key as a bearer token (env TANTRA_SERVE_API_KEY); /health stays open."

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import typer
 
-from core.errors import BadInput, TantraError
-from core.status import say
+from config.errors import BadInput, TantraError
+from core.runtime.status import say
 from tantra_cli.common import read_stdin_text, settings_of, user_errors
 
 
 def _list_voices(settings) -> None:
     from config.model_config import STORE_MODELS
     from core import model_store
-    from encoders.speaker import coqui_status, espeak_voices
+    from core.voice.speaker import coqui_status, espeak_voices
 
     for model in (m for m in STORE_MODELS if m.role == "tts"):
         state = model_store.status(model, settings).state
@@ -28,7 +28,7 @@ def _list_voices(settings) -> None:
 
 
 def _list_devices() -> None:
-    from encoders.audio_output import output_devices
+    from core.voice.audio_output import output_devices
 
     devices = output_devices()
     if not devices:
@@ -63,7 +63,7 @@ def speak(
             if sys.stdin is None or sys.stdin.isatty():
                 raise TantraError('give the text: tantra speak "Hello." or echo Hello | tantra speak')
             text = read_stdin_text("tantra speak")
-        from encoders.speech_text import has_words, normalize
+        from core.voice.speech_text import has_words, normalize
 
         if not text.strip():
             raise BadInput("nothing to say: the text is empty")
@@ -71,7 +71,7 @@ def speak(
             raise BadInput("nothing to say: the text has no words")
         player = None
         if output is None:  # find out before synthesizing anything whether there is a device to play on
-            from encoders.audio_output import AudioPlayer, NoOutputDevice
+            from core.voice.audio_output import AudioPlayer, NoOutputDevice
 
             try:
                 device = int(output_device) if output_device and output_device.isdigit() else output_device
@@ -81,11 +81,11 @@ def speak(
 
         speaker, chunks = _speech(settings, text, rate, backend, voice)
         if output == "-":
-            from encoders.audio_output import stdout_binary, write_wav_stream
+            from core.voice.audio_output import stdout_binary, write_wav_stream
 
             write_wav_stream(chunks, stdout_binary())
         elif output is not None:
-            from encoders.audio_output import write_file
+            from core.voice.audio_output import write_file
 
             path = Path(output).expanduser()
             seconds = write_file(chunks, path)
@@ -114,7 +114,7 @@ def _speech(settings, text: str, rate: float, backend: str | None, voice: str | 
             say(f"{failure}; speaking here instead")
     from config.model_config import MODEL_CONFIG
     from core.model_loader import ModelLoader
-    from encoders.speaker import Speaker
+    from core.voice.speaker import Speaker
 
     speaker = Speaker(ModelLoader(MODEL_CONFIG, settings).load_speaker(backend, voice), rate)
     return speaker, speaker.synthesize(text)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import typer
 
+from config.errors import TantraError
 from config.model_config import MODEL_CONFIG, WHISPER_ENGINES
-from core.errors import TantraError
-from core.status import say
+from core.runtime.status import say
 from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
 
 Engine = Enum("Engine", {name.replace("-", "_"): name for name in WHISPER_ENGINES}, type=str)
@@ -72,8 +72,8 @@ def transcribe(
 def _transcribe_here(settings, inputs, model, engine, language, task, output_format, output_dir, word_timestamps,
                      beam_size) -> int:  # fmt: skip
     """Each input transcribed by the local models; how many failed (each said in one line)."""
+    from core.hearing.transcriber import TranscribeOptions, check_options
     from core.model_loader import ModelLoader
-    from core.transcriber import TranscribeOptions, check_options
 
     loader = ModelLoader(MODEL_CONFIG, settings)
     options = TranscribeOptions(
@@ -140,14 +140,14 @@ def _via_server(settings, inputs: list[str], request: ServerRequest, formats: li
 
 
 def _formats(choice: OutputFormat) -> list[str]:
-    from core.transcript_formats import FORMATS
+    from core.hearing.transcript_formats import FORMATS
 
     return list(FORMATS) if choice is OutputFormat.all else [choice.value]
 
 
 def _transcribe_one(source, whisper, options, formats: list[str], target_dir: Path | None, verbose: bool) -> None:
-    from core.transcriber import Transcript, transcribe
-    from encoders.audio_io import open_input
+    from core.hearing.audio_io import open_input
+    from core.hearing.transcriber import Transcript, transcribe
 
     with open_input(source) as audio:
         transcript = Transcript(audio.label, audio.duration)
@@ -180,7 +180,7 @@ def _with_progress(segments, label: str, duration: float | None):
 
 
 def _write_files(segments, transcript, formats: list[str], target_dir: Path, stem: str) -> None:
-    from core.transcript_formats import WRITERS
+    from core.hearing.transcript_formats import WRITERS
 
     try:
         target_dir.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from config.errors import BadInput, ModelUnavailable, TantraError
 from config.settings import Settings
-from core.errors import BadInput, ModelUnavailable, TantraError
-from core.status import say
-from encoders.openai_http import Endpoint
+from core.runtime.openai_http import Endpoint
+from core.runtime.status import say
 
 
 def endpoint(settings: Settings, timeout: float = 600.0) -> Endpoint:
@@ -74,8 +74,8 @@ def audio_input(source: str) -> tuple[str, bytes]:
 
 
 def segments_of(verbose: dict, with_words: bool, label: str):
-    """``core.transcriber.Segment``s and a ``Transcript`` from a ``verbose_json`` body, for the file writers."""
-    from core.transcriber import Segment, Transcript, Word
+    """``core.hearing.transcriber.Segment``s and a ``Transcript`` from a ``verbose_json`` body, for the file writers."""
+    from core.hearing.transcriber import Segment, Transcript, Word
 
     words = [Word(w["start"], w["end"], w["word"], w.get("probability", 0.0)) for w in verbose.get("words") or []]
     segments = []
@@ -114,7 +114,7 @@ def image_inputs(source: str) -> Iterator[tuple[str, bytes]]:
     """``(label, bytes)`` of an image, of stdin for ``-``, or of each of a few evenly spaced frames of a video."""
     import sys
 
-    from encoders.image_io import VIDEO_SUFFIXES, check_image_file, video_frames
+    from core.vision.image_io import VIDEO_SUFFIXES, check_image_file, video_frames
 
     if source == "-":
         data = sys.stdin.buffer.read()
@@ -155,7 +155,7 @@ class ServerDescriber:
             return self._local.facts(source, top)
 
     def note(self, source) -> str:
-        from core.describer import facts_note
+        from core.vision.describer import facts_note
 
         return facts_note(self.facts(source, top=3))
 
@@ -177,7 +177,7 @@ def as_engines(settings: Settings) -> Settings:
 
 
 class ServerSpeaker:
-    """``encoders.speaker.Speaker`` for a server's voice: the text goes in requests of whole sentences up to the
+    """``core.voice.speaker.Speaker`` for a server's voice: the text goes in requests of whole sentences up to the
     server's limit, each one's WAV streamed back and cut into chunks as it comes, so playback starts with the first
     sentence."""
 
@@ -194,7 +194,7 @@ class ServerSpeaker:
     def _synthesize(self, text: str) -> Iterator:
         import numpy as np
 
-        from encoders.speaker import AudioChunk
+        from core.voice.speaker import AudioChunk
 
         body = {"model": "tts-1", "input": text, "response_format": "wav", "speed": self.rate}
         if self.voice:

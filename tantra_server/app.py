@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.errors import ModelUnavailable, TantraError
+from config.errors import ModelUnavailable, TantraError
 from tantra_server import audio, chat, images
 from tantra_server.errors import ApiError, bad_request, error_response
 from tantra_server.guard import Guard
@@ -56,7 +56,7 @@ class TantraServer:
     """What every request shares: the loader (each model loaded once), the queues, the options."""
 
     def __init__(self, loader, options: ServeOptions) -> None:
-        from core.conversation import PromptCache
+        from core.language.conversation import PromptCache
 
         self.loader, self.options = loader, options
         self.allow_dirs = tuple(Path(d).expanduser().resolve() for d in options.allow_dirs)
@@ -90,7 +90,7 @@ class TantraServer:
 
     def describer(self, ocr: bool | None):
         """The image describer that reads text in images or not (None: as ``--low-resource`` says), made once."""
-        from core.describer import ImageDescriber
+        from core.vision.describer import ImageDescriber
 
         ocr = ocr if ocr is not None else self.options.ocr if self.options.ocr is not None else self.loader.reads_text
         with self._load_lock:
@@ -131,7 +131,7 @@ class TantraServer:
         if self._voices is None:
             from config.model_config import STORE_MODELS
             from core import model_store
-            from encoders.speaker import espeak_voices
+            from core.voice.speaker import espeak_voices
 
             pulled = [m.name for m in STORE_MODELS if m.role == "tts"
                       and model_store.status(m, self.loader.settings).state == "ready"]  # fmt: skip
@@ -141,8 +141,8 @@ class TantraServer:
     def generate(self, loaded: dict, ids: list[int], options, generated: list[int]):
         """The reply's text pieces. Only the next turn of the conversation the cache holds reuses it: the same
         prompt sent again is read afresh, as ``tantra chat`` reads it, so a greedy answer is the same every time."""
-        from core.conversation import PromptCache
-        from core.language_model import stream_text
+        from core.language.conversation import PromptCache
+        from core.language.language_model import stream_text
 
         if not self.prompt_cache.continued_by(ids):
             self.prompt_cache = PromptCache()
@@ -150,8 +150,8 @@ class TantraServer:
 
     async def image_note(self, source, number: int) -> str:
         """``[Image N: what it shows]``, the line the language model reads in place of an image."""
-        from core.describer import facts_note
-        from encoders.image_io import load_image
+        from core.vision.describer import facts_note
+        from core.vision.image_io import load_image
 
         describer = await self.model("vision")
         label = source.name if isinstance(source, Path) else f"image-{number}"

@@ -71,8 +71,8 @@ async def _transcript_request(request: Request, server, task: str) -> Transcript
 
 def _run_whisper(server, engine, asked: TranscriptRequest):
     """Segments of the whole upload, as ``tantra transcribe`` makes them (blocks, silence skipped, ...)."""
-    from core.transcriber import TranscribeOptions, Transcript, check_options, transcribe
-    from encoders.audio_io import probe
+    from core.hearing.audio_io import probe
+    from core.hearing.transcriber import TranscribeOptions, Transcript, check_options, transcribe
 
     if not asked.audio:
         raise bad_request("the audio file is empty", "file")
@@ -97,7 +97,7 @@ def _run_whisper(server, engine, asked: TranscriptRequest):
 
 
 def _transcript_response(segments, transcript, asked: TranscriptRequest, task: str) -> Response:
-    from core.transcript_formats import write_srt, write_vtt
+    from core.hearing.transcript_formats import write_srt, write_vtt
 
     text = "".join(segment.text for segment in segments).strip()
     if asked.response_format == "text":
@@ -125,8 +125,8 @@ def _transcript_response(segments, transcript, asked: TranscriptRequest, task: s
 
 
 async def speech(request: Request) -> Response:
-    from encoders.speaker import Speaker
-    from encoders.speech_text import has_words, normalize
+    from core.voice.speaker import Speaker
+    from core.voice.speech_text import has_words, normalize
 
     server = request.app.state.tantra
     body = await server.json_body(request)
@@ -165,7 +165,7 @@ async def speech(request: Request) -> Response:
 async def _pcm_stream(chunks, sample_rate: int, fmt: str):
     import numpy as np
 
-    from encoders.audio_output import wav_header_streaming
+    from core.voice.audio_output import wav_header_streaming
 
     if fmt == "wav":
         yield wav_header_streaming(sample_rate)

@@ -82,7 +82,7 @@ def _prompt_ids(loaded: dict, messages: list[dict], options, truncate: bool) -> 
     """The prompt's token ids; 400 when it does not fit the context. With ``"truncation": "auto"`` (as OpenAI's
     Responses API names it; ``tantra --server`` sends it) the oldest exchanges give way instead, with room kept for
     the reply, as ``tantra chat`` keeps a long conversation going."""
-    from core.conversation import Conversation
+    from core.language.conversation import Conversation
 
     tokenizer, context = loaded["tokenizer"], loaded["model"].config.block_size
     if truncate:
@@ -135,7 +135,7 @@ def _usage(reply: Reply) -> dict:
 def _options(body: dict):
     """SamplingOptions from the request (Tantra's chat defaults where it says nothing), and whether the stream ends
     with a usage chunk."""
-    from core.conversation import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     for name in UNSUPPORTED:
         if body.get(name) not in (None, False, [], {}):
@@ -191,9 +191,9 @@ def _fit(options, room: int, tokenizer):
 async def _messages(body: dict, server) -> list[dict]:
     """OpenAI messages as the chat template takes them: the leading system messages as one (Tantra's default
     system prompt where there is none), text content, and images as the note of facts the language model reads in
-    their place, laid out as ``tantra chat`` lays them out (``core.grounding``). A system message later in the
+    their place, laid out as ``tantra chat`` lays them out (``core.language.grounding``). A system message later in the
     conversation stays where it is: it is a note for the turn after it (``tantra --server chat`` sends them)."""
-    from core.grounding import DEFAULT_SYSTEM, Grounds, turn_messages
+    from core.language.grounding import DEFAULT_SYSTEM, Grounds, turn_messages
 
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:

@@ -18,7 +18,7 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 async def describe(request: Request) -> Response:
-    from encoders.image_io import load_image
+    from core.vision.image_io import load_image
 
     server = request.app.state.tantra
     form = await server.form(request)

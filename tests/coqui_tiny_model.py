@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from encoders.speaker import _import_coqui
+from core.voice.speaker import _import_coqui
 
 
 def write_tiny_vits(out: Path) -> None:

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from core.errors import ModelUnavailable
-from core.transcriber import Segment, TranscribeOptions
-from encoders.image_classifier import Label, Seen
+from config.errors import ModelUnavailable
+from core.hearing.transcriber import Segment, TranscribeOptions
+from core.vision.image_classifier import Label, Seen
 
 
 def broken(error: BaseException) -> Callable[[], object]:
@@ -121,7 +121,7 @@ class FakeTokenizer:
 
 
 PROMPTS_READ: list[str] = []
-"""Every prompt a fake language model read, in order: what a test checks the layout of (``core.grounding``)."""
+"""Every prompt a fake language model read, in order: what a test checks the layout of (``core.language.grounding``)."""
 
 
 def fake_language_model(name: str = "fake-lm", reply: Callable[[str], str] | None = None, spiking: bool = True):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from core.grounding import ABOUT_USER, DEFAULT_SYSTEM, PICTURE, TEXT, VOICE_SYSTEM
+from core.language.grounding import ABOUT_USER, DEFAULT_SYSTEM, PICTURE, TEXT, VOICE_SYSTEM
 from tantra_benchmarks.answer_items import CATEGORIES, FILLERS, items, turns_back
 from tantra_benchmarks.answers import STAGE_DIRECTION, summary
 
@@ -72,9 +72,9 @@ def model(settings):
 
 
 def _chat(loaded, journal=None, system=DEFAULT_SYSTEM):
-    from core.chat_session import ChatSession
-    from core.conversation import SamplingOptions
-    from core.journal import Journal
+    from core.language.chat_session import ChatSession
+    from core.language.conversation import SamplingOptions
+    from core.memory.journal import Journal
 
     options = SamplingOptions(max_tokens=48)  # the defaults, shorter
     return ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], None,
@@ -86,8 +86,8 @@ def test_the_model_answers_from_what_it_was_told_shown_and_given(model, tmp_path
     import skimage.data
     from PIL import Image
 
-    from core.chat_session import image_record
-    from core.describer import ImageDescriber
+    from core.language.chat_session import image_record
+    from core.vision.describer import ImageDescriber
 
     loader, loaded = model
     chat = _chat(loaded)
@@ -111,10 +111,10 @@ def test_the_model_answers_from_what_it_was_told_shown_and_given(model, tmp_path
 def test_the_model_answers_from_memory_and_not_from_its_own_guesses(model, tmp_path):
     """The failure of issue 20: the user's words are recalled in another conversation; the model's earlier wrong
     answer is not."""
-    from core.chat_log import ChatLog
-    from core.journal import Journal
-    from core.log_db import open_database
-    from core.memory import EpisodicMemory
+    from core.memory.chat_log import ChatLog
+    from core.memory.episodes import EpisodicMemory
+    from core.memory.journal import Journal
+    from core.memory.log_db import open_database
 
     loader, loaded = model
     embedder = loader.load_embedder()

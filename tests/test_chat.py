@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import pytest
 
-from core.errors import BadInput
+from config.errors import BadInput
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # every test here runs the real models
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow  # every test here runs the real models
 @pytest.fixture(scope="module")
 def session(settings):
     from config.model_config import MODEL_CONFIG
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
     from core.model_loader import ModelLoader
 
     loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain()
@@ -199,9 +199,9 @@ def test_images_in_messages_and_the_image_command_reach_the_model(session, setti
     from PIL import Image
 
     from config.model_config import MODEL_CONFIG
-    from core.chat_session import ChatSession
-    from core.describer import ImageDescriber
+    from core.language.chat_session import ChatSession
     from core.model_loader import ModelLoader
+    from core.vision.describer import ImageDescriber
 
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "my coffee.png")
     describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr=False)

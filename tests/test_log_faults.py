@@ -30,8 +30,8 @@ from tests.conftest import ROOT, run_tantra
 WRITER = r"""
 import sys, time
 from pathlib import Path
-from core.chat_log import ChatLog, ExchangeStart, new_conversation_id
-from core.log_db import open_database
+from core.memory.chat_log import ChatLog, ExchangeStart, new_conversation_id
+from core.memory.log_db import open_database
 
 path, name, count, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 log = None if name == "open" else ChatLog(open_database(path))
@@ -101,8 +101,8 @@ def _lines(text: str) -> list[str]:
 
 def _populated(path: Path, exchanges: int = 60) -> None:
     """A log of ``exchanges`` with long replies, written and closed (checkpointed: no WAL beside it)."""
-    from core.chat_log import ChatLog, ExchangeStart
-    from core.log_db import open_database
+    from core.memory.chat_log import ChatLog, ExchangeStart
+    from core.memory.log_db import open_database
 
     database = open_database(path)
     log = ChatLog(database)
@@ -142,7 +142,7 @@ def test_kill_9_at_random_moments_while_writing_loses_no_finished_exchange(tmp_p
     for prompt, reply, interrupted, _ in rows.values():  # the exchange a kill cut: what was written of it
         assert reply_of(prompt).startswith(reply) and (interrupted == 0) == (reply == reply_of(prompt))
     said = []
-    from core.log_db import open_database
+    from core.memory.log_db import open_database
 
     open_database(path, say=said.append).close()
     assert said == []  # nothing to move aside
@@ -233,7 +233,7 @@ def test_three_processes_logging_at_once_all_get_through(tmp_path):
 
 
 def test_processes_opening_a_fresh_database_at_the_same_moment_all_succeed(tmp_path):
-    from core.log_db import MIGRATIONS
+    from core.memory.log_db import MIGRATIONS
 
     rounds = 10
     openers = [_writer(tmp_path, "open", rounds, "wait") for _ in range(4)]
@@ -299,7 +299,7 @@ def _damaged_inside(path: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_garbage, _truncated, _damaged_inside], ids=["garbage", "truncated", "inside"])
 def test_a_damaged_log_is_moved_aside_once_and_a_fresh_one_made(tmp_path, damage):
-    from core.log_db import MIGRATIONS
+    from core.memory.log_db import MIGRATIONS
 
     path = tmp_path / "tantra.db"
     damage(path)
@@ -329,7 +329,7 @@ def test_a_zero_byte_log_is_simply_made_into_a_database(tmp_path):
 
 
 def test_damage_found_twice_in_one_second_keeps_both_damaged_files(tmp_path):
-    from core.log_db import open_database
+    from core.memory.log_db import open_database
 
     path, said = tmp_path / "tantra.db", []
     for content in (b"first damaged file " * 100, b"second damaged file " * 100):
@@ -357,8 +357,8 @@ def test_a_journal_that_cannot_write_says_so_once_and_lets_the_chat_go_on(tmp_pa
     from dataclasses import replace
 
     from config.settings import load_settings
-    from core.chat_log import ExchangeStart
-    from core.journal import open_journal
+    from core.memory.chat_log import ExchangeStart
+    from core.memory.journal import open_journal
 
     said = []
     journal = open_journal(replace(load_settings(), data_dir=_unwritable(tmp_path, how)), lambda: None, say=said.append)
@@ -388,7 +388,7 @@ def test_a_chat_in_a_read_only_data_directory_answers_and_says_once_it_is_not_lo
 
 
 def _newer(tmp_path: Path) -> int:
-    from core.log_db import MIGRATIONS
+    from core.memory.log_db import MIGRATIONS
 
     version = len(MIGRATIONS) + 5
     db = _plain(tmp_path / "tantra.db")
@@ -431,8 +431,8 @@ def test_a_chat_on_a_newer_tantras_log_answers_and_says_once_it_is_not_logging(t
 
 @pytest.mark.parametrize("start", ["missing", "zero-bytes"])
 def test_a_new_database_gets_every_migration(tmp_path, start):
-    from core.chat_log import ChatLog, ExchangeStart
-    from core.log_db import MIGRATIONS, open_database
+    from core.memory.chat_log import ChatLog, ExchangeStart
+    from core.memory.log_db import MIGRATIONS, open_database
 
     path = tmp_path / "tantra.db"
     if start == "zero-bytes":
@@ -455,8 +455,8 @@ V1_EXCHANGE_COLUMNS = (
 
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_database_is_upgraded_with_its_rows_intact_and_searchable(tmp_path, version):
-    from core.chat_log import ChatLog, ExchangeStart
-    from core.log_db import MIGRATIONS, open_database
+    from core.memory.chat_log import ChatLog, ExchangeStart
+    from core.memory.log_db import MIGRATIONS, open_database
 
     path = tmp_path / "tantra.db"
     old = _plain(path)
@@ -492,9 +492,9 @@ def test_an_older_database_is_upgraded_with_its_rows_intact_and_searchable(tmp_p
 def test_the_episodes_of_a_database_before_facts_keep_the_users_statements(tmp_path):
     """Schema 3 kept each exchange as an episode with the vectors of its prompt and of prompt and reply; schema 4
     keeps the statements of the prompt, to be embedded at the next recall, and drops episodes that have none."""
-    from core.chat_log import ChatLog
-    from core.log_db import MIGRATIONS, open_database
-    from core.memory import EpisodicMemory
+    from core.memory.chat_log import ChatLog
+    from core.memory.episodes import EpisodicMemory
+    from core.memory.log_db import MIGRATIONS, open_database
     from tests.fakes import FakeEmbedder
 
     path = tmp_path / "tantra.db"
@@ -546,8 +546,8 @@ def _megabyte(seed: int) -> str:
 
 
 def test_a_one_megabyte_prompt_and_reply_round_trip(tmp_path):
-    from core.chat_log import ChatLog, ExchangeStart
-    from core.log_db import open_database
+    from core.memory.chat_log import ChatLog, ExchangeStart
+    from core.memory.log_db import open_database
 
     prompt, reply = _megabyte(1), _megabyte(2) + " zyzzyva"
     database = open_database(tmp_path / "tantra.db")
@@ -584,8 +584,8 @@ def test_a_one_megabyte_prompt_is_refused_by_the_model_but_logged_whole(tmp_path
 
 
 def test_the_log_and_its_wal_are_private_to_their_owner(tmp_path):
-    from core.chat_log import ChatLog, ExchangeStart
-    from core.log_db import move_aside, open_database
+    from core.memory.chat_log import ChatLog, ExchangeStart
+    from core.memory.log_db import move_aside, open_database
 
     def mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)

@@ -15,9 +15,9 @@ from tests.fakes import FakeEmbedder
 def data_dir(tmp_path):
     """A log of three conversations: a fact, a question about Paris (two turns), a fact and a request whose reply
     was cut. Memory keeps the two facts."""
-    from core.chat_log import ChatLog, ExchangeStart, ImageRecord
-    from core.log_db import open_database
-    from core.memory import EpisodicMemory
+    from core.memory.chat_log import ChatLog, ExchangeStart, ImageRecord
+    from core.memory.episodes import EpisodicMemory
+    from core.memory.log_db import open_database
 
     database = open_database(tmp_path / "tantra.db")
     log, memory = ChatLog(database), EpisodicMemory(database, FakeEmbedder)
@@ -90,7 +90,7 @@ def test_logs_search_ranks_by_bm25_and_takes_any_text(data_dir):
 
 def test_logs_path_status_and_switching_off(data_dir):
     from config.settings import load_settings
-    from core.journal import open_journal
+    from core.memory.journal import open_journal
 
     assert tantra(data_dir, "logs", "path").stdout.strip() == str(data_dir / "tantra.db")
     status = tantra(data_dir, "logs", "status").stdout

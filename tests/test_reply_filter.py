@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from core.reply_filter import StageDirectionFilter, clean_reply, is_stage_direction, without_stage_directions
+from core.language.reply_filter import StageDirectionFilter, clean_reply, is_stage_direction, without_stage_directions
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
+from config.errors import BadInput, ModelUnavailable
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
-from core.errors import BadInput, ModelUnavailable
 from core.model_loader import ModelLoader
 from tests.fakes import (
     FakeClassifier,
@@ -142,7 +142,7 @@ def test_a_model_that_cannot_be_pulled_is_tried_once_for_all_its_engines(tmp_pat
 
 
 def test_a_gpu_that_is_there_puts_torch_first_for_vision(tmp_path, monkeypatch):
-    monkeypatch.setattr("core.placement.gpus_of", lambda library: frozenset({"cuda"} if library == "torch" else ()))
+    monkeypatch.setattr("core.runtime.placement.gpus_of", lambda library: frozenset({"cuda"} if library == "torch" else ()))
     loader, said = loader_with(tmp_path, CLASSIFIERS, device="cuda")
     assert loader.load_vision().engine == "torch"
     assert loader.placement.device("torch") == "cuda" and loader.placement.onnx_providers() == ["CPUExecutionProvider"]
@@ -153,7 +153,7 @@ def test_a_gpu_that_is_there_puts_torch_first_for_vision(tmp_path, monkeypatch):
 
 
 def test_a_gpu_that_is_not_there_is_said_once_and_the_cpu_order_stays(tmp_path, monkeypatch):
-    monkeypatch.setattr("core.placement.gpus_of", lambda library: frozenset())
+    monkeypatch.setattr("core.runtime.placement.gpus_of", lambda library: frozenset())
     loader, said = loader_with(tmp_path, CLASSIFIERS, device="mps")
     assert loader.load_vision().engine == "onnxruntime"
     assert [loader.placement.device("torch") for _ in range(3)] == ["cpu"] * 3
@@ -162,7 +162,7 @@ def test_a_gpu_that_is_not_there_is_said_once_and_the_cpu_order_stays(tmp_path, 
 
 def test_one_device_rule_for_every_library(tmp_path, monkeypatch):
     gpus = {"torch": {"cuda", "mps"}, "ctranslate2": {"cuda"}, "onnxruntime": {"cuda"}}
-    monkeypatch.setattr("core.placement.gpus_of", lambda library: frozenset(gpus[library]))
+    monkeypatch.setattr("core.runtime.placement.gpus_of", lambda library: frozenset(gpus[library]))
     auto, _ = loader_with(tmp_path, {})
     assert [auto.placement.device(lib) for lib in gpus] == ["cuda", "cuda", "cuda"]
     assert auto.placement.onnx_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -200,7 +200,7 @@ def test_each_model_loads_once_even_when_threads_ask_together(tmp_path):
 def test_the_remote_vision_model_is_an_entry_of_the_vision_chain(tmp_path):
     from PIL import Image
 
-    from core.describer import ImageDescriber
+    from core.vision.describer import ImageDescriber
 
     image = Image.new("RGB", (64, 48), (200, 10, 10))
     remote = {**CLASSIFIERS, "vision:long-vita-remote": FakeRemoteVision}
@@ -221,7 +221,7 @@ def test_the_remote_vision_model_is_an_entry_of_the_vision_chain(tmp_path):
 
 
 def _info():
-    from encoders.image_io import ImageInfo
+    from core.vision.image_io import ImageInfo
 
     return ImageInfo("red.png", "PNG", 64, 48, 1, "RGB")
 
@@ -229,8 +229,8 @@ def _info():
 def test_a_fake_language_model_streams_through_the_real_chat_session():
     import torch
 
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
 
     loaded = fake_language_model()
     session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(seed=1), model_name=loaded["name"])
@@ -244,11 +244,11 @@ def test_a_fake_language_model_streams_through_the_real_chat_session():
 def test_decoding_has_one_torch_thread_and_leaves_everyone_elses_alone():
     import torch
 
-    from core.language_model import _decoding_thread
+    from core.language.language_model import _decoding_thread
 
     loaded = fake_language_model()
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
 
     main_threads = torch.get_num_threads()
     assert "".join(ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions()).ask("hi")) == "You said: hi."
@@ -261,8 +261,8 @@ def test_decoding_has_one_torch_thread_and_leaves_everyone_elses_alone():
 
 
 def test_a_reply_stopped_early_frees_the_decoder_for_the_next():
-    from core.chat_session import ChatSession
-    from core.language_model import SamplingOptions
+    from core.language.chat_session import ChatSession
+    from core.language.language_model import SamplingOptions
 
     loaded = fake_language_model(reply=lambda message: "word " * 400)
     session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=2000))
@@ -276,7 +276,7 @@ def test_a_reply_stopped_early_frees_the_decoder_for_the_next():
 
 
 def test_the_spec_names_on_the_loader(tmp_path):
-    from encoders.vision_embedding import ImageEmbedding
+    from core.vision.vision_embedding import ImageEmbedding
 
     loader, _ = loader_with(tmp_path, {**CLASSIFIERS, "tts:coqui": named(FakeVoice, "coqui")})
     assert loader.load_coqui_tts().name == "coqui"
@@ -291,7 +291,7 @@ def test_the_spec_names_on_the_loader(tmp_path):
 def test_loading_images_sets_pillows_limit_once(monkeypatch, tmp_path):
     from PIL import Image
 
-    from encoders.image_io import MAX_PIXELS, load_image
+    from core.vision.image_io import MAX_PIXELS, load_image
 
     path = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(path)

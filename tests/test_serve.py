@@ -23,11 +23,11 @@ import pytest
 import soundfile
 from PIL import Image
 
+from config.errors import BadInput, ModelUnavailable, TantraError
 from config.model_config import MODEL_CONFIG
 from config.settings import load_settings
-from core.errors import BadInput, ModelUnavailable, TantraError
 from core.model_loader import ModelLoader
-from encoders.openai_http import Endpoint
+from core.runtime.openai_http import Endpoint
 from tantra_server.app import ServeOptions, create_app
 from tests.conftest import ROOT
 from tests.fakes import PROMPTS_READ, FakeClassifier, FakeEmbedder, FakeVoice, FakeWhisper, fake_language_model

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from config.errors import TantraError
 from config.settings import load_settings
-from core.errors import TantraError
 
 
 def test_flags_beat_environment_beat_config_file(tmp_path):

@@ -28,7 +28,7 @@ from tests.conftest import ROOT, normalise, run_tantra
     ],
 )  # fmt: skip
 def test_numbers_money_times_units_and_abbreviations_read_as_words(text, spoken):
-    from encoders.speech_text import normalize
+    from core.voice.speech_text import normalize
 
     assert normalize(text) == spoken
 
@@ -54,19 +54,19 @@ def test_numbers_money_times_units_and_abbreviations_read_as_words(text, spoken)
     ],
 )  # fmt: skip
 def test_emoji_emoticons_markdown_and_stage_directions_are_not_read_aloud(text, spoken):
-    from encoders.speech_text import normalize, sentences
+    from core.voice.speech_text import normalize, sentences
 
     assert list(sentences(normalize(text))) == spoken
 
 
 def test_a_piece_that_is_only_a_stage_direction_or_emoji_has_no_words():
-    from encoders.speech_text import has_words, normalize
+    from core.voice.speech_text import has_words, normalize
 
     assert not has_words(normalize("*smiles warmly*")) and not has_words(normalize("😀 :)"))
 
 
 def test_sentences_split_at_ends_and_long_ones_at_commas():
-    from encoders.speech_text import sentences
+    from core.voice.speech_text import sentences
 
     assert list(sentences("One. Two? Three!\n\nFour")) == ["One.", "Two?", "Three!", "Four"]
     long = ", ".join(["a clause of words"] * 60) + "."
@@ -85,7 +85,7 @@ def piper(settings):
 
 @pytest.mark.slow
 def test_first_chunk_comes_before_the_last_sentence_is_synthesized(piper):
-    from encoders.speaker import Speaker
+    from core.voice.speaker import Speaker
 
     calls = []
 
@@ -105,8 +105,8 @@ def test_first_chunk_comes_before_the_last_sentence_is_synthesized(piper):
 @pytest.mark.slow
 def test_round_trip_through_whisper_has_few_word_errors(loader, tmp_path):
     """The default voice says it, Whisper tiny.en writes it down: at most 10% of the words may differ."""
-    from core.transcriber import TranscribeOptions, transcribe
-    from encoders.audio_io import probe
+    from core.hearing.audio_io import probe
+    from core.hearing.transcriber import TranscribeOptions, transcribe
 
     text = ("The quick brown fox jumps over the lazy dog. Please call me when you arrive at the station. "
             "She opened the window and looked at the garden.")  # fmt: skip
@@ -231,7 +231,7 @@ def test_coqui_speaks_a_tiny_model_made_here(tmp_path):
     result = run_tantra("speak", "hello there.", "--voice", str(model), "-o", "-")
     assert result.returncode == 0 and soundfile.info(io.BytesIO(result.stdout)).samplerate == 16000
     # Loading Coqui leaves the process's import path alone: the stand-ins are imported by their own finder.
-    check = ("import sys; path = list(sys.path); from encoders.speaker import CoquiBackend; CoquiBackend(sys.argv[1]);"
+    check = ("import sys; path = list(sys.path); from core.voice.speaker import CoquiBackend; CoquiBackend(sys.argv[1]);"
              "import torchaudio; print(path == sys.path, 'coqui_shim' in torchaudio.__file__)")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", check, str(model)], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == ["True", "True"], result.stderr
@@ -239,8 +239,8 @@ def test_coqui_speaks_a_tiny_model_made_here(tmp_path):
 
 @pytest.mark.slow
 def test_coqui_runs_the_piper_voice_through_its_own_vits_onnx_code(settings, loader, tmp_path):
-    from core.transcriber import TranscribeOptions, transcribe
-    from encoders.audio_io import probe
+    from core.hearing.audio_io import probe
+    from core.hearing.transcriber import TranscribeOptions, transcribe
 
     voice = settings.models_dir / "piper-en_US-joe-medium" / "voice.onnx"
     out = tmp_path / "coqui-onnx.wav"
@@ -267,8 +267,8 @@ def test_player_streams_chunks_and_stops_at_once(monkeypatch):
     import threading
     import types
 
-    from encoders.audio_output import AudioPlayer
-    from encoders.speaker import AudioChunk
+    from core.voice.audio_output import AudioPlayer
+    from core.voice.speaker import AudioChunk
 
     events = []
 

@@ -115,8 +115,8 @@ def test_gpt2_family_matches_transformers_without_spiking(tmp_path):
     from safetensors.torch import save_file
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from core.language_model import load_spikingbrain_dir
-    from core.spikingbrain_convert import convert_hf_dir
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_hf_dir
 
     torch.manual_seed(0)
     hf_config = GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=4)
@@ -144,8 +144,8 @@ def test_llama_checkpoint_directory_matches_transformers_without_spiking(tmp_pat
     from safetensors.torch import save_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from core.language_model import load_spikingbrain_dir
-    from core.spikingbrain_convert import convert_hf_dir
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_hf_dir
 
     torch.manual_seed(0)
     hf_config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
@@ -165,10 +165,10 @@ def test_llama_checkpoint_directory_matches_transformers_without_spiking(tmp_pat
 
 @pytest.mark.parametrize("tied", [True, False])
 def test_reference_llama_holds_our_weights(tied):
-    """``core.reference_models`` builds transformers' Llama from SpikingBrain's weights (``tantra bench chat``'s
+    """``core.runtime.reference_models`` builds transformers' Llama from SpikingBrain's weights (``tantra bench chat``'s
     reference): the same logits as the plain network."""
     from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
-    from core.reference_models import stock_transformers_llama
+    from core.runtime.reference_models import stock_transformers_llama
 
     torch.manual_seed(0)
     config = SpikingBrainConfig(vocab_size=300, n_embd=64, n_layer=2, n_head=4, n_kv_head=2, family="llama",
@@ -188,7 +188,7 @@ def test_llama_family_matches_transformers_on_smollm2(smollm2, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from config.model_config import find_store_model
-    from core.language_model import load_spikingbrain_dir
+    from core.language.language_model import load_spikingbrain_dir
     from core.model_store import pull
 
     gguf_dir = pull(replace(find_store_model("spikingbrain"), convert=None), Settings(home=tmp_path), say=print)
@@ -228,7 +228,7 @@ def test_chat_reads_a_pipe_and_rejects_binary(smollm2, settings):
 @pytest.mark.slow
 def test_corrupt_weights_are_caught_by_checksum(smollm2, tmp_path):
     """Same size, flipped bytes: only the checksum can tell, and the message says how to fix it."""
-    from core.spikingbrain_convert import INT8_WEIGHTS
+    from core.language.spikingbrain_convert import INT8_WEIGHTS
 
     copy = tmp_path / "models" / smollm2.name
     copy.mkdir(parents=True)

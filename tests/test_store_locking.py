@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from config.errors import TantraError
 from config.model_config import StoreModel
 from config.settings import Settings
 from core import model_store
 from core.conversions import CONVERSIONS, Conversion
-from core.errors import TantraError
 from tests.conftest import ROOT
 
 MODEL = StoreModel(name="fake-model", role="audio", description="test", license="MIT", wheels=(), files={})

@@ -117,7 +117,7 @@ def test_audio_longer_than_30_seconds_is_transcribed_whole(tiny_en, tmp_path):
 
 
 def test_blocks_cover_the_input_and_cut_in_quiet_places(tmp_path):
-    from encoders.audio_io import SAMPLE_RATE, probe, read_blocks
+    from core.hearing.audio_io import SAMPLE_RATE, probe, read_blocks
 
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
     pause = np.zeros(rate, np.float32)
@@ -149,7 +149,7 @@ def test_soundfile_formats_at_other_rates(tiny_en, tmp_path, suffix):
 def test_other_containers_go_through_bundled_ffmpeg(tiny_en, tmp_path):
     import subprocess
 
-    from encoders.audio_io import ffmpeg_exe
+    from core.runtime.files import ffmpeg_exe
 
     m4a = tmp_path / "sample.m4a"
     subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(SAMPLE), str(m4a)], check=True)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from core.heard_filter import is_echo, is_noise
-from core.spoken_reply import ReplyPieces, heard_part
-from core.turns import FRAME, FRAME_SECONDS, Ended, Resumed, Speculate, Started, TurnDetector, TurnSettings
-from encoders.sound_io import PlaybackQueue
+from core.talk.heard_filter import is_echo, is_noise
+from core.talk.sound_io import PlaybackQueue
+from core.talk.spoken_reply import ReplyPieces, heard_part
+from core.talk.turns import FRAME, FRAME_SECONDS, Ended, Resumed, Speculate, Started, TurnDetector, TurnSettings
 
 
 def feed(detector: TurnDetector, probabilities: list[float], strict: bool = False, start: float = 0.0):

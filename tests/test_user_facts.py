@@ -1,10 +1,10 @@
-"""``core.user_facts.statements``: what of a user's message memory keeps (pure Python, fast)."""
+"""``core.memory.user_facts.statements``: what of a user's message memory keeps (pure Python, fast)."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.user_facts import MAX_CHARACTERS, MAX_STATEMENTS, statements
+from core.memory.user_facts import MAX_CHARACTERS, MAX_STATEMENTS, statements
 
 
 @pytest.mark.parametrize("text", [

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from core.chat_session import ChatSession
-from core.language_model import SamplingOptions
-from core.voice_loop import Note, Roles, TurnDone, VoiceLoop, VoiceOptions
-from encoders.speaker import Speaker
-from encoders.stand_in_audio import RecordingSource, Room, StandInAudio
+from core.language.chat_session import ChatSession
+from core.language.language_model import SamplingOptions
+from core.talk.stand_in_audio import RecordingSource, Room, StandInAudio
+from core.talk.voice_loop import Note, Roles, TurnDone, VoiceLoop, VoiceOptions
+from core.voice.speaker import Speaker
 from tests.fakes import FakeVoice, fake_language_model
 
 RATE = 16000
@@ -214,7 +214,7 @@ def test_speech_while_the_models_load_is_kept_and_answered(tmp_path):
 
 
 def test_a_microphone_that_disappears_mid_turn_ends_the_loop_with_one_note(tmp_path):
-    from encoders.sound_io import NoSoundDevice
+    from core.talk.sound_io import NoSoundDevice
 
     mic = np.concatenate([silence(0.2), tone(300, 0.8), silence(0.8), tone(500, 2.0)])
     talk = Conversation(mic, tmp_path)

