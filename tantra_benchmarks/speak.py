@@ -11,7 +11,7 @@ import time
 
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
-from core import model_store
+from core.runtime import model_store
 from tantra_benchmarks.common import TANTRA, model_loader, prose_text, tantra_env
 
 REPLY = (

@@ -71,8 +71,8 @@ def _turns(loader, loop, system: str, describer=None) -> list:
     """Run ``loop`` to the end of its stand-in microphone with greedy answers; the records of its turns."""
     from core.language.chat_session import ChatSession
     from core.language.language_model import SamplingOptions
+    from core.talk.events import TurnDone
     from core.talk.start import VoiceRequest, load_roles
-    from core.talk.voice_loop import TurnDone
 
     def session():
         loaded = loader.load_spikingbrain()
@@ -163,9 +163,10 @@ class _Interrupter(MicSource):
 def _barge_ins(settings: Settings, speaker) -> dict:
     """Answers interrupted by the user 1 s after their first audio (barge-in on): from the decision to stop (300 ms
     of sure speech) to the speaker's silence, and from the start of the interrupting speech."""
+    from core.talk.events import VoiceOptions
     from core.talk.stand_in_audio import StandInAudio
     from core.talk.vad import SileroVad
-    from core.talk.voice_loop import VoiceLoop, VoiceOptions
+    from core.talk.voice_loop import VoiceLoop
 
     pairs = [(_spoken(speaker, q), _spoken(speaker, i)) for q, i in zip(QUESTIONS[3:], INTERRUPTIONS)]
     source = _Interrupter(pairs)

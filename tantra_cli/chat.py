@@ -219,8 +219,8 @@ def _say_continued(earlier: list) -> None:
 
 
 def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate):
+    from core.talk.events import VoiceOptions
     from core.talk.start import VoiceRequest
-    from core.talk.voice_loop import VoiceOptions
 
     VoiceOptions(barge_in=barge_in)  # a bad --barge-in is refused before anything loads
     return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
@@ -252,9 +252,10 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     from config.model_config import MODEL_CONFIG
     from core.language.chat_session import ChatSession, image_record
     from core.model_loader import ModelLoader
+    from core.talk.events import VoiceOptions
     from core.talk.start import load_roles, open_link
     from core.talk.vad import SileroVad
-    from core.talk.voice_loop import VoiceLoop, VoiceOptions
+    from core.talk.voice_loop import VoiceLoop
     from tantra_cli.voice import run_headless
 
     paths = [_existing(image) for image in images]  # a missing image is refused before anything loads

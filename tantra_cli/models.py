@@ -59,7 +59,7 @@ class Row:
 
 
 def _rows(settings) -> list[Row]:
-    from core import model_store
+    from core.runtime import model_store
 
     rows = []
     for model in STORE_MODELS:
@@ -72,10 +72,12 @@ def _rows(settings) -> list[Row]:
         size = _size(current.size) if current.size else "-"
         rows.append(Row(model.role, model.name, source, size, state, str(current.path), {"source": origin}))
     # The voices that are not files in the store: Coqui (an optional extra) and Debian's espeak-ng.
-    from core.voice.speaker import coqui_status, espeak_voices
+    from core.voice.speaker import coqui_model_is_local, coqui_status, espeak_voices
 
     coqui = MODEL_CONFIG.tts.voices["coqui"]
     coqui_state = coqui_status(settings.models_dir)
+    if coqui_state == "ready" and not coqui_model_is_local(coqui):  # the library is here, its voice is not
+        coqui_state = "installed, weights not on disk"
     rows.append(Row(
         "tts", f"coqui {coqui}", "Coqui TTS (pip install 'tantra[coqui]'; needs internet)", "-", coqui_state, "-",
         {"source": "Coqui TTS", "model": f"coqui {coqui.rpartition('/')[2]}"},
@@ -160,7 +162,7 @@ def pull(
     """
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core import model_store
+        from core.runtime import model_store
 
         if not names and not all_models:
             raise TantraError("name the models to pull, or pass --all; `tantra models` lists them")
@@ -184,7 +186,7 @@ def convert(
     settings = settings_of(ctx)
     with user_errors(settings):
         from core.language.spikingbrain_convert import convert_hf_dir
-        from core.model_store import CHECKPOINT_FILES, hub_snapshot
+        from core.runtime.model_store import CHECKPOINT_FILES, hub_snapshot
 
         path = Path(source).expanduser()
         if not path.is_dir():
@@ -206,7 +208,7 @@ def rm(
     """Delete pulled models from the store (they can be pulled again)."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core import model_store
+        from core.runtime import model_store
 
         for model in [model_store.resolve(name) for name in names]:
             removed = model_store.remove(model, settings)

@@ -18,7 +18,8 @@ from rich.markdown import Markdown
 from rich.markup import escape
 
 from config.errors import TantraError
-from core.language.chat_session import COMMANDS, SETTINGS, Ask, ChatSession
+from core.language.chat_commands import COMMANDS, SETTINGS, Ask
+from core.language.chat_session import ChatSession
 
 # Enough to be worth redrawing: fenced code, headings, lists, emphasis, inline code, tables.
 _MARKDOWN = re.compile(r"```|^#{1,6} |^\s*([-*+]|\d+\.) |\*\*[^*]+\*\*|`[^`\n]+`|^\|.*\|$", re.MULTILINE)

@@ -40,9 +40,10 @@ class ReplVoice:
         if self.on:
             return "the voice is already on"
         from core.language.grounding import DEFAULT_SYSTEM
+        from core.talk.events import VoiceOptions
         from core.talk.start import load_roles, open_link
         from core.talk.vad import SileroVad
-        from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop, VoiceOptions
+        from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
 
         try:
             link = open_link(self.request)
@@ -74,7 +75,7 @@ class ReplVoice:
         return "the voice is off; type to chat"
 
     def _converse(self, load) -> None:
-        from core.talk.voice_loop import Heard, Note, ReplyText, TurnDone
+        from core.talk.events import Heard, Note, ReplyText, TurnDone
 
         loop = self.loop
         try:

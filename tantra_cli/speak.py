@@ -14,7 +14,7 @@ from tantra_cli.common import read_stdin_text, settings_of, user_errors
 
 def _list_voices(settings) -> None:
     from config.model_config import STORE_MODELS
-    from core import model_store
+    from core.runtime import model_store
     from core.voice.speaker import coqui_status, espeak_voices
 
     for model in (m for m in STORE_MODELS if m.role == "tts"):

@@ -13,7 +13,7 @@ from core.runtime.status import say
 def run_headless(loop, load, as_json: bool) -> int:
     """Answer spoken turns until the stand-in microphone's file is over; the exit code. Ctrl-C stops what is going
     on (a recording, a reply); pressed when nothing is, it ends the session."""
-    from core.talk.voice_loop import Heard, Note, ReplyText, TurnDone
+    from core.talk.events import Heard, Note, ReplyText, TurnDone
 
     ended_by_user = False
 

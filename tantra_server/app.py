@@ -33,6 +33,9 @@ OPENAI_NAMES = {
     "speech": ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"),
     "embeddings": ("text-embedding-3-small", "text-embedding-ada-002"),
 }
+MAX_JSON_DEPTH = 64
+"""Of a request body's lists and objects: a chat completion needs 5 (messages, a message, its parts, a part, an
+image_url); deeper is an attack on the stack, answered 400 before anything walks it."""
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 
 
@@ -130,7 +133,7 @@ class TantraServer:
         """The voices a request may name: the store's Piper voices already pulled, and espeak-ng's."""
         if self._voices is None:
             from config.model_config import STORE_MODELS
-            from core import model_store
+            from core.runtime import model_store
             from core.voice.speaker import espeak_voices
 
             pulled = [m.name for m in STORE_MODELS if m.role == "tts"
@@ -164,8 +167,13 @@ class TantraServer:
             raise ApiError(415, "send the request as JSON (Content-Type: application/json)", "unsupported_media_type")
         try:
             body = json.loads(await request.body())
+            too_deep = _deeper_than(body, MAX_JSON_DEPTH)
         except (ValueError, UnicodeDecodeError):
             raise bad_request("the request body is not valid JSON") from None
+        except RecursionError:  # "[" x 100,000: the parser's own stack gives out
+            too_deep = True
+        if too_deep:
+            raise bad_request(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep")
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         return body
@@ -179,6 +187,19 @@ class TantraServer:
             raise
         except Exception as failure:  # noqa: BLE001 - python-multipart's and Starlette's parse errors
             raise bad_request(f"the multipart body cannot be read ({failure})") from None
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` deep (walked without recursion: the point is
+    that nothing after the parser recurses into a body built to exhaust the stack)."""
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def names(role: str, loaded) -> tuple[str, ...]:

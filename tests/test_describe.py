@@ -98,7 +98,7 @@ def test_describing_an_image_never_loads_torch(photos):
 
 def test_a_corrupt_onnx_graph_is_said_and_torch_takes_over(photos, settings, tmp_path):
     from config.model_config import find_store_model
-    from core import model_store
+    from core.runtime import model_store
 
     pulled = model_store.ensure(find_store_model("efficientnet-lite0"), settings)
     shutil.copytree(pulled, tmp_path / "models" / "efficientnet-lite0")

@@ -12,7 +12,7 @@ import pytest
 from config.errors import ModelUnavailable, TantraError
 from config.model_config import StoreModel, Wheel
 from config.settings import Settings
-from core import model_store
+from core.runtime import model_store
 
 
 def _make_wheel(directory, payload: bytes) -> Wheel:

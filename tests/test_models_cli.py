@@ -1,3 +1,6 @@
+"""``tantra models``: the table of models (status, sources, paths with ``-v``, fitting 80 columns in a pipe and on a
+terminal), ``pull`` and ``rm`` usage errors, the first use without a network, and Coqui's status."""
+
 import fcntl
 import json
 import os
@@ -91,6 +94,19 @@ def test_a_long_status_wraps_within_80_columns(tmp_path, monkeypatch):
     assert _widest(result.stdout) <= 80
     assert "spikingbrain-smollm2-135m" in result.stdout  # names are never cut
     assert "'tantra[coqui]'" in result.stdout
+
+
+@pytest.mark.parametrize("downloaded", [False, True])
+def test_coqui_is_ready_only_with_its_weights_on_disk(tmp_path, monkeypatch, downloaded):
+    """Installed is not ready: tacotron2-DDC downloads from Coqui's servers, and until it has, it cannot speak."""
+    monkeypatch.setattr("core.voice.speaker.coqui_status", lambda *_: "ready")
+    monkeypatch.setenv("TTS_HOME", str(tmp_path / "tts-home"))
+    if downloaded:
+        (tmp_path / "tts-home" / "tts" / "tts_models--en--ljspeech--tacotron2-DDC").mkdir(parents=True)
+    result = runner.invoke(app, ["models", "--json"], env={"TANTRA_HOME": str(tmp_path), "TANTRA_VERBOSE": "0"})
+    assert result.exit_code == 0, result.output
+    (coqui,) = [row for row in json.loads(result.stdout) if row["model"].startswith("coqui")]
+    assert coqui["status"] == ("ready" if downloaded else "installed, weights not on disk")
 
 
 def known_coqui(home) -> None:

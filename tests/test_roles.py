@@ -142,7 +142,8 @@ def test_a_model_that_cannot_be_pulled_is_tried_once_for_all_its_engines(tmp_pat
 
 
 def test_a_gpu_that_is_there_puts_torch_first_for_vision(tmp_path, monkeypatch):
-    monkeypatch.setattr("core.runtime.placement.gpus_of", lambda library: frozenset({"cuda"} if library == "torch" else ()))
+    monkeypatch.setattr("core.runtime.placement.gpus_of",
+                        lambda library: frozenset({"cuda"} if library == "torch" else ()))  # fmt: skip
     loader, said = loader_with(tmp_path, CLASSIFIERS, device="cuda")
     assert loader.load_vision().engine == "torch"
     assert loader.placement.device("torch") == "cuda" and loader.placement.onnx_providers() == ["CPUExecutionProvider"]
@@ -305,7 +306,8 @@ def test_loading_images_sets_pillows_limit_once(monkeypatch, tmp_path):
 def test_set_spiking_false_runs_the_same_int8_weights_without_spike_coding():
     import torch
 
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM, dequantize_int8
+    from core.models.spike_coding import dequantize_int8
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 
     torch.manual_seed(0)
     config = SpikingBrainConfig(vocab_size=300, n_embd=64, n_layer=2, n_head=4, n_kv_head=2, family="llama",
@@ -314,7 +316,7 @@ def test_set_spiking_false_runs_the_same_int8_weights_without_spike_coding():
     int8 = SpikingBrainForCausalLM.from_state_dict(config, dict(trainable.state_dict())).freeze_int8()
     # The plain network on exactly the INT8 weights: what spiking off must compute.
     for layer in trainable.spiking_layers():
-        from core.models.spikingbrain_model import quantize_int8
+        from core.models.spike_coding import quantize_int8
 
         q, scale = quantize_int8(layer.weight.detach(), layer.group or layer.in_features)
         layer.weight.data = dequantize_int8(q, scale, layer.in_features)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import json
 import socket
 import threading
 import time
@@ -118,6 +119,19 @@ def test_every_route_but_health_needs_the_key(server):
     assert refused.value.code == 401 and b"invalid_api_key" in refused.value.read()
     with urllib.request.urlopen(url.removesuffix("/v1") + "/health") as health:
         assert health.status == 200
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a": ' + b"[" * 65 + b"]" * 65 + b"}", b"{", b"null"])
+def test_a_body_that_is_not_a_shallow_json_object_is_a_400(server, body):
+    """The parser's own stack gives out at "[" x 100,000 (a RecursionError, once a 500); 65 levels is past the limit
+    though it parses; the others are not JSON objects."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    request = urllib.request.Request(server[0] + "/chat/completions", body, headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 400
+    message = json.loads(refused.value.read())["error"]["message"]
+    assert ("nested more than 64 levels" in message) == (body.startswith(b"[[") or body.startswith(b'{"a"'))
 
 
 # ---- chat ------------------------------------------------------------------------------------------------------------

@@ -1,3 +1,6 @@
+"""``config.settings.load_settings``: flags beat the environment beat the config file, settings are frozen, and bad
+values and unknown keys are errors that name their source."""
+
 from pathlib import Path
 
 import pytest

@@ -231,8 +231,9 @@ def test_coqui_speaks_a_tiny_model_made_here(tmp_path):
     result = run_tantra("speak", "hello there.", "--voice", str(model), "-o", "-")
     assert result.returncode == 0 and soundfile.info(io.BytesIO(result.stdout)).samplerate == 16000
     # Loading Coqui leaves the process's import path alone: the stand-ins are imported by their own finder.
-    check = ("import sys; path = list(sys.path); from core.voice.speaker import CoquiBackend; CoquiBackend(sys.argv[1]);"
-             "import torchaudio; print(path == sys.path, 'coqui_shim' in torchaudio.__file__)")  # fmt: skip
+    check = ("import sys; path = list(sys.path); from core.voice.speaker import CoquiBackend; "
+             "CoquiBackend(sys.argv[1]); import torchaudio; "
+             "print(path == sys.path, 'coqui_shim' in torchaudio.__file__)")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", check, str(model)], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == ["True", "True"], result.stderr
 

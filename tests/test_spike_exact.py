@@ -83,7 +83,7 @@ def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features,
 
 def test_bfloat16_counts_would_not_pass():
     """The check has teeth: the old path (counts and group sums in bfloat16) misses it by orders of magnitude."""
-    from core.models.spikingbrain_model import int8_matmul
+    from core.models.spike_coding import int8_matmul
 
     layer = _layer(576, 96, False)
     x = _inputs(1, 576)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from config.settings import Settings
-from core.models.spikingbrain_model import (
+from core.models.spike_coding import (
     dequantize_int8,
     quantize_int8,
     spike_counts,
@@ -21,7 +21,7 @@ from tests.conftest import run_tantra
 @pytest.fixture(scope="session")
 def smollm2(settings):
     from config.model_config import find_store_model
-    from core import model_store
+    from core.runtime import model_store
 
     return model_store.ensure(find_store_model("spikingbrain"), settings)
 
@@ -43,7 +43,7 @@ def test_spike_coding_round_trips_and_unrolls():
 
 
 def test_spike_stats_count_what_the_unrolled_trains_hold():
-    from core.models.spikingbrain_model import SpikeStats
+    from core.models.spike_coding import SpikeStats
 
     torch.manual_seed(1)
     counts = torch.randint(-9, 10, (1, 6, 40)).float()
@@ -189,7 +189,7 @@ def test_llama_family_matches_transformers_on_smollm2(smollm2, tmp_path):
 
     from config.model_config import find_store_model
     from core.language.language_model import load_spikingbrain_dir
-    from core.model_store import pull
+    from core.runtime.model_store import pull
 
     gguf_dir = pull(replace(find_store_model("spikingbrain"), convert=None), Settings(home=tmp_path), say=print)
     reference = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file="model.gguf", dtype=torch.float32)

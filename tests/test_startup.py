@@ -1,3 +1,6 @@
+"""Starting ``tantra``: importing the CLI loads no heavy library, ``--help`` lists the commands and global options, and
+a bad ``--device`` is a usage error without a traceback."""
+
 import subprocess
 import sys
 

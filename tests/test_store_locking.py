@@ -15,8 +15,8 @@ import pytest
 from config.errors import TantraError
 from config.model_config import StoreModel
 from config.settings import Settings
-from core import model_store
-from core.conversions import CONVERSIONS, Conversion
+from core.runtime import model_store
+from core.runtime.conversions import CONVERSIONS, Conversion
 from tests.conftest import ROOT
 
 MODEL = StoreModel(name="fake-model", role="audio", description="test", license="MIT", wheels=(), files={})
@@ -28,7 +28,7 @@ import os, sys, time
 from pathlib import Path
 from config.model_config import StoreModel
 from config.settings import Settings
-from core import model_store
+from core.runtime import model_store
 
 home, how = Path(sys.argv[1]), sys.argv[2]
 
@@ -141,7 +141,7 @@ def test_the_next_pull_removes_what_a_killed_pull_left_and_nothing_of_a_live_one
 def test_a_failed_conversion_leaves_nothing_under_models(tmp_path, monkeypatch):
     settings = Settings(home=tmp_path)
     monkeypatch.setattr(model_store, "_unpack", _fake_unpack)
-    monkeypatch.setitem(CONVERSIONS, "broken", Conversion(broken_conversion, 1))
+    monkeypatch.setitem(CONVERSIONS, "broken", Conversion("tests.test_store_locking:broken_conversion", 1))
     with pytest.raises(TantraError, match="the conversion failed"):
         model_store.pull(replace(MODEL, convert="broken"), settings, say=lambda _: None)
     assert list(settings.models_dir.iterdir()) == []
@@ -150,7 +150,7 @@ def test_a_failed_conversion_leaves_nothing_under_models(tmp_path, monkeypatch):
 def test_a_failed_forced_pull_keeps_the_model_it_would_have_replaced(tmp_path, monkeypatch):
     settings = Settings(home=tmp_path)
     monkeypatch.setattr(model_store, "_unpack", _fake_unpack)
-    monkeypatch.setitem(CONVERSIONS, "broken", Conversion(broken_conversion, 1))
+    monkeypatch.setitem(CONVERSIONS, "broken", Conversion("tests.test_store_locking:broken_conversion", 1))
     path = model_store.pull(MODEL, settings, say=lambda _: None)
     with pytest.raises(TantraError, match="the conversion failed"):
         model_store.pull(replace(MODEL, convert="broken"), settings, say=lambda _: None, force=True)

@@ -11,8 +11,9 @@ import soundfile
 
 from core.language.chat_session import ChatSession
 from core.language.language_model import SamplingOptions
+from core.talk.events import Note, Roles, TurnDone, VoiceOptions
 from core.talk.stand_in_audio import RecordingSource, Room, StandInAudio
-from core.talk.voice_loop import Note, Roles, TurnDone, VoiceLoop, VoiceOptions
+from core.talk.voice_loop import VoiceLoop
 from core.voice.speaker import Speaker
 from tests.fakes import FakeVoice, fake_language_model
 

@@ -1,1 +1,2 @@
-"""The spec's ``utils`` entry point: ``from utils.model_loader import ModelLoader`` (the loader is ``core.model_loader``)."""
+"""The spec's ``utils`` entry point: ``from utils.model_loader import ModelLoader`` (the loader is
+``core.model_loader``)."""

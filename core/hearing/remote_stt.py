@@ -146,8 +146,8 @@ def _code(language) -> str | None:
 
 
 def segments_of(reply: dict, duration: float, label: str = "server") -> list[Segment]:
-    """``core.hearing.transcriber.Segment``s of a ``verbose_json`` answer, times relative to the block. Words come inside
-    segments (faster-whisper servers) or beside them (OpenAI's API): beside, each goes to the segment its middle
+    """``core.hearing.transcriber.Segment``s of a ``verbose_json`` answer, times relative to the block. Words come
+    inside segments (faster-whisper servers) or beside them (OpenAI's API): beside, each goes to the segment its middle
     falls in. A server that answers ``text`` alone gives one segment spanning the block."""
     try:
         words = [_word(w) for w in reply.get("words") or []]

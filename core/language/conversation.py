@@ -69,8 +69,8 @@ class Conversation:
     messages: list[dict] = field(default_factory=list)
 
     def prompt_ids(self, tokenizer, context: int, reserve: int) -> list[int]:
-        """The prompt's token ids by ``tokenizer`` (a ``core.language.language_model.ChatTokenizer``), with room for ``reserve``
-        tokens of reply: the oldest exchanges give way."""
+        """The prompt's token ids by ``tokenizer`` (a ``core.language.language_model.ChatTokenizer``), with room for
+        ``reserve`` tokens of reply: the oldest exchanges give way."""
         turns = list(self.messages)
         while True:
             head = [{"role": "system", "content": self.system}] if self.system else []

@@ -70,7 +70,8 @@ class RemoteChatModel:
         return f"RemoteChatModel({self.model!r} at {self.label!r})"  # never the key
 
     def request(self, messages: list[dict], options, stream: bool = True) -> dict:
-        """The ``/chat/completions`` body for ``messages`` with ``options`` (a ``core.language.language_model.SamplingOptions``).
+        """The ``/chat/completions`` body for ``messages`` with ``options`` (a
+        ``core.language.conversation.SamplingOptions``).
 
         top_k and repetition_penalty are not OpenAI parameters (OpenAI itself refuses unknown ones): sent to a
         ``tantra serve`` only."""

@@ -171,7 +171,8 @@ def _save(out_dir: Path, state: dict, config: dict) -> None:
     """The full-precision weights (the reference), their INT8 inference form, and the config."""
     from safetensors.torch import save_file
 
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM, stored_int8
+    from core.models.spike_coding import stored_int8
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out_dir / WEIGHTS))

@@ -1,8 +1,8 @@
 """Episodic memory: what the user told in earlier conversations, recalled when a new message is like it.
 
 An episode is one exchange of the log; what it keeps are the user's own statements in it, its facts
-(``core.memory.user_facts``): of "My sister's name is Zorbalina and she lives in Lisbon. Where should I take her?" only the
-first sentence is kept. A question or a request tells nothing, and the model's reply is never kept: a reply that
+(``core.memory.user_facts``): of "My sister's name is Zorbalina and she lives in Lisbon. Where should I take her?" only
+the first sentence is kept. A question or a request tells nothing, and the model's reply is never kept: a reply that
 guessed wrong ("your sister lives in Ava"), recalled as memory, was repeated with confidence the next time. An
 exchange with no statement keeps no episode.
 

@@ -120,8 +120,8 @@ def _m003_episodes(db: sqlite3.Connection) -> None:
 
 def _m004_facts(db: sqlite3.Connection) -> None:
     # Memory keeps what the user stated, one row per statement, with the vectors of the statement and of each of its
-    # clauses when it joins several (core.memory.episodes.embedded), and no longer the exchange's vectors: a reply recalled as
-    # memory was the model's guess repeated back to it. Episodes of old databases get
+    # clauses when it joins several (core.memory.episodes.embedded), and no longer the exchange's vectors: a reply
+    # recalled as memory was the model's guess repeated back to it. Episodes of old databases get
     # the statements of their prompts (vectors NULL: embedded at the next recall); those without any (a question,
     # a request) could never be recalled again and are dropped (the log keeps the exchange).
     _script(db, """

@@ -1,9 +1,9 @@
 """BERT's encoder, as sentence-transformers' MiniLM runs it (nanoGPT style): token ids in, one vector per token out.
 
-Only the pull uses it: ``core/memory/embedder_convert.py`` loads the checkpoint's safetensors into it and exports it to the
-ONNX graph that ``core/memory/text_embedding.py`` runs, so nothing imports torch when text is embedded. The parameter
-names are the checkpoint's own (``encoder.layer.0.attention.self.query.weight`` ...), so ``load_state_dict`` reads
-it as it is. Single sentences only: the token type is always 0, and the pooler (unused by sentence embeddings) is
+Only the pull uses it: ``core/memory/embedder_convert.py`` loads the checkpoint's safetensors into it and exports it to
+the ONNX graph that ``core/memory/text_embedding.py`` runs, so nothing imports torch when text is embedded. The
+parameter names are the checkpoint's own (``encoder.layer.0.attention.self.query.weight`` ...), so ``load_state_dict``
+reads it as it is. Single sentences only: the token type is always 0, and the pooler (unused by sentence embeddings) is
 left out.
 """
 

@@ -5,17 +5,30 @@ integer spike counts s = round(x / V_th) with an adaptive threshold V_th = mean(
 weights are INT8, symmetric, one scale per group of 128 inputs. The rounding passes gradients straight through, so
 the model stays trainable. ``model.set_spiking(False)`` gives the plain network: the reference for every quality
 figure. Two families share the code: ``gpt2`` (LayerNorm, learned positions, GELU, biases) and ``llama`` (RMSNorm,
-RoPE, SwiGLU, grouped-query attention, tied embeddings).
+RoPE, SwiGLU, grouped-query attention, tied embeddings). The spike coding and INT8 arithmetic the layers use live in
+``core.models.spike_coding``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from core.models.spike_coding import (
+    KERNEL_WIDTH,
+    MANY_ROWS,
+    SpikeStats,
+    dequantize_int8,
+    grouped_int8,
+    int8_matmul,
+    pack_int8,
+    quantize_int8,
+    spike_counts,
+    spike_threshold,
+)
 
 
 @dataclass
@@ -52,208 +65,11 @@ class SpikingBrainConfig:
         self.intermediate_size = self.intermediate_size or 4 * self.n_embd
         if self.n_embd % self.n_head or self.n_head % self.n_kv_head:
             raise ValueError("n_embd must divide into n_head heads, and n_head into n_kv_head groups")
-        if self.weight_group % _KERNEL_WIDTH:
-            raise ValueError(f"weight_group must be 0 or a multiple of {_KERNEL_WIDTH}")
+        if self.weight_group % KERNEL_WIDTH:
+            raise ValueError(f"weight_group must be 0 or a multiple of {KERNEL_WIDTH}")
 
 
-# ---- spike coding ---------------------------------------------------------------------------------------------------
-
-
-def spike_threshold(x: torch.Tensor, k: float) -> torch.Tensor:
-    """Adaptive per-token threshold V_th = mean(|x|) / k, shape (..., 1)."""
-    return (x.abs().mean(dim=-1, keepdim=True) / k).clamp_min(1e-8)
-
-
-def spike_counts(x: torch.Tensor, k: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer spike counts (as floats) and the threshold: x ~ counts * v_th. Rounding passes gradients through."""
-    v_th = spike_threshold(x, k)
-    scaled = x / v_th
-    counts = scaled + (torch.round(scaled) - scaled).detach()  # straight-through estimator
-    return counts, v_th
-
-
-def unroll_spikes(counts: torch.Tensor, coding: str) -> torch.Tensor:
-    """Spike trains over time steps (first dimension) whose sum gives back ``counts``.
-
-    binary: unsigned 0/1 spikes (the sign rides on the neuron pair: positive and negative inputs) over max|s| steps;
-    ternary: -1/0/+1 spikes over max|s| steps; bitwise: the bits of |s| (weighted 2^t when summed), with sign.
-    """
-    counts = counts.round().to(torch.int64)
-    magnitude, sign = counts.abs(), counts.sign()
-    if coding == "bitwise":
-        steps = max(1, int(magnitude.max().item()).bit_length())
-        return torch.stack([((magnitude >> t) & 1) * sign for t in range(steps)])
-    steps = max(1, int(magnitude.max().item()))
-    trains = torch.stack([(magnitude > t).to(torch.int64) for t in range(steps)])
-    return trains if coding == "binary" else trains * sign
-
-
-@dataclass
-class SpikeStats:
-    """Firing of spike-coded activations, accumulated over the projections and tokens that ``add`` sees.
-
-    Each token's input to a projection is a vector of counts; unrolled, it is a train of ``window`` time steps for
-    every entry, where the window is the largest |count| of that vector (ternary: -1/0/+1 spikes) or its bit length
-    (bitwise). Sparsity is the share of silent (0) entries in those trains, following the report's unrolled view;
-    the formulas below count them without building the trains (``unroll_spikes`` does, and the tests compare).
-    """
-
-    bitwise: bool = False
-    """Also count the bitwise trains (a popcount per entry: slower)."""
-    last_tokens: int = 0
-    """Only the last this many positions of each pass count (0: all)."""
-    entries: int = 0
-    silent_entries: int = 0
-    """Entries whose count is 0: neurons that do not fire at all for that token."""
-    spikes: int = 0
-    """Sum of |count|: the spikes of the ternary (or binary) trains."""
-    ternary_slots: int = 0
-    bitwise_spikes: int = 0
-    bitwise_slots: int = 0
-
-    def add(self, counts: torch.Tensor) -> None:
-        if self.last_tokens and counts.dim() == 3:
-            counts = counts[:, -self.last_tokens :]
-        magnitude = counts.detach().reshape(-1, counts.shape[-1]).abs().to(torch.int64)
-        width = magnitude.shape[-1]
-        window = magnitude.amax(dim=-1)  # (tokens,) time steps of each token's train
-        self.entries += magnitude.numel()
-        self.silent_entries += int((magnitude == 0).sum())
-        self.spikes += int(magnitude.sum())
-        self.ternary_slots += int(window.sum()) * width
-        if self.bitwise:
-            bits = int(window.max()).bit_length() if window.numel() else 0
-            self.bitwise_spikes += sum(int(((magnitude >> t) & 1).sum()) for t in range(bits))
-            self.bitwise_slots += sum(int(w).bit_length() for w in window.tolist()) * width
-
-    @property
-    def silent_share(self) -> float:
-        return self.silent_entries / max(self.entries, 1)
-
-    @property
-    def mean_spikes(self) -> float:
-        """Spikes per activation (ternary coding); the bitwise one is ``bitwise_spikes / entries``."""
-        return self.spikes / max(self.entries, 1)
-
-    @property
-    def ternary_sparsity(self) -> float:
-        return 1 - self.spikes / max(self.ternary_slots, 1)
-
-    @property
-    def bitwise_sparsity(self) -> float:
-        return 1 - self.bitwise_spikes / max(self.bitwise_slots, 1)
-
-
-def quantize_int8(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric INT8 with one scale per (output row, group of ``group`` inputs); inputs padded to whole groups."""
-    out_features, in_features = weight.shape
-    padded = math.ceil(in_features / group) * group
-    w = F.pad(weight, (0, padded - in_features)).reshape(out_features, padded // group, group)
-    scale = (w.abs().amax(dim=-1, keepdim=True) / 127).clamp_min(1e-12)  # (out, groups, 1)
-    q = torch.clamp(torch.round(w / scale), -127, 127).to(torch.int8)
-    return q, scale
-
-
-def dequantize_int8(q: torch.Tensor, scale: torch.Tensor, in_features: int) -> torch.Tensor:
-    return (q.float() * scale).reshape(q.shape[0], -1)[:, :in_features]
-
-
-_KERNEL_WIDTH = 64
-"""The INT8 kernel works on inputs in whole blocks of 64 (it crashes on others): weights are zero-padded to fit."""
-
-
-_MANY_ROWS = 16
-"""From this many tokens at once (a prompt), one batched product beats a pass over the weights per token: the
-decoding kernel takes fewer, batched products more. On a GPU batched products always win: there decoding waits on
-kernel launches more than on memory."""
-
-
-def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,
-                dtype: torch.dtype = torch.bfloat16, counts: bool = False) -> torch.Tensor:  # fmt: skip
-    """The product of (..., in) inputs and INT8 weights scaled per group: (..., in) -> (..., out) float32.
-
-    ``qweight`` is (groups, out, group) int8 and ``qscale`` (groups, out) bfloat16. Integer spike ``counts`` go
-    through ``integer_matmul``, exact (decoding normally takes the compiled kernel instead, which is faster still).
-    Other inputs: one token at a time, torch's INT8 kernel reads the weights straight from memory with the inputs in
-    ``dtype`` (fp32 exact, bfloat16, for the output head, twice as fast); many tokens share each weight, so there
-    the weights are scaled into fp32 once per call for a single product.
-    """
-    groups, out_features, group = qweight.shape
-    rows = inputs.reshape(-1, inputs.shape[-1])
-    if rows.shape[-1] != groups * group:
-        rows = F.pad(rows, (0, groups * group - rows.shape[-1]))
-    if counts and rows.device.type == "cpu":
-        y = integer_matmul(rows, qweight, qscale)
-    elif rows.shape[0] >= _MANY_ROWS or rows.device.type != "cpu":  # a GPU: fewer, larger launches win
-        weight = qweight.transpose(0, 1) * qscale.t().float().unsqueeze(-1)  # (out, groups, group) fp32
-        y = F.linear(rows.float(), weight.reshape(out_features, groups * group))
-    elif groups == 1:
-        y = torch.ops.aten._weight_int8pack_mm(rows.to(dtype), qweight[0], qscale[0].to(dtype)).float()
-    else:  # one kernel call per group, each with its own scales; summed in fp32
-        by_group = rows.to(dtype).view(-1, groups, group).transpose(0, 1).contiguous()
-        kernel = torch.ops.aten._weight_int8pack_mm
-        scales = qscale.to(dtype)
-        parts = [kernel(x, w.contiguous(), scale) for x, w, scale in zip(by_group, qweight, scales, strict=True)]
-        y = torch.stack(parts).float().sum(dim=0)
-    return y.reshape(*inputs.shape[:-1], out_features)
-
-
-def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor) -> torch.Tensor:
-    """(tokens, groups * group) integer spike counts times the INT8 weights, each group's sum exact in int32.
-
-    ``torch._int_mm`` multiplies int8 by int8 (VNNI where the CPU has it). A token whose counts all fit int8 goes
-    through as it is; one with larger counts (the thousands, at outlier features) is split exactly into two int8
-    levels, c = 128 h + l with |l| <= 64 (|c| <= k * in_features keeps |h| < 128), and its group sums are
-    128 * sum(h w) + sum(l w), still integers. About a fifth of a prompt's tokens need the split. Only the scaling
-    and the sum over groups round, in fp32.
-    """
-    groups, out_features, group = qweight.shape
-    tokens = counts.shape[0]
-    low = counts.to(torch.int32)
-    big = low.abs().amax(dim=-1) > 127
-    high = torch.div(low[big] + 64, 128, rounding_mode="floor")
-    low[big] -= 128 * high
-    levels = torch.cat([low, high]).to(torch.int8)  # (tokens + big tokens, groups * group)
-    by_group = levels.view(-1, groups, group).transpose(0, 1).contiguous()  # (groups, rows, group)
-    big_rows = big.nonzero().squeeze(-1)
-    scales = qscale.float()
-    y = None
-    for index in range(groups):
-        sums = torch._int_mm(by_group[index], qweight[index].t())  # (rows, out) int32, exact
-        exact = sums[:tokens].index_add_(0, big_rows, sums[tokens:], alpha=128)
-        part = exact.float().mul_(scales[index])
-        y = part if y is None else y.add_(part)
-    return y
-
-
-def _pack_int8(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``quantize_int8`` laid out for ``int8_matmul``: (groups, out, group) int8 and (groups, out) bfloat16.
-
-    ``group`` 0 means one scale per output row; group sizes are whole kernel blocks, padded with zero weights. The
-    int8 tensor is a view of (out, groups, group) memory, each output's weights one run: the layout the decoding
-    kernel streams fastest, and the one saved (``stored_int8``).
-    """
-    out_features, in_features = weight.shape
-    if weight.is_meta:  # shapes only, while loading; quantizing on meta would import sympy (70 MB) for nothing
-        group = group or in_features
-        width = math.ceil(group / _KERNEL_WIDTH) * _KERNEL_WIDTH
-        groups = math.ceil(in_features / group)
-        return torch.empty(out_features, groups, width, dtype=torch.int8).transpose(0, 1), torch.empty(
-            groups, out_features, dtype=torch.bfloat16
-        )
-    q, scale = quantize_int8(weight, group or in_features)  # (out, groups, group)
-    if q.shape[-1] % _KERNEL_WIDTH:
-        q = F.pad(q, (0, _KERNEL_WIDTH - q.shape[-1] % _KERNEL_WIDTH))
-    return q.contiguous().transpose(0, 1), scale[..., 0].t().to(torch.bfloat16).contiguous()
-
-
-def _grouped(name: str, tensor: torch.Tensor) -> bool:
-    return name.endswith("qweight") and tensor.dim() == 3
-
-
-def stored_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A frozen model's state as saved: grouped INT8 weights as their (out, groups, group) memory, contiguous."""
-    return {name: t.transpose(0, 1).contiguous() if _grouped(name, t) else t for name, t in state.items()}
+# ---- spiking layers -------------------------------------------------------------------------------------------------
 
 
 class SpikingLinear(nn.Linear):
@@ -276,7 +92,7 @@ class SpikingLinear(nn.Linear):
 
     def freeze_int8(self) -> None:
         """Keep only the INT8 weights (a quarter of the memory); with spiking off they then see the plain inputs."""
-        self.qweight, self.qscale = _pack_int8(self.weight.detach(), self.group)
+        self.qweight, self.qscale = pack_int8(self.weight.detach(), self.group)
         self.weight = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -317,7 +133,7 @@ class SpikingLinear(nn.Linear):
 
     def decodes(self, x: torch.Tensor) -> bool:
         """Whether ``x`` goes through the kernel: a few tokens (decoding) on the CPU, firing not being recorded."""
-        return (self.kernel is not None and x.numel() < _MANY_ROWS * x.shape[-1] and self.record is None
+        return (self.kernel is not None and x.numel() < MANY_ROWS * x.shape[-1] and self.record is None
                 and x.device.type == "cpu")  # fmt: skip
 
     def _decode(self, x: torch.Tensor, rows: int) -> torch.Tensor:
@@ -343,7 +159,7 @@ class Int8Rows(nn.Module):
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
         self.dim = weight.shape[1]
-        qweight, qscale = _pack_int8(weight.detach(), 0)
+        qweight, qscale = pack_int8(weight.detach(), 0)
         self.register_buffer("qweight", qweight[0])  # (rows, dim) int8
         self.register_buffer("qscale", qscale[0])  # (rows,) bfloat16
 
@@ -524,7 +340,7 @@ class SpikingBrainForCausalLM(nn.Module):
         state = {name: t if t.data_ptr() % 64 == 0 else t.clone() for name, t in state.items()}
         expected = model.state_dict()
         for name, tensor in state.items():  # saved as (out, groups, group) memory: seen as (groups, out, group)
-            if _grouped(name, tensor) and name in expected and tensor.shape != expected[name].shape:
+            if grouped_int8(name, tensor) and name in expected and tensor.shape != expected[name].shape:
                 state[name] = tensor.transpose(0, 1)
         unexpected = model.load_state_dict(state, strict=False, assign=True).unexpected_keys
         model.tie_weights()

@@ -44,7 +44,7 @@ def load_roles(loader, session_factory, request: VoiceRequest):
     import numpy as np
 
     from core.hearing.transcriber import TranscribeOptions, check_options
-    from core.talk.voice_loop import Roles
+    from core.talk.events import Roles
     from core.voice.speaker import Speaker
 
     session = session_factory()

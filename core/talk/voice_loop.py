@@ -8,11 +8,11 @@ Threads, each with one job, so that two cores are shared without one stage starv
 - one hearing thread runs Whisper, speculative or final;
 - the conversation (``run``'s caller) streams the reply from the language model (which decodes on a thread of
   its own) and cuts it into pieces to say;
-- one voice thread synthesizes piece n+1 while piece n plays.
+- one voice thread (``core.talk.voice_thread``) synthesizes piece n+1 while piece n plays.
 
-``run`` is an iterator of events (what was heard, reply text as it streams, a record of each turn) and the
-caller decides how to show them. Ctrl-C is ``interrupt()``: it stops what is going on (a recording, a reply) and
-the conversation goes on.
+``run`` is an iterator of events (what was heard, reply text as it streams, a record of each turn: the types are in
+``core.talk.events``) and the caller decides how to show them. Ctrl-C is ``interrupt()``: it stops what is going
+on (a recording, a reply) and the conversation goes on.
 """
 
 from __future__ import annotations
@@ -23,100 +23,24 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from config.errors import BadInput, TantraError
+from config.errors import TantraError
 from core.language.grounding import VOICE_SYSTEM
 from core.memory.chat_log import ImageRecord
+from core.talk.draft import Draft
 from core.talk.echo_gate import EchoGate
+from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
 from core.talk.heard_filter import is_echo, is_noise
 from core.talk.spoken_reply import ReplyPieces, heard_part
-from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, TurnSettings, Utterance
+from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
+from core.talk.voice_thread import VoiceThread
 
-BARGE_IN = ("auto", "on", "off")
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
-
-
-@dataclass(frozen=True)
-class VoiceOptions:
-    barge_in: str = "auto"
-    """auto: half-duplex (loudspeakers: the microphone is ignored while Tantra answers; a key or Ctrl-C stops it);
-    on: sustained speech interrupts the answer (headphones); off: only Ctrl-C stops an answer."""
-    turns: TurnSettings = field(default_factory=TurnSettings)
-    echo_tail: float = 0.3
-    """Seconds the microphone stays ignored after the speaker falls quiet (half-duplex): the room's echo dies away."""
-    echo_window: float = 20.0
-    """Seconds of what Tantra said that a transcript is compared with, to recognise its own voice coming back."""
-    echo_margin: float = 2.0
-    """Barge-in on: while Tantra speaks, a frame counts as the user only if it is this many times louder than the
-    echo predicted for it (``core.talk.echo_gate``), so its own voice cannot interrupt it. With headphones the echo
-    measures about nothing, and any speech interrupts."""
-
-    def __post_init__(self) -> None:
-        if self.barge_in not in BARGE_IN:
-            raise BadInput(f"--barge-in {self.barge_in!r}: choose {', '.join(BARGE_IN)}")
-
-
-@dataclass
-class Roles:
-    """The three models of a spoken turn, loaded once and kept warm."""
-
-    session: object
-    """A ``core.language.chat_session.ChatSession``."""
-    hear: Callable[[np.ndarray], str]
-    """16 kHz float32 audio -> what was said."""
-    speaker: object
-    """An ``core.voice.speaker.Speaker``."""
-
-
-@dataclass
-class TurnRecord:
-    turn: int
-    heard: str
-    reply: str
-    """What the user heard of it: the whole reply, or as far as it played before an interruption."""
-    interrupted: bool
-    images: list[str]
-    latency: dict[str, float | None]
-    """Seconds from the end of the user's speech (the last voiced sample) to each stage."""
-
-    def as_json(self) -> dict:
-        return {"turn": self.turn, "heard": self.heard, "reply": self.reply, "interrupted": self.interrupted,
-                "images": self.images, "latency": self.latency}  # fmt: skip
-
-
-# ---- events that run() yields ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Note:
-    text: str
-    """For the person, on stderr."""
-
-
-@dataclass(frozen=True)
-class Heard:
-    turn: int
-    text: str
-    typed: bool = False
-    """A typed turn (the REPL with the voice on): nothing to show, the user sees what they typed."""
-
-
-@dataclass(frozen=True)
-class ReplyText:
-    text: str
-
-
-@dataclass(frozen=True)
-class TurnDone:
-    record: TurnRecord
-
-
-Event = Note | Heard | ReplyText | TurnDone
 
 
 @dataclass(frozen=True)
@@ -127,55 +51,6 @@ class _InputLost:
 @dataclass(frozen=True)
 class _Typed:
     text: str
-
-
-class _Voice:
-    """Says pieces of text one after another on its own thread; the sound link plays them while it goes on."""
-
-    def __init__(self, speaker, link) -> None:
-        self.speaker, self.link = speaker, link
-        self._queue: queue.Queue = queue.Queue()
-        self._generation = 0  # bumped by cancel(): pieces queued before it are dropped
-        self.said: dict[int, str] = {}
-        self.failure: str | None = None
-        threading.Thread(target=self._run, name="tantra-voice", daemon=True).start()
-
-    def say(self, tag: int, text: str) -> None:
-        self.said[tag] = text
-        self._queue.put((self._generation, tag, text))
-
-    def cancel(self) -> None:
-        self._generation += 1
-        self.link.playback.clear()
-
-    def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
-
-    def close(self) -> None:
-        self.cancel()
-        self._queue.put(None)
-
-    def _run(self) -> None:
-        import soxr
-
-        while (item := self._queue.get()) is not None:
-            generation, tag, text = item
-            try:
-                if generation != self._generation:
-                    continue
-                for chunk in self.speaker.synthesize(text):
-                    if generation != self._generation:
-                        break
-                    samples = chunk.samples
-                    if chunk.sample_rate != self.link.output_rate:
-                        samples = soxr.resample(samples, chunk.sample_rate, self.link.output_rate).astype(np.float32)
-                    self.link.playback.add(samples, tag)
-            except BadInput:
-                pass  # a piece without words ("--", an emoji): nothing to say
-            except TantraError as error:
-                self.failure = str(error)
-            finally:
-                self._queue.task_done()
 
 
 class VoiceLoop:
@@ -190,7 +65,7 @@ class VoiceLoop:
         self._turns: queue.Queue = queue.Queue()
         self._roles: Roles | None = None
         self._hearing = ThreadPoolExecutor(1, thread_name_prefix="tantra-hear")
-        self._voice: _Voice | None = None
+        self._voice: VoiceThread | None = None
         self._said: deque[tuple[float, str]] = deque()  # (when, text) of what Tantra said
         self._images: list[tuple[str, str]] = []  # (path, what it shows) for the next turn
         self._turn = 0
@@ -306,8 +181,8 @@ class VoiceLoop:
         the user speaks again it is thrown away and nothing of it reaches the conversation."""
         self.start()
         self._roles = load()
-        self._voice = _Voice(self._roles.speaker, self.link)
-        draft: _Draft | None = None
+        self._voice = VoiceThread(self._roles.speaker, self.link)
+        draft: Draft | None = None
         try:
             while not self._quit.is_set():
                 if draft is not None and draft.writing:
@@ -366,15 +241,15 @@ class VoiceLoop:
                 if self._stop_reply.is_set():
                     raise KeyboardInterrupt from None
 
-    def _draft(self, utterance: Utterance | None, typed: str | None = None) -> _Draft:
+    def _draft(self, utterance: Utterance | None, typed: str | None = None) -> Draft:
         """Transcribe ``utterance`` and, unless it is noise or an echo, start the reply to it (or to ``typed``)."""
         if typed is not None:
-            draft = _Draft(None, typed, self.link.clock(), clock=self.link.clock)
+            draft = Draft(None, typed, self.link.clock(), clock=self.link.clock)
         else:
             try:
-                draft = _Draft(utterance, *self._hear(utterance), clock=self.link.clock)
+                draft = Draft(utterance, *self._hear(utterance), clock=self.link.clock)
             except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
-                return _Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
+                return Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
             draft.dropped = self._not_a_turn(draft.text, utterance)
             if draft.dropped:
                 return draft
@@ -393,7 +268,7 @@ class VoiceLoop:
             return f"(my own voice came back: {text!r})"
         return ""
 
-    def _discard(self, draft: _Draft) -> None:
+    def _discard(self, draft: Draft) -> None:
         """The user went on speaking: the draft never happened."""
         if draft.stream is None:
             return
@@ -403,7 +278,7 @@ class VoiceLoop:
         session.pending_images[:] = draft.pending_before
         self._images = draft.images + self._images
 
-    def _answer(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Event]:
+    def _answer(self, utterance: Utterance | None, draft: Draft | None) -> Iterator[Event]:
         self._stop_reply.clear()
         self.replying.set()
         try:
@@ -416,7 +291,7 @@ class VoiceLoop:
             self.replying.clear()
             self._stop_reply.clear()
 
-    def _answer_turn(self, utterance: Utterance | None, draft: _Draft | None) -> Iterator[Event]:
+    def _answer_turn(self, utterance: Utterance | None, draft: Draft | None) -> Iterator[Event]:
         """Answer a spoken turn (``utterance``, perhaps already drafted) or a typed one (``draft`` alone)."""
         voice, playback = self._voice, self.link.playback
         if utterance is not None and utterance.cut:
@@ -475,7 +350,7 @@ class VoiceLoop:
         images = [path for path, _ in draft.images]
         yield TurnDone(TurnRecord(self._turn, draft.text, heard, interrupted, images, latency))
 
-    def _heard(self, tags: list[int], voice: _Voice) -> str:
+    def _heard(self, tags: list[int], voice: VoiceThread) -> str:
         """The reply as far as it played: whole pieces, then the played share of the piece that was cut."""
         parts = []
         for tag in tags:
@@ -484,52 +359,3 @@ class VoiceLoop:
                 break
             parts.append(heard_part(voice.said[tag], played.samples / max(played.total, 1)))
         return " ".join(part for part in parts if part)
-
-
-@dataclass
-class _Draft:
-    """A turn transcribed, and its reply begun, before the turn is known to be over."""
-
-    utterance: Utterance | None
-    """None for a typed turn."""
-    text: str
-    transcribed: float
-    dropped: str = ""
-    """Why this is not a turn to answer (noise, an echo); empty when it is."""
-    stream: Iterator[str] | None = None
-    tokens: list[str] = field(default_factory=list)
-    first_token_at: float | None = None
-    finished: bool = False
-    failure: str = ""
-    images: list[tuple[str, ImageRecord]] = field(default_factory=list)
-    mark: tuple[int, int | None] = (0, None)
-    pending_before: list[ImageRecord] = field(default_factory=list)
-    clock: Callable[[], float] = time.monotonic
-
-    @property
-    def writing(self) -> bool:
-        return self.stream is not None and not self.finished
-
-    def matches(self, utterance: Utterance) -> bool:
-        """Nothing was said after the draft's audio: it answers this turn."""
-        return self.utterance is not None and utterance.voiced_frames == self.utterance.voiced_frames
-
-    def write(self) -> None:
-        try:
-            self.tokens.append(next(self.stream))
-        except StopIteration:
-            self.finished = True
-            return
-        except TantraError as error:  # the prompt no longer fits, ...: said once the turn is answered
-            self.failure, self.finished = str(error), True
-            return
-        if self.first_token_at is None:
-            self.first_token_at = self.clock()
-
-    def tokens_then_rest(self) -> Iterator[str]:
-        """The tokens drafted so far, then the rest as the model writes them."""
-        yield from self.tokens
-        while not self.finished:
-            self.write()
-            if not self.finished:
-                yield self.tokens[-1]

@@ -1,8 +1,8 @@
 """EfficientNet-Lite0, the local image classifier: an image in, ImageNet labels with probabilities and the 1280-d
 pooled features out, from one pass.
 
-It runs on onnxruntime (the graph is exported at pull time, ``core/vision/vision_convert.py``) or on torch; onnxruntime is
-the default because it is faster and never loads torch, so describing an image stays light (docs/BENCHMARKS.md).
+It runs on onnxruntime (the graph is exported at pull time, ``core/vision/vision_convert.py``) or on torch; onnxruntime
+is the default because it is faster and never loads torch, so describing an image stays light (docs/BENCHMARKS.md).
 torch is imported only by ``TorchClassifier`` and ``Lite0Outputs``.
 """
 

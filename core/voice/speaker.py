@@ -61,7 +61,8 @@ class PiperBackend:
     name = "piper"
 
     def __init__(self, model_path: Path, voice: str, providers: list[str] | None = None, threads: int = 0) -> None:
-        """``providers`` and ``threads`` as ``core.runtime.placement`` gives them (0 threads: onnxruntime's own choice)."""
+        """``providers`` and ``threads`` as ``core.runtime.placement`` gives them (0 threads: onnxruntime's own
+        choice)."""
         import json
 
         from piper import PiperVoice  # piper-tts; imported only when this backend is used

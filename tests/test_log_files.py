@@ -1,98 +1,23 @@
-"""``tantra.db`` when things go wrong: processes killed mid-write, several writing at once, damaged or foreign
-files, a read-only data directory, a newer schema, old schemas to migrate, huge turns, the file's mode.
+"""``tantra.db`` when its file goes wrong: damaged or foreign files (moved aside once, a fresh one made), a data
+directory that cannot be written, a log of a newer Tantra, old schemas to migrate, huge turns, the file's mode.
 
-Fast tests use small writer processes (``WRITER``) or open the database in-process; slow ones run the real
-``tantra chat`` (SmolLM2-135M as SpikingBrain) in subprocesses."""
+Most tests open the database in-process or run ``tantra logs``; slow ones run the real ``tantra chat``
+(SmolLM2-135M as SpikingBrain) in a subprocess. Processes killed mid-write and several writing at once are in
+``test_log_processes.py``."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import re
-import select
-import signal
 import sqlite3
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_tantra
-
-# A process that logs exchanges as a chat does (start, the reply growing, finish) as fast as it can, and prints
-# the id of each exchange once its finish is committed. argv: database, name, count (0: until killed), and "go" to
-# begin at once or "wait" to begin at the unix time it reads on stdin (so that several begin together).
-# "open" as the name: only open fresh databases in the directory given, one every 30 ms.
-WRITER = r"""
-import sys, time
-from pathlib import Path
-from core.memory.chat_log import ChatLog, ExchangeStart, new_conversation_id
-from core.memory.log_db import open_database
-
-path, name, count, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-log = None if name == "open" else ChatLog(open_database(path))
-print("ready", flush=True)
-if go == "wait":
-    time.sleep(max(0.0, float(sys.stdin.readline()) - time.time()))
-if name == "open":
-    began = time.time()
-    for round in range(count):
-        time.sleep(max(0.0, began + round * 0.03 - time.time()))
-        open_database(path / f"round{round}.db").close()
-    sys.exit(0)
-print("began", time.time(), flush=True)
-conversation, i = new_conversation_id(), 0
-while i < count or not count:
-    prompt = f"{name} {i}"
-    words = [f"{name}w{i}x{k}" for k in range(12)]
-    exchange = log.start(conversation, ExchangeStart("writer", True, None, {"n": i}, prompt, "argument"))
-    log.progress(exchange, " ".join(words[:4]))
-    log.progress(exchange, " ".join(words[:8]))
-    log.finish(exchange, " ".join(words), prompt_tokens=2, completion_tokens=12, seconds=0.5)
-    print(exchange, flush=True)
-    i += 1
-print("ended", time.time(), flush=True)
-"""
-
-
-def reply_of(prompt: str) -> str:
-    """The whole reply WRITER gives to ``prompt``; it writes its first 4 and 8 words on the way."""
-    name, i = prompt.split()
-    return " ".join(f"{name}w{i}x{k}" for k in range(12))
-
-
-def _writer(path: Path, name: str, count: int, go: str = "go") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, str(count), go], cwd=ROOT, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-
-
-def _together(processes: list[subprocess.Popen]) -> None:
-    """Once every WRITER is ready, tell them all to begin at the same moment."""
-    assert [process.stdout.readline() for process in processes] == ["ready\n"] * len(processes)
-    go = f"{time.time() + 0.02}\n"
-    for process in processes:
-        process.stdin.write(go)
-        process.stdin.flush()
-
-
-def _plain(path: Path) -> sqlite3.Connection:
-    """The database as any SQLite client sees it: none of Tantra's code involved."""
-    return sqlite3.connect(path, isolation_level=None)
-
-
-def _assert_sound(path: Path) -> None:
-    """SQLite finds nothing wrong, and the full-text indexes hold exactly what the exchanges and facts hold."""
-    db = _plain(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        db.execute("INSERT INTO exchanges_fts(exchanges_fts) VALUES ('integrity-check')")  # raises if out of step
-        db.execute("INSERT INTO facts_fts(facts_fts) VALUES ('integrity-check')")
-    finally:
-        db.close()
+from tests.conftest import run_tantra
+from tests.log_faults_helpers import assert_sound, plain
 
 
 def _lines(text: str) -> list[str]:
@@ -111,160 +36,6 @@ def _populated(path: Path, exchanges: int = 60) -> None:
         log.finish(exchange, f"answer {i} " + "about dragons and their gold " * 40)
     database.close()
     assert not path.with_name(path.name + "-wal").exists()
-
-
-# ---- kill -9 ----------------------------------------------------------------------------------------------------
-
-
-def test_kill_9_at_random_moments_while_writing_loses_no_finished_exchange(tmp_path):
-    path = tmp_path / "tantra.db"
-    finished: list[int] = []
-    delays = [random.uniform(0.002, 0.08) for _ in range(3)]
-    for round, delay in enumerate(delays):
-        writer = _writer(path, f"r{round}", 0)
-        assert writer.stdout.readline() == "ready\n", writer.stderr.read()
-        time.sleep(delay)
-        writer.send_signal(signal.SIGKILL)
-        out, err = writer.communicate()
-        assert writer.returncode == -signal.SIGKILL and not err, err
-        written = [int(line) for line in out.split() if line.isdigit()]
-        finished += written
-        _assert_sound(path)  # after every kill, before anything of Tantra's touches it again
-
-    db = _plain(path)
-    rows = {row[0]: row[1:] for row in db.execute("SELECT id, prompt, reply, interrupted, completion_tokens FROM"
-                                                  " exchanges")}  # fmt: skip
-    db.close()
-    assert finished, f"nothing was finished before the kills at {delays}"
-    for exchange in finished:
-        prompt, reply, interrupted, tokens = rows[exchange]
-        assert (reply, interrupted, tokens) == (reply_of(prompt), 0, 12)
-    for prompt, reply, interrupted, _ in rows.values():  # the exchange a kill cut: what was written of it
-        assert reply_of(prompt).startswith(reply) and (interrupted == 0) == (reply == reply_of(prompt))
-    said = []
-    from core.memory.log_db import open_database
-
-    open_database(path, say=said.append).close()
-    assert said == []  # nothing to move aside
-
-
-@pytest.mark.slow
-def test_kill_9_mid_reply_keeps_earlier_turns_and_the_reply_as_far_as_it_went(tmp_path):
-    env = {"TANTRA_DATA_DIR": str(tmp_path)}
-    first = run_tantra("chat", "--json", "-t", "0", "-n", "20", "Name three colours.", env=env)
-    assert first.returncode == 0, first.stderr.decode()
-    conversation = json.loads(first.stdout)["conversation_id"]
-    path = tmp_path / "tantra.db"
-    db = _plain(path)
-    before = db.execute("SELECT * FROM exchanges").fetchall()
-    db.close()
-    assert len(before) == 1
-
-    story = subprocess.Popen([sys.executable, "-m", "tantra_cli", "chat", "-c", "-t", "0", "-n", "300",
-                              "Write a long story about a dragon."], cwd=ROOT, env={**os.environ, **env},
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    printed, arrivals = b"", []  # (when, how much had arrived)
-    first_bytes = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([story.stdout], [], [], 0.05)
-        if ready:
-            chunk = os.read(story.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            printed += chunk
-            arrivals.append((time.monotonic(), len(printed)))
-            first_bytes = first_bytes or time.monotonic()
-        if first_bytes and time.monotonic() - first_bytes > 1.2 and len(printed) >= 150:
-            break
-    killed_at = time.monotonic()
-    story.send_signal(signal.SIGKILL)
-    rest, err = story.communicate(timeout=30)
-    printed += rest
-    assert story.returncode == -signal.SIGKILL, f"the reply ended before the kill: {err.decode()}"
-
-    _assert_sound(path)
-    db = _plain(path)
-    rows = db.execute("SELECT * FROM exchanges ORDER BY id").fetchall()
-    cut = db.execute("SELECT conversation_id, prompt, reply, interrupted, completion_tokens FROM exchanges"
-                     " ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
-    db.close()
-    assert rows[0] == before[0] and before[0][13] == 0  # the earlier turn: untouched, complete (interrupted 0)
-    assert len(rows) == 2 and cut[:2] == (conversation, "Write a long story about a dragon.")
-    text, reply = printed.decode(), cut[2]
-    assert cut[3] == 1 and cut[4] is None and reply.strip()
-    # The log may hold one piece more than was printed (it is written just before the piece is printed).
-    assert text.startswith(reply) or (reply.startswith(text) and len(reply) - len(text) < 40), (reply, text)
-    # A kill costs at most PROGRESS_SECONDS of the reply (and some slack for a busy machine).
-    sure = max((n for when, n in arrivals if when < killed_at - 0.25 - 0.5), default=0)
-    assert len(reply.encode()) >= sure, (len(reply.encode()), sure)
-
-    again = run_tantra("chat", "-c", "--json", "-t", "0", "-n", "10", "Give the dragon a name.", env=env)
-    assert again.returncode == 0, again.stderr.decode()
-    assert json.loads(again.stdout)["conversation_id"] == conversation and json.loads(again.stdout)["reply"]
-    shown = run_tantra("logs", "-c", env=env)
-    assert shown.returncode == 0, shown.stderr.decode()
-    out = shown.stdout.decode()
-    headings = [line for line in out.splitlines() if re.match(r"## \d{4}-\d\d-\d\d \d\d:\d\d #\d+ \(", line)]
-    assert reply.strip() in out and len(headings) == 3, out
-    assert ["interrupted)" in heading for heading in headings] == [False, True, False], headings
-
-
-# ---- several processes at once ----------------------------------------------------------------------------------
-
-
-def test_three_processes_logging_at_once_all_get_through(tmp_path):
-    path = tmp_path / "tantra.db"  # not there yet: the first of them makes it
-    writers = [_writer(path, name, 200, "wait") for name in ("a", "b", "c")]
-    _together(writers)
-    results = [writer.communicate(timeout=60) for writer in writers]
-    for writer, (out, err) in zip(writers, results):
-        assert writer.returncode == 0 and "locked" not in err and not err, err
-    spans = [(float(out.split()[1]), float(out.split()[-1])) for out, _ in results]
-    assert max(began for began, _ in spans) < min(ended for _, ended in spans), spans  # they did overlap
-
-    _assert_sound(path)
-    db = _plain(path)
-    rows = db.execute("SELECT prompt, reply, interrupted FROM exchanges").fetchall()
-    assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] == 3
-    db.close()
-    assert len(rows) == 600 and len({prompt for prompt, _, _ in rows}) == 600
-    assert all(reply == reply_of(prompt) and interrupted == 0 for prompt, reply, interrupted in rows)
-
-
-def test_processes_opening_a_fresh_database_at_the_same_moment_all_succeed(tmp_path):
-    from core.memory.log_db import MIGRATIONS
-
-    rounds = 10
-    openers = [_writer(tmp_path, "open", rounds, "wait") for _ in range(4)]
-    _together(openers)
-    for opener in openers:
-        _, err = opener.communicate(timeout=60)
-        assert opener.returncode == 0, err
-    for round in range(rounds):
-        db = _plain(tmp_path / f"round{round}.db")
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'episodes'").fetchone()[0] == 1
-        db.close()
-
-
-@pytest.mark.slow
-def test_two_chats_started_together_both_answer_and_both_are_logged(tmp_path):
-    env = {**os.environ, "TANTRA_DATA_DIR": str(tmp_path)}
-    prompts = ["Name a colour.", "Name a fruit."]
-    chats = [subprocess.Popen([sys.executable, "-m", "tantra_cli", "chat", "--json", "-t", "0", "-n", "20", prompt],
-                              cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for prompt in prompts]  # fmt: skip
-    replies = {}
-    for prompt, chat in zip(prompts, chats):
-        out, err = chat.communicate(timeout=300)
-        assert chat.returncode == 0 and "not logging" not in err, err
-        replies[prompt] = json.loads(out)["reply"]
-    db = _plain(tmp_path / "tantra.db")
-    logged = dict(db.execute("SELECT prompt, reply FROM exchanges WHERE interrupted = 0").fetchall())
-    db.close()
-    assert logged == replies
 
 
 # ---- damaged and foreign files ----------------------------------------------------------------------------------
@@ -287,7 +58,7 @@ def _damaged_inside(path: Path) -> None:
     with path.open("r+b") as file:
         file.seek(pages // 2 * 4096)
         file.write(b"\xff" * 4096)
-    db = _plain(path)
+    db = plain(path)
     assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
     try:
         found = db.execute("PRAGMA quick_check").fetchall()
@@ -312,7 +83,7 @@ def test_a_damaged_log_is_moved_aside_once_and_a_fresh_one_made(tmp_path, damage
     assert len(kept) == 1 and kept[0].read_bytes() == damaged
     said = _lines(result.stderr.decode())
     assert len(said) == 1 and f"{path} is damaged" in said[0] and kept[0].name in said[0], said
-    db = _plain(path)
+    db = plain(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 0
     db.close()
@@ -391,7 +162,7 @@ def _newer(tmp_path: Path) -> int:
     from core.memory.log_db import MIGRATIONS
 
     version = len(MIGRATIONS) + 5
-    db = _plain(tmp_path / "tantra.db")
+    db = plain(tmp_path / "tantra.db")
     db.execute("CREATE TABLE from_the_future (x)")
     db.execute(f"PRAGMA user_version = {version}")
     db.close()
@@ -399,7 +170,7 @@ def _newer(tmp_path: Path) -> int:
 
 
 def _untouched(tmp_path: Path, version: int) -> None:
-    db = _plain(tmp_path / "tantra.db")
+    db = plain(tmp_path / "tantra.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == version
     assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("from_the_future",)]
     db.close()
@@ -459,7 +230,7 @@ def test_an_older_database_is_upgraded_with_its_rows_intact_and_searchable(tmp_p
     from core.memory.log_db import MIGRATIONS, open_database
 
     path = tmp_path / "tantra.db"
-    old = _plain(path)
+    old = plain(path)
     old.execute("BEGIN")
     for migration in MIGRATIONS[:version]:
         migration(old)
@@ -486,7 +257,7 @@ def test_an_older_database_is_upgraded_with_its_rows_intact_and_searchable(tmp_p
     log.finish(log.start("01kolder", ExchangeStart("m", True, None, {}, "a new griffin turn")), "new")
     assert len(log.search("griffin")) == 2
     database.close()
-    _assert_sound(path)
+    assert_sound(path)
 
 
 def test_the_episodes_of_a_database_before_facts_keep_the_users_statements(tmp_path):
@@ -498,7 +269,7 @@ def test_the_episodes_of_a_database_before_facts_keep_the_users_statements(tmp_p
     from tests.fakes import FakeEmbedder
 
     path = tmp_path / "tantra.db"
-    old = _plain(path)
+    old = plain(path)
     old.execute("PRAGMA foreign_keys=ON")
     old.execute("BEGIN")
     for migration in MIGRATIONS[:3]:
@@ -532,7 +303,7 @@ def test_the_episodes_of_a_database_before_facts_keep_the_users_statements(tmp_p
     assert database.query("SELECT count(*) FROM facts WHERE embedder = ?", (embedder.name,))[0][0] == 2
     assert [e.facts for e in memory.episodes(0)] == [("I keep bees.",), facts[0][1:2]]
     database.close()
-    _assert_sound(path)
+    assert_sound(path)
 
 
 # ---- huge turns -------------------------------------------------------------------------------------------------
@@ -572,7 +343,7 @@ def test_a_one_megabyte_prompt_is_refused_by_the_model_but_logged_whole(tmp_path
     said = _lines(result.stderr.decode())
     assert result.returncode == 1 and result.stdout == b"", said
     assert len(said) == 1 and said[0].startswith("tantra: error: the prompt is ") and "context" in said[0], said
-    db = _plain(tmp_path / "tantra.db")
+    db = plain(tmp_path / "tantra.db")
     [(prompt, reply, error, interrupted, source)] = db.execute(
         "SELECT prompt, reply, error, interrupted, source FROM exchanges").fetchall()
     db.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 from config.errors import BadInput, ModelUnavailable, TantraError
 from config.model_config import STORE_MODELS, StoreModel, Wheel, find_store_model
 from config.settings import Settings
-from core.conversions import CONVERSIONS, HUB_SOURCE
+from core.runtime.conversions import CONVERSIONS, HUB_SOURCE
 from core.runtime.files import sha256_of
 from core.runtime.status import say as say_to_stderr
 

@@ -1,0 +1,94 @@
+"""The typed vocabulary of a spoken conversation: its options, its models, and the events ``VoiceLoop.run`` yields.
+
+``core.talk.voice_loop`` produces these; the CLI, the REPL and the benchmark read them. Plain data, no threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from config.errors import BadInput
+from core.talk.turns import TurnSettings
+
+BARGE_IN = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    barge_in: str = "auto"
+    """auto: half-duplex (loudspeakers: the microphone is ignored while Tantra answers; a key or Ctrl-C stops it);
+    on: sustained speech interrupts the answer (headphones); off: only Ctrl-C stops an answer."""
+    turns: TurnSettings = field(default_factory=TurnSettings)
+    echo_tail: float = 0.3
+    """Seconds the microphone stays ignored after the speaker falls quiet (half-duplex): the room's echo dies away."""
+    echo_window: float = 20.0
+    """Seconds of what Tantra said that a transcript is compared with, to recognise its own voice coming back."""
+    echo_margin: float = 2.0
+    """Barge-in on: while Tantra speaks, a frame counts as the user only if it is this many times louder than the
+    echo predicted for it (``core.talk.echo_gate``), so its own voice cannot interrupt it. With headphones the echo
+    measures about nothing, and any speech interrupts."""
+
+    def __post_init__(self) -> None:
+        if self.barge_in not in BARGE_IN:
+            raise BadInput(f"--barge-in {self.barge_in!r}: choose {', '.join(BARGE_IN)}")
+
+
+@dataclass
+class Roles:
+    """The three models of a spoken turn, loaded once and kept warm."""
+
+    session: object
+    """A ``core.language.chat_session.ChatSession``."""
+    hear: Callable[[np.ndarray], str]
+    """16 kHz float32 audio -> what was said."""
+    speaker: object
+    """An ``core.voice.speaker.Speaker``."""
+
+
+@dataclass
+class TurnRecord:
+    turn: int
+    heard: str
+    reply: str
+    """What the user heard of it: the whole reply, or as far as it played before an interruption."""
+    interrupted: bool
+    images: list[str]
+    latency: dict[str, float | None]
+    """Seconds from the end of the user's speech (the last voiced sample) to each stage."""
+
+    def as_json(self) -> dict:
+        return {"turn": self.turn, "heard": self.heard, "reply": self.reply, "interrupted": self.interrupted,
+                "images": self.images, "latency": self.latency}  # fmt: skip
+
+
+# ---- events that run() yields ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    """For the person, on stderr."""
+
+
+@dataclass(frozen=True)
+class Heard:
+    turn: int
+    text: str
+    typed: bool = False
+    """A typed turn (the REPL with the voice on): nothing to show, the user sees what they typed."""
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    record: TurnRecord
+
+
+Event = Note | Heard | ReplyText | TurnDone
