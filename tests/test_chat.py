@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import pty
 import re
@@ -54,35 +53,11 @@ def test_an_interrupted_reply_keeps_what_was_said(session):
     assert session.conversation.messages[-1] == {"role": "assistant", "content": first.strip()}
 
 
-def test_set_save_load_and_bad_commands(session, tmp_path):
-    assert session.command("/set temperature 0.3") == "temperature = 0.3"
-    assert session.command("/set top-k 5") == "top_k = 5"
-    assert "seed = None" in session.command("/set")
-    bad_commands = {"/set temperature hot": "a number", "/set top_p 2": "between", "/set colour 1": "no setting",
-                    "/frob": "unknown command", "/load /nonexistent.json": "cannot read"}  # fmt: skip
-    for bad, message in bad_commands.items():
-        with pytest.raises(BadInput, match=message):
-            session.command(bad)
-    session.command("/system Answer like a pirate.")
-    session.conversation.messages[:] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy"}]
-    saved = tmp_path / "chat.json"
-    session.command(f"/save {saved}")
-    assert json.loads(saved.read_text())["system"] == "Answer like a pirate."
-    session.command("/clear")
-    session.command("/set temperature 0")
-    assert session.command(f"/load {saved}") == f"loaded 2 messages from {saved}"
-    assert session.conversation.messages[1]["content"] == "Ahoy" and session.options.temperature == 0.3
-    (tmp_path / "bad.json").write_text('{"messages": [{"role": "wizard", "content": 1}]}')
-    with pytest.raises(BadInput, match="not a conversation"):
-        session.command(f"/load {tmp_path / 'bad.json'}")
-    with pytest.raises(BadInput, match="empty"):
-        next(session.ask("   "))
+def test_a_prompt_longer_than_the_context_is_refused_and_not_kept(session):
     before = list(session.conversation.messages)
     with pytest.raises(BadInput, match="context holds 8192"):
         next(session.ask("word " * 9000))
     assert session.conversation.messages == before  # the turn that could not be asked is not kept
-    session.command("/system none")
-    session.command("/set temperature 0")
 
 
 class Terminal:
