@@ -95,26 +95,20 @@ def speak(
 
 
 def _speech(settings, text: str, rate: float, backend: str | None, voice: str | None):
-    """``(speaker, its chunks of text)``: from the running ``tantra serve`` when one is given and answers (its
-    first chunk is asked for here, so a server that is down is said before anything is played or written), else
-    from the local voice."""
-    import itertools
-
-    if settings.server:
-        from tantra_cli import via_server
-
-        speaker = via_server.ServerSpeaker(via_server.endpoint(settings), rate, voice)
-        chunks = speaker.synthesize(text)
-        try:
-            first = next(chunks)
-            return speaker, itertools.chain([first], chunks)
-        except TantraError as failure:
-            if not via_server.falls_back(failure):
-                raise
-            say(f"{failure}; speaking here instead")
+    """``(speaker, its chunks of text)``. With ``--server``, the running ``tantra serve`` is the voice role's server,
+    as it is for a chat (``via_server.as_engines``): it says a word first, so a server that is down is said in one
+    line, and the local chain speaks, before anything is played or written."""
     from config.model_config import MODEL_CONFIG
     from core.model_loader import ModelLoader
     from core.voice.speaker import Speaker
 
+    if settings.server:
+        from dataclasses import replace
+
+        from tantra_cli.via_server import as_engines
+
+        settings = as_engines(settings)
+        if voice is not None and backend is None:  # a voice of the server's, by its name there
+            settings, voice = replace(settings, tts_voice=voice), None
     speaker = Speaker(ModelLoader(MODEL_CONFIG, settings).load_speaker(backend, voice), rate)
     return speaker, speaker.synthesize(text)

@@ -7,7 +7,6 @@ command says so in one line and runs the local models instead.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -162,7 +161,8 @@ class ServerDescriber:
 
 def as_engines(settings: Settings) -> Settings:
     """``settings`` with the server as the remote engine of the language model, speech to text and speech out,
-    where no other is set: how a chat, typed or spoken, uses a running ``tantra serve`` (``encoders.remote_*``)."""
+    where no other is set: how a chat, typed or spoken, uses a running ``tantra serve`` (each role's ``remote_*``
+    engine)."""
     if not settings.server:
         return settings
     api = endpoint(settings)
@@ -173,66 +173,7 @@ def as_engines(settings: Settings) -> Settings:
     return replace(settings, **engines)
 
 
-# ---- speech and memory -----------------------------------------------------------------------------------------------
-
-
-class ServerSpeaker:
-    """``core.voice.speaker.Speaker`` for a server's voice: the text goes in requests of whole sentences up to the
-    server's limit, each one's WAV streamed back and cut into chunks as it comes, so playback starts with the first
-    sentence."""
-
-    def __init__(self, api: Endpoint, rate: float = 1.0, voice: str | None = None) -> None:
-        if not 0.25 <= rate <= 4.0:
-            raise BadInput(f"--rate {rate} is out of range: use 0.25 (slower) to 4 (faster); 1 is normal")
-        self.api, self.rate, self.voice = api, rate, voice
-        self.name = f"{api.label}, voice {voice or 'its own'}"
-
-    def synthesize(self, text: str) -> Iterator:
-        for part in _parts(text, LONGEST_REQUEST):
-            yield from self._synthesize(part)
-
-    def _synthesize(self, text: str) -> Iterator:
-        import numpy as np
-
-        from core.voice.speaker import AudioChunk
-
-        body = {"model": "tts-1", "input": text, "response_format": "wav", "speed": self.rate}
-        if self.voice:
-            body["voice"] = self.voice
-        with self.api.open("POST", "/audio/speech", json.dumps(body).encode(), "application/json") as response:
-            header = self._read(response, 44)
-            if len(header) < 44 or header[:4] != b"RIFF" or header[36:40] != b"data":
-                raise TantraError(f"the {self.api.label} answered audio that is not a 16-bit WAV")
-            (self.sample_rate,) = struct.unpack("<I", header[24:28])
-            while block := self._read(response, self.sample_rate // 5 * 2):  # a fifth of a second at a time
-                samples = np.frombuffer(block[: len(block) // 2 * 2], "<i2").astype(np.float32) / 32767
-                yield AudioChunk(samples, self.sample_rate, text)
-
-    def _read(self, response, size: int) -> bytes:
-        """``size`` bytes, fewer only at the end; a server that stops sending raises ``ModelUnavailable``."""
-        parts, wanted = [], size
-        while wanted > 0:
-            part = self.api.read(response, wanted)
-            if not part:
-                break
-            parts.append(part)
-            wanted -= len(part)
-        return b"".join(parts)
-
-
-LONGEST_REQUEST = 4000  # characters: under the server's 4,096 (OpenAI's limit), cut at a sentence's end
-
-
-def _parts(text: str, longest: int) -> Iterator[str]:
-    """``text`` in parts of at most ``longest`` characters, cut after a sentence (or a space) where it can be."""
-    while len(text) > longest:
-        window = text[:longest]
-        cut = max(window.rfind(". "), window.rfind("! "), window.rfind("? "), window.rfind("\n"))
-        cut = cut + 1 if cut > longest // 2 else (window.rfind(" ") if window.rfind(" ") > 0 else longest)
-        yield text[:cut]
-        text = text[cut:].lstrip()
-    if text.strip():
-        yield text
+# ---- memory ----------------------------------------------------------------------------------------------------------
 
 
 class ServerEmbedder:

@@ -437,6 +437,20 @@ def test_the_cli_chats_transcribes_and_speaks_through_servers(server, tmp_path):
                                                     "/v1/audio/speech"}  # fmt: skip
 
 
+def test_speak_with_server_uses_its_voice_and_falls_back_in_one_line(server, tmp_path):
+    """``--server`` makes the running server the voice role's server, as it does for a chat: one way to reach it."""
+    out = tmp_path / "out.wav"
+    result = run_tantra("--server", server, "speak", "Hello.", "-o", str(out), env={"TANTRA_SERVER_API_KEY": KEY})
+    assert result.returncode == 0, result.stderr
+    assert soundfile.info(out).samplerate == SPEECH_RATE and "/v1/audio/speech" in {r["path"] for r in FakeOpenAI.seen}
+    assert KEY.encode() not in result.stdout + result.stderr
+    down = nothing_listening()
+    local = ("--low-resource", "--server", down, "speak", "Hello.", "-o", str(out))  # espeak-ng: no weights to load
+    result = run_tantra(*local, env={"TANTRA_SERVER_API_KEY": KEY})
+    said = [line for line in result.stderr.decode().splitlines() if down in line]
+    assert result.returncode == 0 and len(said) == 1 and "trying" in said[0], result.stderr
+
+
 ROLES = {
     "chat": (("chat", "What is the capital of France?", "-t", "0", "-n", "8"), "LM", "language model server"),
     "transcribe": (("transcribe", str(SAMPLE)), "STT", "speech-to-text server"),
