@@ -102,8 +102,7 @@ class _Bench:
 
         options = replace(config.sampling, max_tokens=ANSWER_TOKENS, seed=index)
         system = config.voice_system if item.category == "voice" else config.system
-        return ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], None,
-                           journal or Journal(say=self.say), layout=config.layout)  # fmt: skip
+        return ChatSession.of(loaded, options, system, journal=journal or Journal(say=self.say), layout=config.layout)
 
     def run(self, config: Config, spiking: bool, chosen: list[Item]) -> list[dict]:
         loaded = self.loader.load_spikingbrain(spiking=spiking, remote=False)

@@ -292,8 +292,7 @@ def _first_token(settings: Settings, embedder, related_question: str, unrelated_
         """One question in a new conversation, as ``tantra chat "..."`` asks it; the journal's exchange is taken back
         afterwards, so that every round finds the same database (and does not recall its own earlier answers)."""
         journal.new_conversation()
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, None, loaded["name"], None,
-                              journal if with_journal else Journal(say=say))  # fmt: skip
+        session = ChatSession.of(loaded, options, journal=journal if with_journal else Journal(say=say))
         begin = time.perf_counter()
         pieces = session.ask(question, "argument")
         next(pieces)

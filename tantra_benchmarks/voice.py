@@ -77,7 +77,7 @@ def _turns(loader, loop, system: str, describer=None) -> list:
     def session():
         loaded = loader.load_spikingbrain()
         options = SamplingOptions(temperature=0.0, max_tokens=MAX_TOKENS, seed=0)
-        return ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], describer)
+        return ChatSession.of(loaded, options, system, describer=describer)
 
     events = loop.run(lambda: load_roles(loader, session, VoiceRequest()))
     records = [event.record for event in events if isinstance(event, TurnDone)]

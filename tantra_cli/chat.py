@@ -114,8 +114,9 @@ def chat(
         else:
             loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         describer = _describer(settings, loader)  # its models load at the first image
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, _system(system), loaded["name"], describer,
-                              record.journal(settings, loader), _local_model(loader, no_spiking, model))  # fmt: skip
+        session = ChatSession.of(loaded, options, _system(system), describer=describer,
+                                 journal=record.journal(settings, loader),
+                                 fallback=_local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(earlier)
         for image in images or []:
             session.pending_images.append(session.image_record(_existing(image)))
@@ -264,9 +265,9 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
 
     def new_session() -> ChatSession:
         loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
-        session = ChatSession(loaded["model"], loaded["tokenizer"], options, _system(system, voice=True),
-                              loaded["name"], describer, record.journal(settings, loader),
-                              _local_model(loader, no_spiking, model))  # fmt: skip
+        session = ChatSession.of(loaded, options, _system(system, voice=True), describer=describer,
+                                 journal=record.journal(settings, loader),
+                                 fallback=_local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(record.earlier)
         return session
 

@@ -77,8 +77,7 @@ def _chat(loaded, journal=None, system=DEFAULT_SYSTEM):
     from core.memory.journal import Journal
 
     options = SamplingOptions(max_tokens=48)  # the defaults, shorter
-    return ChatSession(loaded["model"], loaded["tokenizer"], options, system, loaded["name"], None,
-                       journal or Journal())  # fmt: skip
+    return ChatSession.of(loaded, options, system, journal=journal or Journal())
 
 
 @pytest.mark.slow

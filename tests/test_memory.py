@@ -29,8 +29,7 @@ def _session(journal, reply=None):
     from core.language.language_model import SamplingOptions
 
     loaded = fake_language_model(reply=reply or (lambda message: message))
-    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=4000), None, "fake-lm",
-                       journal=journal)  # fmt: skip
+    return ChatSession.of(loaded, SamplingOptions(max_tokens=4000), journal=journal)
 
 
 def _read(session) -> str:

@@ -203,8 +203,8 @@ def chat_session(loader: ModelLoader, said: list[str], **options):
     from core.language.language_model import SamplingOptions
 
     loaded = loader.load_spikingbrain()
-    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(**options), "Be brief.", loaded["name"],
-                       fallback=lambda: loader.load_spikingbrain(remote=False), warn=said.append)  # fmt: skip
+    return ChatSession.of(loaded, SamplingOptions(**options), "Be brief.",
+                          fallback=lambda: loader.load_spikingbrain(remote=False), warn=said.append)  # fmt: skip
 
 
 # ---- the language model ----------------------------------------------------------------------------------------------

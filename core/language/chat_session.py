@@ -45,7 +45,7 @@ class ReplyStats:
 
 
 class ChatSession:
-    def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None,
+    def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None, *,
                  model_name: str = "SpikingBrain", describer=None, journal: Journal | None = None,
                  fallback: Callable[[], dict] | None = None, warn: Callable[[str], None] = say,
                  layout: str = LAYOUT) -> None:  # fmt: skip
@@ -70,6 +70,11 @@ class ChatSession:
         self.pending_images: list[ImageRecord] = []  # from /image, for the next message
         self.prompt_cache = PromptCache()  # each reply runs only the prompt tokens the last one did not
         self.on_image: Callable[[str], None] | None = None  # told what each image in a message shows (the REPL says it)
+
+    @classmethod
+    def of(cls, loaded: dict, options: SamplingOptions, system: str | None = None, **settings) -> ChatSession:
+        """A chat with the model ``ModelLoader.load_spikingbrain`` gave (its dict: model, tokenizer, name)."""
+        return cls(loaded["model"], loaded["tokenizer"], options, system, model_name=loaded["name"], **settings)
 
     @property
     def remote(self) -> bool:

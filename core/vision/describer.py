@@ -112,6 +112,6 @@ class ImageDescriber:
 
         loaded = self.loader.load_spikingbrain()  # loaded once by the loader, for every image
         # A language model server that fails gives way to the local model, as in a chat.
-        chat = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0.2, max_tokens=120),
-                           fallback=lambda: self.loader.load_spikingbrain(remote=False), warn=self.loader.warn)
+        chat = ChatSession.of(loaded, SamplingOptions(temperature=0.2, max_tokens=120),
+                              fallback=lambda: self.loader.load_spikingbrain(remote=False), warn=self.loader.warn)
         return "".join(chat.ask(f"{facts_note(facts)}\n\n{prompt}")).strip()
