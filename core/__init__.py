@@ -1,2 +1,3 @@
 """Tantra's core: one subpackage per role (``hearing``, ``language``, ``voice``, ``vision``, ``memory``, ``talk``) on a
-shared ``runtime``, the network definitions in ``models``, and in front of them the model store and the loader."""
+shared ``runtime`` (which holds the model store too), the network definitions in ``models``, and in front of them
+the loader."""

@@ -5,9 +5,9 @@ Every role is loaded the same way: the chain of ``config.model_config`` in the o
 (``--low-resource``, a GPU named by ``--device``), a server first where the role's URL is set, each entry made into a
 ``Candidate``, and ``core.runtime.fallback`` walks them. This module is that shared machinery; each role builds its
 own candidates in its ``loading.py`` (``core.hearing.loading``, ``core.language.loading``, ...). ``--low-resource`` is
-decided here and nowhere else; ``core.runtime.placement`` decides devices and threads. The roles' engines never
-import this module; only the spec's entry points ``encoders/audio.py`` and ``encoders/vision.py`` do, to load the
-model they embed with.
+read only through the loader (``low_resource``, ``order``); ``core.runtime.placement`` decides devices and threads.
+The roles' engines never import this module; only the spec's entry points (``encoders/audio.py``,
+``encoders/vision.py``, ``utils/model_loader.py``) do.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from config.errors import TantraError
 from config.model_config import MODEL_CONFIG, REMOTE, Chain, ModelConfig, StoreModel
 from config.settings import Settings, load_settings
 from core.hearing import loading as hearing_loading
-from core.hearing.loading import WhisperSource
 from core.hearing.transcriber import WhisperEngine
 from core.language import loading as language_loading
 from core.memory import loading as memory_loading
 from core.runtime import model_store
-from core.runtime.fallback import Candidate, first_that_works
+from core.runtime.fallback import Candidate, Factory, first_that_works
 from core.runtime.placement import Placement
 from core.runtime.status import say
 from core.vision import loading as vision_loading
@@ -36,7 +35,6 @@ from core.voice import loading as speech_loading
 if TYPE_CHECKING:
     from core.memory.text_embedding import TextEmbedder
 
-Factory = Callable[[], Any]
 
 
 class ModelLoader:
@@ -143,7 +141,8 @@ class ModelLoader:
         def walk() -> dict:
             # The local chain walks as one entry after the server's, cached under its own key: a server that fails
             # later in the session gives way to the very model loaded here, never to a second copy.
-            labels = [c.label for c in language_loading.language_candidates(self, spiking, None) if not c.unavailable]
+            chain = language_loading.language_candidates(self, spiking, None)
+            labels = [c.label for c in chain if c.unavailable is None]
             following = Candidate(labels[0] if labels else "the local language model", local)
             server = self._remote_candidate("spikingbrain", partial(language_loading.remote_language_model, self))
             return self.walk([server, following], "language model")
@@ -234,10 +233,6 @@ class ModelLoader:
         return self.once(("memory", order), lambda: self.walk(candidates(), "text embedder"))
 
     # ---- speech to text -------------------------------------------------------------------------------------------
-
-    def whisper_source(self, model: str) -> WhisperSource:
-        """Where ``model``'s weights are (see ``core.hearing.loading.whisper_source``)."""
-        return hearing_loading.whisper_source(model)
 
     def load_whisper(self, model: str | None = None, engine: str | None = None, remote: bool = True) -> WhisperEngine:
         """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain. Where

@@ -1,5 +1,5 @@
-"""``tantra chat --voice`` without a terminal: open the sound link, load the three models while already listening
-(``core.talk.start``), and show each turn as text or one JSON object per line."""
+"""``tantra chat --voice`` without a terminal: a spoken conversation until the stand-in microphone's file ends (or
+Ctrl-C), each turn shown as text or one JSON object per line. The link and the models come from ``core.talk.start``."""
 
 from __future__ import annotations
 

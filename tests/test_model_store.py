@@ -141,3 +141,18 @@ def test_a_directory_converted_by_an_older_layout_is_outdated(local_index, tmp_p
     manifest = json.loads((path / "manifest.json").read_text())
     (path / "manifest.json").write_text(json.dumps({**manifest, "conversion": "old/0"}))
     assert model_store.status(model, settings).state == "outdated"
+
+
+def test_every_conversion_names_a_converter_that_exists():
+    """Converters are named by string (the store imports no role): a renamed one would fail only at pull time."""
+    import ast
+    import importlib.util
+
+    from core.runtime.conversions import CONVERSIONS
+
+    for name, conversion in CONVERSIONS.items():
+        module, _, function = conversion.converter.partition(":")
+        spec = importlib.util.find_spec(module)  # found without importing it (converters import torch)
+        assert spec is not None and spec.origin, name
+        tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+        assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, name

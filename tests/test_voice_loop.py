@@ -20,7 +20,7 @@ from tests.fakes import FakeVoice, fake_language_model
 RATE = 16000
 WORDS = {300: "hello there", 500: "tell me more", 700: "stop please"}
 TANTRA_PITCH = 440
-SPEED = 6  # the stand-in's timeline runs six times faster than real time: the fake models take milliseconds
+SPEED = 3  # the stand-in's timeline runs three times faster than real time: the fake models take milliseconds
 
 
 def tone(pitch: int, seconds: float, level: float = 0.3) -> np.ndarray:
@@ -176,7 +176,7 @@ def test_barge_in_stops_the_voice_within_200_ms_and_keeps_what_was_heard(tmp_pat
     voice = sounding(talk.speaker_audio())
     silent_from = np.flatnonzero(voice[: int(decided * 100) + 50] == 0)
     stopped = silent_from[silent_from > int(decided * 100) - 1][0] * 0.01
-    assert 0 <= stopped - decided < 0.2
+    assert -0.01 < stopped - decided < 0.2  # ``stopped`` is on the 10 ms grid of ``sounding``
     interrupting_speech = 0.3 + 0.8 + 0.6 + 1.0 + 0.1
     assert decided - interrupting_speech < 0.5  # 300 ms of sure speech, and a frame or two
     stop = round(stopped * 100)

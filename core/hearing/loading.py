@@ -5,19 +5,16 @@ this gives; the functions take the loader for its settings, placement and shared
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from config.errors import ModelUnavailable, TantraError
 from config.model_config import WHISPER_NAMES, StoreModel, find_store_model, store_model_names
 from core.hearing.transcriber import WhisperEngine
 from core.runtime import model_store
+from core.runtime.fallback import Factory
 from core.runtime.placement import compute_type
-
-Factory = Callable[[], Any]
 
 
 @dataclass(frozen=True)

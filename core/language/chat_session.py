@@ -53,7 +53,7 @@ class ChatSession:
         the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels.
         ``journal`` logs every exchange and recalls episodes of other conversations (none: nothing is kept).
 
-        ``model`` is SpikingBrain with its ``tokenizer``, or an ``core.language.remote_lm.RemoteChatModel`` (tokenizer
+        ``model`` is SpikingBrain with its ``tokenizer``, or a ``core.language.remote_lm.RemoteChatModel`` (tokenizer
         None): a server's model. ``fallback`` gives the local model (``load_spikingbrain``'s dict) that answers
         when the server fails before its first word, for that turn and the rest of the session; ``warn`` says so.
         ``layout``: where a turn's facts go in the prompt (``core.language.grounding``; other layouts are for

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from config.errors import BadInput, ModelUnavailable, TantraError
 
@@ -20,6 +20,9 @@ Say = Callable[[str], None]
 FALLS_THROUGH = (TantraError, ImportError, OSError, RuntimeError, ValueError)
 """What a backend that cannot load or run here raises: our own errors, a library not installed, a file that cannot
 be read or parsed, a kernel or device that fails. Anything else is a bug, and surfaces as one."""
+
+Factory = Callable[[], Any]
+"""What builds a backend (or raises): a chain entry's attempt, a test's fake."""
 
 
 @dataclass(frozen=True)

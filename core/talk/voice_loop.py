@@ -55,7 +55,7 @@ class _Typed:
 
 class VoiceLoop:
     def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions = VoiceOptions()) -> None:
-        """``link``: an ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
+        """``link``: a ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
         self.link, self.vad, self.options = link, vad, options
         self.detector = TurnDetector(options.turns)
         self.replying = threading.Event()

@@ -4,16 +4,12 @@ what this gives."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from config.errors import BadInput, ModelUnavailable
 from config.model_config import find_store_model
 from core.runtime import model_store
-from core.runtime.fallback import Candidate
-
-Factory = Callable[[], Any]
+from core.runtime.fallback import Candidate, Factory
 
 
 def remote_speech(loader, local: Factory):
@@ -94,14 +90,21 @@ def _build_speech_backend(loader, name: str, voice: str):
 
 def coqui_voice(loader, voice: str | None) -> str | None:
     """The voice Coqui speaks when ``voice`` names none: its tacotron2-DDC where that was downloaded; otherwise (it
-    comes from Coqui's servers, out of reach offline) the pulled Piper voice through Coqui's own VITS code, with one
-    note."""
-    from core.voice.speaker import coqui_model_is_local
+    comes from Coqui's servers, out of reach offline) the pulled Piper voice through Coqui's own VITS code, said in
+    one note per loader. Where Coqui cannot run at all, nothing is pulled: loading it says why."""
+    from core.voice.speaker import coqui_model_is_local, coqui_status
 
     default = loader.config.tts.voices["coqui"]
-    if voice is not None or coqui_model_is_local(default) or "tts:coqui" in loader.backends:
+    if voice is not None or "tts:coqui" in loader.backends or coqui_model_is_local(default):
         return voice
-    piper = find_store_model(loader.config.tts.voices["piper"])
-    loader.warn(f"Coqui's {default.rpartition('/')[2]} is not on disk (it downloads from Coqui's servers): "
-                f"Coqui speaks the Piper voice {piper.name} instead")  # fmt: skip
-    return str(loader.pulled(piper, "tts", ("piper",)) / "voice.onnx")
+    if coqui_status(loader.settings.models_dir) != "ready":
+        return voice
+
+    def piper_voice() -> str:
+        piper = find_store_model(loader.config.tts.voices["piper"])
+        path = loader.pulled(piper, "tts", ("coqui",)) / "voice.onnx"  # Coqui reads it: pulled even beside a fake
+        loader.warn(f"Coqui's {default.rpartition('/')[2]} is not on disk (it downloads from Coqui's servers): "
+                    f"Coqui speaks the Piper voice {piper.name} instead")  # fmt: skip
+        return str(path)
+
+    return loader.once(("coqui-voice",), piper_voice)

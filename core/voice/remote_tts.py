@@ -1,5 +1,5 @@
 """The voice on an OpenAI-compatible server (``/v1/audio/speech``: OpenAI, Kokoro-FastAPI, openedai-speech, another
-``tantra serve``), as an ``core.voice.speaker.SpeechBackend``.
+``tantra serve``), as a ``core.voice.speaker.SpeechBackend``.
 
 Each sentence goes as one request and comes back as a WAV. The backend's sample rate is the server's own, found by
 one short word synthesized when it loads (that word also proves the server, the key, the model and the voice before
