@@ -11,7 +11,7 @@ from tantra_cli.common import settings_of, user_errors
 def devices(ctx: typer.Context) -> None:
     """List the sound inputs and outputs (index, name, channels, rate); the defaults are marked."""
     with user_errors(settings_of(ctx)):
-        from core.talk.sound_devices import list_devices
+        from core.runtime.sound_cards import list_devices
 
         found = list_devices()
         if not found:

@@ -28,13 +28,13 @@ def _list_voices(settings) -> None:
 
 
 def _list_devices() -> None:
-    from core.voice.audio_output import output_devices
+    from core.runtime.sound_cards import list_devices
 
-    devices = output_devices()
+    devices = [device for device in list_devices() if device.outputs]
     if not devices:
         say("no audio output devices here; write a file instead: tantra speak TEXT -o out.wav")
     for device in devices:
-        print(f"{device['index']:>3}  {device['name']}  ({device['max_output_channels']} channels)")
+        print(f"{device.index:>3}  {device.name}  ({device.outputs} channels)")
 
 
 def speak(
@@ -71,12 +71,12 @@ def speak(
             raise BadInput("nothing to say: the text has no words")
         player = None
         if output is None:  # find out before synthesizing anything whether there is a device to play on
-            from core.voice.audio_output import AudioPlayer, NoOutputDevice
+            from core.runtime.sound_cards import NoSoundDevice
+            from core.voice.audio_output import AudioPlayer
 
             try:
-                device = int(output_device) if output_device and output_device.isdigit() else output_device
-                player = AudioPlayer(device)
-            except NoOutputDevice as missing:
+                player = AudioPlayer(output_device)
+            except NoSoundDevice as missing:
                 raise TantraError(f"{missing}; write a file instead: tantra speak ... -o out.wav") from None
 
         speaker, chunks = _speech(settings, text, rate, backend, voice)

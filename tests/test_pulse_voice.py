@@ -125,7 +125,8 @@ class Tantra:
 DEVICE_CHECK = """
 import json, sys, time
 import numpy as np, soundfile, soxr
-from core.talk.sound_devices import DeviceAudio, list_devices
+from core.runtime.sound_cards import list_devices
+from core.talk.sound_devices import DeviceAudio
 print(json.dumps([d.name for d in list_devices()]), flush=True)
 link = DeviceAudio()
 print(json.dumps([link.input.name, link.output.name, link.output_rate]), flush=True)

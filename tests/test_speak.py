@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from config.errors import BadInput
 from tests.conftest import ROOT, normalise, run_tantra
 
 
@@ -293,9 +294,13 @@ def test_player_streams_chunks_and_stops_at_once(monkeypatch):
         def close(self):
             events.append("close")
 
+    devices = [{"index": 2, "name": "microphone", "max_input_channels": 1, "max_output_channels": 0,
+                "default_samplerate": 48000.0, "hostapi": 0},
+               {"index": 3, "name": "speakers", "max_input_channels": 0, "max_output_channels": 2,
+                "default_samplerate": 48000.0, "hostapi": 0}]  # fmt: skip
     fake = types.SimpleNamespace(
-        OutputStream=Stream, PortAudioError=OSError,
-        query_devices=lambda device, kind: {"index": 3, "name": "speakers", "max_output_channels": 2},
+        OutputStream=Stream, PortAudioError=OSError, query_devices=lambda: devices,
+        default=types.SimpleNamespace(device=(2, 3)), query_hostapis=lambda: [{"name": "ALSA"}],
     )  # fmt: skip
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     chunk = AudioChunk(np.zeros(2205, dtype=np.float32), 22050, "a sentence.")
@@ -318,6 +323,9 @@ def test_player_streams_chunks_and_stops_at_once(monkeypatch):
     assert "abort" in events and "drain" not in events and events[-1] == "close"
 
     events.clear()
+    assert AudioPlayer("speak").device.index == 3  # by part of its name, as the voice loop matches it
+    with pytest.raises(BadInput, match="no output device 'hdmi'; choose one of: 3 \\(speakers\\)"):
+        AudioPlayer("hdmi")
 
     def interrupted():
         yield chunk

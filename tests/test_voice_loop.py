@@ -215,7 +215,7 @@ def test_speech_while_the_models_load_is_kept_and_answered(tmp_path):
 
 
 def test_a_microphone_that_disappears_mid_turn_ends_the_loop_with_one_note(tmp_path):
-    from core.talk.sound_io import NoSoundDevice
+    from core.runtime.sound_cards import NoSoundDevice
 
     mic = np.concatenate([silence(0.2), tone(300, 0.8), silence(0.8), tone(500, 2.0)])
     talk = Conversation(mic, tmp_path)

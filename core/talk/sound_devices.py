@@ -14,55 +14,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from config.errors import BadInput
-from core.talk.sound_io import FRAME, SAMPLE_RATE, DeviceInfo, Frame, NoSoundDevice, PlaybackQueue
+from core.runtime.sound_cards import NoSoundDevice, find_device, portaudio
+from core.talk.sound_io import FRAME, SAMPLE_RATE, Frame, PlaybackQueue
 
 SILENT_INPUT_SECONDS = 2.0  # a microphone that delivers nothing this long is gone (unplugged, suspended)
 # ... once it has started: the first block can take longer. PulseAudio's ALSA plugin delivers nothing until the
 # source's current period ends, up to 2 s on an idle null sink (measured 0.2-1.9 s); a Bluetooth headset wakes slower.
 FIRST_INPUT_SECONDS = 10.0
-
-
-def _sounddevice():
-    try:
-        import sounddevice
-    except OSError:  # the Python package is there, the PortAudio library is not
-        raise NoSoundDevice("PortAudio is not installed (Debian: apt-get install libportaudio2)") from None
-    return sounddevice
-
-
-def list_devices() -> list[DeviceInfo]:
-    """Every device PortAudio knows, inputs and outputs; empty when there is none (or no PortAudio)."""
-    try:
-        sounddevice = _sounddevice()
-        devices = sounddevice.query_devices()
-        default_in, default_out = sounddevice.default.device
-        hosts = sounddevice.query_hostapis()
-    except Exception:  # noqa: BLE001 - PortAudio fails in many ways when there is no sound at all
-        return []
-    return [
-        DeviceInfo(d["index"], d["name"], d["max_input_channels"], d["max_output_channels"], d["default_samplerate"],
-                   d["index"] == default_in, d["index"] == default_out, hosts[d["hostapi"]]["name"])
-        for d in devices
-    ]  # fmt: skip
-
-
-def find_device(spec: str | None, kind: str) -> DeviceInfo:
-    """The ``kind`` ("input" or "output") device that ``spec`` names (an index, or part of a name); the default one
-    when ``spec`` is None. A one-line error when there is none."""
-    devices = [d for d in list_devices() if (d.inputs if kind == "input" else d.outputs) > 0]
-    if not devices:
-        raise NoSoundDevice(f"this machine has no audio {kind} device")
-    if spec is None:
-        default = [d for d in devices if (d.default_input if kind == "input" else d.default_output)]
-        return (default or devices)[0]
-    matches = [d for d in devices if str(d.index) == spec.strip()] or [
-        d for d in devices if spec.strip().lower() in d.name.lower()
-    ]
-    if not matches:
-        names = ", ".join(f"{d.index} ({d.name})" for d in devices)
-        raise BadInput(f"no {kind} device {spec!r}; choose one of: {names} (`tantra devices` lists them)")
-    return matches[0]
 
 
 class DeviceAudio:
@@ -71,7 +29,7 @@ class DeviceAudio:
     def __init__(self, input_device: str | None = None, output_device: str | None = None) -> None:
         import soxr
 
-        sounddevice = _sounddevice()
+        sounddevice = portaudio()
         self.input, self.output = find_device(input_device, "input"), find_device(output_device, "output")
         input_rate, self.output_rate = int(self.input.sample_rate), int(self.output.sample_rate)
         self.playback = PlaybackQueue()

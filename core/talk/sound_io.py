@@ -1,9 +1,9 @@
 """What the voice loop needs of a sound card, whichever it is: microphone frames in, a playback queue out.
 
-Two implementations: ``core.talk.sound_devices.DeviceAudio`` (PortAudio through ``sounddevice``) and
-``core.talk.stand_in_audio.StandInAudio`` (a file played as the microphone, a WAV file as the speaker). Both take the
-samples to play from a ``PlaybackQueue``, which knows what has really been played: that is what the user heard
-when a reply is interrupted, and when its first sample sounded.
+Two implementations: ``core.talk.sound_devices.DeviceAudio`` (PortAudio, its devices found by
+``core.runtime.sound_cards``) and ``core.talk.stand_in_audio.StandInAudio`` (a file played as the microphone, a WAV file
+as the speaker). Both take the samples to play from a ``PlaybackQueue``, which knows what has really been played: that
+is what the user heard when a reply is interrupted, and when its first sample sounded.
 """
 
 from __future__ import annotations
@@ -12,19 +12,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from config.errors import TantraError
-
 SAMPLE_RATE = 16_000  # microphone frames are always 16 kHz mono, whatever the device records at
 FRAME = 512  # samples per microphone frame (32 ms): what the voice-activity detector reads
-
-
-class NoSoundDevice(TantraError):
-    """There is no microphone or speaker (or PortAudio is missing)."""
 
 
 @dataclass(frozen=True)
@@ -148,15 +142,3 @@ class PlaybackQueue:
     @property
     def busy(self) -> bool:
         return not self.drained.is_set()
-
-
-@dataclass
-class DeviceInfo:
-    index: int
-    name: str
-    inputs: int
-    outputs: int
-    sample_rate: float
-    default_input: bool = False
-    default_output: bool = False
-    host: str = field(default="")

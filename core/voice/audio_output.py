@@ -12,32 +12,22 @@ from typing import BinaryIO
 
 import numpy as np
 
-from config.errors import BadInput, TantraError
+from config.errors import BadInput
+from core.runtime.sound_cards import find_device, portaudio
 from core.voice.speaker import AudioChunk
 
 FILE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
                 ".mp3": ("MP3", "MPEG_LAYER_III")}  # fmt: skip
 
 
-class NoOutputDevice(TantraError):
-    """There is no sound device to play on (or PortAudio is missing)."""
-
-
 class AudioPlayer:
     """Plays chunks on a sound device as they arrive; ``stop()`` (from any thread) silences it at once."""
 
-    def __init__(self, device: int | str | None = None) -> None:
-        try:
-            import sounddevice
-        except OSError:  # the Python package is there, the PortAudio library is not
-            raise NoOutputDevice("PortAudio is not installed (Debian: apt-get install libportaudio2)") from None
-        self.sounddevice = sounddevice
-        try:
-            self.device = sounddevice.query_devices(device, kind="output")
-        except (sounddevice.PortAudioError, ValueError) as error:
-            if device is None:
-                raise NoOutputDevice("this machine has no audio output device") from None
-            raise BadInput(f"no output device {device!r} ({error}); `tantra speak --list-devices` lists them") from None
+    def __init__(self, device: str | None = None) -> None:
+        """``device``: an index or part of a name, matched as the voice loop matches it (``core.runtime.sound_cards``);
+        ``NoSoundDevice`` where there is none to play on."""
+        self.sounddevice = portaudio()
+        self.device = find_device(device, "output")
         self._stopped = threading.Event()
         self._stream = None
 
@@ -50,7 +40,7 @@ class AudioPlayer:
                     break
                 if self._stream is None:
                     self._stream = self.sounddevice.OutputStream(
-                        samplerate=chunk.sample_rate, channels=1, dtype="float32", device=self.device["index"]
+                        samplerate=chunk.sample_rate, channels=1, dtype="float32", device=self.device.index
                     )
                     self._stream.start()
                 self._stream.write(chunk.samples.reshape(-1, 1))
@@ -70,16 +60,6 @@ class AudioPlayer:
         self._stopped.set()
         if self._stream is not None:
             self._stream.abort()
-
-
-def output_devices() -> list[dict]:
-    """The sound devices that can play, as PortAudio lists them; empty when there are none."""
-    try:
-        import sounddevice
-
-        return [d for d in sounddevice.query_devices() if d["max_output_channels"] > 0]
-    except (OSError, ImportError):
-        return []
 
 
 def write_file(chunks: Iterator[AudioChunk], path: Path) -> float:
