@@ -90,7 +90,7 @@ class _Bench:
 
     def record(self, name: str):
         """An image as the chat keeps it (described once by the local models)."""
-        from core.language.chat_session import image_record
+        from core.language.chat_images import image_record
 
         if name not in self._records:
             self._records[name] = image_record(self.describer, self.images[name])

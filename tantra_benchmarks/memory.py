@@ -74,7 +74,7 @@ class _TimedEmbedder:
 
 def _fill(database, embedder, texts: Corpus, capacity: int) -> tuple[list[int], dict]:
     """Log and remember every exchange as a chat does; the exchange ids in order, and the cost of remembering."""
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
     from core.memory.chat_log import ChatLog, ExchangeStart
     from core.memory.episodes import EpisodicMemory
 
@@ -241,7 +241,7 @@ def _first_token(settings: Settings, embedder, related_question: str, unrelated_
     """The same questions answered with a journal that keeps nothing and with a real one, alternating: one that
     recalls a fact told earlier, one that recalls nothing (the same prompt both ways)."""
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
     from core.memory.chat_log import ExchangeStart
     from core.memory.journal import Journal, open_journal
 

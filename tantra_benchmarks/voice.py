@@ -70,7 +70,7 @@ def _summary(records: list) -> dict:
 def _turns(loader, loop, system: str, describer=None) -> list:
     """Run ``loop`` to the end of its stand-in microphone with greedy answers; the records of its turns."""
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
     from core.talk.events import TurnDone
     from core.talk.start import VoiceRequest, load_roles
 
@@ -87,7 +87,7 @@ def _turns(loader, loop, system: str, describer=None) -> list:
 
 def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None) -> list:
     """One voice session over ``clips`` (the first with ``photo``); the records of its turns."""
-    from core.language.chat_session import image_record
+    from core.language.chat_images import image_record
     from core.talk.stand_in_audio import ScriptedSource, StandInAudio
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop

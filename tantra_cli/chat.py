@@ -251,7 +251,8 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     turns too); otherwise (``--mic-file`` alone, a pipe, ``--json``) spoken turns until the stand-in microphone's
     file is over (exit code 0), or Ctrl-C."""
     from config.model_config import MODEL_CONFIG
-    from core.language.chat_session import ChatSession, image_record
+    from core.language.chat_images import image_record
+    from core.language.chat_session import ChatSession
     from core.model_loader import ModelLoader
     from core.talk.events import VoiceOptions
     from core.talk.start import load_roles, open_link

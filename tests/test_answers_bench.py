@@ -85,7 +85,7 @@ def test_the_model_answers_from_what_it_was_told_shown_and_given(model, tmp_path
     import skimage.data
     from PIL import Image
 
-    from core.language.chat_session import image_record
+    from core.language.chat_images import image_record
     from core.vision.describer import ImageDescriber
 
     loader, loaded = model

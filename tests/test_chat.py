@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # every test here runs the real models
 def session(settings):
     from config.model_config import MODEL_CONFIG
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
     from core.model_loader import ModelLoader
 
     loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain()

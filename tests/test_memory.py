@@ -26,7 +26,7 @@ def _journal(path, embedder=None, capacity: int = 1000, conversation_id: str | N
 def _session(journal, reply=None):
     """A chat whose model answers with ``reply(what it read)``: by default, exactly what it read."""
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     loaded = fake_language_model(reply=reply or (lambda message: message))
     return ChatSession.of(loaded, SamplingOptions(max_tokens=4000), journal=journal)

@@ -200,7 +200,7 @@ def loader_for(tmp_path, **settings) -> tuple[ModelLoader, list[str]]:
 
 def chat_session(loader: ModelLoader, said: list[str], **options):
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     loaded = loader.load_spikingbrain()
     return ChatSession.of(loaded, SamplingOptions(**options), "Be brief.",
@@ -279,7 +279,7 @@ def test_a_server_that_fails_mid_session_hands_the_turn_to_the_local_model(serve
 
 
 def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_is_said(server):
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
     from core.language.remote_lm import RemoteChatModel, TokenCounts
     from core.runtime.openai_http import Endpoint
 
@@ -293,7 +293,7 @@ def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_
 
 
 def test_a_hanging_stream_and_a_missing_server_are_said_in_one_line(server):
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
     from core.language.remote_lm import RemoteChatModel
     from core.runtime.openai_http import Endpoint
 

@@ -19,7 +19,7 @@ class Describer:
 @pytest.fixture
 def chat():
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     loaded = fake_language_model()  # it answers "You said: WHAT IT READ."
     return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=400), describer=Describer())
@@ -40,7 +40,7 @@ def photos(tmp_path, monkeypatch):
 
 
 def test_image_alone_goes_with_the_next_message(chat, photos):
-    from core.language.chat_session import Ask
+    from core.language.chat_commands import Ask
 
     shown = chat.command("/image cat.png")
     assert not isinstance(shown, Ask) and shown == "[Image cat.png: red] goes with your next message"
@@ -63,7 +63,7 @@ def test_image_alone_goes_with_the_next_message(chat, photos):
     ],
 )  # fmt: skip
 def test_image_with_a_question_asks_it_now(chat, photos, line, name, question):
-    from core.language.chat_session import Ask
+    from core.language.chat_commands import Ask
 
     shown = chat.command(line)
     assert [image.path for image in chat.pending_images] == [str(photos / name)]

@@ -231,7 +231,7 @@ def test_a_fake_language_model_streams_through_the_real_chat_session():
     import torch
 
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     loaded = fake_language_model()
     session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(seed=1), model_name=loaded["name"])
@@ -249,7 +249,7 @@ def test_decoding_has_one_torch_thread_and_leaves_everyone_elses_alone():
 
     loaded = fake_language_model()
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     main_threads = torch.get_num_threads()
     assert "".join(ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions()).ask("hi")) == "You said: hi."
@@ -263,7 +263,7 @@ def test_decoding_has_one_torch_thread_and_leaves_everyone_elses_alone():
 
 def test_a_reply_stopped_early_frees_the_decoder_for_the_next():
     from core.language.chat_session import ChatSession
-    from core.language.language_model import SamplingOptions
+    from core.language.conversation import SamplingOptions
 
     loaded = fake_language_model(reply=lambda message: "word " * 400)
     session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=2000))

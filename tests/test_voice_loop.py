@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from core.language.chat_session import ChatSession
-from core.language.language_model import SamplingOptions
+from core.language.conversation import SamplingOptions
 from core.talk.events import Note, Roles, TurnDone, VoiceOptions
 from core.talk.stand_in_audio import RecordingSource, Room, StandInAudio
 from core.talk.voice_loop import VoiceLoop

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from config.errors import TantraError
-from core.language.conversation import Conversation, PromptCache, SamplingOptions  # noqa: F401 - also here, as before
+from core.language.conversation import PromptCache, SamplingOptions
 from core.language.spikingbrain_convert import CONFIG, INT8_WEIGHTS, TOKENIZER, WEIGHTS
 from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 
