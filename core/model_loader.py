@@ -138,16 +138,10 @@ class ModelLoader:
         if not (remote and self.settings.lm_url and spiking and model is None):
             return local()
 
-        def walk() -> dict:
-            # The local chain walks as one entry after the server's, cached under its own key: a server that fails
-            # later in the session gives way to the very model loaded here, never to a second copy.
-            chain = language_loading.language_candidates(self, spiking, None)
-            labels = [c.label for c in chain if c.unavailable is None]
-            following = Candidate(labels[0] if labels else "the local language model", local)
-            server = self._remote_candidate("spikingbrain", partial(language_loading.remote_language_model, self))
-            return self.walk([server, following], "language model")
-
-        return self.once(("spikingbrain", REMOTE), walk)
+        return self._server_first(("spikingbrain", REMOTE), "spikingbrain",
+                                  partial(language_loading.remote_language_model, self), local,
+                                  lambda: first_label(language_loading.language_candidates(self, spiking, None),
+                                                      "the local language model"), "language model")  # fmt: skip
 
     # ---- servers (OpenAI-compatible) ------------------------------------------------------------------------------
     # A server is not an entry of ``config.model_config``'s chains: it is the user's setting (a URL), not a model
@@ -155,8 +149,15 @@ class ModelLoader:
     # nothing. The loader puts a "remote" candidate before a role's chain when the role's URL is set and the command
     # pinned no local model; ``backends["role:remote"]`` replaces it, as any entry, for tests' fakes.
 
-    def _remote_candidate(self, role: str, attempt: Factory) -> Candidate:
-        return self.candidate(role, REMOTE, REMOTE, attempt)
+    def _server_first(self, key: tuple, role: str, server: Factory, local: Factory, local_label: Callable[[], str],
+                      what: str):  # fmt: skip
+        """The role's server, then the local chain walked as one entry (``local``, cached under its own key): a
+        server that fails later in the session gives way to the very model loaded here, never to a second copy."""
+
+        def walk():
+            return self.walk([self.candidate(role, REMOTE, REMOTE, server), Candidate(local_label(), local)], what)
+
+        return self.once(key, walk)
 
     def use_decoding_kernel(self, model) -> None:
         """SpikingBrain's compiled decoding kernel on ``model`` (see ``core.language.loading.use_decoding_kernel``)."""
@@ -180,13 +181,9 @@ class ModelLoader:
         if not remote or pinned or not self.settings.tts_url:
             return local()
 
-        def walk():
-            labels = [c.label for c in speech_loading.speech_candidates(self, order, None) if c.unavailable is None]
-            following = Candidate(labels[0] if labels else "the local voice", local)
-            server = self._remote_candidate("tts", partial(speech_loading.remote_speech, self, local))
-            return self.walk([server, following], "speech backend")
-
-        return self.once(("tts", REMOTE), walk)
+        return self._server_first(("tts", REMOTE), "tts", partial(speech_loading.remote_speech, self, local), local,
+                                  lambda: first_label(speech_loading.speech_candidates(self, order, None),
+                                                      "the local voice"), "speech backend")  # fmt: skip
 
     def load_coqui_tts(self, voice: str | None = None):
         """Coqui TTS, the spec's voice: ``tts_models/en/ljspeech/tacotron2-DDC`` unless ``voice`` names another.
@@ -241,10 +238,11 @@ class ModelLoader:
         if not remote or model is not None or engine is not None or not self.settings.stt_url:
             return hearing_loading.local_whisper(self, model, engine)
         local = partial(hearing_loading.local_whisper, self, None, None)
+        return self._server_first(("whisper", REMOTE), "audio", partial(hearing_loading.remote_whisper, self, local),
+                                  local, lambda: self.order(self.config.audio.engines, "ctranslate2")[0],
+                                  "Whisper engine")  # fmt: skip
 
-        def walk() -> WhisperEngine:
-            server = self._remote_candidate("audio", partial(hearing_loading.remote_whisper, self, local))
-            following = Candidate(self.order(self.config.audio.engines, "ctranslate2")[0], local)
-            return self.walk([server, following], "Whisper engine")
 
-        return self.once(("whisper", REMOTE), walk)
+def first_label(candidates: list[Candidate], otherwise: str) -> str:
+    """The label of the first candidate that may load (how a server's fallback is named in its one line)."""
+    return next((c.label for c in candidates if c.unavailable is None), otherwise)
