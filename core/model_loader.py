@@ -122,14 +122,16 @@ class ModelLoader:
     # ---- language model -------------------------------------------------------------------------------------------
 
     def load_spikingbrain(self, spiking: bool = True, model: str | None = None, remote: bool = True) -> dict:
-        """``{"model": SpikingBrainForCausalLM, "tokenizer": ..., "name": ..., "device": ...}``, as the spec uses it.
+        """``{"model": SpikingBrainForCausalLM, "tokenizer": ..., "name": ..., "device": ..., "chat": ...}``, as the
+        spec uses it; ``chat`` is the same model as a ``core.language.chat_model.ChatModel``, what a chat talks to.
 
         By default the first entry of the fallback chain that loads and runs: SpikingBrain converted from
         SmolLM2-135M, spiking; the same weights without spiking; GPT-2 and DistilGPT-2 where they were pulled.
         ``spiking=False`` asks for the plain network; ``model`` names one model (or a converted directory).
 
         Where a server is configured (``TANTRA_LM_URL``) and neither of those asks for a local model, the server
-        comes first: ``{"model": RemoteChatModel, "tokenizer": None, "name": <its model>, "device": "remote"}``
+        comes first: ``{"model": RemoteChatModel, "tokenizer": None, "name": <its model>, "device": "remote",
+        "chat": <the same RemoteChatModel>}``
         (see ``core.language.remote_lm``). ``remote=False`` leaves it out: the local model a failing server gives
         way to.
         """

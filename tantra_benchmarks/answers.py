@@ -113,7 +113,7 @@ class _Bench:
             for earlier in item.told:
                 _answer(session, earlier, replace(session.options, max_tokens=EARLIER_TOKENS))
             if item.image:
-                session.pending_images.append(self.record(item.image))
+                session.attach(self.record(item.image))
             if item.remembered:
                 journal.new_conversation()
             reply = _answer(session, item.question, session.options, item.context)

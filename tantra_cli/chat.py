@@ -119,7 +119,7 @@ def chat(
                                  fallback=_local_model(loader, no_spiking, model))  # fmt: skip
         session.continue_from(earlier)
         for image in images or []:
-            session.pending_images.append(session.image_record(_existing(image)))
+            session.attach(session.image_record(_existing(image)))
         if repl:
             from tantra_cli.repl import run_repl
 

@@ -115,7 +115,7 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True, load
     )
     printer = ReplyPrinter(console)
     session.on_image = lambda note: errors.print(note, style="dim", markup=False)  # as `ollama run` says "Added image"
-    where = escape(f" (on the {session.model.label})") if session.remote else ""  # an IPv6 URL has brackets
+    where = escape(f" (on the {session.model.where})") if session.model.where else ""  # an IPv6 URL has brackets
     console.print(f"[bold]{session.model_name}[/bold]{where}: type a message; /help for commands, Alt-Enter for a "
                   "new line, Ctrl-C stops a reply, Ctrl-D leaves.", highlight=False)  # fmt: skip
     talk = ReplVoice(session, loader, request or VoiceRequest(), console, errors) if loader is not None else None
@@ -138,7 +138,8 @@ def run_repl(session: ChatSession, history_file: Path, stream: bool = True, load
     if voice:
         console.print(switch_voice(True), markup=False, highlight=False)
     if images and not (talk is not None and talk.on):
-        session.pending_images.extend(session.image_record(path) for path in images)
+        for path in images:
+            session.attach(session.image_record(path))
     if talk is not None:
         prompt.default_buffer.on_text_changed += lambda _: talk.key_pressed()
     try:

@@ -64,8 +64,9 @@ class TantraServer:
         self.loader, self.options = loader, options
         self.allow_dirs = tuple(Path(d).expanduser().resolve() for d in options.allow_dirs)
         self.lanes = {role: Lane(role, workers=1, waiting=options.waiting) for role in ROLES}
-        # One conversation's cache: a client that sends its growing conversation again reads only what is new.
-        self.prompt_cache = PromptCache()
+        # One conversation's cache: only the next turn of the conversation it holds reuses it. The same prompt sent
+        # again is read afresh, as ``tantra chat`` reads it, so a greedy answer is the same every time.
+        self.prompt_cache = PromptCache(only_continued=True)
         self._load_lock = threading.RLock()
         self._describers: dict[bool, object] = {}
         self._failed: dict[str, TantraError] = {}
@@ -141,15 +142,10 @@ class TantraServer:
             self._voices = (*pulled, *espeak_voices())
         return self._voices
 
-    def generate(self, loaded: dict, ids: list[int], options, generated: list[int]):
-        """The reply's text pieces. Only the next turn of the conversation the cache holds reuses it: the same
-        prompt sent again is read afresh, as ``tantra chat`` reads it, so a greedy answer is the same every time."""
-        from core.language.conversation import PromptCache
-        from core.language.language_model import stream_text
-
-        if not self.prompt_cache.continued_by(ids):
-            self.prompt_cache = PromptCache()
-        return stream_text(loaded["model"], loaded["tokenizer"], ids, options, generated, self.prompt_cache)
+    def generate(self, chat, messages: list[dict], options, counts, truncate: bool):
+        """The reply's text pieces from ``chat`` (a ``core.language.chat_model.ChatModel``), with the server's one
+        prompt cache: a client that sends its growing conversation again reads only what is new."""
+        return chat.stream(messages, options, counts, self.prompt_cache, truncate)
 
     async def image_note(self, source, number: int) -> str:
         """``[Image N: what it shows]``, the line the language model reads in place of an image."""
@@ -243,7 +239,7 @@ def _models(server: TantraServer) -> list[dict]:
             continue  # a role that cannot run here is not offered
         entry = {"id": names(role, loaded)[0], "object": "model", "created": 0, "owned_by": "tantra", "role": role}
         if role == "chat":  # Tantra's own: a client (tantra --server) can say how the answers were made
-            entry["spiking"] = bool(getattr(loaded["model"].config, "spiking", False))
+            entry["spiking"] = bool(loaded["chat"].spiking)
         entries.append(entry)
     return entries
 

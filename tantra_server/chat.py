@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -27,15 +26,6 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 UNSUPPORTED = ("tools", "functions", "tool_choice", "logprobs", "top_logprobs", "audio", "prediction")
 
 
-@dataclass
-class Reply:
-    """What one generation produced, filled in as it streams."""
-
-    prompt_tokens: int
-    generated: list[int] = field(default_factory=list)
-    text: str = ""
-
-
 async def chat_completions(request: Request) -> Response:
     server = request.app.state.tantra
     body = await server.json_body(request)
@@ -45,32 +35,47 @@ async def chat_completions(request: Request) -> Response:
     messages = await _messages(body, server)
     options, include_usage = _options(body)
     stream = bool(body.get("stream"))
+    # With "truncation": "auto" (as OpenAI's Responses API names it; ``tantra --server`` sends it) the oldest
+    # exchanges give way when the conversation outgrows the context, as ``tantra chat`` keeps one going.
+    truncate = body.get("truncation") == "auto"
+
+    from core.language.chat_model import TokenCounts
 
     lane = server.lanes["chat"]
     leave = await until_gone(request, lane.enter())
     try:
-        ids = _prompt_ids(loaded, messages, options, body.get("truncation") == "auto")
-        options = _fit(options, loaded["model"].config.block_size - len(ids), loaded["tokenizer"])
-        reply = Reply(len(ids))
-        make = lambda: server.generate(loaded, ids, options, reply.generated)  # noqa: E731
+        counts = TokenCounts()
+        make = lambda: server.generate(loaded["chat"], messages, options, counts, truncate)  # noqa: E731
         pieces = iterate_in_thread(make, lane.threads, done=leave)
+        first = await until_gone(request, _first(pieces))  # a prompt too long is a 400, before any answer
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": loaded["name"]}
         if stream:
-            events = _events(pieces, reply, meta, options.max_tokens, include_usage)
+            events = _events(first, pieces, counts, meta, include_usage)
             unbuffered = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             answer = HeldStreamingResponse(events, leave, media_type="text/event-stream", headers=unbuffered)
             leave = None  # the response gives the place back now, when it ends
             return answer
-        reply.text = await until_gone(request, _joined(pieces))
+        text = first + await until_gone(request, _joined(pieces))
     finally:
         if leave is not None:
             leave()
     return JSONResponse({
         **meta, "object": "chat.completion", "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text.strip()},
-                     "logprobs": None, "finish_reason": _finish(reply, options.max_tokens)}],
-        "usage": _usage(reply),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text.strip()},
+                     "logprobs": None, "finish_reason": _finish(counts)}],
+        "usage": _usage(counts),
     })  # fmt: skip
+
+
+async def _first(pieces: AsyncIterator[str]) -> str:
+    """The reply's first piece ("" for an empty reply), or the model's refusal as an API error."""
+    from core.language.chat_model import PromptTooLong
+
+    try:
+        return await anext(pieces, "")
+    except PromptTooLong as problem:
+        await pieces.aclose()
+        raise ApiError(400, str(problem), "context_length_exceeded", "messages") from None
 
 
 async def _joined(pieces: AsyncIterator[str]) -> str:
@@ -78,26 +83,7 @@ async def _joined(pieces: AsyncIterator[str]) -> str:
         return "".join([piece async for piece in pieces])
 
 
-def _prompt_ids(loaded: dict, messages: list[dict], options, truncate: bool) -> list[int]:
-    """The prompt's token ids; 400 when it does not fit the context. With ``"truncation": "auto"`` (as OpenAI's
-    Responses API names it; ``tantra --server`` sends it) the oldest exchanges give way instead, with room kept for
-    the reply, as ``tantra chat`` keeps a long conversation going."""
-    from core.language.conversation import Conversation
-
-    tokenizer, context = loaded["tokenizer"], loaded["model"].config.block_size
-    if truncate:
-        system = messages[0]["content"] if messages[0]["role"] == "system" else None
-        turns = messages[1:] if system is not None else messages
-        ids = Conversation(system, list(turns)).prompt_ids(tokenizer, context, options.max_tokens or 1)
-    else:
-        ids = tokenizer.encode(tokenizer.apply_chat_template(messages))
-    if len(ids) + 1 > context:
-        raise ApiError(400, f"the prompt is {len(ids)} tokens; the model's context holds {context}",
-                       "context_length_exceeded", "messages")  # fmt: skip
-    return ids
-
-
-async def _events(pieces: AsyncIterator[str], reply: Reply, meta: dict, max_tokens: int, include_usage: bool):
+async def _events(first: str, pieces: AsyncIterator[str], counts, meta: dict, include_usage: bool):
     def event(choices: list, **extra) -> bytes:
         chunk = {**meta, "object": "chat.completion.chunk", "system_fingerprint": None, "choices": choices, **extra}
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
@@ -109,27 +95,27 @@ async def _events(pieces: AsyncIterator[str], reply: Reply, meta: dict, max_toke
     yield event(delta({"role": "assistant", "content": ""}), **no_usage_yet)
     try:
         async with aclosing(pieces):
+            if first:
+                yield event(delta({"content": first}), **no_usage_yet)
             async for piece in pieces:
-                reply.text += piece
                 yield event(delta({"content": piece}), **no_usage_yet)
     except Exception as failure:  # noqa: BLE001 - the status was sent: the error goes in the stream, as OpenAI does
         message = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
         yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n".encode()
         return
-    yield event(delta({}, _finish(reply, max_tokens)), **no_usage_yet)
+    yield event(delta({}, _finish(counts)), **no_usage_yet)
     if include_usage:
-        yield event([], usage=_usage(reply))
+        yield event([], usage=_usage(counts))
     yield b"data: [DONE]\n\n"
 
 
-def _finish(reply: Reply, max_tokens: int) -> str:
-    return "length" if len(reply.generated) >= max_tokens else "stop"
+def _finish(counts) -> str:
+    return "length" if counts.cut_short else "stop"
 
 
-def _usage(reply: Reply) -> dict:
-    completion = len(reply.generated)
-    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": completion,
-            "total_tokens": reply.prompt_tokens + completion}  # fmt: skip
+def _usage(counts) -> dict:
+    return {"prompt_tokens": counts.prompt_tokens, "completion_tokens": counts.completion_tokens,
+            "total_tokens": counts.prompt_tokens + counts.completion_tokens}  # fmt: skip
 
 
 def _options(body: dict):
@@ -178,14 +164,6 @@ def _number(body: dict, name: str, default, low, high):
         raise bad_request(f"{name} must be between {low} and {high}" if high is not None else
                           f"{name} must be at least {low}", name)  # fmt: skip
     return value
-
-
-def _fit(options, room: int, tokenizer):
-    """No ``max_tokens``: up to the end of the context; and the tokenizer's own end-of-turn strings stop too."""
-    from dataclasses import replace
-
-    longest = options.max_tokens or room
-    return replace(options, max_tokens=min(longest, room), stop=options.stop + tokenizer.stop_strings)
 
 
 async def _messages(body: dict, server) -> list[dict]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from config.errors import ModelUnavailable
 from core.hearing.transcriber import Segment, TranscribeOptions
+from core.language.chat_model import LocalChatModel
 from core.vision.image_classifier import Label, Seen
 
 
@@ -124,32 +125,34 @@ PROMPTS_READ: list[str] = []
 """Every prompt a fake language model read, in order: what a test checks the layout of (``core.language.grounding``)."""
 
 
+class FakeChatModel(LocalChatModel):
+    """A local chat model whose network is a script: it answers "You said: MESSAGE." (or ``reply(message)``), one
+    byte per token, whatever the sampling options. Everything around the network is the real one: the prompt and
+    its fitting into the context, stop strings, counts. No torch."""
+
+    def __init__(self, name: str, reply: Callable[[str], str], spiking: bool, context: int = 4096) -> None:
+        super().__init__(SimpleNamespace(config=SimpleNamespace(block_size=context, spiking=spiking)),
+                         FakeTokenizer(), name)  # fmt: skip
+        self.reply = reply
+
+    def _tokens(self, ids: list[int], options, cache) -> Iterator[int]:
+        prompt = self.tokenizer.decode(ids)
+        PROMPTS_READ.append(prompt)
+        message = prompt.rsplit("<user>", 1)[-1].split("\n<assistant>", 1)[0].strip()
+        for token in self.reply(message).encode("utf-8")[: options.max_tokens]:
+            yield token
+
+    def describe(self) -> str:
+        return f"{self.name}: a scripted fake"
+
+    def stats(self, counts) -> list[str]:
+        return []
+
+
 def fake_language_model(name: str = "fake-lm", reply: Callable[[str], str] | None = None, spiking: bool = True):
-    """``load_spikingbrain()``'s dict for a model that answers "You said: MESSAGE." (or ``reply(message)``), one
-    byte per token, whatever the sampling options."""
-    import torch
-
-    answer = reply or (lambda message: f"You said: {message}.")
-
-    class FakeLanguageModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.anchor = torch.nn.Parameter(torch.zeros(1))  # where the model lives, as next(parameters()) asks
-            self.config = SimpleNamespace(block_size=4096, spiking=spiking)
-
-        def forward(self, input_ids, past_key_values=None, last_only: bool = False):
-            if past_key_values is None:  # the prompt: script the whole reply now
-                prompt = FakeTokenizer().decode(input_ids[0].tolist())
-                PROMPTS_READ.append(prompt)
-                message = prompt.rsplit("<user>", 1)[-1].split("\n<assistant>", 1)[0].strip()
-                script, step = [*answer(message).encode("utf-8"), END], 0
-            else:
-                script, step = past_key_values[0], past_key_values[1] + 1
-            logits = torch.zeros(1, 1, END + 1)
-            logits[0, 0, script[min(step, len(script) - 1)]] = 100.0  # sure beyond any temperature or penalty
-            return SimpleNamespace(logits=logits, past_key_values=(script, step))
-
-    return {"model": FakeLanguageModel(), "tokenizer": FakeTokenizer(), "name": name, "device": "cpu"}
+    """``load_spikingbrain()``'s dict for a ``FakeChatModel``."""
+    chat = FakeChatModel(name, reply or (lambda message: f"You said: {message}."), spiking)
+    return {"model": chat.network, "tokenizer": chat.tokenizer, "name": name, "device": "cpu", "chat": chat}
 
 
 def failing(message: str = "it does not run here") -> Callable[[], object]:

@@ -30,7 +30,7 @@ def session(settings):
     from core.model_loader import ModelLoader
 
     loaded = ModelLoader(MODEL_CONFIG, settings).load_spikingbrain()
-    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0, max_tokens=24))
+    return ChatSession(loaded["chat"], SamplingOptions(temperature=0, max_tokens=24))
 
 
 def test_session_answers_keeps_turns_and_reports_stats(session):
@@ -180,7 +180,7 @@ def test_images_in_messages_and_the_image_command_reach_the_model(session, setti
 
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "my coffee.png")
     describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr=False)
-    chat = ChatSession(session.model, session.tokenizer, session.options, describer=describer)
+    chat = ChatSession(session.model, session.options, describer=describer)
     chat.options = replace(chat.options, max_tokens=4)
     assert "espresso" in chat.command(f"/image {tmp_path / 'my coffee.png'}")
     "".join(chat.ask("What is this?"))

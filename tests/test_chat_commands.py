@@ -15,7 +15,7 @@ from tests.fakes import fake_language_model
 
 def fake_session() -> ChatSession:
     loaded = fake_language_model()
-    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0, max_tokens=24))
+    return ChatSession(loaded["chat"], SamplingOptions(temperature=0, max_tokens=24))
 
 
 def test_set_save_load_and_bad_commands(tmp_path):

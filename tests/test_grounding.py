@@ -93,7 +93,7 @@ def chat():
     from tests.fakes import fake_language_model
 
     loaded = fake_language_model()  # it answers "You said: THE LAST USER MESSAGE."
-    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(temperature=0), DEFAULT_SYSTEM)
+    return ChatSession(loaded["chat"], SamplingOptions(temperature=0), DEFAULT_SYSTEM)
 
 
 def test_a_chat_puts_piped_text_images_and_earlier_statements_in_the_note(chat):
@@ -113,11 +113,11 @@ def test_a_chat_puts_piped_text_images_and_earlier_statements_in_the_note(chat):
 
 def test_each_prompt_begins_with_the_last_one_so_the_cache_holds(chat):
     """The note stays in the conversation where it was given: the next prompt runs only what is new."""
-    tokenizer = chat.tokenizer
+    tokenizer = chat.model.tokenizer
     prompts = []
     for text in ("My name is Ada.", "I live in Oslo.", "What is my name?", "Where do I live?"):
         "".join(chat.ask(text))
-        prompts.append(tokenizer.decode(chat._last_ids))  # the prompt and the reply of this turn
+        prompts.append(tokenizer.decode(chat.last_counts.token_ids))  # the prompt and the reply of this turn
     for earlier, later in zip(prompts, prompts[1:]):
         assert later.startswith(earlier.removesuffix("\x00"))
     assert "Facts about the user: The user's name is Ada. The user lives in Oslo." in prompts[-1]

@@ -279,8 +279,9 @@ def test_a_server_that_fails_mid_session_hands_the_turn_to_the_local_model(serve
 
 
 def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_is_said(server):
+    from core.language.chat_model import TokenCounts
     from core.language.conversation import SamplingOptions
-    from core.language.remote_lm import RemoteChatModel, TokenCounts
+    from core.language.remote_lm import RemoteChatModel
     from core.runtime.openai_http import Endpoint
 
     model, counts = RemoteChatModel(Endpoint(server, what="language model server"), "m"), TokenCounts()

@@ -22,7 +22,7 @@ def chat():
     from core.language.conversation import SamplingOptions
 
     loaded = fake_language_model()  # it answers "You said: WHAT IT READ."
-    return ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=400), describer=Describer())
+    return ChatSession(loaded["chat"], SamplingOptions(max_tokens=400), describer=Describer())
 
 
 def told_about(chat, name: str) -> bool:

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from core.model_loader import ModelLoader
 from tests.fakes import (
     FakeClassifier,
     FakeRemoteVision,
+    FakeTokenizer,
     FakeVoice,
     FakeWhisper,
     broken,
@@ -23,6 +27,7 @@ from tests.fakes import (
     named,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 VOICES = {f"tts:{name}": named(FakeVoice, name) for name in MODEL_CONFIG.tts.chain.entries}
 ENGINES = {f"audio:{name}": named(FakeWhisper, name) for name in MODEL_CONFIG.audio.engines.entries}
 CLASSIFIERS = {f"vision:{name}": named(FakeClassifier, name) for name in MODEL_CONFIG.vision.engines.entries}
@@ -228,31 +233,58 @@ def _info():
 
 
 def test_a_fake_language_model_streams_through_the_real_chat_session():
-    import torch
-
     from core.language.chat_session import ChatSession
     from core.language.conversation import SamplingOptions
 
-    loaded = fake_language_model()
-    session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(seed=1), model_name=loaded["name"])
-    threads_before = torch.get_num_threads()
+    session = ChatSession.of(fake_language_model(), SamplingOptions(seed=1))
     pieces = list(session.ask("hello there"))
     assert "".join(pieces) == "You said: hello there." and len(pieces) > 5  # streamed, not at once
-    assert torch.get_num_threads() == threads_before  # decoding never touches the caller's threads
     assert session.last.completion_tokens == len("You said: hello there.")
+
+
+def test_a_chat_with_the_fake_model_never_imports_torch():
+    script = ("import sys; from tests.fakes import fake_language_model; "
+              "from core.language.chat_session import ChatSession; from core.language.conversation import "
+              "SamplingOptions; chat = ChatSession.of(fake_language_model(), SamplingOptions()); "
+              "assert ''.join(chat.ask('hi')) == 'You said: hi.'; assert chat.command('/stats'); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:1])")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def tiny_local_model():
+    """A real SpikingBrain network (random, 1 layer) whose tokens decode as letters: never an end of turn."""
+    import torch
+
+    from core.language.chat_model import LocalChatModel
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+
+    class Letters(FakeTokenizer):
+        stop_token_ids: set[int] = set()
+
+        def encode(self, text: str) -> list[int]:
+            return [ord(character) % 64 for character in text]
+
+        def decode(self, ids: list[int]) -> str:
+            return "".join(chr(65 + i % 26) for i in ids)
+
+    torch.manual_seed(0)
+    config = SpikingBrainConfig(vocab_size=64, n_embd=32, n_layer=1, n_head=2, family="llama", block_size=4096)
+    return LocalChatModel(SpikingBrainForCausalLM(config).eval(), Letters(), "tiny")
 
 
 def test_decoding_has_one_torch_thread_and_leaves_everyone_elses_alone():
     import torch
 
-    from core.language.language_model import _decoding_thread
-
-    loaded = fake_language_model()
     from core.language.chat_session import ChatSession
     from core.language.conversation import SamplingOptions
+    from core.language.language_model import _decoding_thread
 
     main_threads = torch.get_num_threads()
-    assert "".join(ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions()).ask("hi")) == "You said: hi."
+    session = ChatSession(tiny_local_model(), SamplingOptions(max_tokens=5))
+    assert len("".join(session.ask("hi"))) == 5 and session.last.completion_tokens == 5
+    assert torch.get_num_threads() == main_threads  # decoding never touches the caller's threads
     assert _decoding_thread().submit(torch.get_num_threads).result() == 1
     seen = []
     thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))  # a role started afterwards
@@ -265,15 +297,14 @@ def test_a_reply_stopped_early_frees_the_decoder_for_the_next():
     from core.language.chat_session import ChatSession
     from core.language.conversation import SamplingOptions
 
-    loaded = fake_language_model(reply=lambda message: "word " * 400)
-    session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=2000))
+    model = tiny_local_model()
+    session = ChatSession(model, SamplingOptions(max_tokens=2000))
     reply = session.ask("go on")
-    assert next(reply) == "w"
+    first = next(reply)
     reply.close()  # the reader stops listening (Ctrl-C, a barge-in)
-    assert session.last.interrupted and session.conversation.messages[-1]["content"] == "w"
-    loaded = fake_language_model()
-    again = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions())
-    assert "".join(again.ask("next")) == "You said: next."
+    assert session.last.interrupted and session.conversation.messages[-1]["content"] == first
+    again = ChatSession(model, SamplingOptions(max_tokens=3))
+    assert len("".join(again.ask("next"))) == 3  # the decoding thread is free: the next reply is not stuck
 
 
 def test_the_spec_names_on_the_loader(tmp_path):

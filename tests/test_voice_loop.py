@@ -55,7 +55,7 @@ class Conversation:
         self.link = StandInAudio(RecordingSource(mic), RATE, self.speaker_file, room=room, speed=SPEED)
         self.loop = VoiceLoop(self.link, energy_vad, VoiceOptions(barge_in=barge_in))
         loaded = fake_language_model(reply=reply)
-        self.session = ChatSession(loaded["model"], loaded["tokenizer"], SamplingOptions(max_tokens=400), "short")
+        self.session = ChatSession(loaded["chat"], SamplingOptions(max_tokens=400), "short")
         self.heard_audio: list[np.ndarray] = []
 
         def hear(audio: np.ndarray) -> str:

@@ -74,9 +74,7 @@ def _help(session, _: str) -> str:
 
 
 def _clear(session, _: str) -> str:
-    session.conversation.messages.clear()
-    session.last, session._last_ids = None, []
-    session.journal.new_conversation()
+    session.clear()
     return "conversation cleared (the system prompt stays); a new one begins in the log"
 
 
@@ -153,27 +151,14 @@ def _image(session, argument: str) -> str | Ask:
         raise BadInput(f"{(named or [starts[0][0]])[0]}: no such file")
     path, question = found
     image = session.image_record(path)
-    session.pending_images.append(image)
+    session.attach(image)
     if question:
         return Ask(question, image.facts)
     return f"{image.facts} goes with your next message"
 
 
 def _model(session, _: str) -> str:
-    if session.remote:
-        return (f"{session.model_name}: served by the {session.model.label} (OpenAI-compatible API)\n"
-                "the server runs it: no spike coding here; top_k and repetition_penalty are not sent")  # fmt: skip
-    config = session.model.config
-    parameters = sum(t.numel() for name, t in session.model.state_dict().items() if not name.endswith("qscale"))
-    device = next(iter(session.model.state_dict().values())).device
-    if config.spiking:
-        scales = f"one scale per {config.weight_group} inputs" if config.weight_group else "one scale per row"
-        coding = f"spiking on (threshold mean|x|/{config.spike_k:g}), INT8 weights with {scales}"
-    else:
-        coding = "spiking off (full-precision reference)"
-    shape = f"{config.family} family, {config.n_layer} layers, {config.n_embd} wide"
-    size = f"{parameters / 1e6:.0f}M parameters, context {config.block_size} tokens, on {device}"
-    return f"{session.model_name}: {shape}, {size}\n{coding}"
+    return session.model.describe()
 
 
 def _stats(session, _: str) -> str:
@@ -184,17 +169,7 @@ def _stats(session, _: str) -> str:
     lines = [f"last reply: {last.completion_tokens} tokens in {last.seconds:.2f} s, decoding at {speed}; "
              f"prompt {last.prompt_tokens} tokens read in {last.first_token_seconds:.2f} s"
              + (" (stopped early)" if last.interrupted else "")]  # fmt: skip
-    if session.remote:
-        lines.append(f"from the {session.model.label}, network included"
-                     + ("" if session._last_counted else "; it sent no token counts: these are estimates"))
-    elif session.spiking and last.completion_tokens:
-        import torch
-
-        ids = torch.tensor([session._last_ids[: session.model.config.block_size]])
-        stats = session.model.spike_stats(ids, last_tokens=last.completion_tokens)
-        lines.append(f"spikes: {stats.silent_share:.0%} of activations silent, {stats.mean_spikes:.2f} spikes per "
-                     f"activation, ternary-train sparsity {stats.ternary_sparsity:.1%}")  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines + session.model.stats(session.last_counts))
 
 
 def _memory(session, _: str) -> str:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from config.errors import BadInput, TantraError
 from core.language import chat_commands
 from core.language.chat_commands import Ask
 from core.language.chat_images import image_paths_in, image_record
+from core.language.chat_model import ChatModel, PromptTooLong, TokenCounts
 from core.language.conversation import Conversation, PromptCache, SamplingOptions
 from core.language.grounding import LAYOUT, Grounds, told_before, turn_messages
-from core.language.remote_lm import RemoteChatModel, TokenCounts
 from core.language.reply_filter import without_stage_directions
 from core.memory.chat_log import ExchangeStart, ImageRecord
 from core.memory.episodes import Recollection
@@ -44,58 +45,68 @@ class ReplyStats:
         return round((self.completion_tokens - 1) / decoding, 2)
 
 
+class TurnMark(NamedTuple):
+    messages: int
+    exchange: int | None
+    pending_images: tuple[ImageRecord, ...]
+
+
 class ChatSession:
-    def __init__(self, model, tokenizer, options: SamplingOptions, system: str | None = None, *,
-                 model_name: str = "SpikingBrain", describer=None, journal: Journal | None = None,
-                 fallback: Callable[[], dict] | None = None, warn: Callable[[str], None] = say,
-                 layout: str = LAYOUT) -> None:  # fmt: skip
-        """``describer`` (a ``core.vision.describer.ImageDescriber``) lets messages carry images: the model reads what
+    def __init__(self, model: ChatModel, options: SamplingOptions, system: str | None = None, *, describer=None,
+                 journal: Journal | None = None, fallback: Callable[[], dict] | None = None,
+                 warn: Callable[[str], None] = say, layout: str = LAYOUT) -> None:  # fmt: skip
+        """``model`` answers: SpikingBrain here or a server's model, as a ``core.language.chat_model.ChatModel``.
+        ``describer`` (a ``core.vision.describer.ImageDescriber``) lets messages carry images: the model reads what
         the image shows as text (labels and any text in it), since SpikingBrain itself sees no pixels.
         ``journal`` logs every exchange and recalls episodes of other conversations (none: nothing is kept).
 
-        ``model`` is SpikingBrain with its ``tokenizer``, or a ``core.language.remote_lm.RemoteChatModel`` (tokenizer
-        None): a server's model. ``fallback`` gives the local model (``load_spikingbrain``'s dict) that answers
-        when the server fails before its first word, for that turn and the rest of the session; ``warn`` says so.
-        ``layout``: where a turn's facts go in the prompt (``core.language.grounding``; other layouts are for
-        benchmarks)."""
-        self.model, self.tokenizer, self.options, self.model_name = model, tokenizer, options, model_name
-        self.layout = layout
+        ``fallback`` gives the local model (``load_spikingbrain``'s dict) that answers when a server fails before
+        its first word, for that turn and the rest of the session; ``warn`` says so. ``layout``: where a turn's
+        facts go in the prompt (``core.language.grounding``; other layouts are for benchmarks)."""
+        self.model, self.options, self.layout = model, options, layout
         self.fallback, self.warn = fallback, warn
         self.conversation = Conversation(system or None)
         self.last: ReplyStats | None = None
-        self._last_ids: list[int] = []  # prompt + reply of the last turn, for /stats
-        self._last_counted = True  # the last reply's counts are the model's own (a server may report none)
+        self.last_counts = TokenCounts()  # the last reply's, for /stats
         self.describer = describer
         self.journal = journal or Journal()
-        self.pending_images: list[ImageRecord] = []  # from /image, for the next message
+        self.pending_images: list[ImageRecord] = []  # from /image, for the next message (``attach``)
         self.prompt_cache = PromptCache()  # each reply runs only the prompt tokens the last one did not
         self.on_image: Callable[[str], None] | None = None  # told what each image in a message shows (the REPL says it)
 
     @classmethod
     def of(cls, loaded: dict, options: SamplingOptions, system: str | None = None, **settings) -> ChatSession:
-        """A chat with the model ``ModelLoader.load_spikingbrain`` gave (its dict: model, tokenizer, name)."""
-        return cls(loaded["model"], loaded["tokenizer"], options, system, model_name=loaded["name"], **settings)
+        """A chat with the model ``ModelLoader.load_spikingbrain`` gave (its dict)."""
+        return cls(loaded["chat"], options, system, **settings)
 
     @property
-    def remote(self) -> bool:
-        """Whether a server runs the model (``core.language.remote_lm``): no tokenizer, no spikes, no context here."""
-        return isinstance(self.model, RemoteChatModel)
+    def model_name(self) -> str:
+        return self.model.name
 
     @property
     def spiking(self) -> bool:
         """Whether the model answers with spike coding (a server's model: as the server says, else not)."""
-        return bool(self.model.spiking if self.remote else self.model.config.spiking)
+        return bool(self.model.spiking)
 
     def use_local(self) -> None:
         """From now on the local model answers (``fallback``'s): the server failed."""
-        loaded = self.fallback()
-        self.model, self.tokenizer, self.model_name = loaded["model"], loaded["tokenizer"], loaded["name"]
+        self.model = self.fallback()["chat"]
         self.prompt_cache = PromptCache()
 
     def image_record(self, path: Path) -> ImageRecord:
         if self.describer is None:
             raise BadInput("images are not available in this chat")
         return image_record(self.describer, path)
+
+    def attach(self, image: ImageRecord) -> None:
+        """``image`` goes with the next message."""
+        self.pending_images.append(image)
+
+    def clear(self) -> None:
+        """A new conversation: no turns (the system prompt stays), no last reply, a new one in the log."""
+        self.conversation.messages.clear()
+        self.last, self.last_counts = None, TokenCounts()
+        self.journal.new_conversation()
 
     def continue_from(self, exchanges) -> None:
         """Take up a logged conversation (``core.memory.chat_log.Exchange``s, in order): its turns are the context
@@ -114,7 +125,10 @@ class ChatSession:
     def ask(self, text: str, source: str = "typed", context: str = "") -> Iterator[str]:
         """The reply to ``text``, streamed. Stopped early (Ctrl-C), what was said so far stays in the conversation.
         ``source`` (typed at the REPL, an argument, stdin or voice) is logged with it; ``context`` is piped text the
-        question is about (logged before it, as the user gave both)."""
+        question is about (logged before it, as the user gave both).
+
+        The model's first piece is awaited here: a model that fails before it (a server that cannot be reached)
+        leaves no turn behind, and with a ``fallback`` the local model answers instead."""
         text = text.strip()
         if not text:
             raise BadInput("the prompt is empty")
@@ -125,29 +139,11 @@ class ChatSession:
                 self.on_image(image.facts)
         images, self.pending_images = self.pending_images + found, []
         recalled = self.journal.recall(text)
-        if self.remote:
-            reply = self._ask_remote(text, context, source, images, recalled)
+        while True:
+            reply = self._reply(text, context, source, images, recalled)
             if reply is not None:
                 yield from reply
                 return
-        prompt_ids, recalled = self._prompt(text, context, images, recalled)
-        start = self._start(text, context, source, images, recalled)
-        context = self.model.config.block_size
-        if len(prompt_ids) >= context:
-            problem = f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}: shorten it"
-            self.journal.begin(start).finish("", prompt_tokens=len(prompt_ids), interrupted=False, error=problem)
-            raise BadInput(problem)  # not kept in the conversation, but in the log
-        generated: list[int] = []
-        options = replace(self.options, stop=self.options.stop + self.tokenizer.stop_strings)
-        from core.language.language_model import stream_text  # here: a chat with a server's model never needs torch
-
-        pieces = stream_text(self.model, self.tokenizer, prompt_ids, options, generated, self.prompt_cache)
-
-        def counted() -> tuple[int, int]:
-            self._last_ids, self._last_counted = prompt_ids + generated, True
-            return len(prompt_ids), len(generated)
-
-        yield from self._stream(start, pieces, counted)
 
     def _start(self, text: str, context: str, source: str, images: list[ImageRecord],
                recalled: list[Recollection]) -> ExchangeStart:  # fmt: skip
@@ -156,14 +152,58 @@ class ChatSession:
         return ExchangeStart(self.model_name, self.spiking, self.conversation.system, asdict(self.options), prompt,
                              source, tuple(images), tuple(r.exchange.id for r in recalled))  # fmt: skip
 
+    def _reply(self, text: str, context: str, source: str, images: list[ImageRecord],
+               recalled: list[Recollection]) -> Iterator[str] | None:  # fmt: skip
+        """The model's reply, once its first piece has come; None when a server failed before it (said in one line)
+        and the local model now answers, this turn and the next ones. Without a ``fallback``, the failure is raised.
+        A prompt too long for the context is refused, and logged, but not kept in the conversation."""
+        messages = self.conversation.messages
+        before = len(messages)
+        recalled = self._add_turn(text, context, images, recalled)
+        head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
+        counts = self.last_counts = TokenCounts()
+        started = time.perf_counter()
+        pieces = self.model.stream(head + messages, self.options, counts, self.prompt_cache)
+        try:
+            first = next(pieces, None)
+        except PromptTooLong as problem:
+            del messages[before:]
+            start = self._start(text, context, source, images, recalled)
+            self.journal.begin(start).finish("", prompt_tokens=counts.prompt_tokens, interrupted=False,
+                                             error=str(problem))  # fmt: skip
+            raise
+        except BadInput:
+            del messages[before:]  # refused (a bad setting): another model is no better
+            raise
+        except TantraError as failure:
+            del messages[before:]
+            if self.fallback is None:
+                raise
+            self.warn(f"{failure}; the local language model answers instead")
+            self.use_local()
+            return None
+        except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
+            del messages[before:]
+            raise
+
+        def reply() -> Iterator[str]:
+            try:
+                if first is not None:
+                    yield first
+                yield from pieces
+            finally:
+                pieces.close()  # the reader stopped: so does the model (a server closes the connection)
+
+        start = self._start(text, context, source, images, recalled)
+        return self._stream(start, reply(), lambda: (counts.prompt_tokens, counts.completion_tokens), started)
+
     def _stream(self, start: ExchangeStart, pieces: Iterator[str], counts: Callable[[], tuple[int, int]],
-                started: float | None = None) -> Iterator[str]:  # fmt: skip
+                started: float) -> Iterator[str]:  # fmt: skip
         """``pieces`` passed on, logged as they come; when they end (or the reader stops), the reply joins the
         conversation and the log, and ``last`` holds its statistics (``counts``: prompt and reply tokens).
-        ``started``: when the request began, if before now (a server's first piece has come already)."""
+        ``started``: when the request began (the first piece has come already)."""
         messages = self.conversation.messages
         entry = self.journal.begin(start)
-        started = started or time.perf_counter()
         pieces = without_stage_directions(pieces)  # "*takes a sip of coffee*" is neither said nor kept
         said: list[str] = []
         first_token = 0.0
@@ -185,104 +225,45 @@ class ChatSession:
                          seconds=round(seconds, 3), first_token_seconds=round(first_token or seconds, 3),
                          interrupted=interrupted)  # fmt: skip
 
-    def _ask_remote(self, text: str, context: str, source: str, images: list[ImageRecord],
-                    recalled: list[Recollection]) -> Iterator[str] | None:  # fmt: skip
-        """The server's reply, once its first piece has come; None when the server failed before it (said in one
-        line) and the local model now answers, this turn and the next ones. Without a ``fallback``, the failure
-        is raised. The whole conversation goes to the server, which holds the context and the chat template."""
+    def _add_turn(self, text: str, context: str, images: list[ImageRecord],
+                  recalled: list[Recollection]) -> list[Recollection]:  # fmt: skip
+        """The user's turn added to the conversation, its facts placed as ``core.language.grounding`` lays them out;
+        returns the recollections it holds: they give way when the conversation would not fit with them."""
         messages = self.conversation.messages
-        before = len(messages)
-        messages += self._turn(text, context, images, recalled)
         head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
-        counts = TokenCounts()
-        started = time.perf_counter()
-        pieces = self.model.stream(head + messages, self.options, counts)
-        try:
-            first = next(pieces, None)
-        except BadInput:
-            del messages[before:]  # refused (too long for its context, a bad setting): a local model is no better
-            raise
-        except TantraError as failure:
-            del messages[before:]
-            if self.fallback is None:
-                raise
-            self.warn(f"{failure}; the local language model answers instead")
-            self.use_local()
-            return None
-        except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
-            del messages[before:]
-            raise
-
-        def reply() -> Iterator[str]:
-            try:
-                if first is not None:
-                    yield first
-                yield from pieces
-            finally:
-                pieces.close()  # the reader stopped: so does the server
-
-        self._last_ids, self._last_counted = [], counts.reported
-        start = self._start(text, context, source, images, recalled)
-
-        def counted() -> tuple[int, int]:
-            self._last_counted = counts.reported
-            return counts.prompt_tokens, counts.completion_tokens
-
-        return self._stream(start, reply(), counted, started)
-
-    def _turn(self, text: str, context: str, images: list[ImageRecord], recalled: list[Recollection]) -> list[dict]:
-        """The messages of this turn, its facts placed as ``core.language.grounding`` lays them out."""
-        grounds = Grounds(told_before(self.conversation.messages, text),
-                          tuple(fact for r in recalled for fact in r.facts),
-                          tuple(image.facts for image in images), context)  # fmt: skip
-        return turn_messages(text, grounds, self.layout)
-
-    def _prompt(self, text: str, context: str, images: list[ImageRecord], recalled: list[Recollection]):
-        """The prompt's token ids with the user's turn added to the conversation, and the recollections it holds:
-        they give way when the conversation would not fit with them. A prompt too long even so is taken back out of
-        the conversation."""
-        messages = self.conversation.messages
-        context_size = self.model.config.block_size
         before = len(messages)
-        for remembered in (recalled, []):
-            messages += self._turn(text, context, images, remembered)
-            prompt_ids = self.conversation.prompt_ids(self.tokenizer, context_size, self.options.max_tokens)
-            if len(prompt_ids) < context_size:
-                return prompt_ids, remembered
+        for remembered in (recalled, []) if recalled else ([],):
+            grounds = Grounds(told_before(messages[:before], text), tuple(fact for r in remembered for fact in r.facts),
+                              tuple(image.facts for image in images), context)  # fmt: skip
+            messages += turn_messages(text, grounds, self.layout)
+            if not remembered or self.model.fits(head + messages, self.options):
+                return remembered
             del messages[before:]
-            if not remembered:
-                break
-        return prompt_ids, []
+        return []
 
     def keep_heard(self, heard: str) -> None:
         """The last reply was cut by the user speaking: it is remembered, and logged, as far as it was heard."""
         self.conversation.messages[-1]["content"] = heard
         self.journal.amend_last(heard)
 
-    def turn_mark(self) -> tuple[int, int | None]:
+    def turn_mark(self) -> TurnMark:
         """Where the conversation stands now; ``retract`` goes back to it."""
-        return len(self.conversation.messages), self.journal.last_exchange
+        return TurnMark(len(self.conversation.messages), self.journal.last_exchange, tuple(self.pending_images))
 
-    def retract(self, mark: tuple[int, int | None]) -> None:
+    def retract(self, mark: TurnMark) -> None:
         """What was asked since ``mark`` never happened (a spoken draft the user talked over): gone from the
-        conversation, the log and memory."""
-        messages_before, exchange_before = mark
+        conversation, the log and memory, and the images it took wait for the next message again."""
+        messages_before, exchange_before, pending = mark
         del self.conversation.messages[messages_before:]
+        self.pending_images = list(pending)
         if self.journal.last_exchange != exchange_before:
             self.journal.retract_last()
         self.journal.last_exchange = exchange_before
 
     def warm_up(self) -> None:
-        """Two tokens for a short prompt, outside the conversation: the first real reply then does not pay for
-        the first run of every kernel (the voice loop calls it while the user is still speaking). A server's
-        model is warm already: nothing to do."""
-        if self.remote:
-            return
-        ids = self.tokenizer.encode(self.tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}]))
-        from core.language.language_model import stream_text
-
-        for _ in stream_text(self.model, self.tokenizer, ids, replace(self.options, max_tokens=2, seed=0)):
-            pass
+        """Run the model once outside the conversation: the first real reply then does not pay for the first run
+        of every kernel (the voice loop calls it while the user is still speaking)."""
+        self.model.warm_up()
 
     # ---- slash commands -------------------------------------------------------------------------------------------
 

@@ -30,7 +30,10 @@ class PromptCache:
     time to the first token stops growing with the conversation. One per conversation; used by one reply at a time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, only_continued: bool = False) -> None:
+        """``only_continued``: only a prompt that goes on from all the cache holds reuses it (a server's cache: the
+        same prompt sent again is read afresh, so a greedy answer is the same every time)."""
+        self.only_continued = only_continued
         self._ids: list[int] = []
         self._kv = None
         self._free = threading.Event()  # the last reply's decoding is over: the cache is not being written
@@ -40,6 +43,8 @@ class PromptCache:
         """(cache, tokens of ``prompt_ids`` it already holds); (None, 0) when nothing can be reused."""
         self._free.wait()
         self._free.clear()
+        if self.only_continued and not self.continued_by(prompt_ids):
+            self._ids, self._kv = [], None
         kept = 0
         for cached, new in zip(self._ids, prompt_ids[:-1]):  # the last prompt token always runs: it gives the logits
             if cached != new:

@@ -1,4 +1,5 @@
-"""SpikingBrain in use: loading converted weights, the chat template, and streaming generation."""
+"""SpikingBrain in use: loading converted weights, the chat template, and sampling tokens on a decoding thread of
+their own (``core.language.chat_model`` makes them text)."""
 
 from __future__ import annotations
 
@@ -214,32 +215,3 @@ def generate_tokens(
             yield item
     finally:
         stopped.set()  # a reader that stops early (a stop string, Ctrl-C) stops the decoding within one step
-
-
-def stream_text(model, tokenizer: ChatTokenizer, prompt_ids: list[int], options: SamplingOptions,
-                ids: list[int] | None = None, cache: PromptCache | None = None) -> Iterator[str]:  # fmt: skip
-    """Text pieces as they become final: whole UTF-8 characters, held back while they could start a stop string.
-
-    The sampled token ids are appended to ``ids`` as they come, when the caller passes a list; ``cache`` is the
-    conversation's ``PromptCache``.
-    """
-    ids = [] if ids is None else ids
-    emitted = ""
-    for token in generate_tokens(model, prompt_ids, options, tokenizer.stop_token_ids, cache):
-        ids.append(token)
-        text = tokenizer.decode(ids)
-        if text.endswith("\ufffd"):
-            continue  # half of a multi-byte character: wait for the rest
-        for stop in options.stop:
-            if stop in text:
-                yield text[len(emitted) : text.index(stop)]
-                return
-        # Hold back a tail that may be the start of a stop string.
-        hold = max((n for stop in options.stop for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
-        ready = text[: len(text) - hold]
-        if len(ready) > len(emitted):
-            yield ready[len(emitted) :]
-            emitted = ready
-    final = tokenizer.decode(ids).rstrip("\ufffd")  # a character cut in half by max_tokens is dropped
-    if len(final) > len(emitted) and not any(stop in final for stop in options.stop):
-        yield final[len(emitted) :]

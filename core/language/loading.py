@@ -18,7 +18,7 @@ def remote_language_model(loader) -> dict:
 
     model = from_settings(loader.settings)
     loader.note(f"language model: {model.model} on the {model.label}")
-    return {"model": model, "tokenizer": None, "name": model.model, "device": "remote"}
+    return {"model": model, "tokenizer": None, "name": model.model, "device": "remote", "chat": model}
 
 
 def language_candidates(loader, spiking: bool, model: str | None) -> list[Candidate]:
@@ -67,6 +67,7 @@ def _unpulled_hub_model(loader, model: StoreModel) -> bool:
 def _load_language_model(loader, source: StoreModel | Path, spiking: bool) -> dict:
     import torch
 
+    from core.language.chat_model import LocalChatModel
     from core.language.language_model import load_spikingbrain_dir
     from core.language.spikingbrain_convert import INT8_WEIGHTS, WEIGHTS
 
@@ -86,7 +87,9 @@ def _load_language_model(loader, source: StoreModel | Path, spiking: bool) -> di
     except (RuntimeError, NotImplementedError) as error:
         first_line = (str(error).strip().splitlines() or ["failed"])[0]
         raise TantraError(f"it does not run here ({first_line})") from None
-    return {**loaded, "name": getattr(source, "name", str(source)), "device": device}
+    name = getattr(source, "name", str(source))
+    chat = LocalChatModel(loaded["model"], loaded["tokenizer"], name)
+    return {**loaded, "name": name, "device": device, "chat": chat}
 
 
 def use_decoding_kernel(loader, model) -> None:

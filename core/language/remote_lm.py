@@ -9,34 +9,24 @@ Only the standard library is used (``core.runtime.openai_http``): no SDK to inst
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from config.errors import ModelUnavailable, TantraError
+from core.language.chat_model import TokenCounts
 from core.runtime.openai_http import Endpoint, model_listing
 
 MAX_STOPS = 4  # OpenAI's limit on ``stop`` strings; servers that follow it refuse more (400)
 CHARACTERS_PER_TOKEN = 4  # OpenAI's rule of thumb for English: only for a server that reports no usage
 
 
-@dataclass
-class TokenCounts:
-    """A reply's token counts, filled in as it streams: the server's usage where it sends one, else estimated."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reported: bool = False
-    """True once the server's own usage chunk has come; False: estimated (pieces, characters / 4)."""
-
-
 class RemoteChatModel:
-    """A chat model that a server runs; ``stream`` answers a conversation piece by piece."""
+    """A chat model that a server runs (a ``core.language.chat_model.ChatModel``); ``stream`` answers a
+    conversation piece by piece. The server holds the context and the chat template."""
 
-    name = "remote"
     device = "remote"
 
     def __init__(self, endpoint: Endpoint, model: str, tantra: bool = False, spiking: bool = False) -> None:
         self.endpoint = endpoint
-        self.model = model
+        self.model = self.name = model
         """The name the server knows the model by."""
         self.tantra = tantra
         """The server is a ``tantra serve``: it takes top_k and repetition_penalty too, so a chat through it samples
@@ -66,6 +56,22 @@ class RemoteChatModel:
         """How messages name it: "the language model server at http://gpu-box:8000/v1"."""
         return self.endpoint.label
 
+    where = label
+
+    def fits(self, messages: list[dict], options) -> bool:
+        return True  # the server knows its context, and says when a conversation outgrows it
+
+    def describe(self) -> str:
+        return (f"{self.name}: served by the {self.label} (OpenAI-compatible API)\n"
+                "the server runs it: no spike coding here; top_k and repetition_penalty are not sent")  # fmt: skip
+
+    def stats(self, counts: TokenCounts) -> list[str]:
+        return [f"from the {self.label}, network included"
+                + ("" if counts.reported else "; it sent no token counts: these are estimates")]
+
+    def warm_up(self) -> None:
+        """The server's model is warm already."""
+
     def __repr__(self) -> str:
         return f"RemoteChatModel({self.model!r} at {self.label!r})"  # never the key
 
@@ -93,10 +99,13 @@ class RemoteChatModel:
             body.update(top_k=options.top_k, repetition_penalty=options.repetition_penalty, truncation="auto")
         return body
 
-    def stream(self, messages: list[dict], options, counts: TokenCounts | None = None) -> Iterator[str]:
+    def stream(self, messages: list[dict], options, counts: TokenCounts | None = None, cache=None,
+               truncate: bool = True) -> Iterator[str]:  # fmt: skip
         """The reply's text pieces as the server sends them. ``counts`` is filled in as they come. Closing the
-        generator early (Ctrl-C, a stop) closes the connection, and the server stops generating."""
+        generator early (Ctrl-C, a stop) closes the connection, and the server stops generating. ``cache``: the
+        server keeps its own; ``truncate``: a ``tantra serve`` is asked to, other servers decide."""
         counts = counts if counts is not None else TokenCounts()
+        counts.token_ids, counts.limit = [], options.max_tokens
         counts.prompt_tokens = estimate_tokens(" ".join(str(m.get("content", "")) for m in messages))
         counts.completion_tokens, counts.reported = 0, False
         pieces = 0

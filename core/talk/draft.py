@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from config.errors import TantraError
+from core.language.chat_session import TurnMark
 from core.memory.chat_log import ImageRecord
 from core.talk.turns import Utterance
 
@@ -31,8 +32,8 @@ class Draft:
     finished: bool = False
     failure: str = ""
     images: list[tuple[str, ImageRecord]] = field(default_factory=list)
-    mark: tuple[int, int | None] = (0, None)
-    pending_before: list[ImageRecord] = field(default_factory=list)
+    mark: TurnMark | None = None
+    """Where the chat stood before this draft was asked (``ChatSession.turn_mark``)."""
     clock: Callable[[], float] = time.monotonic
 
     @property

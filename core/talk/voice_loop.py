@@ -255,8 +255,9 @@ class VoiceLoop:
                 return draft
         session = self._roles.session
         draft.images, self._images = self._images, []
-        draft.mark, draft.pending_before = session.turn_mark(), list(session.pending_images)
-        session.pending_images.extend(image for _, image in draft.images)
+        draft.mark = session.turn_mark()
+        for _, image in draft.images:
+            session.attach(image)
         draft.stream = session.ask(draft.text, source="typed" if typed is not None else "voice")
         return draft
 
@@ -275,7 +276,6 @@ class VoiceLoop:
         draft.stream.close()
         session = self._roles.session
         session.retract(draft.mark)
-        session.pending_images[:] = draft.pending_before
         self._images = draft.images + self._images
 
     def _answer(self, utterance: Utterance | None, draft: Draft | None) -> Iterator[Event]:
