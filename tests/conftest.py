@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+# Python's default, even where the environment turns it off (PYTHONDONTWRITEBYTECODE): the modules are compiled
+# once, not again in every test process and every ``tantra`` a test runs (a third of the fast lane's time).
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # Conversations the tests have go to a log of their own, never the user's (a test that needs a fresh one sets it).
 os.environ.setdefault("TANTRA_DATA_DIR", tempfile.mkdtemp(prefix="tantra-test-data-"))
 # Nothing one test said is recalled into another's prompt (tests that check the model's answer would depend on
@@ -54,13 +57,8 @@ def loader(settings, tiny_en):
 
 
 def run_tantra(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 300):
-    """The real console program in a subprocess, as a shell would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "tantra_cli", *args],
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,  # as in CI: no terminal, nothing to read
-        capture_output=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
+    """The real console program in a process of its own, as a shell would run it (a fork of a process that has
+    imported the CLI already: ``tests.forked_cli``). Without ``stdin`` it reads nothing, as in CI."""
+    from tests.forked_cli import run
+
+    return run(list(args), stdin, {**os.environ, **(env or {})}, timeout)

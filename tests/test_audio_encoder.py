@@ -4,7 +4,6 @@ vectors that match for the same speech (path or samples, louder and noisier) and
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from tests.conftest import SAMPLE
 
@@ -17,6 +16,8 @@ def encoder(loader):
 
 
 def test_projection_keeps_cosine_similarity():
+    import torch
+
     from encoders.audio import orthonormal_projection
 
     projection = orthonormal_projection(384, 768, seed=0)
@@ -29,6 +30,8 @@ def test_projection_keeps_cosine_similarity():
 
 @pytest.mark.slow
 def test_embedding_shape_and_meaning(encoder):
+    import torch
+
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
     vector = encoder(str(SAMPLE))
     assert vector.shape == (768,) and vector.norm().item() == pytest.approx(1.0, abs=1e-4)

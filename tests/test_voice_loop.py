@@ -20,7 +20,7 @@ from tests.fakes import FakeVoice, fake_language_model
 RATE = 16000
 WORDS = {300: "hello there", 500: "tell me more", 700: "stop please"}
 TANTRA_PITCH = 440
-SPEED = 3  # the stand-in's timeline runs three times faster than real time: the fake models take milliseconds
+SPEED = 6  # the stand-in's timeline runs six times faster than real time: the fake models take milliseconds
 
 
 def tone(pitch: int, seconds: float, level: float = 0.3) -> np.ndarray:
