@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,8 @@ class Settings:
     tts_timeout: int = 60
     """Seconds to wait for that server's audio of one sentence."""
     server: str = ""
-    """A running ``tantra serve`` (e.g. http://127.0.0.1:8765) that transcribe, chat, speak and describe use instead
-    of loading models in this process."""
+    """A running ``tantra serve`` (e.g. http://127.0.0.1:8765): every role's server (``with_server_roles``), so that
+    transcribe, chat, speak and describe use its warm models instead of loading them in this process."""
     server_api_key: str = field(default="", repr=False)
     """The key of that server, sent as a bearer token; never printed or logged."""
     serve_api_key: str = field(default="", repr=False)
@@ -95,6 +95,25 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def server_api(self) -> str:
+        """``server``'s OpenAI-compatible API, ``/v1`` included."""
+        base = self.server.rstrip("/")
+        return base if base.endswith("/v1") else base + "/v1"
+
+
+def with_server_roles(settings: Settings) -> Settings:
+    """``--server URL``: the running ``tantra serve`` is the server of the language model, of speech to text and of
+    the voice, where no other is set (the images and the memory ask it too: ``settings.server``). One way to reach
+    a server: each role then goes to it, and back to its local models when it fails, as with any role's server."""
+    if not settings.server:
+        return settings
+    roles = {}
+    for role in ("lm", "stt", "tts"):
+        if not getattr(settings, f"{role}_url"):
+            roles.update({f"{role}_url": settings.server_api, f"{role}_api_key": settings.server_api_key})
+    return replace(settings, **roles)
 
 
 _TRUE = {"1", "true", "yes", "on"}

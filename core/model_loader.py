@@ -224,23 +224,31 @@ class ModelLoader:
 
     # ---- memory ---------------------------------------------------------------------------------------------------
 
-    def load_embedder(self) -> TextEmbedder:
+    def load_embedder(self, remote: bool = True) -> TextEmbedder:
         """The sentence-embedding model of the episodic memory (see ``core.memory.text_embedding``): all-MiniLM-L6-v2
-        on onnxruntime, pulled first if need be."""
+        on onnxruntime, pulled first if need be. With ``--server`` the server's copy comes first
+        (``core.memory.remote_embedder``); ``remote=False`` leaves it out."""
         order = self.config.memory.engines.entries
         candidates = partial(memory_loading.embedder_candidates, self, order)
-        return self.once(("memory", order), lambda: self.walk(candidates(), "text embedder"))
+        local = partial(self.once, ("memory", order), lambda: self.walk(candidates(), "text embedder"))
+        if not remote or not self.settings.server:
+            return local()
+        return self._server_first(("memory", REMOTE), "memory", partial(memory_loading.remote_embedder, self), local,
+                                  lambda: order[0], "text embedder")  # fmt: skip
 
     # ---- speech to text -------------------------------------------------------------------------------------------
 
     def load_whisper(self, model: str | None = None, engine: str | None = None, remote: bool = True) -> WhisperEngine:
         """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain. Where
         a speech-to-text server is configured (``TANTRA_STT_URL``) and neither ``model`` nor ``engine`` asks for a
-        local one, the server comes first (``core.hearing.remote_stt``); ``remote=False`` leaves it out."""
-        if not remote or model is not None or engine is not None or not self.settings.stt_url:
+        local one, the server comes first (``core.hearing.remote_stt``); ``remote=False`` leaves it out. A
+        ``tantra serve`` (``--server``) knows the same model names as this process: ``model`` is asked of it."""
+        asks_local = engine is not None or (model is not None and not self.settings.server)
+        if not remote or asks_local or not self.settings.stt_url:
             return hearing_loading.local_whisper(self, model, engine)
-        local = partial(hearing_loading.local_whisper, self, None, None)
-        return self._server_first(("whisper", REMOTE), "audio", partial(hearing_loading.remote_whisper, self, local),
+        local = partial(hearing_loading.local_whisper, self, model, None)
+        server = partial(hearing_loading.remote_whisper, self, local, model)
+        return self._server_first(("whisper", REMOTE, model), "audio", server,
                                   local, lambda: self.order(self.config.audio.engines, "ctranslate2")[0],
                                   "Whisper engine")  # fmt: skip
 

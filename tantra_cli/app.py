@@ -7,7 +7,7 @@ import sys
 import typer
 
 from config.errors import TantraError
-from config.settings import DEVICES, load_settings
+from config.settings import DEVICES, load_settings, with_server_roles
 from tantra_cli import __version__, bench, chat, describe, devices, logs, memory, models, serve, speak, transcribe
 from tantra_cli.common import EXIT_USAGE, error
 
@@ -49,7 +49,7 @@ def main_options(
     given = {"low_resource": low_resource, "verbose": verbose, "debug": debug}
     flags = {"device": device, "server": server, **{name: True if value else None for name, value in given.items()}}
     try:
-        ctx.obj = load_settings(flags)
+        ctx.obj = with_server_roles(load_settings(flags))
     except TantraError as failure:
         error(str(failure))
         raise typer.Exit(EXIT_USAGE) from None

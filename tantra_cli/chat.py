@@ -68,9 +68,6 @@ def chat(
     """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from tantra_cli.via_server import as_engines
-
-        settings = as_engines(settings)  # --server: the server's models answer, spoken or typed
         request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
         earlier = _earlier_turns(settings, resume, cid)  # an unknown --cid is refused before anything loads
         record = Record(not no_log, not no_memory, earlier)
@@ -103,6 +100,7 @@ def chat(
         from config.model_config import MODEL_CONFIG
         from core.language.chat_session import ChatSession
         from core.model_loader import ModelLoader
+        from core.vision.describer import ImageDescriber
 
         options = SamplingOptions(temperature, top_k, top_p, repetition_penalty, max_tokens, seed=seed)
         loader = ModelLoader(MODEL_CONFIG, settings)
@@ -113,7 +111,7 @@ def chat(
                 loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
         else:
             loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)
-        describer = _describer(settings, loader)  # its models load at the first image
+        describer = ImageDescriber(loader)  # its models load at the first image (the server's with --server)
         session = ChatSession.of(loaded, options, _system(system), describer=describer,
                                  journal=record.journal(settings, loader),
                                  fallback=_local_model(loader, no_spiking, model))  # fmt: skip
@@ -192,10 +190,8 @@ class Record:
 
     def journal(self, settings, loader):
         from core.memory.journal import open_journal
-        from tantra_cli.via_server import ServerEmbedder
 
-        embedder = ServerEmbedder.or_local(settings, loader.load_embedder)
-        return open_journal(settings, embedder, log=self.log, memory=self.memory)
+        return open_journal(settings, loader.load_embedder, log=self.log, memory=self.memory)
 
 
 def _earlier_turns(settings, resume: bool, cid: str | None) -> list:
@@ -227,18 +223,6 @@ def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker
     return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
 
 
-def _describer(settings, loader):
-    """What reads the chat's images: the running ``tantra serve`` with ``--server`` (the local models if it cannot
-    be reached), else the local models."""
-    from core.vision.describer import ImageDescriber
-
-    if not settings.server:
-        return ImageDescriber(loader)
-    from tantra_cli.via_server import ServerDescriber, endpoint
-
-    return ServerDescriber(endpoint(settings, timeout=120), lambda: ImageDescriber(loader))
-
-
 def _existing(image: str) -> Path:
     path = Path(image).expanduser()
     if not path.is_file():
@@ -258,11 +242,12 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     from core.talk.start import load_roles, open_link
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VoiceLoop
+    from core.vision.describer import ImageDescriber
     from tantra_cli.voice import run_headless
 
     paths = [_existing(image) for image in images]  # a missing image is refused before anything loads
     loader = ModelLoader(MODEL_CONFIG, settings)
-    describer = _describer(settings, loader)
+    describer = ImageDescriber(loader)
 
     def new_session() -> ChatSession:
         loaded = loader.load_spikingbrain(spiking=not no_spiking, model=model)

@@ -54,25 +54,22 @@ def describe(
             raise TantraError("- reads an image from stdin, but stdin is a terminal: pipe an image in")
 
         from config.errors import BadInput
+        from config.model_config import MODEL_CONFIG
+        from core.model_loader import ModelLoader
+        from core.vision.describer import ImageDescriber
 
-        failed, done = 0, 0
-        if settings.server:
-            failed, done = _via_server(settings, images, top, ocr, prompt, as_json)
-        if done < len(images):
-            from config.model_config import MODEL_CONFIG
-            from core.model_loader import ModelLoader
-            from core.vision.describer import ImageDescriber
-
-            describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr, engine.value if engine else None)
-            for source, loaded in _inputs(images[done:]):
-                if isinstance(loaded, BadInput):  # reported, and the other images still go on
-                    error(str(loaded))
-                    failed += 1
-                    continue
-                facts = describer.facts(loaded, top)
-                if describer.remote is not None or prompt:
-                    facts["answer"] = describer.answer(loaded[0], facts, prompt)
-                _show(facts, source, len(images) > 1, as_json)
+        # With --server the server's models see the images, and its language model answers a --prompt.
+        describer = ImageDescriber(ModelLoader(MODEL_CONFIG, settings), ocr, engine.value if engine else None)
+        failed = 0
+        for source, loaded in _inputs(images):
+            if isinstance(loaded, BadInput):  # reported, and the other images still go on
+                error(str(loaded))
+                failed += 1
+                continue
+            facts = describer.facts(loaded, top)
+            if describer.remote is not None or prompt:
+                facts["answer"] = describer.answer(loaded[0], facts, prompt)
+            _show(facts, source, len(images) > 1, as_json)
         if failed:
             raise typer.Exit(EXIT_FAILED)
 
@@ -86,34 +83,3 @@ def _show(facts: dict, source: str, several: bool, as_json: bool) -> None:
     said = facts.get("answer") or facts_sentence(facts)
     several = several or facts["image"] != source
     print((f"{facts['image']}: " if several else "") + said, flush=True)
-
-
-def _via_server(settings, images: list[str], top: int, ocr: bool | None, prompt: str | None, as_json: bool):
-    """Each image described by the running ``tantra serve``; ``(failed, done)``: done falls short of all the
-    images when the server could not be reached, and the local models describe the rest."""
-    from config.errors import TantraError
-    from core.runtime.status import say
-    from tantra_cli import via_server
-
-    api = via_server.endpoint(settings)
-    failed = 0
-    for index, source in enumerate(images):
-        try:
-            if source == "-":
-                via_server.answers(api)
-            for label, data in via_server.image_inputs(source):
-                try:
-                    _show(via_server.image_facts(api, data, label, top, ocr, prompt), source, len(images) > 1, as_json)
-                except TantraError as failure:
-                    if via_server.falls_back(failure):
-                        raise
-                    error(str(failure))  # this image (or frame) only: the others still go on
-                    failed += 1
-        except TantraError as failure:
-            if not via_server.falls_back(failure):
-                error(str(failure))
-                failed += 1
-                continue
-            say(f"{failure}; describing here instead")
-            return failed, index
-    return failed, len(images)

@@ -96,19 +96,15 @@ def speak(
 
 def _speech(settings, text: str, rate: float, backend: str | None, voice: str | None):
     """``(speaker, its chunks of text)``. With ``--server``, the running ``tantra serve`` is the voice role's server,
-    as it is for a chat (``via_server.as_engines``): it says a word first, so a server that is down is said in one
-    line, and the local chain speaks, before anything is played or written."""
+    as for every role (``config.settings.with_server_roles``): it says a word first, so a server that is down is said
+    in one line, and the local chain speaks, before anything is played or written."""
+    from dataclasses import replace
+
     from config.model_config import MODEL_CONFIG
     from core.model_loader import ModelLoader
     from core.voice.speaker import Speaker
 
-    if settings.server:
-        from dataclasses import replace
-
-        from tantra_cli.via_server import as_engines
-
-        settings = as_engines(settings)
-        if voice is not None and backend is None:  # a voice of the server's, by its name there
-            settings, voice = replace(settings, tts_voice=voice), None
+    if settings.server and voice is not None and backend is None:  # a voice of the server's, by its name there
+        settings, voice = replace(settings, tts_voice=voice), None
     speaker = Speaker(ModelLoader(MODEL_CONFIG, settings).load_speaker(backend, voice), rate)
     return speaker, speaker.synthesize(text)

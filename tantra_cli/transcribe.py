@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -56,22 +55,18 @@ def transcribe(
     """
     settings = settings_of(ctx)
     with user_errors(settings):
-        failed, done = 0, 0
-        if settings.server:
-            request = ServerRequest(model, language.lower() if language else None, task.value, word_timestamps)
-            failed, done = _via_server(settings, inputs, request, _formats(output_format), output_dir)
-        if done < len(inputs):
-            failed += _transcribe_here(settings, inputs[done:], model, engine, language, task, output_format,
-                                       output_dir, word_timestamps, beam_size)  # fmt: skip
+        # With --server the server's Whisper transcribes (the local one where it cannot be reached).
+        failed = _transcribe_all(settings, inputs, model, engine, language, task, output_format, output_dir,
+                                 word_timestamps, beam_size)  # fmt: skip
         if failed:
             if len(inputs) > 1:
                 error(f"{failed} of {len(inputs)} inputs failed")
             raise typer.Exit(EXIT_FAILED)
 
 
-def _transcribe_here(settings, inputs, model, engine, language, task, output_format, output_dir, word_timestamps,
-                     beam_size) -> int:  # fmt: skip
-    """Each input transcribed by the local models; how many failed (each said in one line)."""
+def _transcribe_all(settings, inputs, model, engine, language, task, output_format, output_dir, word_timestamps,
+                    beam_size) -> int:  # fmt: skip
+    """Each input transcribed; how many failed (each said in one line)."""
     from core.hearing.transcriber import TranscribeOptions, check_options
     from core.model_loader import ModelLoader
 
@@ -96,47 +91,6 @@ def _transcribe_here(settings, inputs, model, engine, language, task, output_for
             error(str(failure))
             failed += 1
     return failed
-
-
-@dataclass(frozen=True)
-class ServerRequest:
-    model: str | None
-    language: str | None
-    task: str
-    words: bool
-
-
-def _via_server(settings, inputs: list[str], request: ServerRequest, formats: list[str], output_dir: Path | None):
-    """Each input transcribed by the running ``tantra serve``, printed or written as the local models' would be.
-    ``(failed, done)``: done falls short of all the inputs when the server could not be reached, and the local
-    models transcribe the rest."""
-    from tantra_cli import via_server
-
-    api = via_server.endpoint(settings)
-    failed = 0
-    for index, source in enumerate(inputs):
-        try:
-            if source == "-":
-                via_server.answers(api)
-            label, audio = via_server.audio_input(source)
-            verbose = via_server.transcript(api, audio, label, request.model, request.language, request.task,
-                                            request.words)  # fmt: skip
-        except TantraError as failure:
-            if via_server.falls_back(failure):
-                say(f"{failure}; transcribing here instead")
-                return failed, index
-            if settings.debug:
-                raise
-            error(str(failure))
-            failed += 1
-            continue
-        if output_dir is None:  # as the local models' transcript: the text on stdout
-            for segment in verbose.get("segments") or []:
-                print(segment["text"].strip(), flush=True)
-            continue
-        segments, transcript = via_server.segments_of(verbose, request.words, label)
-        _write_files(segments, transcript, formats, output_dir, Path(source).stem if source != "-" else "stdin")
-    return failed, len(inputs)
 
 
 def _formats(choice: OutputFormat) -> list[str]:

@@ -63,10 +63,11 @@ def whisper_source(model: str) -> WhisperSource:
     raise ModelUnavailable(f"unknown Whisper model {model!r}; choose {_describe_whisper_names()}")
 
 
-def remote_whisper(loader, local: Factory) -> WhisperEngine:
+def remote_whisper(loader, local: Factory, model: str | None = None) -> WhisperEngine:
+    """The speech-to-text server's Whisper (``model``, else the one the settings name), ``local`` behind it."""
     from core.hearing.remote_stt import from_settings
 
-    engine = from_settings(loader.settings, local, loader.warn)
+    engine = from_settings(loader.settings, local, loader.warn, model)
     loader.note(f"speech to text: {engine.model_name} on the {engine.label}")
     return engine
 

@@ -1,5 +1,5 @@
-"""How the loader builds the memory's embedder: all-MiniLM-L6-v2 on onnxruntime, pulled first if need be.
-``ModelLoader.load_embedder`` walks what this gives."""
+"""How the loader builds the memory's embedder: all-MiniLM-L6-v2 on onnxruntime, pulled first if need be, or the
+same model on a ``tantra serve``. ``ModelLoader.load_embedder`` walks what this gives."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def embedder_candidates(loader, order: tuple[str, ...]) -> list[Candidate]:
         return embedder
 
     return [loader.candidate("memory", engine, engine, partial(attempt, engine)) for engine in order]
+
+
+def remote_embedder(loader):
+    from core.memory.remote_embedder import ServerEmbedder
+    from core.runtime.openai_http import tantra_server
+
+    embedder = ServerEmbedder(tantra_server(loader.settings, timeout=60))
+    loader.note(f"memory: {embedder.name} on the {embedder.api.label}")
+    return embedder

@@ -224,3 +224,10 @@ def _retry_after(error: urllib.error.HTTPError, attempt: int) -> float:
         return max(0.0, float(header)) if header else 0.5 * 2**attempt
     except ValueError:
         return 0.5 * 2**attempt  # an HTTP date: rare, and the default backoff is close enough
+
+
+def tantra_server(settings, timeout: float = 600.0) -> Endpoint:
+    """The running ``tantra serve`` of ``--server`` (``settings.server``), with its key. A long timeout: a server's
+    queue may hold others' work first. Its refusals are relayed as it words them: it writes them for the same
+    person."""
+    return Endpoint(settings.server_api, settings.server_api_key, timeout, "Tantra server", relays_refusals=True)

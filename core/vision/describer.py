@@ -63,11 +63,23 @@ class ImageDescriber:
         self.remote = loader.load_remote_vision()
         """Long-VITA on a server, or None where none is configured."""
         self._reader = None
+        self._server = None
+        if loader.settings.server and engine is None:  # --server: its classifier and OCR, unless one is pinned here
+            from core.runtime.openai_http import tantra_server
+
+            self._server = tantra_server(loader.settings, timeout=120)
 
     def facts(self, source, top: int = 5) -> dict:
         """``{"image", "format", "width", "height", "frames", "mode", "model", "engine", "labels", "text"}`` for
         ``source``: a path, image bytes, or the ``(image, info)`` pair ``load_image`` already returned."""
         image, info = load_image(source) if not isinstance(source, tuple) else source
+        seen = self._seen_by_server(image, info.label, top) if self._server is not None else None
+        return {
+            "image": info.label, "format": info.format, "width": info.width, "height": info.height,
+            "frames": info.frames, "mode": info.mode, **(seen or self._seen_here(image, top)),
+        }  # fmt: skip
+
+    def _seen_here(self, image, top: int) -> dict:
         classifier = self.loader.load_vision(self.engine)  # loaded once, then cached by the loader
         seen = classifier.look(image, top)
         lines = []
@@ -77,12 +89,23 @@ class ImageDescriber:
             self._reader = self._reader or TextReader()
             lines = self._reader.read(image)
         return {
-            "image": info.label, "format": info.format, "width": info.width, "height": info.height,
-            "frames": info.frames, "mode": info.mode,
             "model": classifier.name, "engine": classifier.engine,
             "labels": [{"name": label.name, "score": label.score} for label in seen.labels],
             "text": [{"text": line.text, "score": line.score, "box": line.box} for line in lines],
         }  # fmt: skip
+
+    def _seen_by_server(self, image, label: str, top: int) -> dict | None:
+        """What the server's models see; None once it could not be reached (said in one line, then the local
+        models read this image and the next ones)."""
+        from config.errors import ModelUnavailable
+        from core.vision.server_facts import seen_by_server
+
+        try:
+            return seen_by_server(self._server, image, label, top, self.ocr)
+        except ModelUnavailable as failure:
+            self.loader.warn(f"{failure}; images are read here instead")
+            self._server = None
+            return None
 
     def note(self, source) -> str:
         """``[Image NAME: what it shows]`` for ``source``: what a language model reads in place of the image."""
