@@ -85,7 +85,8 @@ class TantraServer:
             load = {"chat": lambda: loader.load_spikingbrain(remote=False),
                     "audio": lambda: loader.load_whisper(remote=False),
                     "speech": lambda: loader.load_speaker(remote=False),
-                    "embeddings": lambda: loader.load_embedder(remote=False), "vision": lambda: self.describer(None)}  # fmt: skip
+                    "embeddings": lambda: loader.load_embedder(remote=False),
+                    "vision": lambda: self.describer(None)}  # fmt: skip
             try:
                 return load[role]()
             except TantraError as failure:
