@@ -43,7 +43,7 @@ def test_set_save_load_and_bad_commands(tmp_path):
     with pytest.raises(BadInput, match="empty"):
         next(session.ask("   "))
     before = list(session.conversation.messages)
-    with pytest.raises(BadInput, match="context holds 4096"):
+    with pytest.raises(BadInput, match="context holds 4096: shorten it"):
         next(session.ask("word " * 5000))
     assert session.conversation.messages == before  # the turn that could not be asked is not kept
     session.command("/system none")

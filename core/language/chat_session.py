@@ -89,8 +89,10 @@ class ChatSession:
         return bool(self.model.spiking)
 
     def use_local(self) -> None:
-        """From now on the local model answers (``fallback``'s): the server failed."""
-        self.model = self.fallback()["chat"]
+        """From now on the local model answers (``fallback``'s): the server failed. It is the last resort: what it
+        fails at is raised."""
+        fallback, self.fallback = self.fallback, None
+        self.model = fallback()["chat"]
         self.prompt_cache = PromptCache()
 
     def image_record(self, path: Path) -> ImageRecord:
@@ -167,11 +169,11 @@ class ChatSession:
         try:
             first = next(pieces, None)
         except PromptTooLong as problem:
-            del messages[before:]
+            del messages[before:]  # not kept in the conversation, but in the log
+            problem = f"{problem}: shorten it"
             start = self._start(text, context, source, images, recalled)
-            self.journal.begin(start).finish("", prompt_tokens=counts.prompt_tokens, interrupted=False,
-                                             error=str(problem))  # fmt: skip
-            raise
+            self.journal.begin(start).finish("", prompt_tokens=counts.prompt_tokens, interrupted=False, error=problem)
+            raise PromptTooLong(problem) from None
         except BadInput:
             del messages[before:]  # refused (a bad setting): another model is no better
             raise
