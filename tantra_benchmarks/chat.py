@@ -112,7 +112,7 @@ def bench_chat(settings: Settings) -> dict:
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    stored = find_store_model(MODEL_CONFIG.spikingbrain.default)
+    stored = find_store_model(MODEL_CONFIG.language.default)
     root = model_store.ensure(stored, settings)
     reference = load_spikingbrain_dir(root, spiking=False)
     plain, tokenizer = reference["model"], reference["tokenizer"]

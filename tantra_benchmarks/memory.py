@@ -84,7 +84,7 @@ def _fill(database, embedder, texts: Corpus, capacity: int) -> tuple[list[int], 
     for number, conversation in enumerate(texts.conversations):
         conversation_id = f"01bench{number:019d}"  # 26 characters, as a ULID
         for prompt, reply in conversation:
-            start = ExchangeStart(MODEL_CONFIG.spikingbrain.default, True, None, options, prompt, "typed")
+            start = ExchangeStart(MODEL_CONFIG.language.default, True, None, options, prompt, "typed")
             exchange_id = log.start(conversation_id, start)
             log.finish(exchange_id, reply, prompt_tokens=40 + len(prompt) // 4, completion_tokens=len(reply) // 4,
                        seconds=0.5, first_token_seconds=0.1)  # fmt: skip

@@ -60,7 +60,7 @@ def _cold(command: list[str], text: str, header: int, env: dict) -> dict:
 
 
 def bench_speak(settings: Settings, repeats: int = 3) -> dict:
-    voice = find_store_model(MODEL_CONFIG.tts.voices["piper"])
+    voice = find_store_model(MODEL_CONFIG.voice.voices["piper"])
     root = model_store.ensure(voice, settings)
     texts = {"reply_3_sentences": REPLY, f"text_{LONG_WORDS}_words": long_text()}
     env = tantra_env(settings)  # the children use this store
@@ -72,15 +72,13 @@ def bench_speak(settings: Settings, repeats: int = 3) -> dict:
         for name, text in texts.items()
     }
 
-    from core.voice.speaker import Speaker, coqui_model_is_local
+    from core.voice.speaker import Speaker
 
     loader = model_loader(settings)
     warm = {}
-    coqui_voice = MODEL_CONFIG.tts.voices["coqui"]
-    voices = {"coqui": coqui_voice if coqui_model_is_local(coqui_voice) else str(root / "voice.onnx")}
-    for backend in MODEL_CONFIG.tts.chain.entries:
+    for backend in MODEL_CONFIG.voice.chain.entries:
         try:  # Coqui runs the same Piper voice through its own VITS code when its default voice cannot be had
-            speaker = Speaker(loader.load_speaker(backend, voices.get(backend)))
+            speaker = Speaker(loader.load_coqui_tts() if backend == "coqui" else loader.load_speaker(backend))
         except Exception as error:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
             warm[backend] = {"unavailable": str(error)}
             continue

@@ -49,7 +49,7 @@ def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dic
         audio = load_audio(info)
         duration = len(audio) / SAMPLE_RATE
         loader = model_loader(settings)
-        model = MODEL_CONFIG.audio.default
+        model = MODEL_CONFIG.hearing.default
         result: dict = {"clip": str(clip), "clip_seconds": round(duration, 2), "model": model, "repeats": repeats}
 
         engines = {}
@@ -79,7 +79,7 @@ def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dic
             for beam in ("beam_5", "beam_1"):
                 measured[beam]["speedup_vs_reference"] = round(reference[beam]["rtf"] / measured[beam]["rtf"], 2)
         result["engines"] = engines
-        result["default_engine"] = MODEL_CONFIG.audio.engines.entries[0]
+        result["default_engine"] = MODEL_CONFIG.hearing.engines.entries[0]
 
         result["cold_start"] = _cold_start(clip, settings, repeats)
     return result

@@ -26,7 +26,7 @@ def _backend_installed(role: str) -> bool:
     """Whether any engine of the role is installed (looked up, not imported: this must stay fast)."""
     from importlib.util import find_spec
 
-    modules = {"audio": ("faster_whisper", "whisper"), "spikingbrain": ("torch", "safetensors"), "tts": ("piper",),
+    modules = {"hearing": ("faster_whisper", "whisper"), "language": ("torch", "safetensors"), "voice": ("piper",),
                "vision": ("onnxruntime", "efficientnet_lite_pytorch")}  # fmt: skip
     modules = modules.get(role, ())
     return not modules or any(find_spec(module) is not None for module in modules)
@@ -74,12 +74,12 @@ def _rows(settings) -> list[Row]:
     # The voices that are not files in the store: Coqui (an optional extra) and Debian's espeak-ng.
     from core.voice.speaker import coqui_model_is_local, coqui_status, espeak_voices
 
-    coqui = MODEL_CONFIG.tts.voices["coqui"]
+    coqui = MODEL_CONFIG.voice.voices["coqui"]
     coqui_state = coqui_status(settings.models_dir)
     if coqui_state == "ready" and not coqui_model_is_local(coqui):  # the library is here, its voice is not
         coqui_state = "installed, weights not on disk"
     rows.append(Row(
-        "tts", f"coqui {coqui}", "Coqui TTS (pip install 'tantra[coqui]'; needs internet)", "-", coqui_state, "-",
+        "voice", f"coqui {coqui}", "Coqui TTS (pip install 'tantra[coqui]'; needs internet)", "-", coqui_state, "-",
         {"source": "Coqui TTS", "model": f"coqui {coqui.rpartition('/')[2]}"},
     ))  # fmt: skip
     espeak = shutil.which("espeak-ng")
@@ -87,19 +87,19 @@ def _rows(settings) -> list[Row]:
     if espeak:  # the short table has the voice count in the name, where there is room for it
         voices = f"{len(espeak_voices(espeak))} voices"
         state, short = f"ready ({voices})", {**short, "model": f"espeak-ng ({voices})", "status": "ready"}
-    rows.append(Row("tts", "espeak-ng", "Debian package espeak-ng", "-", state, espeak or "-", short))
+    rows.append(Row("voice", "espeak-ng", "Debian package espeak-ng", "-", state, espeak or "-", short))
     # Other openai-whisper names download from OpenAI on first use where the internet is reachable.
     cdn = settings.models_dir / "whisper-openai-cdn"
     pulled = {path.stem: path for path in cdn.glob("*.pt")} if cdn.is_dir() else {}
     for name in WHISPER_NAMES:
         if find_store_model(name) is None and name in pulled:
             size = _size(pulled[name].stat().st_size)
-            rows.append(Row("audio", f"whisper-{name}", "OpenAI CDN", size, "ready", str(pulled[name]), {}))
+            rows.append(Row("hearing", f"whisper-{name}", "OpenAI CDN", size, "ready", str(pulled[name]), {}))
     others = [n for n in WHISPER_NAMES if find_store_model(n) is None and n not in pulled]
     if others:
         label = f"other whisper names ({len(others)}: {others[0]} ... {others[-1]})"
         short = {"source": "OpenAI CDN", "model": f"other whisper names ({len(others)})"}
-        rows.append(Row("audio", label, "OpenAI CDN (needs internet)", "-", "not pulled", str(cdn), short))
+        rows.append(Row("hearing", label, "OpenAI CDN (needs internet)", "-", "not pulled", str(cdn), short))
     return rows
 
 

@@ -49,7 +49,7 @@ def serve(
                 "(--api-key or TANTRA_SERVE_API_KEY)")  # fmt: skip
         # The server runs its own models: remote engines (and a --server) are for clients, and a server that
         # used itself as its engine would wait on itself.
-        local = replace(settings, lm_url="", stt_url="", tts_url="", server="")
+        local = replace(settings, language_url="", hearing_url="", voice_url="", server="")
         options = ServeOptions(key, tuple(allow_dirs or ()), int(max_body_mb * 1024 * 1024), max_audio_minutes * 60,
                                queue, ocr)  # fmt: skip
         app = create_app(ModelLoader(MODEL_CONFIG, local), options)

@@ -17,7 +17,7 @@ def _list_voices(settings) -> None:
     from core.runtime import model_store
     from core.voice.speaker import coqui_status, espeak_voices
 
-    for model in (m for m in STORE_MODELS if m.role == "tts"):
+    for model in (m for m in STORE_MODELS if m.role == "voice"):
         state = model_store.status(model, settings).state
         print(f"piper      {model.name:<28} {model.description} [{state}]")
     print("piper      PATH.onnx                    any Piper voice file (with its .onnx.json beside it)")
@@ -105,6 +105,6 @@ def _speech(settings, text: str, rate: float, backend: str | None, voice: str | 
     from core.voice.speaker import Speaker
 
     if settings.server and voice is not None and backend is None:  # a voice of the server's, by its name there
-        settings, voice = replace(settings, tts_voice=voice), None
+        settings, voice = replace(settings, voice_name=voice), None
     speaker = Speaker(ModelLoader(MODEL_CONFIG, settings).load_speaker(backend, voice), rate)
     return speaker, speaker.synthesize(text)

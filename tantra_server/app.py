@@ -26,12 +26,12 @@ from tantra_server.guard import Guard
 from tantra_server.lanes import Lane
 from tantra_server.streaming import ClientGone, until_gone
 
-ROLES = ("chat", "audio", "speech", "vision", "embeddings")
+ROLES = ("language", "hearing", "voice", "vision", "memory")
 # Names stock OpenAI clients send by default for a role; any of them gets this server's model of that role.
 OPENAI_NAMES = {
-    "audio": ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"),
-    "speech": ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"),
-    "embeddings": ("text-embedding-3-small", "text-embedding-ada-002"),
+    "hearing": ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"),
+    "voice": ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"),
+    "memory": ("text-embedding-3-small", "text-embedding-ada-002"),
 }
 MAX_JSON_DEPTH = 64
 """Of a request body's lists and objects: a chat completion needs 5 (messages, a message, its parts, a part, an
@@ -82,10 +82,10 @@ class TantraServer:
             if role in self._failed:
                 raise self._failed[role]
             # Its own models only: a server that passed requests on to a remote engine could end up waiting on itself.
-            load = {"chat": lambda: loader.load_spikingbrain(remote=False),
-                    "audio": lambda: loader.load_whisper(remote=False),
-                    "speech": lambda: loader.load_speaker(remote=False),
-                    "embeddings": lambda: loader.load_embedder(remote=False),
+            load = {"language": lambda: loader.load_spikingbrain(remote=False),
+                    "hearing": lambda: loader.load_whisper(remote=False),
+                    "voice": lambda: loader.load_speaker(remote=False),
+                    "memory": lambda: loader.load_embedder(remote=False),
                     "vision": lambda: self.describer(None)}  # fmt: skip
             try:
                 return load[role]()
@@ -122,7 +122,7 @@ class TantraServer:
         if voice is not None and not isinstance(voice, str):
             raise bad_request("voice must be a string", "voice")
         if not voice or voice in OPENAI_VOICES:
-            return await self.model("speech")
+            return await self.model("voice")
         if voice not in await anyio.to_thread.run_sync(self.voices):
             raise bad_request(f"no voice {voice!r} here; OpenAI's voice names, or one of: {', '.join(self.voices())}",
                               "voice")  # fmt: skip
@@ -138,7 +138,7 @@ class TantraServer:
             from core.runtime import model_store
             from core.voice.speaker import espeak_voices
 
-            pulled = [m.name for m in STORE_MODELS if m.role == "tts"
+            pulled = [m.name for m in STORE_MODELS if m.role == "voice"
                       and model_store.status(m, self.loader.settings).state == "ready"]  # fmt: skip
             self._voices = (*pulled, *espeak_voices())
         return self._voices
@@ -202,10 +202,11 @@ def _deeper_than(value, limit: int) -> bool:
 def names(role: str, loaded) -> tuple[str, ...]:
     """The names a request may give for ``role``'s ``loaded`` model: its own, then the aliases clients use."""
     own = {
-        "chat": lambda: loaded["name"], "audio": lambda: loaded.model_name, "vision": lambda: "efficientnet-lite0",
-        "speech": lambda: f"{loaded.name}:{loaded.voice}", "embeddings": lambda: loaded.name,
+        "language": lambda: loaded["name"], "hearing": lambda: loaded.model_name,
+        "vision": lambda: "efficientnet-lite0", "voice": lambda: f"{loaded.name}:{loaded.voice}",
+        "memory": lambda: loaded.name,
     }[role]()  # fmt: skip
-    return (own, *{"chat": ("tantra", "spikingbrain")}.get(role, ()), *OPENAI_NAMES.get(role, ()))
+    return (own, *{"language": ("tantra", "spikingbrain")}.get(role, ()), *OPENAI_NAMES.get(role, ()))
 
 
 # ---- routes ----------------------------------------------------------------------------------------------------------
@@ -233,13 +234,13 @@ async def get_model(request: Request) -> Response:
 def _models(server: TantraServer) -> list[dict]:
     """The model of every role that loads, the language model first (clients that take "the first model")."""
     entries = []
-    for role in ("chat", "audio", "speech", "embeddings", "vision"):
+    for role in ("language", "hearing", "voice", "memory", "vision"):
         try:
             loaded = server.load(role)
         except TantraError:
             continue  # a role that cannot run here is not offered
         entry = {"id": names(role, loaded)[0], "object": "model", "created": 0, "owned_by": "tantra", "role": role}
-        if role == "chat":  # Tantra's own: a client (tantra --server) can say how the answers were made
+        if role == "language":  # Tantra's own: a client (tantra --server) can say how the answers were made
             entry["spiking"] = bool(loaded["chat"].spiking)
         entries.append(entry)
     return entries
@@ -260,10 +261,10 @@ async def embeddings(request: Request) -> Response:
     fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):
         raise bad_request("encoding_format must be float or base64", "encoding_format")
-    embedder = await server.model("embeddings", str(body.get("model") or ""))
+    embedder = await server.model("memory", str(body.get("model") or ""))
     if body.get("dimensions") not in (None, embedder.dim):
         raise bad_request(f"this model gives {embedder.dim} dimensions only", "dimensions")
-    vectors = await until_gone(request, server.lanes["embeddings"].call(embedder.embed, texts))
+    vectors = await until_gone(request, server.lanes["memory"].call(embedder.embed, texts))
     tokens = embedder.count_tokens(texts)
     data = [{"object": "embedding", "index": i,
              "embedding": base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() if fmt == "base64" else v.tolist()}

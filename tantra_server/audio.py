@@ -46,8 +46,8 @@ async def translations(request: Request) -> Response:
 async def _transcribe(request: Request, task: str) -> Response:
     server = request.app.state.tantra
     asked = await _transcript_request(request, server, task)
-    engine = await server.model("audio", asked.model)
-    segments, transcript = await until_gone(request, server.lanes["audio"].call(_run_whisper, server, engine, asked))
+    engine = await server.model("hearing", asked.model)
+    segments, transcript = await until_gone(request, server.lanes["hearing"].call(_run_whisper, server, engine, asked))
     return _transcript_response(segments, transcript, asked, task)
 
 
@@ -143,10 +143,10 @@ async def speech(request: Request) -> Response:
     speed = body.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0:
         raise bad_request("speed must be a number from 0.25 to 4.0", "speed")
-    await server.model("speech", str(body.get("model") or ""))
+    await server.model("voice", str(body.get("model") or ""))
     speaker = Speaker(await server.voice(body.get("voice")), float(speed))
 
-    lane = server.lanes["speech"]
+    lane = server.lanes["voice"]
     leave = await until_gone(request, lane.enter())
     try:
         if fmt in ("wav", "pcm"):  # streamed: the first sentence plays while the rest is synthesized

@@ -31,7 +31,7 @@ async def chat_completions(request: Request) -> Response:
     body = await server.json_body(request)
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise bad_request("give the model: one of GET /v1/models", "model")
-    loaded = await server.model("chat", body["model"])
+    loaded = await server.model("language", body["model"])
     messages = await _messages(body, server)
     options, include_usage = _options(body)
     stream = bool(body.get("stream"))
@@ -41,7 +41,7 @@ async def chat_completions(request: Request) -> Response:
 
     from core.language.chat_model import TokenCounts
 
-    lane = server.lanes["chat"]
+    lane = server.lanes["language"]
     leave = await until_gone(request, lane.enter())
     try:
         counts = TokenCounts()

@@ -43,7 +43,7 @@ async def describe(request: Request) -> Response:
             facts = await vision.run(describer.facts, loaded, int(top))
         if describer.remote is not None or prompt:
             # SpikingBrain may answer (no remote vision model): in the chat queue, never beside another reply.
-            chat = server.lanes["chat"]
+            chat = server.lanes["language"]
             async with chat.slot():
                 facts["answer"] = await chat.run(describer.answer, loaded[0], facts, prompt)
         return facts

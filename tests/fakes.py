@@ -1,7 +1,7 @@
 """Fake backends for every role: deterministic, a few milliseconds, no weights.
 
 Each has the interface of the real backends of its role, so it can stand in any chain entry:
-``ModelLoader(MODEL_CONFIG, settings, backends={"tts:piper": FakeVoice, "audio:faster-whisper": broken(...)})``.
+``ModelLoader(MODEL_CONFIG, settings, backends={"voice:piper": FakeVoice, "hearing:faster-whisper": broken(...)})``.
 As simonw/llm tests its CLI with a mock model, these test the shape around the models: chain order, fall-through,
 ``--low-resource``, ``--device``, and the loops that join the roles.
 """

@@ -52,7 +52,7 @@ PAYLOAD = bytes(range(40))
 def _model(wheel: Wheel) -> StoreModel:
     return StoreModel(
         name="test-model",
-        role="audio",
+        role="hearing",
         description="test",
         license="MIT",
         wheels=(wheel,),

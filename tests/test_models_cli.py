@@ -63,8 +63,8 @@ def _widest(text: str) -> int:
 def _one_line_a_model(table: str) -> bool:
     """Whether rows are whole lines, not cells folded over several: a table cramped into 80 columns would fold."""
     lines = [line.split() for line in table.splitlines()]
-    return ["audio", "whisper-tiny.en", "PyPI", "71", "MB", "not", "pulled"] in lines and [
-        "spikingbrain", "spikingbrain-smollm2-135m", "PyPI", "93", "MB", "not", "pulled"
+    return ["hearing", "whisper-tiny.en", "PyPI", "71", "MB", "not", "pulled"] in lines and [
+        "language", "spikingbrain-smollm2-135m", "PyPI", "93", "MB", "not", "pulled"
     ] in lines  # fmt: skip
 
 

@@ -187,9 +187,9 @@ def nothing_listening() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-LOCAL_LM = {f"spikingbrain:{e}": named(fake_language_model, e) for e in MODEL_CONFIG.spikingbrain.chain.entries}
-LOCAL_WHISPER = {f"audio:{e}": named(FakeWhisper, e) for e in MODEL_CONFIG.audio.engines.entries}
-LOCAL_VOICES = {f"tts:{e}": named(FakeVoice, e) for e in MODEL_CONFIG.tts.chain.entries}
+LOCAL_LM = {f"language:{e}": named(fake_language_model, e) for e in MODEL_CONFIG.language.chain.entries}
+LOCAL_WHISPER = {f"hearing:{e}": named(FakeWhisper, e) for e in MODEL_CONFIG.hearing.engines.entries}
+LOCAL_VOICES = {f"voice:{e}": named(FakeVoice, e) for e in MODEL_CONFIG.voice.chain.entries}
 
 
 def loader_for(tmp_path, **settings) -> tuple[ModelLoader, list[str]]:
@@ -211,7 +211,7 @@ def chat_session(loader: ModelLoader, said: list[str], **options):
 
 
 def test_a_chat_streams_from_the_server_with_the_whole_conversation(server, tmp_path):
-    loader, said = loader_for(tmp_path, lm_url=server, lm_api_key=KEY)
+    loader, said = loader_for(tmp_path, language_url=server, language_api_key=KEY)
     loaded = loader.load_spikingbrain()
     assert (loaded["name"], loaded["tokenizer"], loaded["device"]) == ("served-model", None, "remote")
     session = chat_session(loader, said, temperature=0.3, top_k=7, max_tokens=40, stop=("END",), seed=5)
@@ -241,7 +241,7 @@ def test_a_chat_streams_from_the_server_with_the_whole_conversation(server, tmp_
 
 def test_a_reply_stopped_early_closes_the_connection(server, tmp_path):
     FakeOpenAI.long_reply = 300  # 6 s of pieces
-    loader, said = loader_for(tmp_path, lm_url=server)
+    loader, said = loader_for(tmp_path, language_url=server)
     session = chat_session(loader, said)
     reply = session.ask("tell me everything")
     assert next(reply) == "w0"  # its space goes with the next piece (core.language.reply_filter)
@@ -254,7 +254,7 @@ def test_a_reply_stopped_early_closes_the_connection(server, tmp_path):
 @pytest.mark.parametrize(("mode", "message"), [("error", "answered 503 (overloaded)"), ("nonsense", "not JSON")])
 def test_a_server_that_fails_at_load_gives_way_to_the_local_chain(server, tmp_path, mode, message):
     FakeOpenAI.mode = mode
-    loader, said = loader_for(tmp_path, lm_url=server, lm_api_key=KEY)
+    loader, said = loader_for(tmp_path, language_url=server, language_api_key=KEY)
     assert loader.load_spikingbrain()["name"] == "spikingbrain"
     (line,) = said
     assert line.startswith(f"remote cannot be used (the language model server at {server} ") and message in line
@@ -262,7 +262,7 @@ def test_a_server_that_fails_at_load_gives_way_to_the_local_chain(server, tmp_pa
 
 
 def test_a_server_that_fails_mid_session_hands_the_turn_to_the_local_model(server, tmp_path):
-    loader, said = loader_for(tmp_path, lm_url=server, lm_api_key=KEY)
+    loader, said = loader_for(tmp_path, language_url=server, language_api_key=KEY)
     session = chat_session(loader, said)
     assert "".join(session.ask("first")) == "Hello from the server."
     FakeOpenAI.fail_after = len(FakeOpenAI.seen)
@@ -281,7 +281,7 @@ def test_a_server_that_fails_mid_session_hands_the_turn_to_the_local_model(serve
 def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_is_said(server):
     from core.language.chat_model import TokenCounts
     from core.language.conversation import SamplingOptions
-    from core.language.remote_lm import RemoteChatModel
+    from core.language.remote import RemoteChatModel
     from core.runtime.openai_http import Endpoint
 
     model, counts = RemoteChatModel(Endpoint(server, what="language model server"), "m"), TokenCounts()
@@ -295,7 +295,7 @@ def test_a_server_that_does_not_stream_answers_whole_and_one_that_is_not_openai_
 
 def test_a_hanging_stream_and_a_missing_server_are_said_in_one_line(server):
     from core.language.conversation import SamplingOptions
-    from core.language.remote_lm import RemoteChatModel
+    from core.language.remote import RemoteChatModel
     from core.runtime.openai_http import Endpoint
 
     FakeOpenAI.mode = "hang"
@@ -317,7 +317,7 @@ def speech(seconds: float = 3.0) -> np.ndarray:
 
 
 def test_whisper_on_the_server_gets_a_wav_and_gives_segments_and_words(server, tmp_path):
-    loader, said = loader_for(tmp_path, stt_url=server, stt_api_key=KEY, stt_model="whisper-large")
+    loader, said = loader_for(tmp_path, hearing_url=server, hearing_api_key=KEY, hearing_model="whisper-large")
     engine = loader.load_whisper()
     assert (engine.name, engine.model_name, engine.multilingual) == ("remote", "whisper-large", True)
     assert {"en", "fr", "yue"} <= set(engine.languages)
@@ -342,14 +342,14 @@ def test_whisper_on_the_server_gets_a_wav_and_gives_segments_and_words(server, t
 
 def test_whisper_on_a_server_that_fails_gives_way_at_load_and_mid_run(server, tmp_path):
     FakeOpenAI.mode = "nonsense"
-    loader, said = loader_for(tmp_path, stt_url=server)
+    loader, said = loader_for(tmp_path, hearing_url=server)
     assert loader.load_whisper().name == "faster-whisper"
     assert said == [f"remote cannot be used (the speech-to-text server at {server} answered something that is not "
                     "JSON); trying faster-whisper"]  # fmt: skip
-    assert loader_for(tmp_path, stt_url=server)[0].load_whisper(engine="openai-whisper").name == "openai-whisper"
+    assert loader_for(tmp_path, hearing_url=server)[0].load_whisper(engine="openai-whisper").name == "openai-whisper"
 
     FakeOpenAI.mode, FakeOpenAI.seen = "ok", []
-    loader, said = loader_for(tmp_path, stt_url=server)
+    loader, said = loader_for(tmp_path, hearing_url=server)
     engine = loader.load_whisper()
     FakeOpenAI.fail_after = 1  # the probe passes; every block after fails
     _, segments = engine.transcribe_block(speech(2.0), TranscribeOptions())
@@ -367,7 +367,7 @@ def test_whisper_on_a_server_that_fails_gives_way_at_load_and_mid_run(server, tm
 def test_the_voice_on_the_server_says_each_sentence(server, tmp_path):
     from core.voice.speaker import Speaker
 
-    loader, said = loader_for(tmp_path, tts_url=server, tts_api_key=KEY, tts_voice="nova", tts_model="tts-hd")
+    loader, said = loader_for(tmp_path, voice_url=server, voice_api_key=KEY, voice_name="nova", voice_model="tts-hd")
     backend = loader.load_speaker()
     assert (backend.name, backend.voice, backend.sample_rate) == ("remote", "nova", SPEECH_RATE)
     chunks = list(Speaker(backend, rate=1.5).synthesize("Hello there. How are you?"))
@@ -384,12 +384,12 @@ def test_the_voice_on_the_server_says_each_sentence(server, tmp_path):
 
 def test_the_voice_on_a_server_that_fails_gives_way_at_load_and_mid_run(server, tmp_path):
     FakeOpenAI.mode = "error"
-    loader, said = loader_for(tmp_path, tts_url=server)
+    loader, said = loader_for(tmp_path, voice_url=server)
     assert loader.load_speaker().name == "coqui"
     assert said == [f"remote cannot be used (the speech server at {server} answered 503 (overloaded)); trying coqui"]
 
     FakeOpenAI.mode, FakeOpenAI.seen = "ok", []
-    loader, said = loader_for(tmp_path, tts_url=server)
+    loader, said = loader_for(tmp_path, voice_url=server)
     backend = loader.load_speaker()
     FakeOpenAI.fail_after = 1
     (samples,) = backend.synthesize("Hello there.", 1.0)
@@ -398,17 +398,17 @@ def test_the_voice_on_a_server_that_fails_gives_way_at_load_and_mid_run(server, 
     assert said == [f"the speech server at {server} answered 503 (overloaded); the local voice speaks from here on"]
 
 
-@pytest.mark.parametrize("role", ["lm", "stt", "tts"])
+@pytest.mark.parametrize("role", ["language", "hearing", "voice"])
 def test_a_briefly_failing_server_is_retried(server, tmp_path, role):
     FakeOpenAI.mode = "flaky"
     loader, said = loader_for(tmp_path, **{f"{role}_url": server})
-    load = {"lm": lambda: loader.load_spikingbrain()["device"], "stt": lambda: loader.load_whisper().name,
-            "tts": lambda: loader.load_speaker().name}[role]  # fmt: skip
+    load = {"language": lambda: loader.load_spikingbrain()["device"], "hearing": lambda: loader.load_whisper().name,
+            "voice": lambda: loader.load_speaker().name}[role]  # fmt: skip
     assert load() == "remote" and said == [] and len(FakeOpenAI.seen) == 2
 
 
 def test_nonsense_audio_is_one_line_too(server):
-    from core.voice.remote_tts import RemoteSpeechBackend
+    from core.voice.remote import RemoteSpeechBackend
 
     FakeOpenAI.mode = "nonsense"
     with pytest.raises(TantraError, match="answered something that is not a WAV file"):
@@ -419,8 +419,8 @@ def test_nonsense_audio_is_one_line_too(server):
 
 
 def test_the_cli_chats_transcribes_and_speaks_through_servers(server, tmp_path):
-    env = {"TANTRA_LM_URL": server, "TANTRA_LM_API_KEY": KEY, "TANTRA_STT_URL": server, "TANTRA_STT_API_KEY": KEY,
-           "TANTRA_TTS_URL": server, "TANTRA_TTS_API_KEY": KEY}  # fmt: skip
+    env = {"TANTRA_LANGUAGE_URL": server, "TANTRA_LANGUAGE_API_KEY": KEY, "TANTRA_HEARING_URL": server,
+           "TANTRA_HEARING_API_KEY": KEY, "TANTRA_VOICE_URL": server, "TANTRA_VOICE_API_KEY": KEY}  # fmt: skip
     result = run_tantra("chat", "hi", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == "Hello from the server.\n" and KEY.encode() not in result.stdout + result.stderr
@@ -453,9 +453,9 @@ def test_speak_with_server_uses_its_voice_and_falls_back_in_one_line(server, tmp
 
 
 ROLES = {
-    "chat": (("chat", "What is the capital of France?", "-t", "0", "-n", "8"), "LM", "language model server"),
-    "transcribe": (("transcribe", str(SAMPLE)), "STT", "speech-to-text server"),
-    "speak": (("speak", "Hello.", "-o", "{out}"), "TTS", "speech server"),
+    "chat": (("chat", "What is the capital of France?", "-t", "0", "-n", "8"), "LANGUAGE", "language model server"),
+    "transcribe": (("transcribe", str(SAMPLE)), "HEARING", "speech-to-text server"),
+    "speak": (("speak", "Hello.", "-o", "{out}"), "VOICE", "speech server"),
 }
 
 

@@ -28,8 +28,8 @@ from tests.fakes import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-VOICES = {f"tts:{name}": named(FakeVoice, name) for name in MODEL_CONFIG.tts.chain.entries}
-ENGINES = {f"audio:{name}": named(FakeWhisper, name) for name in MODEL_CONFIG.audio.engines.entries}
+VOICES = {f"voice:{name}": named(FakeVoice, name) for name in MODEL_CONFIG.voice.chain.entries}
+ENGINES = {f"hearing:{name}": named(FakeWhisper, name) for name in MODEL_CONFIG.hearing.engines.entries}
 CLASSIFIERS = {f"vision:{name}": named(FakeClassifier, name) for name in MODEL_CONFIG.vision.engines.entries}
 
 
@@ -48,7 +48,7 @@ def test_each_chain_takes_its_first_entry(tmp_path):
 
 
 def test_low_resource_moves_every_role_to_its_lightest_choice(tmp_path):
-    lm = {f"spikingbrain:{e}": named(fake_language_model, e) for e in MODEL_CONFIG.spikingbrain.chain.entries}
+    lm = {f"language:{e}": named(fake_language_model, e) for e in MODEL_CONFIG.language.chain.entries}
     loader, _ = loader_with(tmp_path, {**VOICES, **ENGINES, **lm}, low_resource=True)
     assert loader.load_speaker().name == "espeak-ng"
     assert loader.load_spikingbrain()["name"] == "distilgpt2"
@@ -58,7 +58,7 @@ def test_low_resource_moves_every_role_to_its_lightest_choice(tmp_path):
 
 
 def test_a_failing_backend_gives_way_with_one_line_naming_the_next(tmp_path):
-    loader, said = loader_with(tmp_path, {**VOICES, "tts:coqui": failing("Coqui TTS is not installed")})
+    loader, said = loader_with(tmp_path, {**VOICES, "voice:coqui": failing("Coqui TTS is not installed")})
     assert loader.load_speaker().name == "piper"
     assert said == ["coqui cannot be used (Coqui TTS is not installed); trying piper"]
 
@@ -74,14 +74,14 @@ def test_a_failing_backend_gives_way_with_one_line_naming_the_next(tmp_path):
     ],
 )
 def test_libraries_missing_and_damaged_files_fall_through_too(tmp_path, error, reason):
-    loader, said = loader_with(tmp_path, {**ENGINES, "audio:faster-whisper": broken(error)})
+    loader, said = loader_with(tmp_path, {**ENGINES, "hearing:faster-whisper": broken(error)})
     assert loader.load_whisper().name == "openai-whisper"
     assert said == [f"faster-whisper cannot be used ({reason}); trying openai-whisper"]
 
 
 def test_bad_input_stops_the_walk(tmp_path):
     tried = []
-    backends = {**VOICES, "tts:coqui": broken(BadInput("no such voice")), "tts:piper": lambda: tried.append(1)}
+    backends = {**VOICES, "voice:coqui": broken(BadInput("no such voice")), "voice:piper": lambda: tried.append(1)}
     loader, said = loader_with(tmp_path, backends)
     with pytest.raises(BadInput, match="no such voice"):
         loader.load_speaker()
@@ -89,7 +89,7 @@ def test_bad_input_stops_the_walk(tmp_path):
 
 
 def test_when_all_fail_the_error_lists_each_and_no_line_promises_a_next(tmp_path):
-    backends = {f"tts:{name}": failing(f"{name} is broken") for name in MODEL_CONFIG.tts.chain.entries}
+    backends = {f"voice:{name}": failing(f"{name} is broken") for name in MODEL_CONFIG.voice.chain.entries}
     loader, said = loader_with(tmp_path, backends)
     with pytest.raises(ModelUnavailable) as failure:
         loader.load_speaker()
@@ -101,21 +101,21 @@ def test_when_all_fail_the_error_lists_each_and_no_line_promises_a_next(tmp_path
 
 
 def test_a_pinned_backend_says_its_own_error(tmp_path):
-    loader, said = loader_with(tmp_path, {**VOICES, "tts:piper": failing("the voice file is corrupt")})
+    loader, said = loader_with(tmp_path, {**VOICES, "voice:piper": failing("the voice file is corrupt")})
     with pytest.raises(ModelUnavailable, match="^the voice file is corrupt$"):
         loader.load_speaker(backend="piper")
     assert said == []
 
 
 def test_the_language_model_chain_and_unpulled_hub_models(tmp_path):
-    backends = {"spikingbrain:spikingbrain": failing("no INT8 kernel"),
-                "spikingbrain:spikingbrain-nospike": named(fake_language_model, "plain")}  # fmt: skip
+    backends = {"language:spikingbrain": failing("no INT8 kernel"),
+                "language:spikingbrain-nospike": named(fake_language_model, "plain")}  # fmt: skip
     loader, said = loader_with(tmp_path, backends)
     assert loader.load_spikingbrain()["name"] == "plain"
     assert said == ["spikingbrain-smollm2-135m (spiking) cannot be used (no INT8 kernel); "
                     "trying spikingbrain-smollm2-135m (not spiking)"]  # fmt: skip
-    loader, said = loader_with(tmp_path, {"spikingbrain:spikingbrain": failing("no INT8 kernel"),
-                                          "spikingbrain:spikingbrain-nospike": failing("no weights")})  # fmt: skip
+    loader, said = loader_with(tmp_path, {"language:spikingbrain": failing("no INT8 kernel"),
+                                          "language:spikingbrain-nospike": failing("no weights")})  # fmt: skip
     with pytest.raises(ModelUnavailable) as failure:
         loader.load_spikingbrain()
     assert str(failure.value) == (
@@ -188,7 +188,7 @@ def test_each_model_loads_once_even_when_threads_ask_together(tmp_path):
         made.append(1)
         return FakeVoice("piper")
 
-    loader, _ = loader_with(tmp_path, {"tts:coqui": failing(), "tts:piper": slow_voice})
+    loader, _ = loader_with(tmp_path, {"voice:coqui": failing(), "voice:piper": slow_voice})
     voices = []
 
     def ask():
@@ -310,7 +310,7 @@ def test_a_reply_stopped_early_frees_the_decoder_for_the_next():
 def test_the_spec_names_on_the_loader(tmp_path):
     from core.vision.vision_embedding import ImageEmbedding
 
-    loader, _ = loader_with(tmp_path, {**CLASSIFIERS, "tts:coqui": named(FakeVoice, "coqui")})
+    loader, _ = loader_with(tmp_path, {**CLASSIFIERS, "voice:coqui": named(FakeVoice, "coqui")})
     assert loader.load_coqui_tts().name == "coqui"
     encoder = loader.get_vision_encoder()
     assert isinstance(encoder, ImageEmbedding)

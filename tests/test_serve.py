@@ -38,11 +38,11 @@ KEY = "sk-serve-test-7e57"
 
 def fake_loader(reply=None) -> ModelLoader:
     backends = {
-        "spikingbrain:spikingbrain": lambda: fake_language_model(reply=reply),
-        "audio:faster-whisper": FakeWhisper,
+        "language:spikingbrain": lambda: fake_language_model(reply=reply),
+        "hearing:faster-whisper": FakeWhisper,
         "vision:onnxruntime": FakeClassifier,
         "memory:onnxruntime": FakeEmbedder,
-        **{f"tts:{name}": FakeVoice for name in ("coqui", "piper", "espeak-ng")},
+        **{f"voice:{name}": FakeVoice for name in ("coqui", "piper", "espeak-ng")},
     }
     return ModelLoader(MODEL_CONFIG, load_settings({}, environ={}), warn=lambda _: None, backends=backends)
 
@@ -330,7 +330,7 @@ def test_a_full_queue_answers_429_with_retry_after_and_a_client_that_leaves_free
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
         first = pool.submit(client.chat.completions.create, model="fake-lm", messages=ask("a"))
         second = pool.submit(client.chat.completions.create, model="fake-lm", messages=ask("b"))
-        lane = app.state.tantra.lanes["chat"]
+        lane = app.state.tantra.lanes["language"]
         deadline = time.monotonic() + 5
         while lane.admitted < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -362,7 +362,7 @@ def test_a_full_queue_answers_429_with_retry_after_and_a_client_that_leaves_free
         # A streaming client that reads slowly holds no model once its reply is made; one that goes away after the
         # first piece frees its place within moments.
         app.state.tantra.loader._loaded.clear()  # the long reply, this time
-        app.state.tantra.loader.backends["spikingbrain:spikingbrain"] = lambda: fake_language_model(reply=slow_reply)
+        app.state.tantra.loader.backends["language:spikingbrain"] = lambda: fake_language_model(reply=slow_reply)
         body = json.dumps({"model": "fake-lm", "messages": ask("go"), "stream": True})
         raw = http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port)
         raw.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})

@@ -45,3 +45,18 @@ def test_unknown_key_in_config_file(tmp_path):
     config.write_text("colour = 'blue'\n")
     with pytest.raises(TantraError, match="unknown setting"):
         load_settings({}, {"TANTRA_CONFIG": str(config)})
+
+
+def test_each_role_has_one_name_and_the_old_names_still_work(tmp_path):
+    """language, hearing, vision, voice: as the model config, the server and ``core/`` name them. The settings'
+    names before that (lm_, stt_, vlm_, tts_) are read still, from the environment and the config file alike."""
+    config = tmp_path / "config.toml"
+    config.write_text('stt_url = "http://old:1/v1"\ntts_voice = "nova"\nvoice_name = "echo"\n')
+    settings = load_settings(environ={"TANTRA_CONFIG": str(config), "TANTRA_LM_URL": "http://old:2/v1",
+                                      "TANTRA_VISION_URL": "http://new:3/v1", "TANTRA_VLM_URL": "http://old:3/v1"})
+    assert settings.hearing_url == "http://old:1/v1" and settings.language_url == "http://old:2/v1"
+    assert settings.vision_url == "http://new:3/v1" and settings.voice_name == "echo"  # the new name wins
+    from config.model_config import MODEL_CONFIG, STORE_MODELS
+
+    assert MODEL_CONFIG.spikingbrain is MODEL_CONFIG.language and MODEL_CONFIG.tts is MODEL_CONFIG.voice
+    assert {m.role for m in STORE_MODELS} == {"language", "hearing", "vision", "voice", "memory"}

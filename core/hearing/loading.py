@@ -54,7 +54,7 @@ def whisper_source(model: str) -> WhisperSource:
             raise ModelUnavailable(f"{model}: a directory model must be CTranslate2 files (model.bin missing)")
         return WhisperSource("ct2", model, path)
     stored = find_store_model(model)
-    if stored is not None and stored.role == "audio":
+    if stored is not None and stored.role == "hearing":
         return WhisperSource("store", stored.aliases[0] if stored.aliases else stored.name)
     if model in WHISPER_NAMES:
         return WhisperSource("cdn", model)
@@ -65,7 +65,7 @@ def whisper_source(model: str) -> WhisperSource:
 
 def remote_whisper(loader, local: Factory, model: str | None = None) -> WhisperEngine:
     """The speech-to-text server's Whisper (``model``, else the one the settings name), ``local`` behind it."""
-    from core.hearing.remote_stt import from_settings
+    from core.hearing.remote import from_settings
 
     engine = from_settings(loader.settings, local, loader.warn, model)
     loader.note(f"speech to text: {engine.model_name} on the {engine.label}")
@@ -73,7 +73,7 @@ def remote_whisper(loader, local: Factory, model: str | None = None) -> WhisperE
 
 
 def local_whisper(loader, model: str | None, engine: str | None) -> WhisperEngine:
-    section = loader.config.audio
+    section = loader.config.hearing
     model = model or (section.low_resource if loader.low_resource else section.default)
     chain = loader.order(section.engines, "ctranslate2")
     if engine is not None and engine not in chain:
@@ -86,14 +86,14 @@ def local_whisper(loader, model: str | None, engine: str | None) -> WhisperEngin
 
     def walk() -> WhisperEngine:
         stored = find_store_model(source.name) if source.kind == "store" else None
-        root = loader.pulled(stored, "audio", order) if stored is not None else None
+        root = loader.pulled(stored, "hearing", order) if stored is not None else None
 
         def attempt(engine: str) -> WhisperEngine:
             loaded = _build_whisper(loader, engine, source, stored, root)
             loader.note(f"speech to text: {engine}, model {source.name}, on {loaded.device}")
             return loaded
 
-        return loader.walk([loader.candidate("audio", e, e, partial(attempt, e)) for e in order], "Whisper engine")
+        return loader.walk([loader.candidate("hearing", e, e, partial(attempt, e)) for e in order], "Whisper engine")
 
     return loader.once(("whisper", source, order), walk)
 

@@ -1,5 +1,5 @@
 """The seam between a conversation and the model that answers it: ``ChatModel``, which a model in this process
-(``LocalChatModel``) and a model on a server (``core.language.remote_lm.RemoteChatModel``) both are.
+(``LocalChatModel``) and a model on a server (``core.language.remote.RemoteChatModel``) both are.
 
 A chat (``core.language.chat_session``), ``tantra serve`` and the fakes in the tests speak to either the same way:
 OpenAI-style messages in, text pieces out, token counts filled in as they come. So none of them asks which kind it

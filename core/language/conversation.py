@@ -1,6 +1,6 @@
 """What a conversation with a language model is made of, apart from the model: its sampling settings, its
 messages kept within the context, and the cache of its last prompt. No torch here: a chat whose model runs on a
-server (``core.language.remote_lm``) needs these, and starts without loading torch."""
+server (``core.language.remote``) needs these, and starts without loading torch."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from core.runtime.fallback import Candidate
 
 
 def remote_language_model(loader) -> dict:
-    from core.language.remote_lm import from_settings
+    from core.language.remote import from_settings
 
     model = from_settings(loader.settings)
     loader.note(f"language model: {model.model} on the {model.label}")
@@ -22,14 +22,14 @@ def remote_language_model(loader) -> dict:
 
 
 def language_candidates(loader, spiking: bool, model: str | None) -> list[Candidate]:
-    section = loader.config.spikingbrain
+    section = loader.config.language
     if model is not None:
         path = Path(model).expanduser()
         if path.is_dir():
             return [_language_candidate(loader, model, path, spiking)]
         stored = find_store_model(model)
-        if stored is None or stored.role != "spikingbrain":
-            names = ", ".join(m.name for m in STORE_MODELS if m.role == "spikingbrain")
+        if stored is None or stored.role != "language":
+            names = ", ".join(m.name for m in STORE_MODELS if m.role == "language")
             raise ModelUnavailable(
                 f"unknown language model {model!r}; choose {names}, or a directory from `tantra models convert`"
             )
@@ -56,7 +56,7 @@ def _language_candidate(loader, entry: str, source: StoreModel | Path, spiking: 
         return loaded
 
     weights = source.name if isinstance(source, StoreModel) else None  # spiking or not: one pull
-    return loader.candidate("spikingbrain", entry, label, attempt, unavailable, weights)
+    return loader.candidate("language", entry, label, attempt, unavailable, weights)
 
 
 def _unpulled_hub_model(loader, model: StoreModel) -> bool:

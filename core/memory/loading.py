@@ -26,7 +26,7 @@ def embedder_candidates(loader, order: tuple[str, ...]) -> list[Candidate]:
 
 
 def remote_embedder(loader):
-    from core.memory.remote_embedder import ServerEmbedder
+    from core.memory.remote import ServerEmbedder
     from core.runtime.openai_http import tantra_server
 
     embedder = ServerEmbedder(tantra_server(loader.settings, timeout=60))

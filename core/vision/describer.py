@@ -120,7 +120,7 @@ class ImageDescriber:
             "long-vita-remote": Candidate(
                 "long-vita-remote",
                 lambda: remote.ask(image, prompt or DESCRIBE),
-                None if remote is not None else "no server configured (TANTRA_VLM_URL)",
+                None if remote is not None else "no server configured (TANTRA_VISION_URL)",
             ),
             self.loader.config.vision.default: Candidate(local, lambda: self._answer_locally(facts, prompt)),
         }

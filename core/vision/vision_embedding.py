@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.hearing.audio_embedding import orthonormal_projection
+from core.runtime.projection import orthonormal_projection
 from core.vision.image_io import load_image
 
 FEATURES = 1280  # EfficientNet-Lite0's pooled features

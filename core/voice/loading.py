@@ -13,7 +13,7 @@ from core.runtime.fallback import Candidate, Factory
 
 
 def remote_speech(loader, local: Factory):
-    from core.voice.remote_tts import from_settings
+    from core.voice.remote import from_settings
 
     backend = from_settings(loader.settings, local, loader.warn)
     loader.note(f"speech: voice {backend.voice} of {backend.model} on the {backend.label}, {backend.sample_rate} Hz")
@@ -29,7 +29,7 @@ def speech_candidates(loader, order: tuple[str, ...], voice: str | None) -> list
 
     candidates = []
     for name in order:
-        chosen = voice or loader.config.tts.voices[name]
+        chosen = voice or loader.config.voice.voices[name]
         unavailable = None
         if name == "coqui" and len(order) > 1:  # in the chain, never pinned: it must not download a voice
             from importlib.util import find_spec
@@ -44,7 +44,7 @@ def speech_candidates(loader, order: tuple[str, ...], voice: str | None) -> list
             loader.note(f"speech: {backend.name}, voice {backend.voice}")
             return backend
 
-        candidates.append(loader.candidate("tts", name, name, attempt, unavailable))
+        candidates.append(loader.candidate("voice", name, name, attempt, unavailable))
     return candidates
 
 
@@ -52,7 +52,7 @@ def backend_of_voice(loader, voice: str) -> str:
     from core.voice.speaker import espeak_voices
 
     stored = find_store_model(voice)
-    if (stored is not None and stored.role == "tts") or voice.endswith(".onnx"):
+    if (stored is not None and stored.role == "voice") or voice.endswith(".onnx"):
         return "piper"
     if voice.startswith("tts_models/") or Path(voice).expanduser().is_dir():
         return "coqui"
@@ -78,7 +78,7 @@ def _build_speech_backend(loader, name: str, voice: str):
             raise BadInput(f"{voice}: no such voice file")
         return PiperBackend(path, path.stem, loader.placement.onnx_providers(), loader.placement.threads)
     stored = find_store_model(voice)
-    if stored is None or stored.role != "tts":
+    if stored is None or stored.role != "voice":
         raise BadInput(f"unknown Piper voice {voice!r}; `tantra speak --list-voices` lists them")
     root = model_store.ensure(stored, loader.settings)
     model_store.verify_file(stored, root, "voice.onnx")
@@ -94,15 +94,15 @@ def coqui_voice(loader, voice: str | None) -> str | None:
     one note per loader. Where Coqui cannot run at all, nothing is pulled: loading it says why."""
     from core.voice.speaker import coqui_model_is_local, coqui_status
 
-    default = loader.config.tts.voices["coqui"]
-    if voice is not None or "tts:coqui" in loader.backends or coqui_model_is_local(default):
+    default = loader.config.voice.voices["coqui"]
+    if voice is not None or "voice:coqui" in loader.backends or coqui_model_is_local(default):
         return voice
     if coqui_status(loader.settings.models_dir) != "ready":
         return voice
 
     def piper_voice() -> str:
-        piper = find_store_model(loader.config.tts.voices["piper"])
-        path = loader.pulled(piper, "tts", ("coqui",)) / "voice.onnx"  # Coqui reads it: pulled even beside a fake
+        piper = find_store_model(loader.config.voice.voices["piper"])
+        path = loader.pulled(piper, "voice", ("coqui",)) / "voice.onnx"  # Coqui reads it: pulled even beside a fake
         loader.warn(f"Coqui's {default.rpartition('/')[2]} is not on disk (it downloads from Coqui's servers): "
                     f"Coqui speaks the Piper voice {piper.name} instead")  # fmt: skip
         return str(path)

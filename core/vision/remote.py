@@ -59,7 +59,8 @@ def _answer_text(reply: dict) -> str:
 
 
 def from_settings(settings) -> RemoteVLM | None:
-    """The configured remote model (``TANTRA_VLM_URL`` ...), or None when no server is configured."""
-    if not settings.vlm_url:
+    """The configured remote model (``TANTRA_VISION_URL`` ...), or None when no server is configured."""
+    if not settings.vision_url:
         return None
-    return RemoteVLM(settings.vlm_url, settings.vlm_model, settings.vlm_api_key, float(settings.vlm_timeout))
+    return RemoteVLM(settings.vision_url, settings.vision_model, settings.vision_api_key,
+                     float(settings.vision_timeout))  # fmt: skip

@@ -119,8 +119,8 @@ class RemoteSpeechBackend:
 
 def from_settings(settings, local: Callable[[], SpeechBackend] | None = None,
                   warn: Callable[[str], None] = say) -> RemoteSpeechBackend:  # fmt: skip
-    """The configured server (``TANTRA_TTS_URL`` ...), probed."""
-    if not settings.tts_url:
-        raise ModelUnavailable("no speech server configured (TANTRA_TTS_URL)")
-    return RemoteSpeechBackend.connect(settings.tts_url, settings.tts_model, settings.tts_voice,
-                                       settings.tts_api_key, float(settings.tts_timeout), local, warn)  # fmt: skip
+    """The configured server (``TANTRA_VOICE_URL`` ...), probed."""
+    if not settings.voice_url:
+        raise ModelUnavailable("no speech server configured (TANTRA_VOICE_URL)")
+    return RemoteSpeechBackend.connect(settings.voice_url, settings.voice_model, settings.voice_name,
+                                       settings.voice_api_key, float(settings.voice_timeout), local, warn)  # fmt: skip

@@ -69,7 +69,7 @@ def image(tmp_path):
 
 
 def test_the_request_has_the_protocols_shape_and_the_answer_is_printed(server, image):
-    env = {"TANTRA_VLM_URL": server, "TANTRA_VLM_API_KEY": KEY, "TANTRA_VLM_MODEL": "long-vita-16k"}
+    env = {"TANTRA_VISION_URL": server, "TANTRA_VISION_API_KEY": KEY, "TANTRA_VISION_MODEL": "long-vita-16k"}
     result = run_tantra("-v", "describe", str(image), "--no-ocr", "--prompt", "What colour?", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().strip() == "A 64x48 image. Q: What colour?"
@@ -81,7 +81,7 @@ def test_the_request_has_the_protocols_shape_and_the_answer_is_printed(server, i
 
 def test_a_briefly_failing_server_is_retried(server, image):
     FakeVLM.mode = "flaky"
-    result = run_tantra("describe", str(image), "--no-ocr", env={"TANTRA_VLM_URL": server})
+    result = run_tantra("describe", str(image), "--no-ocr", env={"TANTRA_VISION_URL": server})
     assert result.returncode == 0 and result.stdout.startswith(b"A 64x48 image.") and len(FakeVLM.seen) == 2
 
 
@@ -91,7 +91,7 @@ def test_a_briefly_failing_server_is_retried(server, image):
 )
 def test_a_broken_server_is_said_and_the_local_description_stands(server, image, mode, message):
     FakeVLM.mode = mode
-    env = {"TANTRA_VLM_URL": server, "TANTRA_VLM_TIMEOUT": "1", "TANTRA_VLM_API_KEY": KEY}
+    env = {"TANTRA_VISION_URL": server, "TANTRA_VISION_TIMEOUT": "1", "TANTRA_VISION_API_KEY": KEY}
     start = time.monotonic()
     result = run_tantra("describe", str(image), "--no-ocr", env=env)
     assert result.returncode == 0 and message in result.stderr, result.stderr
@@ -101,5 +101,5 @@ def test_a_broken_server_is_said_and_the_local_description_stands(server, image,
 
 
 def test_no_server_listening(image):
-    result = run_tantra("describe", str(image), "--no-ocr", env={"TANTRA_VLM_URL": "http://127.0.0.1:9/v1"})
+    result = run_tantra("describe", str(image), "--no-ocr", env={"TANTRA_VISION_URL": "http://127.0.0.1:9/v1"})
     assert result.returncode == 0 and b"cannot be reached" in result.stderr

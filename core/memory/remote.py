@@ -13,9 +13,9 @@ class ServerEmbedder:
     def __init__(self, api: Endpoint) -> None:
         self.api = api
         models = {m.get("role"): m["id"] for m in api.get_json("/models").get("data", []) if isinstance(m, dict)}
-        if "embeddings" not in models:
+        if "memory" not in models:
             raise ModelUnavailable(f"the {api.label} has no embedding model")
-        self.name = models["embeddings"]
+        self.name = models["memory"]
         self.dim = len(self.embed(["dimension probe"])[0])
 
     def embed(self, texts):

@@ -44,7 +44,7 @@ class RemoteChatModel:
         tantra = any(entry.get("owned_by") == "tantra" for entry in entries)
         if not model:
             if not listed:
-                raise ModelUnavailable(f"the {endpoint.label} lists no models; set TANTRA_LM_MODEL")
+                raise ModelUnavailable(f"the {endpoint.label} lists no models; set TANTRA_LANGUAGE_MODEL")
             model = listed[0]
         spiking = any(entry["id"] == model and entry.get("spiking") is True for entry in entries)
         # A name it does not list is still tried: proxies and aliases (Ollama's tags, vLLM's served names) answer
@@ -152,7 +152,8 @@ def _text_of(event, label: str) -> str:
 
 
 def from_settings(settings) -> RemoteChatModel | None:
-    """The configured server's model (``TANTRA_LM_URL`` ...), probed; None when no server is configured."""
-    if not settings.lm_url:
+    """The configured server's model (``TANTRA_LANGUAGE_URL`` ...), probed; None when no server is configured."""
+    if not settings.language_url:
         return None
-    return RemoteChatModel.connect(settings.lm_url, settings.lm_model, settings.lm_api_key, float(settings.lm_timeout))
+    return RemoteChatModel.connect(settings.language_url, settings.language_model, settings.language_api_key,
+                                   float(settings.language_timeout))  # fmt: skip

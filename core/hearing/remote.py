@@ -186,8 +186,8 @@ def _number(value) -> float | None:
 
 def from_settings(settings, local: Callable[[], WhisperEngine] | None = None, warn: Callable[[str], None] = say,
                   model: str | None = None) -> RemoteWhisperEngine:  # fmt: skip
-    """The configured server (``TANTRA_STT_URL`` ...), probed; ``model`` in place of the configured name."""
-    if not settings.stt_url:
-        raise ModelUnavailable("no speech-to-text server configured (TANTRA_STT_URL)")
-    return RemoteWhisperEngine.connect(settings.stt_url, model or settings.stt_model, settings.stt_api_key,
-                                       float(settings.stt_timeout), local, warn)  # fmt: skip
+    """The configured server (``TANTRA_HEARING_URL`` ...), probed; ``model`` in place of the configured name."""
+    if not settings.hearing_url:
+        raise ModelUnavailable("no speech-to-text server configured (TANTRA_HEARING_URL)")
+    return RemoteWhisperEngine.connect(settings.hearing_url, model or settings.hearing_model, settings.hearing_api_key,
+                                       float(settings.hearing_timeout), local, warn)  # fmt: skip
