@@ -432,3 +432,39 @@ def test_serve_warns_without_a_key_off_loopback_refuses_a_busy_port_and_stops_cl
         assert served.wait(30) == 0
     finally:
         served.kill()
+
+
+def test_a_client_with_server_reads_images_and_embeds_there_and_gives_way_in_one_line(server, tmp_path, monkeypatch):
+    """``--server``: the server's classifier and embedder answer a client's describer and memory; once the server is
+    gone, one line says so and the client's own models answer (``core.runtime.fallback.GiveWay``)."""
+    import types
+
+    from config.settings import Settings, with_server_roles
+    from core.vision.describer import ImageDescriber
+
+    monkeypatch.setattr("core.runtime.openai_http.time", types.SimpleNamespace(sleep=lambda _: None))  # no backoff
+
+    url, _ = server
+    said: list[str] = []
+    here = lambda: FakeClassifier("here")  # noqa: E731
+    local = {"vision:onnxruntime": here, "vision:torch": here, "memory:onnxruntime": FakeEmbedder}
+    settings = with_server_roles(Settings(home=tmp_path, server=url, server_api_key=KEY))
+    client = ModelLoader(MODEL_CONFIG, settings, warn=said.append, backends=local)
+    describer = ImageDescriber(client, ocr=False)
+    image = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(image, "PNG")
+    image = image.getvalue()
+    assert describer.facts(image)["engine"] == "fake" and said == []  # the server's FakeClassifier
+    assert client.load_embedder().name == "fake-embedder" and client.load_embedder().api.label.startswith("Tantra")
+    gone = with_server_roles(Settings(home=tmp_path, server=nothing_listening_url(), server_api_key=KEY))
+    client = ModelLoader(MODEL_CONFIG, gone, warn=said.append, backends=local)
+    describer = ImageDescriber(client, ocr=False)
+    assert describer.facts(image)["engine"] == "here" and describer.facts(image)["engine"] == "here"
+    assert len(said) == 1 and "cannot be reached" in said[0] and said[0].endswith("images are read here instead")
+    assert isinstance(client.load_embedder(), FakeEmbedder) and "trying" in said[-1]
+
+
+def nothing_listening_url() -> str:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{free.getsockname()[1]}"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from config.errors import BadInput, ModelUnavailable, TantraError
+from config.errors import ModelUnavailable, TantraError
 from core.hearing.transcriber import Segment, TranscribeOptions, WhisperEngine, Word, check_options
+from core.runtime.fallback import GiveWay
 from core.runtime.openai_http import Endpoint, server_models
 from core.runtime.status import say
 
@@ -66,9 +66,7 @@ class RemoteWhisperEngine:
     def __init__(self, endpoint: Endpoint, model: str, local: Callable[[], WhisperEngine] | None = None,
                  warn: Callable[[str], None] = say) -> None:  # fmt: skip
         self.endpoint, self.model = endpoint, model
-        self.local, self.warn = local, warn
-        self._fallen_back: WhisperEngine | None = None
-        self._lock = threading.Lock()  # one fallback, even when two threads find the server gone
+        self.fallback = GiveWay(local, warn, "the local Whisper transcribes from here on")
 
     @classmethod
     def connect(cls, base_url: str, model: str, api_key: str = "", timeout: float = 120.0,
@@ -81,11 +79,11 @@ class RemoteWhisperEngine:
 
     @property
     def name(self) -> str:
-        return self._fallen_back.name if self._fallen_back is not None else "remote"
+        return self.fallback.engine.name if self.fallback.engine is not None else "remote"
 
     @property
     def model_name(self) -> str:
-        return self._fallen_back.model_name if self._fallen_back is not None else self.model
+        return self.fallback.engine.model_name if self.fallback.engine is not None else self.model
 
     @property
     def label(self) -> str:
@@ -97,23 +95,14 @@ class RemoteWhisperEngine:
     def transcribe_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str | None, Iterator[Segment]]:
         """The server's language and segments for ``audio``; the local engine's once the server has failed. The
         language is None where the server does not say it."""
-        if self._fallen_back is None:
+        local = self.fallback.engine
+        if local is None:
             try:
                 return self._remote_block(audio, options)
-            except BadInput:
-                raise  # the server refused this audio or an option: the local engine would be told the same
-            except TantraError as failure:
-                if self.local is None:
-                    raise
-                self._give_way(failure)
-        check_options(self._fallen_back, options)  # an English-only local model cannot go on in French
-        return self._fallen_back.transcribe_block(audio, options)
-
-    def _give_way(self, failure: TantraError) -> None:
-        with self._lock:
-            if self._fallen_back is None:
-                self.warn(f"{failure}; the local Whisper transcribes from here on")
-                self._fallen_back = self.local()
+            except TantraError as failure:  # a refusal of this audio or an option is raised as it is
+                local = self.fallback.after(failure)
+        check_options(local, options)  # an English-only local model cannot go on in French
+        return local.transcribe_block(audio, options)
 
     def _remote_block(self, audio: np.ndarray, options: TranscribeOptions) -> tuple[str | None, Iterator[Segment]]:
         translate = options.task == "translate"

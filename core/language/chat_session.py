@@ -24,6 +24,7 @@ from core.language.reply_filter import without_stage_directions
 from core.memory.chat_log import ExchangeStart, ImageRecord
 from core.memory.episodes import Recollection
 from core.memory.journal import Journal
+from core.runtime.fallback import GiveWay
 from core.runtime.status import say
 
 
@@ -64,7 +65,8 @@ class ChatSession:
         its first word, for that turn and the rest of the session; ``warn`` says so. ``layout``: where a turn's
         facts go in the prompt (``core.language.grounding``; other layouts are for benchmarks)."""
         self.model, self.options, self.layout = model, options, layout
-        self.fallback, self.warn = fallback, warn
+        local = (lambda: fallback()["chat"]) if fallback is not None else None
+        self.fallback = GiveWay(local, warn, "the local language model answers instead")
         self.conversation = Conversation(system or None)
         self.last: ReplyStats | None = None
         self.last_counts = TokenCounts()  # the last reply's, for /stats
@@ -87,13 +89,6 @@ class ChatSession:
     def spiking(self) -> bool:
         """Whether the model answers with spike coding (a server's model: as the server says, else not)."""
         return bool(self.model.spiking)
-
-    def use_local(self) -> None:
-        """From now on the local model answers (``fallback``'s): the server failed. It is the last resort: what it
-        fails at is raised."""
-        fallback, self.fallback = self.fallback, None
-        self.model = fallback()["chat"]
-        self.prompt_cache = PromptCache()
 
     def image_record(self, path: Path) -> ImageRecord:
         if self.describer is None:
@@ -179,10 +174,9 @@ class ChatSession:
             raise
         except TantraError as failure:
             del messages[before:]
-            if self.fallback is None:
-                raise
-            self.warn(f"{failure}; the local language model answers instead")
-            self.use_local()
+            if self.fallback.engine is not None:
+                raise  # the local model is the last resort
+            self.model, self.prompt_cache = self.fallback.after(failure), PromptCache()
             return None
         except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
             del messages[before:]

@@ -8,6 +8,7 @@ backend has failed, the error lists what each one said, in the chain's order.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -84,3 +85,27 @@ def first_that_works(candidates: Sequence[Candidate[T]], what: str, warn: Say, n
     if sum(c.unavailable is None for c in candidates) == 1 and isinstance(tried[0], TantraError):
         raise tried[0]  # the one backend there was to try (a pinned one): its own error says it best
     raise ModelUnavailable(f"no {what} can run here: " + "; ".join(failures))
+
+
+class GiveWay:
+    """A server's engine giving way to the local one in the middle of a session: at the server's first failure
+    (not a refusal of the input: another engine would be told the same), one line says so and ``local()``, loaded
+    once, answers from then on. Used by every role's remote engine, so each says it and behaves alike."""
+
+    def __init__(self, local: Factory | None, warn: Say, then: str) -> None:
+        """``then``: what the line says happens now ("the local voice speaks from here on")."""
+        self.local, self.warn, self.then = local, warn, then
+        self.engine = None
+        """The local engine, once the server has failed; None before."""
+        self._lock = threading.Lock()  # one local engine, even when two threads find the server gone
+
+    def after(self, failure: TantraError):
+        """The local engine, after ``failure``; raises ``failure`` itself where it is a refusal of the input or
+        there is no local engine to give way to."""
+        if isinstance(failure, BadInput) or self.local is None:
+            raise failure
+        with self._lock:
+            if self.engine is None:
+                self.warn(f"{failure}; {self.then}")
+                self.engine = self.local()
+        return self.engine

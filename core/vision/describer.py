@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.runtime.fallback import Candidate, first_that_works
+from config.errors import TantraError
+from core.runtime.fallback import Candidate, GiveWay, first_that_works
 from core.vision.image_classifier import Label
 from core.vision.image_io import load_image
 
@@ -68,16 +69,28 @@ class ImageDescriber:
             from core.runtime.openai_http import tantra_server
 
             self._server = tantra_server(loader.settings, timeout=120)
+        self._server_fallback = GiveWay(lambda: self._seen_here, loader.warn, "images are read here instead")
 
     def facts(self, source, top: int = 5) -> dict:
         """``{"image", "format", "width", "height", "frames", "mode", "model", "engine", "labels", "text"}`` for
         ``source``: a path, image bytes, or the ``(image, info)`` pair ``load_image`` already returned."""
         image, info = load_image(source) if not isinstance(source, tuple) else source
-        seen = self._seen_by_server(image, info.label, top) if self._server is not None else None
         return {
             "image": info.label, "format": info.format, "width": info.width, "height": info.height,
-            "frames": info.frames, "mode": info.mode, **(seen or self._seen_here(image, top)),
+            "frames": info.frames, "mode": info.mode, **self._seen(image, info.label, top),
         }  # fmt: skip
+
+    def _seen(self, image, label: str, top: int) -> dict:
+        """What the models see: a ``tantra serve``'s with ``--server`` (``core.vision.server_facts``) until it fails
+        (said in one line), then this process's."""
+        if self._server is not None and self._server_fallback.engine is None:
+            from core.vision.server_facts import seen_by_server
+
+            try:
+                return seen_by_server(self._server, image, label, top, self.ocr)
+            except TantraError as failure:  # a refusal of this image is raised as it is
+                self._server_fallback.after(failure)
+        return self._seen_here(image, top)
 
     def _seen_here(self, image, top: int) -> dict:
         classifier = self.loader.load_vision(self.engine)  # loaded once, then cached by the loader
@@ -93,19 +106,6 @@ class ImageDescriber:
             "labels": [{"name": label.name, "score": label.score} for label in seen.labels],
             "text": [{"text": line.text, "score": line.score, "box": line.box} for line in lines],
         }  # fmt: skip
-
-    def _seen_by_server(self, image, label: str, top: int) -> dict | None:
-        """What the server's models see; None once it could not be reached (said in one line, then the local
-        models read this image and the next ones)."""
-        from config.errors import ModelUnavailable
-        from core.vision.server_facts import seen_by_server
-
-        try:
-            return seen_by_server(self._server, image, label, top, self.ocr)
-        except ModelUnavailable as failure:
-            self.loader.warn(f"{failure}; images are read here instead")
-            self._server = None
-            return None
 
     def note(self, source) -> str:
         """``[Image NAME: what it shows]`` for ``source``: what a language model reads in place of the image."""

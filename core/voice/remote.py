@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from config.errors import BadInput, ModelUnavailable, TantraError
+from config.errors import ModelUnavailable, TantraError
+from core.runtime.fallback import GiveWay
 from core.runtime.openai_http import Endpoint
 from core.runtime.status import say
 
@@ -55,9 +55,7 @@ class RemoteSpeechBackend:
         self.endpoint, self.model, self.server_voice = endpoint, model, voice
         self.sample_rate = sample_rate
         """Fixed for the backend's life (players and files are opened at it): the server's rate at load."""
-        self.local, self.warn = local, warn
-        self._fallen_back: SpeechBackend | None = None
-        self._lock = threading.Lock()
+        self.fallback = GiveWay(local, warn, "the local voice speaks from here on")
 
     @classmethod
     def connect(cls, base_url: str, model: str, voice: str, api_key: str = "", timeout: float = 60.0,
@@ -73,11 +71,11 @@ class RemoteSpeechBackend:
 
     @property
     def name(self) -> str:
-        return self._fallen_back.name if self._fallen_back is not None else "remote"
+        return self.fallback.engine.name if self.fallback.engine is not None else "remote"
 
     @property
     def voice(self) -> str:
-        return self._fallen_back.voice if self._fallen_back is not None else self.server_voice
+        return self.fallback.engine.voice if self.fallback.engine is not None else self.server_voice
 
     @property
     def label(self) -> str:
@@ -95,26 +93,17 @@ class RemoteSpeechBackend:
         return decode_wav(raw, self.label)
 
     def synthesize(self, sentence: str, rate: float) -> Iterator[np.ndarray]:
-        if self._fallen_back is None:
+        local = self.fallback.engine
+        if local is None:
             try:
                 samples, server_rate = self.speak(sentence, rate)
-            except BadInput:
-                raise  # the server refused this sentence or setting: the local voice would be no better told
-            except TantraError as failure:
-                if self.local is None:
-                    raise
-                self._give_way(failure)
+            except TantraError as failure:  # a refusal of this sentence or setting is raised as it is
+                local = self.fallback.after(failure)
             else:
                 yield resample(samples, server_rate, self.sample_rate)
                 return
-        for samples in self._fallen_back.synthesize(sentence, rate):
-            yield resample(np.asarray(samples, dtype=np.float32), self._fallen_back.sample_rate, self.sample_rate)
-
-    def _give_way(self, failure: TantraError) -> None:
-        with self._lock:
-            if self._fallen_back is None:
-                self.warn(f"{failure}; the local voice speaks from here on")
-                self._fallen_back = self.local()
+        for samples in local.synthesize(sentence, rate):
+            yield resample(np.asarray(samples, dtype=np.float32), local.sample_rate, self.sample_rate)
 
 
 def from_settings(settings, local: Callable[[], SpeechBackend] | None = None,
