@@ -456,6 +456,8 @@ def test_a_client_with_server_reads_images_and_embeds_there_and_gives_way_in_one
     image = image.getvalue()
     assert describer.facts(image)["engine"] == "fake" and said == []  # the server's FakeClassifier
     assert client.load_embedder().name == "fake-embedder" and client.load_embedder().api.label.startswith("Tantra")
+    whisper = client.load_whisper()  # the server skips silent blocks itself: no detector is loaded here to do it
+    assert whisper.name == "remote" and whisper.screens_silence
     gone = with_server_roles(Settings(home=tmp_path, server=nothing_listening_url(), server_api_key=KEY))
     client = ModelLoader(MODEL_CONFIG, gone, warn=said.append, backends=local)
     describer = ImageDescriber(client, ocr=False)

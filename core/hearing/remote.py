@@ -17,7 +17,7 @@ import numpy as np
 from config.errors import ModelUnavailable, TantraError
 from core.hearing.transcriber import Segment, TranscribeOptions, WhisperEngine, Word, check_options
 from core.runtime.fallback import GiveWay
-from core.runtime.openai_http import Endpoint, server_models
+from core.runtime.openai_http import Endpoint, model_listing
 from core.runtime.status import say
 
 SAMPLE_RATE = 16000  # what core.hearing.transcriber hands every engine
@@ -67,6 +67,8 @@ class RemoteWhisperEngine:
                  warn: Callable[[str], None] = say) -> None:  # fmt: skip
         self.endpoint, self.model = endpoint, model
         self.fallback = GiveWay(local, warn, "the local Whisper transcribes from here on")
+        self.tantra = False
+        """The server is a ``tantra serve``."""
 
     @classmethod
     def connect(cls, base_url: str, model: str, api_key: str = "", timeout: float = 120.0,
@@ -74,8 +76,9 @@ class RemoteWhisperEngine:
                 ) -> RemoteWhisperEngine:  # fmt: skip
         """The server after one ``GET /models``: it answers and takes the key; raises so the local chain loads."""
         endpoint = Endpoint(base_url, api_key, timeout, "speech-to-text server")
-        server_models(endpoint)
-        return cls(endpoint, model, local, warn)
+        engine = cls(endpoint, model, local, warn)
+        engine.tantra = any(entry.get("owned_by") == "tantra" for entry in model_listing(endpoint))
+        return engine
 
     @property
     def name(self) -> str:
@@ -84,6 +87,13 @@ class RemoteWhisperEngine:
     @property
     def model_name(self) -> str:
         return self.fallback.engine.model_name if self.fallback.engine is not None else self.model
+
+    @property
+    def screens_silence(self) -> bool:
+        """Whether blocks without speech are skipped where they are transcribed: a ``tantra serve`` runs the same
+        voice-activity detector, so this process need not load one to do it first
+        (``core.hearing.transcriber.has_speech``). Once the local engine has taken over, it is done here again."""
+        return self.tantra and self.fallback.engine is None
 
     @property
     def label(self) -> str:

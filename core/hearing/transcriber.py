@@ -79,15 +79,17 @@ def check_options(engine: WhisperEngine, options: TranscribeOptions) -> None:
             raise TantraError(f"{engine.model_name} is English-only and cannot translate; use --model base")
 
 
-def has_speech(audio: np.ndarray) -> bool:
+def has_speech(audio: np.ndarray, detector: bool = True) -> bool:
     """False for a block nobody speaks in; Whisper would invent words ("Thank you.") for it.
 
-    Two checks: a peak level gate (free), then the Silero voice-activity detector that faster-whisper ships
-    (a small ONNX model, a few milliseconds per second of audio). Only whole blocks without any detected speech
-    are skipped, so a quiet word inside speech is never cut.
+    Two checks: a peak level gate (free), then, with ``detector``, the Silero voice-activity detector that
+    faster-whisper ships (a small ONNX model, a few milliseconds per second of audio). Only whole blocks without
+    any detected speech are skipped, so a quiet word inside speech is never cut.
     """
     if len(audio) == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
         return False
+    if not detector:
+        return True
     try:
         from faster_whisper.vad import get_speech_timestamps
     except ImportError:
@@ -111,7 +113,8 @@ def transcribe(
     check_options(engine, options)
     next_id = 0
     for offset, audio in read_blocks(info):
-        if not has_speech(audio):
+        screened = getattr(engine, "screens_silence", False)  # a server that runs the same detector on each block
+        if not has_speech(audio, detector=not screened):
             continue
         language, segments = engine.transcribe_block(audio, options)
         if transcript is not None and transcript.language is None:

@@ -182,11 +182,6 @@ class Endpoint:
             raise TantraError(f"the {self.label} answered something that is not JSON") from None
 
 
-def server_models(endpoint: Endpoint) -> list[str]:
-    """The model names ``GET /models`` lists: reachable, key accepted, an OpenAI-compatible answer."""
-    return [str(entry["id"]) for entry in model_listing(endpoint)]
-
-
 def model_listing(endpoint: Endpoint) -> list[dict]:
     """``GET /models``'s entries, each a dict with an ``id``, or a one-line error."""
     listing = endpoint.get_json("/models")
