@@ -36,7 +36,8 @@ class ChatTokenizer:
         # A base model has no end-of-turn token: it would go on to write the user's next line itself.
         self.stop_strings: tuple[str, ...] = () if self.chat_template else ("\nUser:",)
         # A reply ends at the template's end-of-turn token as well as at end-of-text.
-        ends = [eos_token_id] + [self.tokenizer.token_to_id(t) for t in ("<|im_end|>", "<|endoftext|>")]
+        ends = [eos_token_id] + [self.tokenizer.token_to_id(t) for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>",
+                                                                     "<end_of_turn>")]
         self.stop_token_ids = {token for token in ends if token is not None and token >= 0}
 
     def encode(self, text: str) -> list[int]:

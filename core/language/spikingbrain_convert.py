@@ -226,27 +226,45 @@ def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
         "self_attn.o_proj": "attn.o_proj", "mlp.gate_proj": "mlp.gate_proj", "mlp.up_proj": "mlp.up_proj",
         "mlp.down_proj": "mlp.down_proj",
     }  # fmt: skip
+    optional = {"self_attn.q_norm": "attn.q_norm", "self_attn.k_norm": "attn.k_norm"}  # Qwen3
     for i in range(n_layer):
+        layer = f"model.layers.{i}."
         for theirs, ours in names.items():
-            out[f"blocks.{i}.{ours}.weight"] = state[f"model.layers.{i}.{theirs}.weight"]
+            out[f"blocks.{i}.{ours}.weight"] = state[f"{layer}{theirs}.weight"]
+            if f"{layer}{theirs}.bias" in state:  # Qwen2's q, k and v
+                out[f"blocks.{i}.{ours}.bias"] = state[f"{layer}{theirs}.bias"]
+        for theirs, ours in optional.items():
+            if f"{layer}{theirs}.weight" in state:
+                out[f"blocks.{i}.{ours}.weight"] = state[f"{layer}{theirs}.weight"]
     return fuse_projections(out, n_layer)
 
 
 def hf_config_to_spikingbrain(hf: dict) -> dict:
-    """SpikingBrainConfig fields from a Hugging Face ``config.json`` (GPT-2 or Llama family)."""
+    """SpikingBrainConfig fields from a Hugging Face ``config.json`` (GPT-2, or the Llama family: Llama, Mistral,
+    Qwen2, Qwen3)."""
     if hf.get("model_type") == "gpt2":
         return {
             "family": "gpt2", "vocab_size": hf["vocab_size"], "n_embd": hf["n_embd"], "n_layer": hf["n_layer"],
             "n_head": hf["n_head"], "block_size": hf["n_positions"], "intermediate_size": hf.get("n_inner") or 0,
             "norm_eps": hf.get("layer_norm_epsilon", 1e-5), "tie_embeddings": True,
         }  # fmt: skip
-    if hf.get("model_type") in ("llama", "mistral", "qwen2") or "LlamaForCausalLM" in hf.get("architectures", []):
+    kind = hf.get("model_type")
+    if kind in ("llama", "mistral", "qwen2", "qwen3") or "LlamaForCausalLM" in hf.get("architectures", []):
+        # What would convert but compute something else: refused, not approximated.
+        scaling = (hf.get("rope_scaling") or {}).get("rope_type") or (hf.get("rope_scaling") or {}).get("type")
+        unsupported = {"sliding-window attention": hf.get("sliding_window") and hf.get("use_sliding_window"),
+                       f"{scaling} RoPE scaling": scaling not in (None, "default"),
+                       "a bias on the output projection": hf.get("attention_bias") and kind != "qwen2"}  # fmt: skip
+        for what, present in unsupported.items():
+            if present:
+                raise TantraError(f"this {kind} checkpoint uses {what}, which is not supported yet")
         return {
             "family": "llama", "vocab_size": hf["vocab_size"], "n_embd": hf["hidden_size"],
             "n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"],
             "n_kv_head": hf.get("num_key_value_heads") or 0, "block_size": hf.get("max_position_embeddings", 2048),
             "intermediate_size": hf["intermediate_size"], "norm_eps": hf.get("rms_norm_eps", 1e-6),
             "rope_base": hf.get("rope_theta", 10000.0), "tie_embeddings": hf.get("tie_word_embeddings", False),
+            "head_dim": hf.get("head_dim") or 0, "qkv_bias": kind == "qwen2", "qk_norm": kind == "qwen3",
         }  # fmt: skip
     raise TantraError(f"model type {hf.get('model_type')!r} is not supported; use a GPT-2 or Llama-family checkpoint")
 
@@ -274,8 +292,10 @@ def convert_hf_dir(source: Path, out_dir: Path) -> Path:
     state = {}
     for file in files:
         state.update(load_file(str(file)))
-    config["extra"] = {"source": hf.get("_name_or_path") or source.name, "eos_token_id": hf.get("eos_token_id", -1),
-                       "chat_template": _chat_template(source)}  # fmt: skip
+    eos = hf.get("eos_token_id")
+    eos = eos[0] if isinstance(eos, list) and eos else eos  # Llama 3 lists several: the first ends a turn too
+    config["extra"] = {"source": hf.get("_name_or_path") or source.name, "eos_token_id": eos if isinstance(eos, int)
+                       else -1, "chat_template": _chat_template(source)}  # fmt: skip
     _save(out_dir, hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), config)
     if config["family"] == "gpt2":  # GPT-2's tokenizer exactly, whatever files came with the checkpoint
         (out_dir / TOKENIZER).write_text(gpt2_tokenizer_json())

@@ -5,7 +5,8 @@ integer spike counts s = round(x / V_th) with an adaptive threshold V_th = mean(
 weights are INT8, symmetric, one scale per group of 128 inputs. The rounding passes gradients straight through, so
 the model stays trainable. ``model.set_spiking(False)`` gives the plain network: the reference for every quality
 figure. Two families share the code: ``gpt2`` (LayerNorm, learned positions, GELU, biases) and ``llama`` (RMSNorm,
-RoPE, SwiGLU, grouped-query attention, tied embeddings). The spike coding and INT8 arithmetic the layers use live in
+RoPE, SwiGLU, grouped-query attention, tied embeddings), which holds Qwen2 (biases on q, k, v) and Qwen3 (norms on
+each query and key head, heads of their own width) too. The spike coding and INT8 arithmetic the layers use live in
 ``core.models.spike_coding``.
 """
 
@@ -42,7 +43,13 @@ class SpikingBrainConfig:
     block_size: int = 1024
     """Context length in tokens."""
     family: str = "gpt2"
-    """gpt2 or llama."""
+    """gpt2 or llama (Llama, Qwen2 and Qwen3 differ in the three settings below)."""
+    head_dim: int = 0
+    """Width of an attention head; 0 means n_embd / n_head (Qwen3 sets its own)."""
+    qkv_bias: bool = False
+    """Biases on the query, key and value projections of a llama-family model (Qwen2)."""
+    qk_norm: bool = False
+    """An RMSNorm over each query and key head before RoPE (Qwen3)."""
     intermediate_size: int = 0
     """MLP width; 0 means 4 * n_embd."""
     norm_eps: float = 1e-5
@@ -63,8 +70,9 @@ class SpikingBrainConfig:
             raise ValueError(f"unknown family {self.family!r}; use gpt2 or llama")
         self.n_kv_head = self.n_kv_head or self.n_head
         self.intermediate_size = self.intermediate_size or 4 * self.n_embd
-        if self.n_embd % self.n_head or self.n_head % self.n_kv_head:
+        if (not self.head_dim and self.n_embd % self.n_head) or self.n_head % self.n_kv_head:
             raise ValueError("n_embd must divide into n_head heads, and n_head into n_kv_head groups")
+        self.head_dim = self.head_dim or self.n_embd // self.n_head
         if self.weight_group % KERNEL_WIDTH:
             raise ValueError(f"weight_group must be 0 or a multiple of {KERNEL_WIDTH}")
 
@@ -238,20 +246,25 @@ class KVCache:
 class Attention(nn.Module):
     def __init__(self, config: SpikingBrainConfig) -> None:
         super().__init__()
-        self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
-        self.head_dim = config.n_embd // config.n_head
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
         bias = config.family == "gpt2"
+        width = (config.n_head + 2 * self.n_kv_head) * self.head_dim
         # q, k and v read the same input: one projection codes it into spikes once (GPT-2's own c_attn layout).
-        self.qkv_proj = SpikingLinear(config.n_embd, (config.n_head + 2 * self.n_kv_head) * self.head_dim, bias, config)
-        self.o_proj = SpikingLinear(config.n_embd, config.n_embd, bias, config)
+        self.qkv_proj = SpikingLinear(config.n_embd, width, bias or config.qkv_bias, config)
+        self.o_proj = SpikingLinear(config.n_head * self.head_dim, config.n_embd, bias, config)
+        self.q_norm = self.k_norm = None
+        if config.qk_norm:
+            self.q_norm, self.k_norm = RMSNorm(self.head_dim, config.norm_eps), RMSNorm(self.head_dim, config.norm_eps)
 
     def forward(self, x: torch.Tensor, rope: tuple | None, cache: KVCache, layer: int) -> torch.Tensor:
-        B, T, C = x.shape  # (batch, new tokens, n_embd)
-        kv_width = self.n_kv_head * self.head_dim
-        q, k, v = self.qkv_proj(x).split([C, kv_width, kv_width], dim=-1)
+        B, T, _ = x.shape  # (batch, new tokens, n_embd)
+        q_width, kv_width = self.n_head * self.head_dim, self.n_kv_head * self.head_dim
+        q, k, v = self.qkv_proj(x).split([q_width, kv_width, kv_width], dim=-1)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         k, v = cache.extend(layer, k, v)
@@ -264,7 +277,7 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=T > 1 and past == 0, enable_gqa=self.n_kv_head != self.n_head
         )  # (B, nh, T, hd)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, q_width))
 
 
 class MLP(nn.Module):
@@ -429,7 +442,7 @@ class SpikingBrainForCausalLM(nn.Module):
         if self.wpe is not None:
             x = x + self.wpe(positions)
         else:  # once per pass, shared by every layer
-            rope = rope_cos_sin(positions, self.config.n_embd // self.config.n_head, self.config.rope_base)
+            rope = rope_cos_sin(positions, self.config.head_dim, self.config.rope_base)
         for index, block in enumerate(self.blocks):
             x = block(x, rope, cache, index)
         x = self.ln_f(x[:, -1:] if last_only else x)

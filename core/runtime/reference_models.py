@@ -20,14 +20,14 @@ def stock_transformers_llama(config: SpikingBrainConfig, state: dict):
         max_position_embeddings=config.block_size, rms_norm_eps=config.norm_eps, rope_theta=config.rope_base,
         tie_word_embeddings=config.tie_embeddings,
     )  # fmt: skip
-    head_dim = config.n_embd // config.n_head
+    head_dim = config.head_dim
     theirs = {"model.embed_tokens.weight": state["wte.weight"], "model.norm.weight": state["ln_f.weight"]}
     if "lm_head.weight" in state:
         theirs["lm_head.weight"] = state["lm_head.weight"]
     for i in range(config.n_layer):
         ours, layer = f"blocks.{i}.", f"model.layers.{i}."
         q, k, v = state[f"{ours}attn.qkv_proj.weight"].split(
-            [config.n_embd, config.n_kv_head * head_dim, config.n_kv_head * head_dim]
+            [config.n_head * head_dim, config.n_kv_head * head_dim, config.n_kv_head * head_dim]
         )
         gate, up = state[f"{ours}mlp.up_proj.weight"].split(config.intermediate_size)
         parts = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,13 +92,14 @@ class PlaybackQueue:
             self.played.setdefault(tag, Played()).total += len(piece.samples)
             self.drained.clear()
 
-    def take(self, count: int, at: float | None = None, rate: int = 0) -> np.ndarray:
-        """The next ``count`` samples to play (silence where nothing is queued); ``at`` is when they sound, at
-        ``rate`` samples a second (for the record of levels)."""
+    def take(self, count: int, at: float | Callable[[], float] | None = None, rate: int = 0) -> np.ndarray:
+        """The next ``count`` samples to play (silence where nothing is queued); ``at`` is when they sound (or the
+        clock that says it, read once the queue is held: a piece added just before then cannot seem to sound before
+        it was added), at ``rate`` samples a second (for the record of levels)."""
         out = np.zeros(count, dtype=np.float32)
         filled = 0
-        at = time.monotonic() if at is None else at
         with self._lock:
+            at = at() if callable(at) else time.monotonic() if at is None else at
             while filled < count and self._queue:
                 piece = self._queue[0]
                 n = min(count - filled, len(piece.samples) - piece.taken)

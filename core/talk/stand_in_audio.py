@@ -193,7 +193,7 @@ class StandInAudio:
             now = self.clock()
             rate = FRAME_SECONDS * self.output_rate  # output samples per tick, not a whole number: rounded cumulatively
             count = round((tick + 1) * rate) - round(tick * rate)
-            out = self.playback.take(count, at=now, rate=self.output_rate)
+            out = self.playback.take(count, at=self.clock, rate=self.output_rate)
             if self._writer is not None:
                 self._writer.write(out)
             mic = self.source.read(FRAME) if after_end is None else None
