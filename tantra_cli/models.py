@@ -179,16 +179,24 @@ def pull(
 @app.command()
 def convert(
     ctx: typer.Context,
-    source: str = typer.Argument(..., help="A GPT-2, DistilGPT-2 or Llama-family checkpoint directory, or hub id."),
+    source: str = typer.Argument(..., help="A GGUF file (Llama, Qwen2, Qwen3), or a Hugging Face checkpoint "
+                                 "directory or hub id (GPT-2, Llama, Mistral, Qwen2, Qwen3)."),
     output: Path = typer.Argument(..., help="The directory to write; use it with `tantra chat --model DIR`."),
 ) -> None:
-    """Convert a Hugging Face checkpoint into SpikingBrain (full precision and INT8 spiking weights)."""
+    """Convert a GGUF file or a Hugging Face checkpoint into SpikingBrain (full precision and INT8 spiking weights)."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core.language.spikingbrain_convert import convert_hf_dir
+        from core.language.spikingbrain_convert import convert_gguf, convert_hf_dir
         from core.runtime.model_store import CHECKPOINT_FILES, hub_snapshot
 
         path = Path(source).expanduser()
+        if path.is_file():
+            if path.suffix.lower() != ".gguf":
+                raise TantraError(f"{source}: a file to convert must be a .gguf (or give a checkpoint directory)")
+            say(f"converting {source} into {output}")
+            convert_gguf(path, output)
+            say(f"ready: tantra chat --model {output}")
+            return
         if not path.is_dir():
             if source.count("/") != 1 or path.exists():
                 raise TantraError(f"{source}: neither a checkpoint directory nor a hub id like openai-community/gpt2")

@@ -81,3 +81,90 @@ def test_what_would_compute_something_else_is_refused(tmp_path):
         with pytest.raises(TantraError, match=said):
             hf_config_to_spikingbrain({**base, **extra})
     assert hf_config_to_spikingbrain({**base, "model_type": "qwen2"})["qkv_bias"]
+
+
+def tiny_gguf(architecture: str, reference, path):
+    """``reference`` (a tiny transformers model) written as llama.cpp's converter writes that architecture: its
+    tensor names, Llama's q and k rows interleaved for llama.cpp's RoPE, a byte-level vocabulary."""
+    import gguf
+    import numpy as np
+
+    config = reference.config
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(10000.0)
+    if getattr(config, "head_dim", None):
+        writer.add_key_length(config.head_dim)
+        writer.add_value_length(config.head_dim)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2" if architecture != "llama" else "smollm")
+    writer.add_token_list(["t", "0", "t0", *(f"x{i}" for i in range(VOCAB - 3))])
+    writer.add_token_types([1] * VOCAB)
+    writer.add_token_merges(["t 0"])
+    writer.add_eos_token_id(0)
+
+    def interleaved(weight: np.ndarray, heads: int) -> np.ndarray:  # llama.cpp's LlamaModel.permute
+        return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(
+            weight.shape)  # fmt: skip
+
+    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+             "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}  # fmt: skip
+    for name, tensor in reference.state_dict().items():
+        weight = tensor.float().numpy()
+        if name == "lm_head.weight" and config.tie_word_embeddings:
+            continue
+        if name.startswith("model.layers."):
+            _, _, index, rest = name.split(".", 3)
+            module, kind = rest.rsplit(".", 1)
+            if architecture == "llama" and module in ("self_attn.q_proj", "self_attn.k_proj") and kind == "weight":
+                heads = config.num_attention_heads if module.endswith("q_proj") else config.num_key_value_heads
+                weight = interleaved(weight, heads)
+            name = f"blk.{index}.{names[module]}.{kind}"
+        else:
+            name = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                    "lm_head.weight": "output.weight"}[name]  # fmt: skip
+        writer.add_tensor(name, np.ascontiguousarray(weight))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_a_gguf_of_each_architecture_converts_to_the_same_network(architecture, tmp_path):
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_gguf
+
+    reference = tiny_checkpoint(architecture, tmp_path / architecture)
+    tiny_gguf(architecture, reference, tmp_path / "model.gguf")
+    plain = load_spikingbrain_dir(convert_gguf(tmp_path / "model.gguf", tmp_path / "converted"), spiking=False)
+    ids = torch.randint(0, VOCAB, (1, 16), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(plain["model"](ids).logits, reference(ids).logits, atol=1e-4)
+    assert plain["tokenizer"].encode("t0") == [0, 1] and plain["tokenizer"].decode([2]) == "t0"  # its own split
+
+
+@pytest.mark.slow  # a conversion in a process of its own: 3 s
+def test_models_convert_takes_a_gguf_file_and_refuses_other_files(tmp_path):
+    from core.language.language_model import load_spikingbrain_dir
+    from tests.conftest import run_tantra
+
+    reference = tiny_checkpoint("qwen2", tmp_path / "qwen2")
+    tiny_gguf("qwen2", reference, tmp_path / "tiny.gguf")
+    done = run_tantra("models", "convert", str(tmp_path / "tiny.gguf"), str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert b"ready: tantra chat --model" in done.stderr
+    assert load_spikingbrain_dir(tmp_path / "out", spiking=False)["model"].config.qkv_bias
+    refused = run_tantra("models", "convert", str(tmp_path / "qwen2" / "config.json"), str(tmp_path / "x"))
+    assert refused.returncode != 0 and b"must be a .gguf" in refused.stderr and b"Traceback" not in refused.stderr
+    (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 40)
+    broken = run_tantra("models", "convert", str(tmp_path / "broken.gguf"), str(tmp_path / "y"))
+    assert broken.returncode != 0 and b"Traceback" not in broken.stderr, broken.stderr

@@ -32,16 +32,15 @@ def _gguf_value(reader, key: str, default=None):
 
 def gguf_tokenizer_json(reader) -> str:
     """A ``tokenizers`` byte-level BPE built from the GGUF's own vocabulary, merges and special tokens."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, models
 
     tokens = _gguf_value(reader, "tokenizer.ggml.tokens")
     merges = [tuple(merge.split(" ", 1)) for merge in _gguf_value(reader, "tokenizer.ggml.merges")]
     types = _gguf_value(reader, "tokenizer.ggml.token_type")
+    if _gguf_value(reader, "tokenizer.ggml.model", "gpt2") != "gpt2":
+        raise TantraError("only byte-level BPE vocabularies (tokenizer.ggml.model gpt2) are supported yet")
     tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges, fuse_unk=False))
-    # SmolLM2's own tokenizer: single digits, then GPT-2's byte-level split.
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    tokenizer.pre_tokenizer = _pre_tokenizer(_gguf_value(reader, "tokenizer.ggml.pre", "smollm"))
     tokenizer.decoder = decoders.ByteLevel()
     control = 3  # llama.cpp token type CONTROL: <|im_start|>, <|endoftext|>, ...
     tokenizer.add_special_tokens([AddedToken(t, special=True) for t, kind in zip(tokens, types) if kind == control])
@@ -108,32 +107,71 @@ def gpt2_tokenizer_json() -> str:
     return tokenizer.to_str()
 
 
+# How each model's own tokenizer splits text before its merges, by the name llama.cpp gives it (``tokenizer.ggml.pre``):
+# the regular expressions of the checkpoints' tokenizer.json.
+_QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
+                r"\s+(?!\S)|\s+")
+_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def _pre_tokenizer(name: str):
+    from tokenizers import Regex, pre_tokenizers
+
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    splits = {"qwen2": _QWEN2_SPLIT, "llama-bpe": _LLAMA3_SPLIT}
+    if name in splits:
+        return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(splits[name]), "isolated"), byte_level])
+    if name == "smollm":  # single digits, then GPT-2's byte-level split
+        return pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
+    if name in ("gpt-2", "default"):
+        return pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raise TantraError(f"the GGUF's tokenizer pre-split {name!r} is not supported yet")
+
+
+GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3")
+
+
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
-    """A llama-architecture GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain files."""
+    """A Llama, Qwen2 or Qwen3 GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain files."""
     import torch
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    reader = GGUFReader(str(gguf_path))
+    try:
+        reader = GGUFReader(str(gguf_path))
+    except (ValueError, OSError, IndexError) as error:
+        raise TantraError(f"{gguf_path.name}: not a readable GGUF file ({error})") from None
     arch = _gguf_value(reader, "general.architecture")
-    if arch != "llama":
-        raise TantraError(f"{gguf_path.name}: GGUF architecture {arch!r} is not supported (llama only)")
-    n_head = int(_gguf_value(reader, "llama.attention.head_count"))
-    n_kv_head = int(_gguf_value(reader, "llama.attention.head_count_kv", n_head))
+    if arch not in GGUF_ARCHITECTURES:
+        raise TantraError(f"{gguf_path.name}: GGUF architecture {arch!r} is not supported "
+                          f"({', '.join(GGUF_ARCHITECTURES)})")  # fmt: skip
+
+    def value(key: str, default=None):
+        return _gguf_value(reader, f"{arch}.{key}", default)
+
+    n_head = int(value("attention.head_count"))
+    n_kv_head = int(value("attention.head_count_kv", n_head))
     config = {
         "family": "llama",
         "vocab_size": len(_gguf_value(reader, "tokenizer.ggml.tokens")),
-        "n_embd": int(_gguf_value(reader, "llama.embedding_length")),
-        "n_layer": int(_gguf_value(reader, "llama.block_count")),
+        "n_embd": int(value("embedding_length")),
+        "n_layer": int(value("block_count")),
         "n_head": n_head,
         "n_kv_head": n_kv_head,
-        "block_size": int(_gguf_value(reader, "llama.context_length")),
-        "intermediate_size": int(_gguf_value(reader, "llama.feed_forward_length")),
-        "norm_eps": float(_gguf_value(reader, "llama.attention.layer_norm_rms_epsilon")),
-        "rope_base": float(_gguf_value(reader, "llama.rope.freq_base", 10000.0)),
+        "head_dim": int(value("attention.key_length", 0)),
+        "qkv_bias": arch == "qwen2",
+        "qk_norm": arch == "qwen3",
+        "block_size": int(value("context_length")),
+        "intermediate_size": int(value("feed_forward_length")),
+        "norm_eps": float(value("attention.layer_norm_rms_epsilon")),
+        "rope_base": float(value("rope.freq_base", 10000.0)),
         "tie_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
         "extra": {
             "source": gguf_path.name,
+            "architecture": arch,
             "bos_token_id": int(_gguf_value(reader, "tokenizer.ggml.bos_token_id", -1)),
             "eos_token_id": int(_gguf_value(reader, "tokenizer.ggml.eos_token_id", -1)),
             "chat_template": _gguf_value(reader, "tokenizer.chat_template", ""),
@@ -146,6 +184,8 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         "attn_v.weight": "attn.v_proj.weight", "attn_output.weight": "attn.o_proj.weight",
         "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
         "ffn_down.weight": "mlp.down_proj.weight",
+        "attn_q.bias": "attn.q_proj.bias", "attn_k.bias": "attn.k_proj.bias", "attn_v.bias": "attn.v_proj.bias",
+        "attn_q_norm.weight": "attn.q_norm.weight", "attn_k_norm.weight": "attn.k_norm.weight",
     }  # fmt: skip
     state = {}
     for tensor in reader.tensors:
@@ -157,9 +197,10 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         else:
             rest = tensor.name
             name = names[rest]
-        if rest == "attn_q.weight":
+        # llama.cpp interleaves Llama's q and k rows for its RoPE; Qwen's it leaves as they are (rotate-half).
+        if arch == "llama" and rest == "attn_q.weight":
             weight = _reverse_rope_permutation(weight, n_head)
-        elif rest == "attn_k.weight":
+        elif arch == "llama" and rest == "attn_k.weight":
             weight = _reverse_rope_permutation(weight, n_kv_head)
         state[name] = torch.from_numpy(np.ascontiguousarray(weight))
     _save(out_dir, fuse_projections(state, config["n_layer"]), config)
