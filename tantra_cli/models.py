@@ -88,6 +88,16 @@ def _rows(settings) -> list[Row]:
         voices = f"{len(espeak_voices(espeak))} voices"
         state, short = f"ready ({voices})", {**short, "model": f"espeak-ng ({voices})", "status": "ready"}
     rows.append(Row("voice", "espeak-ng", "Debian package espeak-ng", "-", state, espeak or "-", short))
+    # Language models the user brought (`tantra models import`), converted into the store.
+    from core.language.imported_models import imported_models
+
+    for path in imported_models(settings):
+        try:
+            origin = json.loads((path / "imported.json").read_text())["from"]
+        except (OSError, ValueError, KeyError):
+            origin = "converted here"
+        size = _size(sum(f.stat().st_size for f in path.iterdir() if f.is_file()))
+        rows.append(Row("language", path.name, origin, size, "ready", str(path), {"source": origin.split(":")[0]}))
     # Other openai-whisper names download from OpenAI on first use where the internet is reachable.
     cdn = settings.models_dir / "whisper-openai-cdn"
     pulled = {path.stem: path for path in cdn.glob("*.pt")} if cdn.is_dir() else {}
@@ -209,6 +219,24 @@ def convert(
         say(f"ready: tantra chat --model {output}")
 
 
+@app.command(name="import")
+def import_model(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., metavar="ollama:NAME[:TAG]", help="A model in Ollama's store, as "
+                                 "`ollama list` names it (Llama, Qwen2 or Qwen3 GGUF)."),
+) -> None:
+    """Convert a language model you already have into SpikingBrain, kept in the store: `tantra chat -m NAME`."""
+    settings = settings_of(ctx)
+    with user_errors(settings):
+        from core.language.imported_models import import_ollama
+
+        kind, _, reference = source.partition(":")
+        if kind != "ollama" or not reference:
+            raise TantraError(f"{source}: give ollama:NAME[:TAG] (a model in Ollama's store, as `ollama list` shows)")
+        name, _ = import_ollama(reference, settings, say)
+        say(f"ready: tantra chat -m {name}")
+
+
 @app.command()
 def rm(
     ctx: typer.Context, names: list[str] = typer.Argument(..., help="Model names, as `tantra models` shows them.")
@@ -216,8 +244,14 @@ def rm(
     """Delete pulled models from the store (they can be pulled again)."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        from core.language.imported_models import imported_dir
         from core.runtime import model_store
 
-        for model in [model_store.resolve(name) for name in names]:
+        imported = {name: imported_dir(settings, name) for name in names}
+        for model in [model_store.resolve(name) for name in names if imported[name] is None]:
             removed = model_store.remove(model, settings)
             say(f"{model.name}: {'removed' if removed else 'was not pulled'}")
+        for name, path in imported.items():
+            if path is not None:
+                shutil.rmtree(path)
+                say(f"{name}: removed")

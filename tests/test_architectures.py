@@ -168,3 +168,46 @@ def test_models_convert_takes_a_gguf_file_and_refuses_other_files(tmp_path):
     (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 40)
     broken = run_tantra("models", "convert", str(tmp_path / "broken.gguf"), str(tmp_path / "y"))
     assert broken.returncode != 0 and b"Traceback" not in broken.stderr, broken.stderr
+
+
+def fake_ollama(models, reference, gguf_path, tag="latest"):
+    """An Ollama store holding ``gguf_path`` as ``reference``: a manifest naming the blob by its sha256."""
+    from core.runtime.files import sha256_of
+
+    digest = sha256_of(gguf_path)
+    (models / "blobs").mkdir(parents=True, exist_ok=True)
+    (models / "blobs" / f"sha256-{digest}").write_bytes(gguf_path.read_bytes())
+    manifest = models / "manifests" / "registry.ollama.ai" / "library" / reference / tag
+    manifest.parent.mkdir(parents=True)
+    layers = [{"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64},
+              {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]  # fmt: skip
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": layers}))
+    return digest
+
+
+def test_a_model_from_ollamas_store_is_imported_by_name_and_checked(tmp_path):
+    from config.errors import BadInput, ModelUnavailable
+    from config.settings import Settings
+    from core.language.imported_models import import_ollama, imported_dir
+    from core.language.language_model import load_spikingbrain_dir
+
+    reference = tiny_checkpoint("qwen2", tmp_path / "qwen2")
+    tiny_gguf("qwen2", reference, tmp_path / "tiny.gguf")
+    ollama, settings = tmp_path / "ollama", Settings(home=tmp_path / "home")
+    digest = fake_ollama(ollama, "tiny-qwen", tmp_path / "tiny.gguf", "0.5b")
+    said: list[str] = []
+    name, path = import_ollama("tiny-qwen:0.5b", settings, said.append, ollama)
+    assert name == "tiny-qwen-0.5b" and imported_dir(settings, name) == path
+    with torch.no_grad():
+        ids = torch.randint(0, VOCAB, (1, 8))
+        ours = load_spikingbrain_dir(path, spiking=False)["model"](ids).logits
+        assert torch.allclose(ours, reference(ids).logits, atol=1e-4)
+    with pytest.raises(ModelUnavailable, match="not in Ollama's store"):
+        import_ollama("tiny-qwen", settings, said.append, ollama)  # no :latest here
+    (ollama / "blobs" / f"sha256-{digest}").write_bytes(b"GGUF damaged")
+    with pytest.raises(BadInput, match="does not match Ollama's manifest"):
+        import_ollama("tiny-qwen:0.5b", settings, said.append, ollama)
+    assert imported_dir(settings, name) == path  # the earlier import stays whole
+    for outside in ("../../etc:x", "tiny-qwen:../../../x"):
+        with pytest.raises(BadInput, match="not a model name"):
+            import_ollama(outside, settings, said.append, ollama)

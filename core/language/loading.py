@@ -9,6 +9,7 @@ from pathlib import Path
 
 from config.errors import ModelUnavailable, TantraError
 from config.model_config import STORE_MODELS, StoreModel, find_store_model
+from core.language.imported_models import imported_dir, imported_models
 from core.runtime import model_store
 from core.runtime.fallback import Candidate
 
@@ -28,10 +29,15 @@ def language_candidates(loader, spiking: bool, model: str | None) -> list[Candid
         if path.is_dir():
             return [_language_candidate(loader, model, path, spiking)]
         stored = find_store_model(model)
+        imported = imported_dir(loader.settings, model) if stored is None else None
+        if imported is not None:  # ``tantra models import``'s
+            return [_language_candidate(loader, model, imported, spiking)]
         if stored is None or stored.role != "language":
-            names = ", ".join(m.name for m in STORE_MODELS if m.role == "language")
+            names = [m.name for m in STORE_MODELS if m.role == "language"]
+            names += [path.name for path in imported_models(loader.settings)]
             raise ModelUnavailable(
-                f"unknown language model {model!r}; choose {names}, or a directory from `tantra models convert`"
+                f"unknown language model {model!r}; choose {', '.join(names)}, or a directory from `tantra models "
+                "convert`"
             )
         return [_language_candidate(loader, stored.name, stored, spiking)]
     candidates, seen = [], set()
