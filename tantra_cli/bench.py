@@ -27,10 +27,21 @@ def bench_transcribe(
 
 
 @app.command("chat")
-def bench_chat(ctx: typer.Context) -> None:
+def bench_chat(
+    ctx: typer.Context,
+    model: str = typer.Option(None, "--model", "-m", help="Only the perplexity of this model (a name, an imported "
+                              "model or a converted directory), spiking and plain."),
+    text: Path = typer.Option(None, "--text", help="The text of --model's perplexity (its first 1,024 tokens; "
+                              "default samples/prose.txt)."),
+) -> None:
     """SpikingBrain spiking vs not vs transformers: perplexity, spike sparsity, the k trade-off, speed, memory."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        if model is not None or text is not None:
+            from tantra_benchmarks.perplexity import bench_perplexity
+
+            _print(settings, bench_perplexity(settings, model, text))
+            return
         from tantra_benchmarks.chat import bench_chat as run
 
         _print(settings, run(settings))

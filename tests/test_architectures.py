@@ -211,3 +211,28 @@ def test_a_model_from_ollamas_store_is_imported_by_name_and_checked(tmp_path):
     for outside in ("../../etc:x", "tiny-qwen:../../../x"):
         with pytest.raises(BadInput, match="not a model name"):
             import_ollama(outside, settings, said.append, ollama)
+
+
+def test_bench_chat_measures_a_converted_models_perplexity_spiking_and_plain(tmp_path):
+    from config.errors import BadInput, ModelUnavailable
+    from config.settings import Settings
+    from core.language.spikingbrain_convert import convert_hf_dir
+    from tantra_benchmarks.perplexity import bench_perplexity
+
+    tiny_checkpoint("qwen3", tmp_path / "qwen3")
+    converted = convert_hf_dir(tmp_path / "qwen3", tmp_path / "converted")
+    vocabulary = json.loads((converted / "tokenizer.json").read_text())
+    vocabulary["model"]["vocab"] = {"a": 0, "b": 1}  # a text of these two tokens
+    (converted / "tokenizer.json").write_text(json.dumps(vocabulary))
+    text = tmp_path / "text.txt"
+    text.write_text("ab" * 700)
+    settings = Settings(home=tmp_path / "home")
+    result = bench_perplexity(settings, str(converted), text, tokens=64)
+    perplexity = result["perplexity"]
+    assert perplexity["tokens"] == 64 and 1 < perplexity["plain"] < 10 * VOCAB and perplexity["spiking"] > 1
+    assert abs(perplexity["spiking"] / perplexity["plain"] - 1) < 0.2 and result["machine"]
+    with pytest.raises(ModelUnavailable, match="unknown language model"):
+        bench_perplexity(settings, "no-such-model", text)
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(BadInput, match="UTF-8"):
+        bench_perplexity(settings, str(converted), tmp_path / "binary.txt")

@@ -25,21 +25,8 @@ def remote_language_model(loader) -> dict:
 def language_candidates(loader, spiking: bool, model: str | None) -> list[Candidate]:
     section = loader.config.language
     if model is not None:
-        path = Path(model).expanduser()
-        if path.is_dir():
-            return [_language_candidate(loader, model, path, spiking)]
-        stored = find_store_model(model)
-        imported = imported_dir(loader.settings, model) if stored is None else None
-        if imported is not None:  # ``tantra models import``'s
-            return [_language_candidate(loader, model, imported, spiking)]
-        if stored is None or stored.role != "language":
-            names = [m.name for m in STORE_MODELS if m.role == "language"]
-            names += [path.name for path in imported_models(loader.settings)]
-            raise ModelUnavailable(
-                f"unknown language model {model!r}; choose {', '.join(names)}, or a directory from `tantra models "
-                "convert`"
-            )
-        return [_language_candidate(loader, stored.name, stored, spiking)]
+        source = named_model(loader.settings, model)
+        return [_language_candidate(loader, source.name if isinstance(source, StoreModel) else model, source, spiking)]
     candidates, seen = [], set()
     for entry in loader.order(section.chain, "torch"):
         stored = find_store_model(section.default if entry.startswith("spikingbrain") else entry)
@@ -48,6 +35,23 @@ def language_candidates(loader, spiking: bool, model: str | None) -> list[Candid
             seen.add((stored.name, entry_spiking))
             candidates.append(_language_candidate(loader, entry, stored, entry_spiking))
     return candidates
+
+
+def named_model(settings, model: str) -> StoreModel | Path:
+    """What ``-m`` names: a directory from ``tantra models convert``, a store model of the language role, or a model
+    ``tantra models import`` brought in."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    stored = find_store_model(model)
+    imported = imported_dir(settings, model) if stored is None else None
+    if imported is not None:
+        return imported
+    if stored is None or stored.role != "language":
+        names = [m.name for m in STORE_MODELS if m.role == "language"] + [p.name for p in imported_models(settings)]
+        raise ModelUnavailable(f"unknown language model {model!r}; choose {', '.join(names)}, or a directory from "
+                               "`tantra models convert`")  # fmt: skip
+    return stored
 
 
 def _language_candidate(loader, entry: str, source: StoreModel | Path, spiking: bool) -> Candidate:

@@ -1,0 +1,44 @@
+"""``tantra bench chat --model M --text FILE``: a language model's perplexity on a text, spiking and plain, on the
+text's first 1,024 tokens: how a converted model is checked against the one it came from (llama.cpp's
+``llama-perplexity`` on the same GGUF and text gives the number to compare with)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.errors import BadInput
+from config.settings import Settings
+from tantra_benchmarks.common import PROSE, machine
+
+TOKENS = 1024
+
+
+def bench_perplexity(settings: Settings, model: str | None, text: Path | None, tokens: int = TOKENS) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from config.model_config import MODEL_CONFIG
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.loading import named_model
+    from core.runtime import model_store
+
+    source = named_model(settings, model or MODEL_CONFIG.language.default)
+    root = source if isinstance(source, Path) else model_store.ensure(source, settings)
+    text = text or PROSE
+    try:
+        words = text.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInput(f"{text}: cannot be read as UTF-8 text ({error})") from None
+    result = {"machine": machine(settings), "model": getattr(source, "name", str(source)), "text": str(text)}
+    perplexity: dict = {}
+    for mode, spiking in (("spiking", True), ("plain", False)):
+        loaded = load_spikingbrain_dir(root, spiking=spiking)
+        ids = loaded["tokenizer"].encode(words)[: min(tokens, loaded["model"].config.block_size)]
+        if len(ids) < 2:
+            raise BadInput(f"{text}: too little text to measure ({len(ids)} tokens)")
+        with torch.no_grad():
+            logits = loaded["model"](torch.tensor([ids])).logits[0, :-1].float()
+        perplexity[mode] = round(torch.exp(F.cross_entropy(logits, torch.tensor(ids[1:]))).item(), 3)
+        perplexity["tokens"] = len(ids)
+        del loaded
+    return {**result, "perplexity": perplexity}
