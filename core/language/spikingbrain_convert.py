@@ -261,13 +261,15 @@ def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
     out["wte.weight"], out["ln_f.weight"] = state["model.embed_tokens.weight"], state["model.norm.weight"]
     if "lm_head.weight" in state:
         out["lm_head.weight"] = state["lm_head.weight"]
+    sandwich = "model.layers.0.pre_feedforward_layernorm.weight" in state  # Gemma 3: four norms a layer
     names = {
-        "input_layernorm": "ln_1", "post_attention_layernorm": "ln_2",
+        "input_layernorm": "ln_1", "post_attention_layernorm": "attn_out_norm" if sandwich else "ln_2",
         "self_attn.q_proj": "attn.q_proj", "self_attn.k_proj": "attn.k_proj", "self_attn.v_proj": "attn.v_proj",
         "self_attn.o_proj": "attn.o_proj", "mlp.gate_proj": "mlp.gate_proj", "mlp.up_proj": "mlp.up_proj",
         "mlp.down_proj": "mlp.down_proj",
     }  # fmt: skip
-    optional = {"self_attn.q_norm": "attn.q_norm", "self_attn.k_norm": "attn.k_norm"}  # Qwen3
+    optional = {"self_attn.q_norm": "attn.q_norm", "self_attn.k_norm": "attn.k_norm",  # Qwen3, Gemma 3
+                "pre_feedforward_layernorm": "ln_2", "post_feedforward_layernorm": "mlp_out_norm"}  # fmt: skip
     for i in range(n_layer):
         layer = f"model.layers.{i}."
         for theirs, ours in names.items():
@@ -277,12 +279,28 @@ def hf_state_to_spikingbrain(state: dict, family: str, n_layer: int) -> dict:
         for theirs, ours in optional.items():
             if f"{layer}{theirs}.weight" in state:
                 out[f"blocks.{i}.{ours}.weight"] = state[f"{layer}{theirs}.weight"]
+    if sandwich:  # Gemma's norms scale by 1 + weight: as a plain RMSNorm's weight, that is the weight stored here
+        for name in [n for n in out if n.endswith("norm.weight") or n.endswith(("ln_1.weight", "ln_2.weight"))]:
+            out[name] = out[name].float() + 1.0
+        out["ln_f.weight"] = out["ln_f.weight"].float() + 1.0
     return fuse_projections(out, n_layer)
 
 
+def _rope(hf: dict, layer_type: str | None = None) -> tuple[float, str | None]:
+    """The RoPE base and scaling type of a ``config.json``, as transformers 4 (``rope_theta``, ``rope_scaling``) and
+    5 (``rope_parameters``, per layer type for Gemma 3) write them."""
+    parameters = hf.get("rope_parameters") or {}
+    if layer_type is not None and isinstance(parameters.get(layer_type), dict):
+        parameters = parameters[layer_type]
+    scaling = hf.get("rope_scaling") or {}
+    base = parameters.get("rope_theta") or hf.get("rope_theta") or 10000.0
+    kind = parameters.get("rope_type") or scaling.get("rope_type") or scaling.get("type")
+    return float(base), None if kind == "default" else kind
+
+
 def hf_config_to_spikingbrain(hf: dict) -> dict:
-    """SpikingBrainConfig fields from a Hugging Face ``config.json`` (GPT-2, or the Llama family: Llama, Mistral,
-    Qwen2, Qwen3)."""
+    """SpikingBrainConfig fields from a Hugging Face ``config.json``: GPT-2, or the Llama family (Llama, Mistral,
+    Qwen2, Qwen3, and Gemma 3's text model)."""
     if hf.get("model_type") == "gpt2":
         return {
             "family": "gpt2", "vocab_size": hf["vocab_size"], "n_embd": hf["n_embd"], "n_layer": hf["n_layer"],
@@ -290,24 +308,37 @@ def hf_config_to_spikingbrain(hf: dict) -> dict:
             "norm_eps": hf.get("layer_norm_epsilon", 1e-5), "tie_embeddings": True,
         }  # fmt: skip
     kind = hf.get("model_type")
-    if kind in ("llama", "mistral", "qwen2", "qwen3") or "LlamaForCausalLM" in hf.get("architectures", []):
-        # What would convert but compute something else: refused, not approximated.
-        scaling = (hf.get("rope_scaling") or {}).get("rope_type") or (hf.get("rope_scaling") or {}).get("type")
-        unsupported = {"sliding-window attention": hf.get("sliding_window") and hf.get("use_sliding_window"),
-                       f"{scaling} RoPE scaling": scaling not in (None, "default"),
-                       "a bias on the output projection": hf.get("attention_bias") and kind != "qwen2"}  # fmt: skip
-        for what, present in unsupported.items():
-            if present:
-                raise TantraError(f"this {kind} checkpoint uses {what}, which is not supported yet")
-        return {
-            "family": "llama", "vocab_size": hf["vocab_size"], "n_embd": hf["hidden_size"],
-            "n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"],
-            "n_kv_head": hf.get("num_key_value_heads") or 0, "block_size": hf.get("max_position_embeddings", 2048),
-            "intermediate_size": hf["intermediate_size"], "norm_eps": hf.get("rms_norm_eps", 1e-6),
-            "rope_base": hf.get("rope_theta", 10000.0), "tie_embeddings": hf.get("tie_word_embeddings", False),
-            "head_dim": hf.get("head_dim") or 0, "qkv_bias": kind == "qwen2", "qk_norm": kind == "qwen3",
-        }  # fmt: skip
-    raise TantraError(f"model type {hf.get('model_type')!r} is not supported; use a GPT-2 or Llama-family checkpoint")
+    gemma = kind == "gemma3_text"
+    llama_like = kind in ("llama", "mistral", "qwen2", "qwen3") or "LlamaForCausalLM" in (hf.get("architectures") or [])
+    if not (gemma or llama_like):
+        raise TantraError(f"model type {kind!r} is not supported; use a GPT-2, Llama, Mistral, Qwen2, Qwen3 or Gemma 3 "
+                          "checkpoint")  # fmt: skip
+    base, scaling = _rope(hf, "full_attention" if gemma else None)
+    local_base, local_scaling = _rope(hf, "sliding_attention") if gemma else (base, None)
+    # What would convert but compute something else: refused, not approximated.
+    unsupported = {
+        "sliding-window attention": not gemma and hf.get("sliding_window") and hf.get("use_sliding_window"),
+        f"{scaling or local_scaling} RoPE scaling": scaling or local_scaling,
+        "a bias on the output projection": hf.get("attention_bias") and kind != "qwen2",
+        "logit soft-capping": hf.get("final_logit_softcapping") or hf.get("attn_logit_softcapping"),
+    }  # fmt: skip
+    for what, present in unsupported.items():
+        if present:
+            raise TantraError(f"this {kind} checkpoint uses {what}, which is not supported yet")
+    config = {
+        "family": "llama", "vocab_size": hf["vocab_size"], "n_embd": hf["hidden_size"],
+        "n_layer": hf["num_hidden_layers"], "n_head": hf["num_attention_heads"],
+        "n_kv_head": hf.get("num_key_value_heads") or 0, "block_size": hf.get("max_position_embeddings", 2048),
+        "intermediate_size": hf["intermediate_size"], "norm_eps": hf.get("rms_norm_eps", 1e-6), "rope_base": base,
+        "tie_embeddings": hf.get("tie_word_embeddings", gemma), "head_dim": hf.get("head_dim") or 0,
+        "qkv_bias": kind == "qwen2", "qk_norm": kind in ("qwen3", "gemma3_text"),
+    }  # fmt: skip
+    if gemma:
+        layer_types = [{"sliding_attention": "sliding", "full_attention": "full"}[t] for t in hf["layer_types"]]
+        config.update(activation="gelu_tanh", sandwich_norms=True, embed_scale=hf["hidden_size"] ** 0.5,
+                      attn_scale=hf.get("query_pre_attn_scalar", 256) ** -0.5, rope_local_base=local_base,
+                      sliding_window=hf.get("sliding_window") or 0, layer_types=layer_types)  # fmt: skip
+    return config
 
 
 def _chat_template(source: Path) -> str:

@@ -49,7 +49,21 @@ class SpikingBrainConfig:
     qkv_bias: bool = False
     """Biases on the query, key and value projections of a llama-family model (Qwen2)."""
     qk_norm: bool = False
-    """An RMSNorm over each query and key head before RoPE (Qwen3)."""
+    """An RMSNorm over each query and key head before RoPE (Qwen3, Gemma 3)."""
+    activation: str = "silu"
+    """The gate's activation in a llama-family MLP: silu (SwiGLU), or gelu_tanh (Gemma 3's GeGLU)."""
+    sandwich_norms: bool = False
+    """A norm on the attention's and the MLP's outputs too, before each joins the residual (Gemma 3)."""
+    embed_scale: float = 1.0
+    """Embeddings are multiplied by it (Gemma 3: the square root of n_embd)."""
+    attn_scale: float = 0.0
+    """Attention scores are multiplied by it; 0 means 1 / sqrt(head_dim) (Gemma 3: query_pre_attn_scalar^-0.5)."""
+    sliding_window: int = 0
+    """How far back a sliding layer's queries see (that many tokens, themselves included); 0: no sliding layers."""
+    layer_types: tuple[str, ...] = ()
+    """Per layer, "sliding" or "full" attention; empty: all full (Gemma 3: five sliding, then one full)."""
+    rope_local_base: float = 0.0
+    """The RoPE base of the sliding layers; 0 means rope_base (Gemma 3: 10,000 there, 1,000,000 in full layers)."""
     intermediate_size: int = 0
     """MLP width; 0 means 4 * n_embd."""
     norm_eps: float = 1e-5
@@ -73,6 +87,11 @@ class SpikingBrainConfig:
         if (not self.head_dim and self.n_embd % self.n_head) or self.n_head % self.n_kv_head:
             raise ValueError("n_embd must divide into n_head heads, and n_head into n_kv_head groups")
         self.head_dim = self.head_dim or self.n_embd // self.n_head
+        self.layer_types = tuple(self.layer_types)
+        if self.activation not in ("silu", "gelu_tanh"):
+            raise ValueError(f"unknown activation {self.activation!r}; use silu or gelu_tanh")
+        if self.layer_types and (len(self.layer_types) != self.n_layer or set(self.layer_types) - {"sliding", "full"}):
+            raise ValueError("layer_types gives each layer sliding or full attention")
         if self.weight_group % KERNEL_WIDTH:
             raise ValueError(f"weight_group must be 0 or a multiple of {KERNEL_WIDTH}")
 
@@ -244,8 +263,10 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    def __init__(self, config: SpikingBrainConfig) -> None:
+    def __init__(self, config: SpikingBrainConfig, sliding: bool = False) -> None:
         super().__init__()
+        self.window = config.sliding_window if sliding else 0
+        self.scale = config.attn_scale or None  # None: scaled_dot_product_attention's own 1 / sqrt(head_dim)
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, config.head_dim
         bias = config.family == "gpt2"
         width = (config.n_head + 2 * self.n_kv_head) * self.head_dim
@@ -271,11 +292,16 @@ class Attention(nn.Module):
         # Causal over the whole cached sequence: new token i sees every cached token and new tokens <= i.
         # One new token sees everything, and a fresh prompt is plain causal: neither needs a mask tensor.
         past = k.shape[2] - T
+        if self.window and T == 1:  # a sliding layer's one new token sees the window's last tokens alone
+            k, v, past = k[:, :, -self.window :], v[:, :, -self.window :], min(past, self.window - 1)
         mask = None
-        if T > 1 and past:
+        if (T > 1 and past) or (self.window and T > 1 and past + T > self.window):
             mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
+            if self.window:
+                mask &= ~torch.ones_like(mask).tril(diagonal=past - self.window)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=T > 1 and past == 0, enable_gqa=self.n_kv_head != self.n_head
+            q, k, v, attn_mask=mask, is_causal=mask is None and T > 1 and past == 0,
+            enable_gqa=self.n_kv_head != self.n_head, scale=self.scale,
         )  # (B, nh, T, hd)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, q_width))
 
@@ -285,6 +311,7 @@ class MLP(nn.Module):
         super().__init__()
         self.llama = config.family == "llama"
         self.width, bias = config.intermediate_size, not self.llama
+        self.gelu_gate = config.activation == "gelu_tanh"
         # SwiGLU's gate and up projections read the same input: one projection, one spike coding.
         self.up_proj = SpikingLinear(config.n_embd, self.width * (2 if self.llama else 1), bias, config)
         self.down_proj = SpikingLinear(self.width, config.n_embd, bias, config)
@@ -292,21 +319,28 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.llama:
             gate, up = self.up_proj(x).split(self.width, dim=-1)
-            return self.down_proj(F.silu(gate) * up)  # SwiGLU
+            gate = F.gelu(gate, approximate="tanh") if self.gelu_gate else F.silu(gate)
+            return self.down_proj(gate * up)  # SwiGLU, or Gemma's GeGLU
         return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))  # GPT-2's "gelu_new"
 
 
 class Block(nn.Module):
-    def __init__(self, config: SpikingBrainConfig) -> None:
+    def __init__(self, config: SpikingBrainConfig, sliding: bool = False) -> None:
         super().__init__()
         norm = (lambda: RMSNorm(config.n_embd, config.norm_eps)) if config.family == "llama" else (
             lambda: nn.LayerNorm(config.n_embd, eps=config.norm_eps)
         )  # fmt: skip
-        self.ln_1, self.attn, self.ln_2, self.mlp = norm(), Attention(config), norm(), MLP(config)
+        self.sliding = sliding
+        self.ln_1, self.attn, self.ln_2, self.mlp = norm(), Attention(config, sliding), norm(), MLP(config)
+        self.attn_out_norm = self.mlp_out_norm = None
+        if config.sandwich_norms:
+            self.attn_out_norm, self.mlp_out_norm = norm(), norm()
 
     def forward(self, x: torch.Tensor, rope: tuple | None, cache: KVCache, layer: int) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rope, cache, layer)
-        return x + self.mlp(self.ln_2(x))
+        attended = self.attn(self.ln_1(x), rope, cache, layer)
+        x = x + (attended if self.attn_out_norm is None else self.attn_out_norm(attended))
+        mixed = self.mlp(self.ln_2(x))
+        return x + (mixed if self.mlp_out_norm is None else self.mlp_out_norm(mixed))
 
 
 @dataclass
@@ -331,7 +365,8 @@ class SpikingBrainForCausalLM(nn.Module):
         self.config = config
         self.wte = _embedding(config.vocab_size, config.n_embd)
         self.wpe = _embedding(config.block_size, config.n_embd) if config.family == "gpt2" else None
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        types = config.layer_types or ("full",) * config.n_layer
+        self.blocks = nn.ModuleList(Block(config, kind == "sliding") for kind in types)
         self.ln_f = RMSNorm(config.n_embd, config.norm_eps) if config.family == "llama" else nn.LayerNorm(
             config.n_embd, eps=config.norm_eps
         )  # fmt: skip
@@ -438,13 +473,18 @@ class SpikingBrainForCausalLM(nn.Module):
             raise ValueError(f"{past + T} tokens exceed the context of {self.config.block_size}")
         positions = torch.arange(past, past + T, device=input_ids.device)
         x = self.embed_int8.embed(input_ids) if self.frozen else self.wte(input_ids)  # (B, T, C)
-        rope = None
+        if self.config.embed_scale != 1.0:
+            x = x * self.config.embed_scale
+        rope = local_rope = None
         if self.wpe is not None:
             x = x + self.wpe(positions)
-        else:  # once per pass, shared by every layer
-            rope = rope_cos_sin(positions, self.config.head_dim, self.config.rope_base)
+        else:  # once per pass, shared by every layer (sliding layers may have a base of their own)
+            config = self.config
+            rope = rope_cos_sin(positions, config.head_dim, config.rope_base)
+            local = config.rope_local_base or config.rope_base
+            local_rope = rope if local == config.rope_base else rope_cos_sin(positions, config.head_dim, local)
         for index, block in enumerate(self.blocks):
-            x = block(x, rope, cache, index)
+            x = block(x, local_rope if block.sliding else rope, cache, index)
         x = self.ln_f(x[:, -1:] if last_only else x)
         if self.frozen:
             logits = (self.embed_int8 if self.head_int8 is None else self.head_int8).project(x)
