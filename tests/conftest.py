@@ -62,3 +62,13 @@ def run_tantra(*args: str, stdin: bytes | None = None, env: dict | None = None, 
     from tests.forked_cli import run
 
     return run(list(args), stdin, {**os.environ, **(env or {})}, timeout)
+
+
+WAITING_FIRST = ("tests/test_voice_loop.py", "tests/test_remote_engines.py", "tests/test_architectures.py")
+"""Test files whose tests mostly wait (the voice loop on its stand-in sound card's clock, servers' backoff) or that
+load a large library once: run first, they overlap with the rest across the workers of ``make fast`` instead of
+trailing at its end."""
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in WAITING_FIRST)  # stable: the rest keep their order

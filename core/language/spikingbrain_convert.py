@@ -31,14 +31,18 @@ def _gguf_value(reader, key: str, default=None):
 
 
 def gguf_tokenizer_json(reader) -> str:
-    """A ``tokenizers`` byte-level BPE built from the GGUF's own vocabulary, merges and special tokens."""
+    """A ``tokenizers`` BPE built from the GGUF's own vocabulary, merges and special tokens: byte-level (GPT-2's
+    alphabet: SmolLM2, Qwen, Llama 3), or SentencePiece's with byte fallback (Gemma)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models
 
     tokens = _gguf_value(reader, "tokenizer.ggml.tokens")
-    merges = [tuple(merge.split(" ", 1)) for merge in _gguf_value(reader, "tokenizer.ggml.merges")]
     types = _gguf_value(reader, "tokenizer.ggml.token_type")
-    if _gguf_value(reader, "tokenizer.ggml.model", "gpt2") != "gpt2":
-        raise TantraError("only byte-level BPE vocabularies (tokenizer.ggml.model gpt2) are supported yet")
+    kind = _gguf_value(reader, "tokenizer.ggml.model", "gpt2")
+    if kind == "llama":
+        return _sentencepiece_tokenizer(reader, tokens, types).to_str()
+    if kind != "gpt2":
+        raise TantraError(f"the GGUF's {kind!r} vocabulary is not supported yet (byte-level BPE or SentencePiece)")
+    merges = [tuple(merge.split(" ", 1)) for merge in _gguf_value(reader, "tokenizer.ggml.merges")]
     tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges, fuse_unk=False))
     tokenizer.pre_tokenizer = _pre_tokenizer(_gguf_value(reader, "tokenizer.ggml.pre", "smollm"))
     tokenizer.decoder = decoders.ByteLevel()
@@ -107,6 +111,37 @@ def gpt2_tokenizer_json() -> str:
     return tokenizer.to_str()
 
 
+def _sentencepiece_tokenizer(reader, tokens: list[str], types: list[int]):
+    """SentencePiece's BPE as ``tokenizers`` runs it (``GemmaTokenizer``'s shape): spaces as "\u2581", unknown
+    characters as their bytes (<0x..> tokens). A GGUF keeps no merges: they are rebuilt from the vocabulary, every
+    token cut into two that are tokens too, best first: by position in the file for Gemma (its scores do not follow
+    its merge order), by score otherwise. Tokens of spaces alone are stored as spaces and looked up as "\u2581"."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+    tokens = ["\u2581" * len(t) if t and not t.strip(" ") else t for t in tokens]
+    vocab = {token: index for index, token in enumerate(tokens)}
+    if str(_gguf_value(reader, "general.architecture", "")).startswith("gemma"):
+        rank = {token: index for index, token in enumerate(tokens)}
+    else:
+        rank = {token: -score for token, score in zip(tokens, _gguf_value(reader, "tokenizer.ggml.scores"))}
+    plain = [t for t, kind in zip(tokens, types) if kind == 1]  # NORMAL: the ones merges make
+    merges = sorted(((token[:cut], token[cut:], rank[token]) for token in plain for cut in range(1, len(token))
+                     if token[:cut] in vocab and token[cut:] in vocab),
+                    key=lambda merge: (merge[2], len(merge[0]), len(merge[1])))  # fmt: skip
+    unknown = tokens[int(_gguf_value(reader, "tokenizer.ggml.unknown_token_id", 0))]
+    tokenizer = Tokenizer(models.BPE(vocab, [(left, right) for left, right, _ in merges], unk_token=unknown,
+                                     fuse_unk=True, byte_fallback=True))  # fmt: skip
+    space = normalizers.Replace(" ", "\u2581")
+    prefix = _gguf_value(reader, "tokenizer.ggml.add_space_prefix", True)
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), space]) if prefix else space
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    control, user = 3, 4  # llama.cpp's token types: CONTROL (<bos>, <start_of_turn>), USER_DEFINED
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, kind in zip(tokens, types)
+                                  if kind == control])  # fmt: skip
+    tokenizer.add_tokens([AddedToken(t, normalized=False) for t, kind in zip(tokens, types) if kind == user])
+    return tokenizer
+
+
 # How each model's own tokenizer splits text before its merges, by the name llama.cpp gives it (``tokenizer.ggml.pre``):
 # the regular expressions of the checkpoints' tokenizer.json.
 _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
@@ -131,11 +166,13 @@ def _pre_tokenizer(name: str):
     raise TantraError(f"the GGUF's tokenizer pre-split {name!r} is not supported yet")
 
 
-GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3")
+GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
+GEMMA3_FULL_EVERY = 6  # llama.cpp's Gemma 3: five sliding-window layers, then one full (its swa pattern)
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
-    """A Llama, Qwen2 or Qwen3 GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain files."""
+    """A Llama, Qwen2, Qwen3 or Gemma 3 GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain
+    files. Gemma's norms are stored as 1 + weight already (llama.cpp's converter adds the 1)."""
     import torch
     from gguf import GGUFReader
     from gguf.quants import dequantize
@@ -175,8 +212,16 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
             "bos_token_id": int(_gguf_value(reader, "tokenizer.ggml.bos_token_id", -1)),
             "eos_token_id": int(_gguf_value(reader, "tokenizer.ggml.eos_token_id", -1)),
             "chat_template": _gguf_value(reader, "tokenizer.chat_template", ""),
+            "add_bos_token": bool(_gguf_value(reader, "tokenizer.ggml.add_bos_token", False)),
         },
     }
+    if arch == "gemma3":  # as llama.cpp runs it: its attention scale, sliding-window pattern and local RoPE base
+        layers, width = config["n_layer"], config["n_embd"]
+        head = width // n_head if layers == 62 else config["head_dim"] or width // n_head  # 27B: n_embd / n_head
+        config.update(qk_norm=True, activation="gelu_tanh", sandwich_norms=True, embed_scale=width**0.5,
+                      attn_scale=head**-0.5, sliding_window=int(value("attention.sliding_window", 0)),
+                      layer_types=["full" if (i + 1) % GEMMA3_FULL_EVERY == 0 else "sliding" for i in range(layers)],
+                      rope_local_base=10000.0)  # fmt: skip
     names = {
         "token_embd.weight": "wte.weight", "output_norm.weight": "ln_f.weight", "output.weight": "lm_head.weight",
         "attn_norm.weight": "ln_1.weight", "ffn_norm.weight": "ln_2.weight",
@@ -186,6 +231,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         "ffn_down.weight": "mlp.down_proj.weight",
         "attn_q.bias": "attn.q_proj.bias", "attn_k.bias": "attn.k_proj.bias", "attn_v.bias": "attn.v_proj.bias",
         "attn_q_norm.weight": "attn.q_norm.weight", "attn_k_norm.weight": "attn.k_norm.weight",
+        "post_attention_norm.weight": "attn_out_norm.weight", "post_ffw_norm.weight": "mlp_out_norm.weight",
     }  # fmt: skip
     state = {}
     for tensor in reader.tensors:
