@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.xdist_group("transformers")  # one worker of the fast lane imports transformers, not each
 
 VOCAB = 320
 # Each: the transformers classes and what the tiny checkpoint sets beyond the shared shape.
