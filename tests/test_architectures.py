@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-
 VOCAB = 320
 # Each: the transformers classes and what the tiny checkpoint sets beyond the shared shape.
 ARCHITECTURES = {
