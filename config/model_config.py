@@ -210,6 +210,21 @@ STORE_MODELS: tuple[StoreModel, ...] = (
         convert="spikingbrain-hf",
         hub_repo="distilbert/distilgpt2",
     ),
+    # Bigger instruct models, pulled from the hub by name where it is reachable (every file's sha256 goes into the
+    # manifest at the first pull): SpikingBrain's brain for users who can run more. Gemma's need the user's hub
+    # token (the repositories are gated on accepting Gemma's terms).
+    *(
+        StoreModel(name=name, role="language", description=f"{what}, converted to SpikingBrain", license=terms,
+                   wheels=(), files={}, convert="spikingbrain-hf", hub_repo=repo)  # fmt: skip
+        for name, repo, what, terms in (
+            ("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "SmolLM2-360M-Instruct", "Apache-2.0"),
+            ("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "SmolLM2-1.7B-Instruct", "Apache-2.0"),
+            ("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-0.5B-Instruct", "Apache-2.0"),
+            ("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen2.5-1.5B-Instruct", "Apache-2.0"),
+            ("gemma-3-270m-it", "google/gemma-3-270m-it", "Gemma 3 270M instruct", "Gemma Terms of Use"),
+            ("gemma-3-1b-it", "google/gemma-3-1b-it", "Gemma 3 1B instruct", "Gemma Terms of Use"),
+        )
+    ),
     StoreModel(
         name="piper-en_US-joe-medium",
         role="voice",

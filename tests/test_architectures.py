@@ -211,7 +211,7 @@ def test_a_model_from_ollamas_store_is_imported_by_name_and_checked(tmp_path):
     digest = fake_ollama(ollama, "tiny-qwen", tmp_path / "tiny.gguf", "0.5b")
     said: list[str] = []
     name, path = import_ollama("tiny-qwen:0.5b", settings, said.append, ollama)
-    assert name == "tiny-qwen-0.5b" and imported_dir(settings, name) == path
+    assert name == "ollama-tiny-qwen-0.5b" and imported_dir(settings, name) == path
     with torch.no_grad():
         ids = torch.randint(0, VOCAB, (1, 8))
         ours = load_spikingbrain_dir(path, spiking=False)["model"](ids).logits

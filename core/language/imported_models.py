@@ -78,7 +78,8 @@ def import_ollama(reference: str, settings, say, models: Path | None = None) -> 
     from core.language.spikingbrain_convert import convert_gguf
 
     blob, expected = ollama_blob(reference, models)
-    name = re.sub(r"[^\w.+-]", "-", reference.rsplit("/", 1)[-1]).strip("-")
+    # Named after where it came from: never the same name as a store model (the hub's qwen2.5-0.5b, say).
+    name = "ollama-" + re.sub(r"[^\w.+-]", "-", reference.rsplit("/", 1)[-1]).strip("-")
     say(f"checking {blob.name[:19]}... against Ollama's manifest")
     if sha256_of(blob) != expected:
         raise BadInput(f"{blob}: its sha256 does not match Ollama's manifest: the file is damaged; pull it again")
