@@ -33,10 +33,17 @@ def bench_chat(
                               "model or a converted directory), spiking and plain."),
     text: Path = typer.Option(None, "--text", help="The text of --model's perplexity (its first 1,024 tokens; "
                               "default samples/prose.txt)."),
+    shapes: bool = typer.Option(False, "--shapes", help="Only decode speed and memory at the shapes of 135M, 360M, "
+                                "0.5B and 1.5B models (random weights)."),
 ) -> None:
     """SpikingBrain spiking vs not vs transformers: perplexity, spike sparsity, the k trade-off, speed, memory."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        if shapes:
+            from tantra_benchmarks.shapes import bench_shapes
+
+            _print(settings, bench_shapes(settings))
+            return
         if model is not None or text is not None:
             from tantra_benchmarks.perplexity import bench_perplexity
 

@@ -287,3 +287,13 @@ def test_gemma_3_270m_from_pypi_is_transformers_exactly_and_spikes_within_8_perc
     assert (plain - stock).abs().max() < 1e-3 * stock.abs().max()
     assert abs(perplexity["plain"] / perplexity["stock"] - 1) < 0.03, perplexity
     assert perplexity["spiking"] / perplexity["plain"] < 1.08, perplexity
+
+
+@pytest.mark.slow  # the compiled decoding kernel, and 328 tokens through it
+def test_bench_shapes_decodes_each_shape_with_int8_weights(settings):
+    from tantra_benchmarks.shapes import bench_shapes
+
+    tiny = {"tiny": {"vocab_size": 512, "n_embd": 128, "n_layer": 2, "n_head": 2, "n_kv_head": 1,
+                     "intermediate_size": 256, "qkv_bias": True}}  # fmt: skip
+    row = bench_shapes(settings, tiny)["shapes"]["tiny"]  # the store's decoding kernel, built once per machine
+    assert row["decode_tokens_per_second"] > 0 and row["int8_weights_mb"] < row["parameters_m"] * 4 + 1

@@ -1,0 +1,49 @@
+"""``tantra bench chat --shapes``: decode speed and INT8 memory of SpikingBrain at the shapes of bigger models
+(SmolLM2-135M and 360M, Qwen2.5-0.5B and 1.5B), on random weights: speed does not depend on the values. Each runs
+as ``tantra chat`` decodes (INT8 weights, spike-coded inputs, the compiled kernel), through ``tantra bench chat``'s
+own timing (a 200-token prompt, then 128 greedy tokens with the KV cache)."""
+
+from __future__ import annotations
+
+import gc
+
+from config.model_config import MODEL_CONFIG
+from config.settings import Settings
+from core.model_loader import ModelLoader
+from tantra_benchmarks.chat import DECODE_TOKENS, PROMPT_TOKENS, _speed
+from tantra_benchmarks.common import machine
+
+SHAPES = {
+    "135M (SmolLM2-135M)": {"vocab_size": 49152, "n_embd": 576, "n_layer": 30, "n_head": 9, "n_kv_head": 3,
+                            "intermediate_size": 1536},
+    "360M (SmolLM2-360M)": {"vocab_size": 49152, "n_embd": 960, "n_layer": 32, "n_head": 15, "n_kv_head": 5,
+                            "intermediate_size": 2560},
+    "0.5B (Qwen2.5-0.5B)": {"vocab_size": 151936, "n_embd": 896, "n_layer": 24, "n_head": 14, "n_kv_head": 2,
+                            "intermediate_size": 4864, "qkv_bias": True},
+    "1.5B (Qwen2.5-1.5B)": {"vocab_size": 151936, "n_embd": 1536, "n_layer": 28, "n_head": 12, "n_kv_head": 2,
+                            "intermediate_size": 8960, "qkv_bias": True},
+}  # fmt: skip
+
+
+def bench_shapes(settings: Settings, shapes: dict[str, dict] | None = None) -> dict:
+    import torch
+
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    rows = {}
+    for label, shape in (shapes or SHAPES).items():
+        torch.manual_seed(0)
+        config = SpikingBrainConfig(family="llama", block_size=1024, tie_embeddings=True, **shape)
+        with torch.no_grad():
+            model = SpikingBrainForCausalLM(config).eval()
+            parameters = sum(t.numel() for t in model.parameters())
+            model.freeze_int8()  # the spiking inference form tantra chat loads
+        loader.use_decoding_kernel(model)
+        weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+        rows[label] = {"parameters_m": round(parameters / 1e6), "int8_weights_mb": round(weights_mb),
+                       **_speed(model, config.vocab_size)}  # fmt: skip
+        del model
+        gc.collect()
+    return {"machine": machine(settings), "prompt_tokens": PROMPT_TOKENS, "decode_tokens": DECODE_TOKENS,
+            "weights": "random (speed does not depend on the values)", "shapes": rows}  # fmt: skip
