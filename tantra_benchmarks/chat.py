@@ -17,16 +17,21 @@ K_VALUES = (2.0, 3.0, 4.0, 6.0, 8.0)
 PROMPT_TOKENS, DECODE_TOKENS = 200, 128
 
 
-def _quality(model, ids, reference_logits) -> dict:
-    """Perplexity of the text, and how often the next-token choice agrees with the reference's."""
+def perplexity(model, ids):
+    """The perplexity of ``ids`` (1, T) under ``model``, and the model's logits for each next token."""
     import torch
     import torch.nn.functional as F
 
     with torch.no_grad():
         logits = model(ids).logits[0, :-1].float()
-    perplexity = torch.exp(F.cross_entropy(logits, ids[0, 1:])).item()
+    return torch.exp(F.cross_entropy(logits, ids[0, 1:])).item(), logits
+
+
+def _quality(model, ids, reference_logits) -> dict:
+    """Perplexity of the text, and how often the next-token choice agrees with the reference's."""
+    value, logits = perplexity(model, ids)
     agreement = (logits.argmax(-1) == reference_logits.argmax(-1)).float().mean().item()
-    return {"perplexity": round(perplexity, 3), "top1_agreement": round(agreement, 4)}
+    return {"perplexity": round(value, 3), "top1_agreement": round(agreement, 4)}
 
 
 class _ProductTimer:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from config.errors import BadInput
 from config.settings import Settings
+from tantra_benchmarks.chat import perplexity as perplexity_of
 from tantra_benchmarks.common import PROSE, machine
 
 TOKENS = 1024
@@ -15,7 +16,6 @@ TOKENS = 1024
 
 def bench_perplexity(settings: Settings, model: str | None, text: Path | None, tokens: int = TOKENS) -> dict:
     import torch
-    import torch.nn.functional as F
 
     from config.model_config import MODEL_CONFIG
     from core.language.language_model import load_spikingbrain_dir
@@ -38,9 +38,7 @@ def bench_perplexity(settings: Settings, model: str | None, text: Path | None, t
         ids = (bos + loaded["tokenizer"].encode(words))[: min(tokens, loaded["model"].config.block_size)]
         if len(ids) < 2:
             raise BadInput(f"{text}: too little text to measure ({len(ids)} tokens)")
-        with torch.no_grad():
-            logits = loaded["model"](torch.tensor([ids])).logits[0, :-1].float()
-        perplexity[mode] = round(torch.exp(F.cross_entropy(logits, torch.tensor(ids[1:]))).item(), 3)
+        perplexity[mode] = round(perplexity_of(loaded["model"], torch.tensor([ids]))[0], 3)
         perplexity["tokens"] = len(ids)
         del loaded
     return {**result, "perplexity": perplexity}

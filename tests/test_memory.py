@@ -195,6 +195,19 @@ def test_a_prompt_too_long_for_the_model_is_refused_and_logged_whole(tmp_path):
     assert session.conversation.messages == []
 
 
+def test_recollections_too_long_for_the_context_give_way_and_the_question_is_still_answered():
+    from types import SimpleNamespace
+
+    from core.memory.episodes import Recollection
+    from core.memory.journal import Journal
+
+    journal = Journal()  # keeps nothing; recalls one statement too long for the fake model's 4,096 tokens
+    journal.recall = lambda text: [Recollection(SimpleNamespace(id=7), 1.0, 1.0, 1.0, ("My note: " + "x" * 4200,))]
+    session = _session(journal)
+    assert "".join(session.ask("What is my name?")) == "What is my name?"
+    assert "xxxx" not in _read(session) and len(session.conversation.messages) == 2
+
+
 def test_continuing_a_conversation_gives_its_turns_back_as_context(tmp_path):
     from core.memory.chat_log import ChatLog
     from core.memory.log_db import open_database

@@ -55,10 +55,6 @@ class ChatModel(Protocol):
         ``PromptTooLong`` (at the first piece) when what must go does not fit. ``options.max_tokens`` 0: up to the
         end of the context. ``cache``: the conversation's ``PromptCache``. Closing the generator stops it."""
 
-    def fits(self, messages: list[dict], options: SamplingOptions) -> bool:
-        """Whether ``messages`` leave room for a reply once the oldest exchanges gave way (a server's model: it
-        decides, so yes)."""
-
     def describe(self) -> str:
         """What ``/model`` shows: the model's shape, size and coding, or where it is served."""
 
@@ -93,9 +89,6 @@ class LocalChatModel:
         system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
         turns = list(messages[1:] if system is not None else messages)
         return Conversation(system, turns).prompt_ids(self.tokenizer, self.context, reserve)
-
-    def fits(self, messages: list[dict], options: SamplingOptions) -> bool:
-        return len(self.prompt_ids(messages, options.max_tokens or 1)) < self.context
 
     def stream(self, messages: list[dict], options: SamplingOptions, counts: TokenCounts,
                cache: PromptCache | None = None, truncate: bool = True) -> Iterator[str]:  # fmt: skip

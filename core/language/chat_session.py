@@ -153,34 +153,41 @@ class ChatSession:
                recalled: list[Recollection]) -> Iterator[str] | None:  # fmt: skip
         """The model's reply, once its first piece has come; None when a server failed before it (said in one line)
         and the local model now answers, this turn and the next ones. Without a ``fallback``, the failure is raised.
-        A prompt too long for the context is refused, and logged, but not kept in the conversation."""
+        A prompt too long for the context first drops the recollections it holds; still too long, it is refused,
+        and logged, but not kept in the conversation."""
         messages = self.conversation.messages
         before = len(messages)
-        recalled = self._add_turn(text, context, images, recalled)
         head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
-        counts = self.last_counts = TokenCounts()
-        started = time.perf_counter()
-        pieces = self.model.stream(head + messages, self.options, counts, self.prompt_cache)
-        try:
-            first = next(pieces, None)
-        except PromptTooLong as problem:
-            del messages[before:]  # not kept in the conversation, but in the log
-            problem = f"{problem}: shorten it"
-            start = self._start(text, context, source, images, recalled)
-            self.journal.begin(start).finish("", prompt_tokens=counts.prompt_tokens, interrupted=False, error=problem)
-            raise PromptTooLong(problem) from None
-        except BadInput:
-            del messages[before:]  # refused (a bad setting): another model is no better
-            raise
-        except TantraError as failure:
-            del messages[before:]
-            if self.fallback.engine is not None:
-                raise  # the local model is the last resort
-            self.model, self.prompt_cache = self.fallback.after(failure), PromptCache()
-            return None
-        except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
-            del messages[before:]
-            raise
+        while True:
+            self._add_turn(text, context, images, recalled)
+            counts = self.last_counts = TokenCounts()
+            started = time.perf_counter()
+            pieces = self.model.stream(head + messages, self.options, counts, self.prompt_cache)
+            try:
+                first = next(pieces, None)
+                break
+            except PromptTooLong as problem:
+                del messages[before:]  # not kept in the conversation, but in the log
+                if recalled:
+                    recalled = []  # the recollections give way, and the turn is tried again
+                    continue
+                problem = f"{problem}: shorten it"
+                start = self._start(text, context, source, images, recalled)
+                self.journal.begin(start).finish("", prompt_tokens=counts.prompt_tokens, interrupted=False,
+                                                 error=problem)  # fmt: skip
+                raise PromptTooLong(problem) from None
+            except BadInput:
+                del messages[before:]  # refused (a bad setting): another model is no better
+                raise
+            except TantraError as failure:
+                del messages[before:]
+                if self.fallback.engine is not None:
+                    raise  # the local model is the last resort
+                self.model, self.prompt_cache = self.fallback.after(failure), PromptCache()
+                return None
+            except BaseException:  # Ctrl-C while waiting for the first word: the turn never happened
+                del messages[before:]
+                raise
 
         def reply() -> Iterator[str]:
             try:
@@ -221,21 +228,13 @@ class ChatSession:
                          seconds=round(seconds, 3), first_token_seconds=round(first_token or seconds, 3),
                          interrupted=interrupted)  # fmt: skip
 
-    def _add_turn(self, text: str, context: str, images: list[ImageRecord],
-                  recalled: list[Recollection]) -> list[Recollection]:  # fmt: skip
-        """The user's turn added to the conversation, its facts placed as ``core.language.grounding`` lays them out;
-        returns the recollections it holds: they give way when the conversation would not fit with them."""
-        messages = self.conversation.messages
-        head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
-        before = len(messages)
-        for remembered in (recalled, []) if recalled else ([],):
-            grounds = Grounds(told_before(messages[:before], text), tuple(fact for r in remembered for fact in r.facts),
-                              tuple(image.facts for image in images), context)  # fmt: skip
-            messages += turn_messages(text, grounds, self.layout)
-            if not remembered or self.model.fits(head + messages, self.options):
-                return remembered
-            del messages[before:]
-        return []
+    def _add_turn(self, text: str, context: str, images: list[ImageRecord], recalled: list[Recollection]) -> None:
+        """The user's turn added to the conversation, its facts placed as ``core.language.grounding`` lays them
+        out."""
+        grounds = Grounds(told_before(self.conversation.messages, text),
+                          tuple(fact for r in recalled for fact in r.facts),
+                          tuple(image.facts for image in images), context)  # fmt: skip
+        self.conversation.messages += turn_messages(text, grounds, self.layout)
 
     def keep_heard(self, heard: str) -> None:
         """The last reply was cut by the user speaking: it is remembered, and logged, as far as it was heard."""

@@ -58,9 +58,6 @@ class RemoteChatModel:
 
     where = label
 
-    def fits(self, messages: list[dict], options) -> bool:
-        return True  # the server knows its context, and says when a conversation outgrows it
-
     def describe(self) -> str:
         return (f"{self.name}: served by the {self.label} (OpenAI-compatible API)\n"
                 "the server runs it: no spike coding here; top_k and repetition_penalty are not sent")  # fmt: skip

@@ -293,7 +293,7 @@ class Attention(nn.Module):
         # One new token sees everything, and a fresh prompt is plain causal: neither needs a mask tensor.
         past = k.shape[2] - T
         if self.window and T == 1:  # a sliding layer's one new token sees the window's last tokens alone
-            k, v, past = k[:, :, -self.window :], v[:, :, -self.window :], min(past, self.window - 1)
+            k, v = k[:, :, -self.window :], v[:, :, -self.window :]
         mask = None
         if (T > 1 and past) or (self.window and T > 1 and past + T > self.window):
             mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
