@@ -109,7 +109,7 @@ def use_decoding_kernel(loader, model) -> None:
 
     The kernel runs on the decoding thread alone unless ``threads`` is set: a second OpenMP thread measured
     no faster there (49 against 54 tokens/s, 2 cores), and it is what fell to 1 token/s on a busy machine."""
-    from core.models import native
+    from core.models import decode_step, native
 
     try:
         kernel = loader.once(("native-kernel",), lambda: native.load(loader.settings.models_dir / "kernels"))
@@ -120,4 +120,9 @@ def use_decoding_kernel(loader, model) -> None:
     if not model.use_kernel(kernel):
         loader.note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
     native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
+    why_not = decode_step.unsupported(model)
+    if why_not is None:
+        model.native_step = decode_step.NativeStep(model, kernel.library, kernel.threads)
+    else:
+        loader.note(f"language model: decoding per projection, not in one native step: {why_not}")
     loader.note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")

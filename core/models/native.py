@@ -1,4 +1,5 @@
-"""SpikingBrain's fused decoding kernel (``native/spike_kernel.c``), built once per machine with its C compiler.
+"""SpikingBrain's fused decoding kernels (``native/spike_kernel.c``, ``native/decode_step.c``), built once per machine
+with its C compiler.
 
 Decoding a token is one pass over every weight, and in eager PyTorch each spiking projection cost a dozen small
 operations (threshold, counts, per-group INT8 products, scales, sums) whose dispatch outweighed the arithmetic.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCE = Path(__file__).with_name("native") / "spike_kernel.c"
+SOURCES = tuple(Path(__file__).with_name("native") / name for name in ("spike_kernel.c", "decode_step.c"))
 FLAGS = ("-O3", "-shared", "-fPIC", "-fno-math-errno", "-fopenmp")  # no errno: nearbyintf and fabsf stay inline
 SIMD = (("avx2", ("-mavx2", "-mfma")), ("sse4_1", ("-msse4.1",)))
 """The vector extensions used where the CPU lists them, best first. AVX2 decodes SmolLM2 at 58 tokens/s on one
@@ -42,7 +43,7 @@ class Kernel:
     """The loaded library: ``spiking_linear`` on tensors' memory (the caller keeps the tensors alive)."""
 
     def __init__(self, library: ctypes.CDLL, path: Path) -> None:
-        self.path = path
+        self.path, self.library = path, library
         self._linear = library.spiking_linear
         pointer, integer = ctypes.c_void_p, ctypes.c_int
         real = ctypes.c_float
@@ -75,14 +76,15 @@ def build(cache: Path) -> Path:
         raise OSError("no C compiler (cc or gcc) on the PATH")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     flags = FLAGS + _simd_flags()
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + version.encode()).hexdigest()[:16]
+    sources = b"".join(source.read_bytes() for source in SOURCES)
+    key = hashlib.sha256(sources + " ".join(flags).encode() + version.encode()).hexdigest()[:16]
     target = cache / f"spike_kernel-{key}.so"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as staging:  # built aside, renamed in: never half a library
         built = Path(staging) / target.name
-        result = subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE), "-lm"], capture_output=True,
+        result = subprocess.run([compiler, *flags, "-o", str(built), *map(str, SOURCES), "-lm"], capture_output=True,
                                 text=True, timeout=120)  # fmt: skip
         if result.returncode != 0:
             raise OSError(f"{compiler} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")

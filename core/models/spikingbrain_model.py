@@ -246,20 +246,28 @@ class KVCache:
         """Forget every token from ``length`` on (the buffers stay, to be written over)."""
         self.lengths = [min(seen, length) for seen in self.lengths]
 
-    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append (B, heads, T, head_dim) keys and values; returns all of the layer's so far."""
-        start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]
+    def reserve(self, layer: int, end: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's key and value buffers, grown to hold ``end`` tokens if they do not; a first buffer takes the
+        batch, heads, head width, dtype and device of ``like`` (B, heads, T, head_dim)."""
         old = self.buffers[layer]
         if old is None or end > old[0].shape[2]:
+            start = self.lengths[layer]
             capacity = max(end, 64, 2 * (old[0].shape[2] if old else 0))
-            new = tuple(t.new_empty(*t.shape[:2], capacity, t.shape[3]) for t in (k, v))
+            like = old[0] if old is not None else like
+            new = tuple(like.new_empty(*like.shape[:2], capacity, like.shape[3]) for _ in range(2))
             if old is not None:
                 for fresh, previous in zip(new, old, strict=True):
                     fresh[:, :, :start] = previous[:, :, :start]
             self.buffers[layer] = old = new
-        old[0][:, :, start:end], old[1][:, :, start:end] = k, v
+        return old
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append (B, heads, T, head_dim) keys and values; returns all of the layer's so far."""
+        start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]
+        keys, values = self.reserve(layer, end, k)
+        keys[:, :, start:end], values[:, :, start:end] = k, v
         self.lengths[layer] = end
-        return old[0][:, :, :end], old[1][:, :, :end]
+        return keys[:, :, :end], values[:, :, :end]
 
 
 class Attention(nn.Module):
@@ -375,6 +383,8 @@ class SpikingBrainForCausalLM(nn.Module):
         self.tie_weights()
         self.embed_int8: Int8Rows | None = None  # the INT8 inference form (freeze_int8)
         self.head_int8: Int8Rows | None = None
+        self.native_step = None
+        """``core.models.decode_step.NativeStep``: one token's whole pass in one compiled call, when set."""
 
     @classmethod
     def from_state_dict(cls, config: SpikingBrainConfig, state: dict, int8: bool = False) -> SpikingBrainForCausalLM:
@@ -446,14 +456,16 @@ class SpikingBrainForCausalLM(nn.Module):
     def spike_stats(self, input_ids: torch.Tensor, last_tokens: int = 0, bitwise: bool = False) -> SpikeStats:
         """How the spiking layers fire over ``input_ids`` (only the last ``last_tokens`` positions, if given)."""
         stats = SpikeStats(bitwise=bitwise, last_tokens=last_tokens)
-        layers = self.spiking_layers()
+        layers, native_step = self.spiking_layers(), self.native_step
         for layer in layers:
             layer.record = stats
+        self.native_step = None  # it does not record
         try:
             self(input_ids)
         finally:
             for layer in layers:
                 layer.record = None
+            self.native_step = native_step
         return stats
 
     def set_spike_k(self, k: float) -> SpikingBrainForCausalLM:
@@ -468,6 +480,8 @@ class SpikingBrainForCausalLM(nn.Module):
         the output head is the largest matrix of a small model)."""
         B, T = input_ids.shape
         cache = past_key_values if past_key_values is not None else KVCache(self.config.n_layer)
+        if self.native_step is not None and B == T == 1 and self.config.spiking and input_ids.device.type == "cpu":
+            return CausalLMOutput(self.native_step(int(input_ids[0, 0]), cache).view(1, 1, -1), cache)
         past = cache.seen
         if past + T > self.config.block_size:
             raise ValueError(f"{past + T} tokens exceed the context of {self.config.block_size}")

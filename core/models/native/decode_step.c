@@ -1,0 +1,166 @@
+/* One decoding step of a llama-family SpikingBrain (Llama, Qwen2, Qwen3, Gemma 3) in one call: embedding, every
+ * block (norms, spiking projections, q/k norms, RoPE, the KV cache, attention, the gated MLP) and the output head.
+ *
+ * Token by token, the network's arithmetic is small and PyTorch's dispatch of some twenty operations a layer cost as
+ * much as the projections themselves. Here the projections are spiking_linear (spike_kernel.c, the same exact
+ * integer sums the per-projection path uses); everything else is fp32 as the PyTorch model computes it, up to the
+ * order of additions. Sampling stays with the caller, which reads the logits.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
+                    const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
+                    int16_t *counts, float *v_th, int threads);
+
+typedef struct {
+    const int8_t *weight;  /* (out, groups, width) int8 */
+    const uint16_t *scale; /* (groups, out) bfloat16 */
+    const float *bias;     /* (out) or NULL */
+    int in_features, groups, out, width;
+} Projection;
+
+typedef struct {
+    Projection qkv, o, up, down;
+    const float *attn_norm, *mlp_norm;          /* applied by the qkv and up projections as they spike-code */
+    const float *attn_out_norm, *mlp_out_norm;  /* Gemma 3's sandwich norms, or NULL */
+    const float *q_norm, *k_norm;               /* per-head norms (Qwen3, Gemma 3), or NULL */
+    const float *inv_freq;                      /* (head_dim / 2) RoPE frequencies, as PyTorch computed them */
+    int window;                                 /* a sliding layer's reach in tokens; 0: every token */
+} Layer;
+
+typedef struct {
+    int n_layer, n_embd, n_head, n_kv_head, head_dim, intermediate, gelu;
+    float norm_eps, spike_k, embed_scale, attn_scale;
+    const int8_t *embed;           /* (vocab, embed_width) int8 rows, also the head when tied */
+    const uint16_t *embed_scales;  /* (vocab) bfloat16 */
+    int embed_width;
+    const int8_t *head;            /* (vocab, head_width) */
+    const uint16_t *head_scales;
+    int head_width, vocab;
+    const float *final_norm;
+    const Layer *layers;
+    float *scratch;                /* decode_scratch_floats(net, context) floats */
+    int16_t *counts;               /* the widest projection input's padded counts */
+    int threads;
+} Network;
+
+static inline float bfloat16(uint16_t bits) {
+    uint32_t word = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &word, sizeof value);
+    return value;
+}
+
+long decode_scratch_floats(const Network *net, int context) {
+    long qkv = (long)(net->n_head + 2 * net->n_kv_head) * net->head_dim;
+    return 3L * net->n_embd + qkv + (long)net->n_head * net->head_dim + 2L * net->intermediate + context;
+}
+
+static void project(const Network *net, const Projection *p, const float *x, const float *norm, float *y) {
+    float v_th;
+    spiking_linear(x, 1, p->in_features, norm, net->norm_eps, net->spike_k, p->weight, p->scale, p->groups, p->out,
+                   p->width, p->bias, y, net->counts, &v_th, net->threads);
+}
+
+static void rms_norm(float *x, int n, const float *weight, float eps) {  /* in place */
+    double squares = 0.0;
+    for (int i = 0; i < n; i++) squares += (double)x[i] * x[i];
+    float inverse = 1.0f / sqrtf((float)(squares / n) + eps);
+    for (int i = 0; i < n; i++) x[i] = (x[i] * inverse) * weight[i];
+}
+
+static void rope(float *x, int head_dim, const float *inv_freq, int position) {  /* Hugging Face's rotate-half */
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)position * inv_freq[i];
+        float c = cosf(angle), s = sinf(angle), a = x[i], b = x[i + half];
+        x[i] = a * c - b * s;
+        x[i + half] = b * c + a * s;
+    }
+}
+
+static void attend(const Network *net, const Layer *layer, const float *q, const float *keys, const float *values,
+                   int capacity, int position, float *scores, float *out) {
+    int hd = net->head_dim, per_kv = net->n_head / net->n_kv_head;
+    int first = layer->window && position + 1 > layer->window ? position + 1 - layer->window : 0;
+    float scale = net->attn_scale;
+    for (int h = 0; h < net->n_head; h++) {
+        const float *qh = q + (long)h * hd;
+        const float *kh = keys + (long)(h / per_kv) * capacity * hd, *vh = values + (long)(h / per_kv) * capacity * hd;
+        float top = -INFINITY;
+        for (int t = first; t <= position; t++) {
+            const float *kt = kh + (long)t * hd;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < hd; d++) dot += qh[d] * kt[d];
+            scores[t] = dot * scale;
+            if (scores[t] > top) top = scores[t];
+        }
+        float total = 0.0f;
+        for (int t = first; t <= position; t++) total += scores[t] = expf(scores[t] - top);
+        float *oh = out + (long)h * hd;
+        for (int d = 0; d < hd; d++) oh[d] = 0.0f;
+        for (int t = first; t <= position; t++) {
+            const float *vt = vh + (long)t * hd;
+            float p = scores[t] / total;
+            for (int d = 0; d < hd; d++) oh[d] += p * vt[d];
+        }
+    }
+}
+
+static float gate(float g, int gelu) {
+    if (gelu) return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+    return g / (1.0f + expf(-g));
+}
+
+/* The token at `position` (the cache's length before it): its keys and values are written at that position of every
+ * layer's cache (keys[l], values[l]: (n_kv_head, capacities[l], head_dim) fp32), and its logits to `logits`. */
+void decode_step(const Network *net, int token, int position, float *const *keys, float *const *values,
+                 const int *capacities, float *logits) {
+    int C = net->n_embd, hd = net->head_dim, q_width = net->n_head * hd, kv_width = net->n_kv_head * hd;
+    float *x = net->scratch, *branch = x + C, *last = branch + C, *qkv = last + C, *attended = qkv + q_width + 2 * kv_width;
+    float *gated = attended + q_width, *scores = gated + 2L * net->intermediate;
+    const int8_t *row = net->embed + (long)token * net->embed_width;
+    float row_scale = bfloat16(net->embed_scales[token]);
+    for (int i = 0; i < C; i++) x[i] = (float)row[i] * row_scale;
+    if (net->embed_scale != 1.0f)
+        for (int i = 0; i < C; i++) x[i] *= net->embed_scale;
+    for (int l = 0; l < net->n_layer; l++) {
+        const Layer *layer = net->layers + l;
+        project(net, &layer->qkv, x, layer->attn_norm, qkv);
+        float *q = qkv, *k = qkv + q_width, *v = k + kv_width;
+        for (int h = 0; h < net->n_head; h++) {
+            if (layer->q_norm) rms_norm(q + (long)h * hd, hd, layer->q_norm, net->norm_eps);
+            rope(q + (long)h * hd, hd, layer->inv_freq, position);
+        }
+        for (int h = 0; h < net->n_kv_head; h++) {
+            if (layer->k_norm) rms_norm(k + (long)h * hd, hd, layer->k_norm, net->norm_eps);
+            rope(k + (long)h * hd, hd, layer->inv_freq, position);
+            long at = ((long)h * capacities[l] + position) * hd;
+            memcpy(keys[l] + at, k + (long)h * hd, hd * sizeof(float));
+            memcpy(values[l] + at, v + (long)h * hd, hd * sizeof(float));
+        }
+        attend(net, layer, q, keys[l], values[l], capacities[l], position, scores, attended);
+        project(net, &layer->o, attended, NULL, branch);
+        if (layer->attn_out_norm) rms_norm(branch, C, layer->attn_out_norm, net->norm_eps);
+        for (int i = 0; i < C; i++) x[i] += branch[i];
+        project(net, &layer->up, x, layer->mlp_norm, gated);
+        for (int i = 0; i < net->intermediate; i++) gated[i] = gate(gated[i], net->gelu) * gated[net->intermediate + i];
+        project(net, &layer->down, gated, NULL, branch);
+        if (layer->mlp_out_norm) rms_norm(branch, C, layer->mlp_out_norm, net->norm_eps);
+        for (int i = 0; i < C; i++) x[i] += branch[i];
+    }
+    memcpy(last, x, C * sizeof(float));
+    rms_norm(last, C, net->final_norm, net->norm_eps);
+    int threads = net->threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int t = 0; t < net->vocab; t++) {
+        const int8_t *w = net->head + (long)t * net->head_width;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < C; i++) dot += (float)w[i] * last[i];
+        logits[t] = dot * bfloat16(net->head_scales[t]);
+    }
+}
