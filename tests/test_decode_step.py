@@ -23,8 +23,9 @@ def kernel(tmp_path_factory):
 
 
 def _fp32_head(monkeypatch) -> None:
-    """PyTorch's output head rounds its input to bfloat16 (for speed); the native head does not. The reference
-    here computes the head in fp32 too, so what is compared is everything else."""
+    """PyTorch's output head rounds its input to bfloat16 (for speed); the native head reads it in int16 steps of
+    its largest entry / 32767, a hundred times finer. The reference here computes the head in fp32, so the two differ
+    by the native head's steps alone: a few 1e-5 of the largest logit."""
     from core.models.spike_coding import int8_matmul
     from core.models.spikingbrain_model import Int8Rows
 
@@ -65,8 +66,8 @@ def test_the_native_step_decodes_as_the_pytorch_model(architecture, kernel, tmp_
     error = (native - expected).abs().amax(-1) / expected.abs().amax(-1)
     # The order of fp32 additions differs (attention, norms), so now and then a spike count that sits on a
     # rounding boundary goes the other way: a random tiny network (Gemma's eightfold embeddings most) shows it at
-    # about one step in twelve. Everywhere else the two agree to fp32's rounding.
-    assert (error < 1e-5).sum() >= 11, error
+    # about one step in twelve. Everywhere else the two agree to the head's int16 steps.
+    assert (error < 1e-4).sum() >= 11, error
     assert torch.nn.functional.cosine_similarity(native, expected, dim=-1).min() > 0.95
     assert cache.seen == expected_cache.seen == 72
     for (keys, values), (expected_keys, expected_values) in zip(cache.buffers, expected_cache.buffers, strict=True):

@@ -109,7 +109,8 @@ class NativeStep:
         )  # fmt: skip
         self._layers = layers
         scratch = torch.empty(scratch_floats(ctypes.byref(self._network), config.block_size))
-        widest = max(layer.qweight.shape[0] * layer.qweight.shape[2] for layer in model.spiking_layers())
+        widest = max([layer.qweight.shape[0] * layer.qweight.shape[2] for layer in model.spiking_layers()]
+                     + [head.qweight.shape[1]])  # fmt: skip
         counts = torch.empty(widest, dtype=torch.int16)
         self._keep += [scratch, counts]
         self._network.scratch, self._network.counts = scratch.data_ptr(), counts.data_ptr()

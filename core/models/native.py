@@ -27,7 +27,8 @@ SOURCES = tuple(Path(__file__).with_name("native") / name for name in ("spike_ke
 FLAGS = ("-O3", "-shared", "-fPIC", "-fno-math-errno", "-fopenmp")  # no errno: nearbyintf and fabsf stay inline
 SIMD = (("avx2", ("-mavx2", "-mfma")), ("sse4_1", ("-msse4.1",)))
 """The vector extensions used where the CPU lists them, best first. AVX2 decodes SmolLM2 at 58 tokens/s on one
-thread here, plain x86-64 (SSE2, no sign-extending loads) at 50; AVX-512 was slower (47), so it is not used."""
+thread here, plain x86-64 (SSE2, no sign-extending loads) at 50; AVX-512 was slower (47), so it is not used, and so
+were hand-written AVX-512 VNNI loops (see ``output_sum`` in the source)."""
 
 
 def _simd_flags() -> tuple[str, ...]:

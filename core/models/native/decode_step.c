@@ -13,6 +13,8 @@
 void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
                     const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
                     int16_t *counts, float *v_th, int threads);
+void int8_rows_head(const float *x, int in_features, const int8_t *w, const uint16_t *scale, int vocab, int width,
+                    float *logits, int16_t *counts, int threads);
 
 typedef struct {
     const int8_t *weight;  /* (out, groups, width) int8 */
@@ -42,7 +44,7 @@ typedef struct {
     const float *final_norm;
     const Layer *layers;
     float *scratch;                /* decode_scratch_floats(net, context) floats */
-    int16_t *counts;               /* the widest projection input's padded counts */
+    int16_t *counts;               /* the widest projection input's padded counts, or the head's */
     int threads;
 } Network;
 
@@ -120,8 +122,9 @@ static float gate(float g, int gelu) {
 void decode_step(const Network *net, int token, int position, float *const *keys, float *const *values,
                  const int *capacities, float *logits) {
     int C = net->n_embd, hd = net->head_dim, q_width = net->n_head * hd, kv_width = net->n_kv_head * hd;
-    float *x = net->scratch, *branch = x + C, *last = branch + C, *qkv = last + C, *attended = qkv + q_width + 2 * kv_width;
-    float *gated = attended + q_width, *scores = gated + 2L * net->intermediate;
+    float *x = net->scratch, *branch = x + C, *last = branch + C, *qkv = last + C;
+    float *attended = qkv + q_width + 2 * kv_width, *gated = attended + q_width;
+    float *scores = gated + 2L * net->intermediate;
     const int8_t *row = net->embed + (long)token * net->embed_width;
     float row_scale = bfloat16(net->embed_scales[token]);
     for (int i = 0; i < C; i++) x[i] = (float)row[i] * row_scale;
@@ -154,13 +157,6 @@ void decode_step(const Network *net, int token, int position, float *const *keys
     }
     memcpy(last, x, C * sizeof(float));
     rms_norm(last, C, net->final_norm, net->norm_eps);
-    int threads = net->threads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int t = 0; t < net->vocab; t++) {
-        const int8_t *w = net->head + (long)t * net->head_width;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int i = 0; i < C; i++) dot += (float)w[i] * last[i];
-        logits[t] = dot * bfloat16(net->head_scales[t]);
-    }
+    int8_rows_head(last, C, net->head, net->head_scales, net->vocab, net->head_width, logits, net->counts,
+                   net->threads);
 }
