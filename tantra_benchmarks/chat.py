@@ -4,8 +4,10 @@ against ``transformers``' stock model, all on the same weights and in one run.""
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
@@ -66,13 +68,15 @@ class _ProductTimer:
 
 
 def _speed(model, vocab_size: int) -> dict:
-    """Prompt and greedy decode speed with the KV cache, through the same calls for every model; for SpikingBrain,
-    also the milliseconds of each decoding step spent in its weight products and outside them."""
+    """Prompt and greedy decode speed with the KV cache, through the same calls for every model; for SpikingBrain
+    decoding per projection, also the milliseconds of each step spent in its weight products and outside them (a
+    native step is one call: there is no outside to time)."""
     import torch
 
     prompt = torch.randint(100, vocab_size - 100, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0))
+    native = getattr(model, "native_step", None) is not None
     kernel = hasattr(model, "spiking_layers") and any(layer.kernel for layer in model.spiking_layers())
-    timer = _ProductTimer(model) if kernel else None  # the split is the decoding kernel's
+    timer = _ProductTimer(model) if kernel and not native else None  # the split is the per-projection path's
     with torch.no_grad():
         model(prompt[:, :8])  # warm-up: first-call allocations out of the timing
         start = time.perf_counter()
@@ -86,16 +90,57 @@ def _speed(model, vocab_size: int) -> dict:
             output = model(token, past_key_values=output.past_key_values)
             token = output.logits[:, -1:].argmax(-1)
         decode = time.perf_counter() - start
+        silence = _decoding_silence(model, output, token) if native else None
     result = {
         "prompt_tokens_per_second": round(PROMPT_TOKENS / prefill, 1),
         "decode_tokens_per_second": round(DECODE_TOKENS / decode, 1),
     }
+    if kernel:
+        result["decoding"] = "native step" if native else "per projection"
+    if silence:
+        result["decode_silent_share"] = silence
     if timer is not None:
         timer.close()
         step, products = 1000 * decode / DECODE_TOKENS, 1000 * timer.seconds / DECODE_TOKENS
         result.update(decode_step_ms=round(step, 2), products_ms=round(products, 2),
                       overhead_ms=round(step - products, 2))  # fmt: skip
     return result
+
+
+def _decoding_silence(model, output, token, tokens: int = 32) -> dict:
+    """The share of zero spike counts in each kind of projection's inputs over ``tokens`` more greedy tokens (after
+    the timing: counting costs a little)."""
+    model.native_step.count_silence()
+    for _ in range(tokens):
+        output = model(token, past_key_values=output.past_key_values)
+        token = output.logits[:, -1:].argmax(-1)
+    silence = model.native_step.silence()
+    model.native_step.count_silence(False)
+    return silence
+
+
+def _speed_per_projection(model, vocab_size: int) -> dict:
+    """``_speed`` with the native step set aside: each projection a call of its own, the rest in PyTorch."""
+    native_step, model.native_step = model.native_step, None
+    try:
+        return _speed(model, vocab_size)
+    finally:
+        model.native_step = native_step
+
+
+def _llama_cpp_same_gguf(stored, settings: Settings, vocab_size: int) -> dict:
+    """llama.cpp's speed on the very GGUF the default model was converted from, on as many threads."""
+    from tantra_benchmarks import llama_cpp
+
+    if not llama_cpp.available():
+        return {"skipped": llama_cpp.MISSING}
+    with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:
+        sources = model_store.unpack_sources(stored, Path(scratch))
+        gguf = next(sources.glob("*.gguf"), None)
+        if gguf is None:
+            return {"skipped": f"{stored.name} does not come from a GGUF"}
+        return {"file": stored.files[gguf.name][0].rsplit("/", 1)[-1],
+                **llama_cpp.decode_speed(gguf, settings.threads or 1, vocab_size)}  # fmt: skip
 
 
 def _peak_rss(settings: Settings, *flags: str) -> int:
@@ -162,15 +207,20 @@ def bench_chat(settings: Settings) -> dict:
     speed = {
         "prompt_tokens": PROMPT_TOKENS,
         "decode_tokens": DECODE_TOKENS,
+        "decode_threads": settings.threads or 1,
         "spikingbrain": _speed(spiking, vocab),
+        "spikingbrain_per_projection": _speed_per_projection(spiking, vocab),
         "spikingbrain_row_scales": _speed(per_row, vocab),
         "spikingbrain_no_spiking": _speed(plain, vocab),
         "transformers": _speed(stock, vocab),
+        "llama_cpp_same_gguf": _llama_cpp_same_gguf(stored, settings, vocab),
     }
     spiking_kernel = next((layer.kernel.path.name for layer in spiking.spiking_layers() if layer.kernel), None)
     del stock, per_row, state, plain, spiking
-    stock_decode = speed["transformers"]["decode_tokens_per_second"]
-    speed["decode_speedup_vs_transformers"] = round(speed["spikingbrain"]["decode_tokens_per_second"] / stock_decode, 2)
+    decode = speed["spikingbrain"]["decode_tokens_per_second"]
+    speed["decode_speedup_vs_transformers"] = round(decode / speed["transformers"]["decode_tokens_per_second"], 2)
+    if "decode_tokens_per_second" in speed["llama_cpp_same_gguf"]:
+        speed["decode_ratio_vs_llama_cpp"] = round(decode / speed["llama_cpp_same_gguf"]["decode_tokens_per_second"], 2)
     # What the process holds before any model: Python, torch and the CLI's libraries.
     runtime = measure_child([sys.executable, "-c", "import torch, tokenizers, jinja2, rich, typer"]).peak_rss_mb
     spiking_peak = _peak_rss(settings)
@@ -194,6 +244,7 @@ def bench_chat(settings: Settings) -> dict:
             "perplexity_within_5pct": default["perplexity_increase_pct"] <= 5,
             "sparsity_at_least_50pct": default["ternary_sparsity"] >= 0.5,
             "decode_at_least_2x_transformers": speed["decode_speedup_vs_transformers"] >= 2,
+            "decode_at_least_llama_cpp": speed.get("decode_ratio_vs_llama_cpp", 0) >= 1.0,
             "lm_resident_memory_under_400mb": memory["spiking_lm_resident_mb"] < 400,
         },
     }

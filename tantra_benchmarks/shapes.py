@@ -1,15 +1,19 @@
 """``tantra bench chat --shapes``: decode speed and INT8 memory of SpikingBrain at the shapes of bigger models
 (SmolLM2-135M and 360M, Qwen2.5-0.5B and 1.5B), on random weights: speed does not depend on the values. Each runs
-as ``tantra chat`` decodes (INT8 weights, spike-coded inputs, the compiled kernel), through ``tantra bench chat``'s
-own timing (a 200-token prompt, then 128 greedy tokens with the KV cache)."""
+as ``tantra chat`` decodes (INT8 weights, spike-coded inputs, the compiled kernel's native step), through ``tantra
+bench chat``'s own timing (a 200-token prompt, then 128 greedy tokens with the KV cache). Where llama.cpp is
+importable, a Q8_0 GGUF of each shape is written and decoded beside it, on as many threads."""
 
 from __future__ import annotations
 
 import gc
+import tempfile
+from pathlib import Path
 
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
 from core.model_loader import ModelLoader
+from tantra_benchmarks import llama_cpp
 from tantra_benchmarks.chat import DECODE_TOKENS, PROMPT_TOKENS, _speed
 from tantra_benchmarks.common import machine
 
@@ -45,5 +49,20 @@ def bench_shapes(settings: Settings, shapes: dict[str, dict] | None = None) -> d
                        **_speed(model, config.vocab_size)}  # fmt: skip
         del model
         gc.collect()
+        rows[label]["llama_cpp_q8_0"] = _llama_cpp_row(settings, shape)
+        theirs = rows[label]["llama_cpp_q8_0"].get("decode_tokens_per_second")
+        if theirs:
+            rows[label]["decode_ratio_vs_llama_cpp"] = round(rows[label]["decode_tokens_per_second"] / theirs, 2)
     return {"machine": machine(settings), "prompt_tokens": PROMPT_TOKENS, "decode_tokens": DECODE_TOKENS,
-            "weights": "random (speed does not depend on the values)", "shapes": rows}  # fmt: skip
+            "decode_threads": settings.threads or 1, "weights": "random (speed does not depend on the values)",
+            "shapes": rows}  # fmt: skip
+
+
+def _llama_cpp_row(settings: Settings, shape: dict) -> dict:
+    if not llama_cpp.available():
+        return {"skipped": llama_cpp.MISSING}
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:  # the store's disk: up to 1.7 GB
+        path = llama_cpp.write_shape_gguf(Path(scratch) / "shape.gguf", shape)
+        return {"megabytes": round(path.stat().st_size / 2**20), **llama_cpp.decode_speed(path, settings.threads or 1,
+                                                                                         shape["vocab_size"])}

@@ -297,3 +297,31 @@ def test_bench_shapes_decodes_each_shape_with_int8_weights(settings):
                      "intermediate_size": 256, "qkv_bias": True}}  # fmt: skip
     row = bench_shapes(settings, tiny)["shapes"]["tiny"]  # the store's decoding kernel, built once per machine
     assert row["decode_tokens_per_second"] > 0 and row["int8_weights_mb"] < row["parameters_m"] * 4 + 1
+    assert row["decoding"] == "native step"
+    assert "skipped" in row["llama_cpp_q8_0"] or row["llama_cpp_q8_0"]["decode_tokens_per_second"] > 0
+
+
+def test_the_shape_gguf_for_llama_cpp_is_a_llama_model_of_that_shape(tmp_path):
+    """``tantra bench chat --shapes`` hands llama.cpp a GGUF it writes itself: our own converter reads it back as a
+    llama model of the shape asked for, its Q8_0 blocks the random int8 weights times their scale."""
+    import numpy as np
+
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_gguf
+    from tantra_benchmarks.llama_cpp import write_shape_gguf
+
+    shape = {"vocab_size": 96, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_kv_head": 2, "intermediate_size": 128}
+    path = write_shape_gguf(tmp_path / "shape.gguf", shape)
+    model = load_spikingbrain_dir(convert_gguf(path, tmp_path / "converted"), spiking=False)["model"]
+    config = model.config
+    assert (config.family, config.vocab_size, config.n_embd, config.n_layer) == ("llama", 96, 64, 2)
+    assert (config.n_head, config.n_kv_head, config.intermediate_size) == (4, 2, 128)
+    steps = model.blocks[1].mlp.down_proj.weight.detach().numpy() / np.float32(np.float16(0.01))
+    assert np.allclose(steps, np.round(steps), atol=1e-3) and np.abs(steps).max() == 128  # int8 times the scale
+
+
+def test_without_llama_cpp_its_rows_say_why(settings, monkeypatch):
+    from tantra_benchmarks import llama_cpp, shapes
+
+    monkeypatch.setattr(llama_cpp, "available", lambda: False)
+    assert "llama-cpp-python" in shapes._llama_cpp_row(settings, {})["skipped"]

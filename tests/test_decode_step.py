@@ -109,3 +109,31 @@ def test_the_native_step_stands_aside_for_the_plain_network_and_firing_records(k
     full.lengths = [config.block_size] * config.n_layer
     with pytest.raises(ValueError, match="context"):
         step(5, full)
+
+
+def test_the_native_step_counts_the_inputs_that_did_not_fire(kernel):
+    from core.models.decode_step import PROJECTIONS, NativeStep
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+
+    torch.manual_seed(0)
+    config = SpikingBrainConfig(vocab_size=64, n_embd=128, n_layer=2, n_head=4, n_kv_head=2, family="llama",
+                                intermediate_size=256, block_size=32)  # fmt: skip
+    model = SpikingBrainForCausalLM(config).eval()
+    torch.nn.init.normal_(model.wte.weight)
+    model.freeze_int8()
+    model.use_kernel(kernel)
+    step = NativeStep(model, kernel.library)
+    ids = torch.tensor([[5, 9, 13, 2, 7]])
+    assert step.silence() == {}
+    with torch.no_grad():
+        cache = model(ids[:, :-1]).past_key_values
+        step.count_silence()
+        step(int(ids[0, -1]), cache)
+        silence = step.silence()
+        expected = model.spike_stats(ids, last_tokens=1)  # the PyTorch path's tally of the same token
+    assert set(silence) == set(PROJECTIONS) and all(0 < share < 1 for share in silence.values())
+    inputs = {"qkv": 128, "o": 128, "up": 128, "down": 256}
+    zeros = sum(silence[kind] * inputs[kind] * config.n_layer for kind in PROJECTIONS)
+    assert zeros == pytest.approx(expected.silent_entries, abs=2)
+    step.count_silence(False)
+    assert step.silence() == {}

@@ -81,6 +81,24 @@ def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features,
     assert np.array_equal(kernel_counts[0, :in_features], counts[0].numpy().astype(np.int16))
 
 
+def test_a_lone_outlier_of_a_wide_input_is_counted_whole_on_every_path(kernel):
+    """|count| can reach k * in_features: at 9,000 inputs (a 1.5B model's MLP output is 8,960 wide) one input holding
+    most of the magnitude counts past int16 (the kernel's counts) and past two int8 levels (the prompt's product)."""
+    layer = _layer(9000, 48, False)
+    x = torch.randn(4, 9000) * 0.01
+    x[0, 5000], x[1, 17], x[1, 8999] = 1e4, -1e4, 5e3  # about 35,700 (past int16); two in one token
+    x[2, 100] = 200.0  # about 16,000: past two int8 levels (127 * 128), within int16
+    counts, expected = _spike_maths(layer, x)
+    assert counts[0].abs().max() > 32767 and 127 * 128 < counts[2].abs().max() < 32767
+    with torch.no_grad():
+        prompt = layer(x.repeat(5, 1))[:4]  # 20 tokens: the integer product
+        assert layer.use_kernel(kernel)
+        kernel_decode = torch.cat([layer(row[None]) for row in x])
+        kernel_rows = layer(x)
+    for y in (prompt, kernel_decode, kernel_rows):
+        assert _close(y, expected)
+
+
 def test_bfloat16_counts_would_not_pass():
     """The check has teeth: the old path (counts and group sums in bfloat16) misses it by orders of magnitude."""
     from core.models.spike_coding import int8_matmul

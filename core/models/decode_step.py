@@ -19,6 +19,8 @@ import torch
 from core.models.spikingbrain_model import KVCache, SpikingBrainForCausalLM, SpikingLinear
 
 _pointer, _int, _float = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+PROJECTIONS = ("qkv", "o", "up", "down")
+"""The kinds of spiking projection in a block, in the order the native step tallies them."""
 
 
 class _Projection(ctypes.Structure):
@@ -39,7 +41,7 @@ class _Network(ctypes.Structure):
                 ("embed_scale", _float), ("attn_scale", _float), ("embed", _pointer), ("embed_scales", _pointer),
                 ("embed_width", _int), ("head", _pointer), ("head_scales", _pointer), ("head_width", _int),
                 ("vocab", _int), ("final_norm", _pointer), ("layers", ctypes.POINTER(_Layer)),
-                ("scratch", _pointer), ("counts", _pointer), ("threads", _int)]  # fmt: skip
+                ("scratch", _pointer), ("counts", _pointer), ("threads", _int), ("tally", _pointer)]  # fmt: skip
 
 
 def _address(tensor: torch.Tensor | None) -> int | None:
@@ -105,7 +107,7 @@ class NativeStep:
             int(config.activation == "gelu_tanh"), config.norm_eps, config.spike_k, config.embed_scale,
             config.attn_scale or 1 / math.sqrt(config.head_dim), embed.qweight.data_ptr(), embed.qscale.data_ptr(),
             embed.qweight.shape[1], head.qweight.data_ptr(), head.qscale.data_ptr(), head.qweight.shape[1],
-            self.vocab, model.ln_f.weight.data_ptr(), layers, None, None, threads,
+            self.vocab, model.ln_f.weight.data_ptr(), layers, None, None, threads, None,
         )  # fmt: skip
         self._layers = layers
         scratch = torch.empty(scratch_floats(ctypes.byref(self._network), config.block_size))
@@ -114,9 +116,23 @@ class NativeStep:
         counts = torch.empty(widest, dtype=torch.int16)
         self._keep += [scratch, counts]
         self._network.scratch, self._network.counts = scratch.data_ptr(), counts.data_ptr()
+        self._tally: torch.Tensor | None = None
         self._like = torch.empty(1, config.n_kv_head, 0, config.head_dim)  # a fresh cache's buffers are made so
         self._buffers: list | None = None  # the cache buffers the pointer arrays below were made for
         self._keys = self._values = self._capacities = None
+
+    def count_silence(self, on: bool = True) -> None:
+        """Start (afresh) or stop counting the spike counts that are zero, per kind of projection (``silence``)."""
+        self._tally = torch.zeros(2 * len(PROJECTIONS), dtype=torch.int64) if on else None
+        self._network.tally = None if self._tally is None else self._tally.data_ptr()
+
+    def silence(self) -> dict[str, float]:
+        """The share of zero spike counts in each kind of projection's inputs since ``count_silence``: inputs that
+        did not fire, whose products a sparse kernel could skip."""
+        if self._tally is None:
+            return {}
+        tally = self._tally.tolist()
+        return {kind: round(tally[2 * i + 1] / max(tally[2 * i], 1), 4) for i, kind in enumerate(PROJECTIONS)}
 
     def __call__(self, token: int, cache: KVCache) -> torch.Tensor:
         """The (vocab,) logits after ``token``, whose keys and values join ``cache``."""

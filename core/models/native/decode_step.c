@@ -46,6 +46,7 @@ typedef struct {
     float *scratch;                /* decode_scratch_floats(net, context) floats */
     int16_t *counts;               /* the widest projection input's padded counts, or the head's */
     int threads;
+    int64_t *tally;                /* or NULL; else per kind of projection (qkv, o, up, down): counts, zero counts */
 } Network;
 
 static inline float bfloat16(uint16_t bits) {
@@ -60,10 +61,16 @@ long decode_scratch_floats(const Network *net, int context) {
     return 3L * net->n_embd + qkv + (long)net->n_head * net->head_dim + 2L * net->intermediate + context;
 }
 
-static void project(const Network *net, const Projection *p, const float *x, const float *norm, float *y) {
+static void project(const Network *net, const Projection *p, int kind, const float *x, const float *norm, float *y) {
     float v_th;
     spiking_linear(x, 1, p->in_features, norm, net->norm_eps, net->spike_k, p->weight, p->scale, p->groups, p->out,
                    p->width, p->bias, y, net->counts, &v_th, net->threads);
+    if (net->tally) {  /* how many inputs did not fire: work a sparse kernel could skip */
+        int64_t zeros = 0;
+        for (int i = 0; i < p->in_features; i++) zeros += net->counts[i] == 0;
+        net->tally[2 * kind] += p->in_features;
+        net->tally[2 * kind + 1] += zeros;
+    }
 }
 
 static void rms_norm(float *x, int n, const float *weight, float eps) {  /* in place */
@@ -132,7 +139,7 @@ void decode_step(const Network *net, int token, int position, float *const *keys
         for (int i = 0; i < C; i++) x[i] *= net->embed_scale;
     for (int l = 0; l < net->n_layer; l++) {
         const Layer *layer = net->layers + l;
-        project(net, &layer->qkv, x, layer->attn_norm, qkv);
+        project(net, &layer->qkv, 0, x, layer->attn_norm, qkv);
         float *q = qkv, *k = qkv + q_width, *v = k + kv_width;
         for (int h = 0; h < net->n_head; h++) {
             if (layer->q_norm) rms_norm(q + (long)h * hd, hd, layer->q_norm, net->norm_eps);
@@ -146,12 +153,12 @@ void decode_step(const Network *net, int token, int position, float *const *keys
             memcpy(values[l] + at, v + (long)h * hd, hd * sizeof(float));
         }
         attend(net, layer, q, keys[l], values[l], capacities[l], position, scores, attended);
-        project(net, &layer->o, attended, NULL, branch);
+        project(net, &layer->o, 1, attended, NULL, branch);
         if (layer->attn_out_norm) rms_norm(branch, C, layer->attn_out_norm, net->norm_eps);
         for (int i = 0; i < C; i++) x[i] += branch[i];
-        project(net, &layer->up, x, layer->mlp_norm, gated);
+        project(net, &layer->up, 2, x, layer->mlp_norm, gated);
         for (int i = 0; i < net->intermediate; i++) gated[i] = gate(gated[i], net->gelu) * gated[net->intermediate + i];
-        project(net, &layer->down, gated, NULL, branch);
+        project(net, &layer->down, 3, gated, NULL, branch);
         if (layer->mlp_out_norm) rms_norm(branch, C, layer->mlp_out_norm, net->norm_eps);
         for (int i = 0; i < C; i++) x[i] += branch[i];
     }

@@ -5,8 +5,13 @@
  *
  * spiking_linear: each token's input x is coded as integer spike counts c = round(x / v_th), v_th = mean|x| / k,
  * and multiplied with INT8 weights that share one scale per group of `width` inputs. Each group's sum of
- * count x weight is an exact 32-bit integer (|c| <= k * in_features < 2^15, |w| <= 127, width <= 2^16), so the
- * only rounding is fp32's, in scaling and summing the groups: y = v_th * sum_g scale[g] * sum_i w[g, i] c[g, i].
+ * count x weight is an exact 32-bit integer (sum |c| is about k * in_features, |w| <= 127), so the only rounding is
+ * fp32's, in scaling and summing the groups: y = v_th * sum_g scale[g] * sum_i w[g, i] c[g, i].
+ *
+ * Counts are int16 for the vector products. One count can pass 32767 only where one input holds most of the whole
+ * input's magnitude (|c| <= k * in_features: an outlier of a wide projection, such as a 1.5B model's 8,960-wide
+ * MLP output); such a count is kept as +-32767 and the rest of it added to its group's integer sum separately,
+ * exactly, from a short list.
  */
 #include <math.h>
 #include <stdint.h>
@@ -25,8 +30,15 @@ static float input_at(const float *x, int i, float inverse_rms, const float *nor
     return norm_weight ? (x[i] * inverse_rms) * norm_weight[i] : x[i];
 }
 
+#define MAX_OVERFLOWS 256  /* (k + 1) * in_features / 32767 at most; native.py refuses layers that could pass it */
+#define ROWS_AT_ONCE 16
+typedef struct {
+    int index;     /* the input */
+    int32_t rest;  /* its count less the +-32767 kept in the int16 counts */
+} Overflow;
+
 static float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight,
-                        float norm_eps, int16_t *counts) {
+                        float norm_eps, int16_t *counts, Overflow *overflows, int *overflowed) {
     float inverse_rms = 1.0f;
     if (norm_weight) {
         double squares = 0.0;
@@ -37,8 +49,16 @@ static float spike_code(const float *x, int in_features, int padded, float k, co
     for (int i = 0; i < in_features; i++) total += fabsf(input_at(x, i, inverse_rms, norm_weight));
     float v_th = (float)(total / in_features) / k;
     if (!(v_th >= 1e-8f)) v_th = 1e-8f;  /* as clamp_min(1e-8) */
-    for (int i = 0; i < in_features; i++)  /* half to even, as torch.round */
-        counts[i] = (int16_t)nearbyintf(input_at(x, i, inverse_rms, norm_weight) / v_th);
+    *overflowed = 0;
+    for (int i = 0; i < in_features; i++) {
+        float count = nearbyintf(input_at(x, i, inverse_rms, norm_weight) / v_th);  /* half to even, as torch.round */
+        if (fabsf(count) > 32767.0f) {
+            float kept = count > 0 ? 32767.0f : -32767.0f;
+            if (*overflowed < MAX_OVERFLOWS) overflows[(*overflowed)++] = (Overflow){i, (int32_t)(count - kept)};
+            count = kept;
+        }
+        counts[i] = (int16_t)count;
+    }
     for (int i = in_features; i < padded; i++) counts[i] = 0;
     return v_th;
 }
@@ -49,13 +69,15 @@ static float spike_code(const float *x, int in_features, int padded, float k, co
  * cache but 2-3x slower on weights streamed from memory, as decoding streams them: reading four rows in turn defeats
  * the hardware prefetcher, and one row after another streams at about 17 GB/s on one core here. */
 static float output_sum(const int16_t *c, const int8_t *w, const uint16_t *scale, int scale_stride, int groups,
-                        int width) {
+                        int width, const Overflow *overflows, int overflowed) {
     float sum = 0.0f;
     for (int g = 0; g < groups; g++) {
         const int8_t *wg = w + (int64_t)g * width;
         const int16_t *cg = c + (int64_t)g * width;
         int32_t dot = 0;
         for (int i = 0; i < width; i++) dot += (int32_t)wg[i] * (int32_t)cg[i];
+        for (; overflowed > 0 && overflows->index < (g + 1) * width; overflows++, overflowed--)
+            dot += (int32_t)w[overflows->index] * overflows->rest;  /* in input order: each in its own group */
         sum += from_bfloat16(scale[(int64_t)g * scale_stride]) * (float)dot;
     }
     return sum;
@@ -69,15 +91,20 @@ void spiking_linear(const float *x, int rows, int in_features, const float *norm
                     const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
                     int16_t *counts, float *v_th, int threads) {
     int padded = groups * width;
-    for (int r = 0; r < rows; r++)
-        v_th[r] = spike_code(x + (int64_t)r * in_features, in_features, padded, k, norm_weight, norm_eps,
-                             counts + (int64_t)r * padded);
+    Overflow overflows[ROWS_AT_ONCE][MAX_OVERFLOWS];
+    int overflowed[ROWS_AT_ONCE];
+    for (int first = 0; first < rows; first += ROWS_AT_ONCE) {
+        int last = rows - first < ROWS_AT_ONCE ? rows : first + ROWS_AT_ONCE;
+        for (int r = first; r < last; r++)
+            v_th[r] = spike_code(x + (int64_t)r * in_features, in_features, padded, k, norm_weight, norm_eps,
+                                 counts + (int64_t)r * padded, overflows[r - first], &overflowed[r - first]);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int o = 0; o < out; o++) {
-        for (int r = 0; r < rows; r++) {
-            const int16_t *c = counts + (int64_t)r * padded;
-            float sum = output_sum(c, w + (int64_t)o * padded, scale + o, out, groups, width);
-            y[(int64_t)r * out + o] = sum * v_th[r] + (bias ? bias[o] : 0.0f);
+        for (int o = 0; o < out; o++) {
+            for (int r = first; r < last; r++) {
+                float sum = output_sum(counts + (int64_t)r * padded, w + (int64_t)o * padded, scale + o, out, groups,
+                                       width, overflows[r - first], overflowed[r - first]);
+                y[(int64_t)r * out + o] = sum * v_th[r] + (bias ? bias[o] : 0.0f);
+            }
         }
     }
 }
@@ -96,5 +123,5 @@ void int8_rows_head(const float *x, int in_features, const int8_t *w, const uint
     for (int i = in_features; i < width; i++) counts[i] = 0;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int t = 0; t < vocab; t++)
-        logits[t] = output_sum(counts, w + (int64_t)t * width, scale + t, 1, 1, width) * step;
+        logits[t] = output_sum(counts, w + (int64_t)t * width, scale + t, 1, 1, width, NULL, 0) * step;
 }

@@ -1,0 +1,108 @@
+"""llama.cpp beside SpikingBrain in the same run, where ``llama_cpp`` (llama-cpp-python) is importable: the default
+model's own GGUF, and GGUFs of the shapes ``--shapes`` measures, decoded as ``tantra bench chat`` decodes its own (a
+200-token prompt, then 128 greedy tokens with the KV cache, on as many threads).
+
+llama-cpp-python is not a dependency of Tantra: it compiles llama.cpp from source (about 8 minutes on 2 cores);
+docs/BENCHMARKS.md gives the build used. Without it the rows are left out and the report says why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+from tantra_benchmarks.chat import DECODE_TOKENS, PROMPT_TOKENS
+
+MISSING = "llama_cpp is not importable (pip install llama-cpp-python; see docs/BENCHMARKS.md)"
+
+
+def available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def decode_speed(path: Path, threads: int, vocab_size: int) -> dict:
+    """Prompt and greedy decode speed of the GGUF at ``path`` in llama.cpp, on ``threads`` threads."""
+    import llama_cpp
+    import numpy as np
+
+    model = llama_cpp.Llama(model_path=str(path), n_ctx=PROMPT_TOKENS + DECODE_TOKENS + 16, n_threads=threads,
+                            n_threads_batch=threads, verbose=False)  # fmt: skip
+    prompt = np.random.default_rng(0).integers(100, vocab_size - 100, PROMPT_TOKENS).tolist()
+
+    def greedy() -> int:  # the last token's logits, read where llama.cpp leaves them
+        return int(np.ctypeslib.as_array(model._ctx.get_logits(), shape=(model.n_vocab(),)).argmax())
+
+    try:
+        model.eval(prompt[:8])  # warm-up: first-call allocations out of the timing
+        model.reset()
+        start = time.perf_counter()
+        model.eval(prompt)
+        prefill = time.perf_counter() - start
+        token = greedy()
+        start = time.perf_counter()
+        for _ in range(DECODE_TOKENS):
+            model.eval([token])
+            token = greedy()
+        decode = time.perf_counter() - start
+    finally:
+        model.close()
+    return {
+        "prompt_tokens_per_second": round(PROMPT_TOKENS / prefill, 1),
+        "decode_tokens_per_second": round(DECODE_TOKENS / decode, 1),
+        "threads": threads,
+        "llama_cpp": llama_cpp.__version__,
+    }
+
+
+def write_shape_gguf(path: Path, shape: dict) -> Path:
+    """A llama-architecture GGUF of ``shape`` (``core.models.spikingbrain_model.SpikingBrainConfig`` fields) with
+    random Q8_0 weights and tied embeddings, and a vocabulary of placeholder tokens: what llama.cpp decodes at that
+    shape, its speed independent of the values. Q8_0 is written directly as its blocks (an fp16 scale and 32 int8
+    weights), without quantizing gigabytes of floats first."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    embd, heads, kv_heads = shape["n_embd"], shape["n_head"], shape["n_kv_head"]
+    head_dim, width, vocab = embd // heads, shape["intermediate_size"], shape["vocab_size"]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(shape["n_layer"])
+    writer.add_context_length(1024)
+    writer.add_embedding_length(embd)
+    writer.add_feed_forward_length(width)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(["t", "0", "t0", *(f"x{i}" for i in range(vocab - 3))])
+    writer.add_token_types([1] * vocab)
+    writer.add_token_merges(["t 0"])  # llama.cpp refuses a BPE vocabulary without merges
+    writer.add_eos_token_id(0)
+    scale = np.array([0.01], np.float16).view(np.uint8)
+
+    def q8_0(rows: int, columns: int) -> np.ndarray:
+        blocks = rng.integers(0, 256, (rows, columns // 32, 34), dtype=np.uint8)
+        blocks[:, :, :2] = scale
+        return blocks.reshape(rows, columns // 32 * 34)
+
+    def add(name: str, rows: int, columns: int) -> None:
+        writer.add_tensor(name, q8_0(rows, columns), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
+    add("token_embd.weight", vocab, embd)
+    writer.add_tensor("output_norm.weight", np.ones(embd, np.float32))
+    for layer in range(shape["n_layer"]):
+        block = f"blk.{layer}."
+        for name, rows, columns in (("attn_q", heads * head_dim, embd), ("attn_k", kv_heads * head_dim, embd),
+                                    ("attn_v", kv_heads * head_dim, embd), ("attn_output", embd, heads * head_dim),
+                                    ("ffn_gate", width, embd), ("ffn_up", width, embd), ("ffn_down", embd, width)):
+            add(block + name + ".weight", rows, columns)  # fmt: skip
+        for norm in ("attn_norm", "ffn_norm"):
+            writer.add_tensor(block + norm + ".weight", np.ones(embd, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
