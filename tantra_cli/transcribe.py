@@ -12,7 +12,7 @@ import typer
 from config.errors import TantraError
 from config.model_config import MODEL_CONFIG, WHISPER_ENGINES
 from core.runtime.status import say
-from tantra_cli.common import EXIT_FAILED, error, settings_of, user_errors
+from tantra_cli.common import EXIT_FAILED, EXIT_USAGE, error, settings_of, user_errors
 
 Engine = Enum("Engine", {name.replace("-", "_"): name for name in WHISPER_ENGINES}, type=str)
 
@@ -36,7 +36,7 @@ LONG_INPUT_SECONDS = 60  # show a progress bar for inputs longer than this (when
 
 def transcribe(
     ctx: typer.Context,
-    inputs: list[str] = typer.Argument(..., metavar="FILE... | -", help="Audio files (or - for stdin)."),
+    inputs: list[str] = typer.Argument(None, metavar="FILE... | -", help="Audio files (or - for stdin)."),
     model: str = typer.Option(
         None, "--model", "-m", help="tiny.en (default), base, any openai-whisper name, or a .pt path."
     ),
@@ -47,14 +47,32 @@ def transcribe(
     output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Write files named after each input here."),
     word_timestamps: bool = typer.Option(False, "--word-timestamps", help="Time every word (json, srt, vtt)."),
     beam_size: int = typer.Option(None, "--beam-size", help="Beam width (default 5; 1 with --low-resource)."),
+    live: bool = typer.Option(False, "--live", help="Caption the microphone as you speak (Ctrl-C ends)."),
+    mic_file: Path = typer.Option(
+        None, "--mic-file", help="With --live: read this audio file or FIFO instead of the microphone."
+    ),
+    input_device: str = typer.Option(None, "--input-device", help="With --live: the microphone (tantra devices)."),
 ) -> None:
     """Transcribe speech: the text goes to stdout, or files to --output-dir (any format but txt writes files).
 
     Reads wav, flac, ogg and mp3, and other formats through the bundled ffmpeg. Long recordings stream in
     blocks of a few minutes, so memory stays bounded. With several files, one failure does not stop the rest.
+
+    --live captions speech as it is spoken: the line being said is replaced in place at a terminal, final lines
+    go to a pipe, -f srt|vtt writes timed cues (to -o FILE, or stdout).
     """
     settings = settings_of(ctx)
     with user_errors(settings):
+        if live:
+            _live(settings, inputs or [], model, engine, language, task, output_format, output_dir, word_timestamps,
+                  beam_size, mic_file, input_device)  # fmt: skip
+            return
+        if not inputs:
+            error("give audio files (or - for stdin), or --live for the microphone")
+            raise typer.Exit(EXIT_USAGE)
+        if mic_file is not None or input_device is not None:
+            error("--mic-file and --input-device go with --live")
+            raise typer.Exit(EXIT_USAGE)
         # With --server the server's Whisper transcribes (the local one where it cannot be reached).
         failed = _transcribe_all(settings, inputs, model, engine, language, task, output_format, output_dir,
                                  word_timestamps, beam_size)  # fmt: skip
@@ -91,6 +109,25 @@ def _transcribe_all(settings, inputs, model, engine, language, task, output_form
             error(str(failure))
             failed += 1
     return failed
+
+
+def _live(settings, inputs, model, engine, language, task, output_format, output, word_timestamps, beam_size,
+          mic_file, input_device) -> None:  # fmt: skip
+    from core.hearing.transcriber import TranscribeOptions, check_options
+    from core.model_loader import ModelLoader
+    from tantra_cli.live_captions import check_live, run_live
+
+    check_live(inputs, output_format.value, output, word_timestamps)
+    loader = ModelLoader(MODEL_CONFIG, settings)
+    options = TranscribeOptions(language=language.lower() if language else None, task=task.value,
+                                beam_size=beam_size or loader.beam_size)  # fmt: skip
+
+    def load_whisper():
+        whisper = loader.load_whisper(model, engine.value if engine else None)
+        check_options(whisper, options)
+        return whisper
+
+    run_live(load_whisper, options, output_format.value, output, mic_file, input_device, settings.verbose)
 
 
 def _formats(choice: OutputFormat) -> list[str]:

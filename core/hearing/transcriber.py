@@ -79,6 +79,15 @@ def check_options(engine: WhisperEngine, options: TranscribeOptions) -> None:
             raise TantraError(f"{engine.model_name} is English-only and cannot translate; use --model base")
 
 
+def spoken_text(segments) -> str:
+    """The text of ``segments`` without the ones Whisper only imagined (its own rule: likely no speech, and not sure
+    of its words): what a microphone's turn or caption line said."""
+    return "".join(
+        s.text for s in segments
+        if not (s.no_speech_prob is not None and s.no_speech_prob > 0.6 and (s.avg_logprob or 0) < -1.0)
+    ).strip()  # fmt: skip
+
+
 def has_speech(audio: np.ndarray, detector: bool = True) -> bool:
     """False for a block nobody speaks in; Whisper would invent words ("Thank you.") for it.
 

@@ -26,12 +26,15 @@ FIRST_INPUT_SECONDS = 10.0
 class DeviceAudio:
     """A microphone and a speaker on PortAudio, as the voice loop's sound link (``core.talk.sound_io.AudioLink``)."""
 
-    def __init__(self, input_device: str | None = None, output_device: str | None = None) -> None:
+    def __init__(self, input_device: str | None = None, output_device: str | None = None, speaker: bool = True) -> None:
+        """``speaker`` False opens the microphone alone (live captions play nothing)."""
         import soxr
 
         sounddevice = portaudio()
-        self.input, self.output = find_device(input_device, "input"), find_device(output_device, "output")
-        input_rate, self.output_rate = int(self.input.sample_rate), int(self.output.sample_rate)
+        self.input = find_device(input_device, "input")
+        self.output = find_device(output_device, "output") if speaker else None
+        input_rate = int(self.input.sample_rate)
+        self.output_rate = int(self.output.sample_rate) if speaker else SAMPLE_RATE
         self.playback = PlaybackQueue()
         self._resampler = None
         if input_rate != SAMPLE_RATE:
@@ -43,17 +46,18 @@ class DeviceAudio:
                 device=self.input.index, channels=1, samplerate=input_rate, dtype="float32",
                 blocksize=round(input_rate * FRAME / SAMPLE_RATE), callback=self._on_input,
             )  # fmt: skip
-            self._out = sounddevice.OutputStream(
+            self._out = None if not speaker else sounddevice.OutputStream(
                 device=self.output.index, channels=1, samplerate=self.output_rate, dtype="float32",
                 # not "low" (8.6 ms through PulseAudio): with the models busy on every core the callback came late
                 # and the reply broke up (a 6 s reply played as 9.5 s of pieces); "high" (35 ms there) held.
                 latency="high", callback=self._on_output,
             )  # fmt: skip
             self._in.start()
-            self._out.start()
+            if self._out is not None:
+                self._out.start()
         except (sounddevice.PortAudioError, ValueError) as error:
             raise NoSoundDevice(f"cannot open the sound devices ({error})") from None
-        self.playback.latency = float(self._out.latency)
+        self.playback.latency = float(self._out.latency) if self._out is not None else 0.0
 
     clock = staticmethod(time.monotonic)
 
@@ -91,6 +95,8 @@ class DeviceAudio:
     def close(self) -> None:
         self._closed.set()
         for stream in (self._in, self._out):
+            if stream is None:
+                continue
             try:
                 stream.abort()
                 stream.close()

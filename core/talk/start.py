@@ -43,7 +43,7 @@ def load_roles(loader, session_factory, request: VoiceRequest):
     """Whisper, the chat session and the voice, loaded and warmed up (the first call of each is the slowest)."""
     import numpy as np
 
-    from core.hearing.transcriber import TranscribeOptions, check_options
+    from core.hearing.transcriber import TranscribeOptions, check_options, spoken_text
     from core.talk.events import Roles
     from core.voice.speaker import Speaker
 
@@ -53,12 +53,7 @@ def load_roles(loader, session_factory, request: VoiceRequest):
     check_options(whisper, options)
 
     def hear(audio) -> str:
-        _, segments = whisper.transcribe_block(audio, options)
-        # Whisper's own rule for a segment it only imagined: likely no speech, and not sure of its words.
-        return "".join(
-            s.text for s in segments
-            if not (s.no_speech_prob is not None and s.no_speech_prob > 0.6 and (s.avg_logprob or 0) < -1.0)
-        ).strip()  # fmt: skip
+        return spoken_text(whisper.transcribe_block(audio, options)[1])
 
     speaker = Speaker(loader.load_speaker(), request.rate)
     hear(np.zeros(16000, dtype=np.float32))

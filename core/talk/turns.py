@@ -104,6 +104,10 @@ class TurnDetector:
         """Speech has started and not yet ended."""
         return self._turn is not None
 
+    def audio_so_far(self) -> np.ndarray:
+        """The turn's audio until now, pre-roll included (live captions transcribe it while it is spoken)."""
+        return np.concatenate(self._turn) if self._turn else np.zeros(0, np.float32)
+
     def reset(self) -> None:
         """Forget everything heard (the microphone is ignored while Tantra speaks, or the user pressed Ctrl-C)."""
         self._recent.clear()
