@@ -84,6 +84,9 @@ class Settings:
     """Sent to that server as a bearer token; never printed or logged."""
     voice_timeout: int = 60
     """Seconds to wait for that server's audio of one sentence."""
+    wake_word: str = ""
+    """The wake word a spoken conversation waits for (``--wake``: hey_jarvis, alexa, hey_mycroft, hey_rhasspy,
+    okay_nabu); empty: every turn is answered."""
     server: str = ""
     """A running ``tantra serve`` (e.g. http://127.0.0.1:8765): every role's server (``with_server_roles``), so that
     transcribe, chat, speak and describe use its warm models instead of loading them in this process."""

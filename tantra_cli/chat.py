@@ -60,6 +60,9 @@ def chat(
         None, "--speaker-file", help="Stand-in speaker: a WAV of what would have been played, silences included."
     ),
     rate: float = typer.Option(1.0, "--rate", help="Speaking speed of the voice: 1 is normal, 1.5 faster."),
+    wake: str = typer.Option(
+        None, "--wake", metavar="NAME", help="Answer only after this wake word (and follow-ups); `--wake list`."
+    ),
     resume: bool = typer.Option(False, "--continue", "-c", help="Continue the latest conversation of the log."),
     cid: str = typer.Option(None, "--cid", help="Continue the conversation with this id (`tantra logs`)."),
     no_log: bool = typer.Option(False, "--no-log", help="Keep this chat out of the log (and out of memory)."),
@@ -68,7 +71,11 @@ def chat(
     """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
+        if wake == "list":
+            _list_wake_words()
+            return
+        request = _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate,
+                                 wake or settings.wake_word or None)  # fmt: skip
         earlier = _earlier_turns(settings, resume, cid)  # an unknown --cid is refused before anything loads
         record = Record(not no_log, not no_memory, earlier)
         voice = voice or ptt  # push-to-talk is a way of talking
@@ -215,12 +222,21 @@ def _say_continued(earlier: list) -> None:
               file=sys.stderr)  # fmt: skip
 
 
-def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate):
+def _voice_request(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate, wake):
     from core.talk.events import VoiceOptions
     from core.talk.start import VoiceRequest
+    from core.talk.wake_word import check_wake_word
 
-    VoiceOptions(barge_in=barge_in)  # a bad --barge-in is refused before anything loads
-    return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate)
+    VoiceOptions(barge_in=barge_in)  # a bad --barge-in or wake word is refused before anything loads
+    wake = check_wake_word(wake) if wake else None
+    return VoiceRequest(barge_in, ptt, input_device, output_device, mic_file, speaker_file, rate, wake)
+
+
+def _list_wake_words() -> None:
+    from core.talk.wake_word import WAKE_WORDS
+
+    for name, spoken in WAKE_WORDS.items():
+        print(f"{name}\t{spoken}")
 
 
 def _existing(image: str) -> Path:
@@ -238,8 +254,7 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     from core.language.chat_images import image_record
     from core.language.chat_session import ChatSession
     from core.model_loader import ModelLoader
-    from core.talk.events import VoiceOptions
-    from core.talk.start import load_roles, open_link
+    from core.talk.start import load_roles, open_link, voice_options
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VoiceLoop
     from core.vision.describer import ImageDescriber
@@ -267,7 +282,7 @@ def _voice_chat(settings, request, model, system, no_spiking, interactive, as_js
     if request.push_to_talk:
         raise BadInput("--ptt needs a terminal: Enter on an empty line starts and stops a turn")
     link = open_link(request)
-    loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=request.barge_in))
+    loop = VoiceLoop(link, SileroVad(), voice_options(request))
     for path in paths:
         loop.attach_image(path, image_record(describer, path))
     return run_headless(loop, lambda: load_roles(loader, new_session, request), as_json)

@@ -40,16 +40,16 @@ class ReplVoice:
         if self.on:
             return "the voice is already on"
         from core.language.grounding import DEFAULT_SYSTEM
-        from core.talk.events import VoiceOptions
-        from core.talk.start import load_roles, open_link
+        from core.talk.start import load_roles, open_link, voice_options
         from core.talk.vad import SileroVad
         from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
 
         try:
+            options = voice_options(self.request)
             link = open_link(self.request)
         except TantraError as error:
             return f"no voice: {error}; the chat goes on in text"
-        self.loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in=self.request.barge_in))
+        self.loop = VoiceLoop(link, SileroVad(), options)
         if self.session.conversation.system in (None, DEFAULT_SYSTEM):  # spoken answers are short; a user's own stays
             self._typed_system = self.session.conversation.system
             self.session.conversation.system = self._short_answers = VOICE_SYSTEM_PROMPT

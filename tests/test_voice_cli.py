@@ -186,3 +186,34 @@ def test_an_image_goes_with_a_one_shot_question(tmp_path, tiny_en):
     result = run_tantra("chat", "-i", str(photo), "What is in the picture?", "-t", "0", "-n", "20")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip()
+
+
+def test_wake_list_names_the_words_and_an_unknown_one_is_refused_in_one_line():
+    listed = run_tantra("chat", "--wake", "list")
+    assert listed.returncode == 0 and "hey_jarvis\they Jarvis" in listed.stdout.decode().splitlines()
+    assert "okay_nabu" in one_error_line(run_tantra("chat", "--voice", "--wake", "computer"))
+
+
+@pytest.mark.slow
+def test_a_wake_word_said_by_a_voice_is_heard_and_speech_without_it_is_not(tmp_path):
+    """The real detector (pyopen-wakeword's hey_jarvis) on Piper's voice: openWakeWord's models are trained on
+    synthetic speech like it. The first question has no wake word and is ignored; the second is answered."""
+    import soxr
+
+    from core.talk.wake_word import WakeWord
+
+    clips = {}
+    for name, text in (("wake", "Hey Jarvis, what is the capital of France?"),
+                       ("plain", "What is the capital of France? Tell me about the weather in Paris.")):  # fmt: skip
+        assert run_tantra("speak", text, "-o", str(tmp_path / f"{name}.wav")).returncode == 0
+        audio, rate = soundfile.read(tmp_path / f"{name}.wav", dtype="float32")
+        clips[name] = soxr.resample(audio, rate, 16000).astype(np.float32)
+    for name, expected in (("wake", True), ("plain", False)):
+        detector, audio = WakeWord("hey_jarvis"), np.concatenate([silence(0.5), clips[name], silence(1.0)])
+        best = max(detector(audio[i : i + 512]) for i in range(0, len(audio) - 511, 512))
+        assert (best >= detector.threshold) is expected, (name, best)
+    mic = wav(tmp_path / "mic.wav", silence(1.0), clips["plain"], silence(2.0), clips["wake"], silence(8.0))
+    result = run_tantra("chat", "--mic-file", str(mic), "--wake", "hey jarvis", "--no-log", "--no-memory", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    turns = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [normalise(turn["heard"]) for turn in turns] == ["what is the capital of france"]

@@ -43,6 +43,14 @@ def sounding(audio: np.ndarray, threshold: float = 0.05) -> np.ndarray:
     return np.abs(windows).max(axis=1) > threshold
 
 
+WAKE_PITCH = 1100  # a tone that stands in for "hey Jarvis"
+
+
+def has_pitch(audio: np.ndarray, pitch: int) -> bool:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return spectrum[round(pitch * len(audio) / RATE)] > 0.2 * spectrum.max()
+
+
 def energy_vad(frame: np.ndarray) -> float:
     return 1.0 if float(np.sqrt(np.mean(frame**2))) > 0.01 else 0.0
 
@@ -50,10 +58,11 @@ def energy_vad(frame: np.ndarray) -> float:
 class Conversation:
     """A fake-model voice session over ``mic`` audio; ``events`` holds everything ``run`` yielded."""
 
-    def __init__(self, mic, tmp_path, barge_in="auto", room=None, reply=None, echo_transcript=None) -> None:
+    def __init__(self, mic, tmp_path, barge_in="auto", room=None, reply=None, echo_transcript=None,
+                 wake=None) -> None:  # fmt: skip
         self.speaker_file = tmp_path / "speaker.wav"
         self.link = StandInAudio(RecordingSource(mic), RATE, self.speaker_file, room=room, speed=SPEED)
-        self.loop = VoiceLoop(self.link, energy_vad, VoiceOptions(barge_in=barge_in))
+        self.loop = VoiceLoop(self.link, energy_vad, VoiceOptions(barge_in=barge_in, wake=wake))
         loaded = fake_language_model(reply=reply)
         self.session = ChatSession(loaded["chat"], SamplingOptions(max_tokens=400), "short")
         self.heard_audio: list[np.ndarray] = []
@@ -63,6 +72,9 @@ class Conversation:
             pitch = pitch_of(audio)
             if pitch == TANTRA_PITCH:  # Tantra's own voice came back: a perfect transcript of what it said
                 return echo_transcript or "you"
+            if pitch == WAKE_PITCH or has_pitch(audio, WAKE_PITCH):  # the wake word, said first
+                rest = WORDS.get(pitch_of(audio[len(audio) // 2 :]), "")
+                return f"Hey, Jarvis. {rest}".strip()
             return WORDS.get(pitch, "")
 
         self.roles = Roles(self.session, hear, Speaker(FakeVoice()))
@@ -231,3 +243,80 @@ def test_a_microphone_that_disappears_mid_turn_ends_the_loop_with_one_note(tmp_p
     talk.run()
     assert [t.heard for t in talk.turns] == ["hello there"]  # the first turn is kept
     assert talk.notes()[-1].startswith("the microphone stopped: ")
+
+
+# ---- the wake word -----------------------------------------------------------------------------------------------
+
+
+class FakeWakeWord:
+    """Hears the wake word in a frame of the wake tone."""
+
+    threshold, spoken = 0.5, "hey Jarvis"
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def __call__(self, frame: np.ndarray) -> float:
+        self.frames += 1
+        return 1.0 if float(np.sqrt(np.mean(frame**2))) > 0.01 and abs(pitch_of(frame) - WAKE_PITCH) < 40 else 0.0
+
+
+def wake_listener():
+    from core.talk.wake_word import WakeListener
+
+    return WakeListener(FakeWakeWord())
+
+
+def test_with_a_wake_word_only_what_follows_it_is_answered(tmp_path):
+    mic = np.concatenate([
+        silence(0.3), tone(300, 0.8), silence(1.5),  # not spoken to Tantra: not even transcribed
+        tone(WAKE_PITCH, 0.5), tone(500, 0.8), silence(0.3),  # "hey Jarvis, tell me more", in one breath
+    ])  # fmt: skip
+    talk = Conversation(mic, tmp_path, wake=wake_listener()).run()
+    assert [t.heard for t in talk.turns] == ["Tell me more"]
+    assert len(talk.heard_audio) == 1  # the first turn never reached Whisper
+
+
+def test_the_wake_word_alone_chimes_and_the_question_after_it_needs_none(tmp_path):
+    mic = np.concatenate([silence(0.3), tone(WAKE_PITCH, 0.5), silence(1.5), tone(300, 0.8), silence(0.3)])
+    talk = Conversation(mic, tmp_path, wake=wake_listener()).run()
+    assert "(heard 'hey Jarvis': listening)" in talk.notes()
+    assert [t.heard for t in talk.turns] == ["hello there"]
+    audio = talk.speaker_audio()
+    first = np.flatnonzero(np.abs(audio) > 0.05)[0]
+    chime = audio[first : first + int(0.14 * RATE)]
+    low, high = pitch_of(chime[: len(chime) // 2]), pitch_of(chime[len(chime) // 2 :])
+    assert abs(low - 660) <= 20 and abs(high - 880) <= 20  # a rising chime, 70 ms a note
+
+
+def test_a_follow_up_soon_after_an_answer_needs_no_wake_word_a_later_one_does(tmp_path):
+    mic = np.concatenate([
+        silence(0.3), tone(WAKE_PITCH, 0.5), tone(300, 0.8), silence(2.5),
+        tone(500, 0.8), silence(9.0),  # within 6 s of the answer: a follow-up
+        tone(700, 0.8), silence(0.3),  # long after: not for Tantra
+    ])  # fmt: skip
+    talk = Conversation(mic, tmp_path, wake=wake_listener()).run()
+    assert [t.heard for t in talk.turns] == ["Hello there", "tell me more"]
+
+
+def test_the_wake_word_detector_sleeps_in_silence_and_hears_a_word_that_began_the_speech():
+    from core.talk.wake_word import WakeListener
+
+    detector = FakeWakeWord()
+    listener = WakeListener(detector)
+    frames = [np.zeros(512, np.float32)] * 300  # about 10 s of silence
+    frames += [tone(WAKE_PITCH, 0.032)] * 10  # the word, which the detector is woken for only afterwards
+    heard = [listener.feed(frame, 1.0 if frame.any() and i > 303 else 0.0) for i, frame in enumerate(frames)]
+    assert detector.frames < 60 and any(heard)  # it read the last 1.5 s it missed, and little else
+
+
+def test_the_wake_word_comes_off_the_front_of_the_transcript():
+    from core.talk.wake_word import check_wake_word, strip_wake_word
+
+    assert strip_wake_word("Hey, Jarvis. What time is it?", "hey Jarvis") == "What time is it?"
+    assert strip_wake_word("Hey Jervis what time is it", "hey Jarvis") == "What time is it"
+    assert strip_wake_word("Hey Jarvis!", "hey Jarvis") == ""
+    assert strip_wake_word("What time is it, Jarvis?", "hey Jarvis") == "What time is it, Jarvis?"
+    assert check_wake_word("Hey Jarvis") == check_wake_word("hey-jarvis") == "hey_jarvis"
+    with pytest.raises(Exception, match="okay_nabu"):
+        check_wake_word("computer")

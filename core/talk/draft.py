@@ -26,6 +26,8 @@ class Draft:
     transcribed: float
     dropped: str = ""
     """Why this is not a turn to answer (noise, an echo); empty when it is."""
+    wake_only: bool = False
+    """The turn was the wake word alone: the question comes next."""
     stream: Iterator[str] | None = None
     tokens: list[str] = field(default_factory=list)
     first_token_at: float | None = None

@@ -31,6 +31,11 @@ class VoiceOptions:
     echo predicted for it (``core.talk.echo_gate``), so its own voice cannot interrupt it. With headphones the echo
     measures about nothing, and any speech interrupts."""
 
+    wake: object | None = None
+    """A ``core.talk.wake_word.WakeListener``: only turns with the wake word in them are answered (``--wake``)."""
+    follow_up_seconds: float = 6.0
+    """With ``wake``: a turn that starts this soon after an answer (or after the wake word said alone) needs none."""
+
     def __post_init__(self) -> None:
         if self.barge_in not in BARGE_IN:
             raise BadInput(f"--barge-in {self.barge_in!r}: choose {', '.join(BARGE_IN)}")

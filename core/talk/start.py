@@ -22,6 +22,20 @@ class VoiceRequest:
     mic_file: Path | None = None
     speaker_file: Path | None = None
     rate: float = 1.0
+    wake: str | None = None
+    """A wake word (``core.talk.wake_word.WAKE_WORDS``): only turns with it are answered, and follow-ups."""
+
+
+def voice_options(request: VoiceRequest):
+    """The voice loop's options for ``request``: its barge-in, and the wake word's listener, loaded now."""
+    from core.talk.events import VoiceOptions
+
+    wake = None
+    if request.wake:
+        from core.talk.wake_word import WakeListener, WakeWord
+
+        wake = WakeListener(WakeWord(request.wake))
+    return VoiceOptions(barge_in=request.barge_in, wake=wake)
 
 
 def open_link(request: VoiceRequest, output_rate: int = 22050):

@@ -50,6 +50,8 @@ class Utterance:
     """How many frames of the turn were voiced: a speculative transcript is still good if this did not change."""
     cut: bool = False
     """True when the turn reached ``longest_seconds`` and was cut there."""
+    woken: bool = False
+    """True when the wake word was heard in it (``--wake``): its transcript starts with the word."""
 
     @property
     def seconds(self) -> float:

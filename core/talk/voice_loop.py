@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from core.talk.heard_filter import is_echo, is_noise
 from core.talk.spoken_reply import ReplyPieces, heard_part
 from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
 from core.talk.voice_thread import VoiceThread
+from core.talk.wake_word import strip_wake_word
 
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
@@ -75,6 +76,9 @@ class VoiceLoop:
         self._echo = EchoGate(link.playback.level_at, options.echo_margin)
         self.barge_ins: list[float] = []
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
+        self._turn_started_at = 0.0
+        self._woken_at = -1e9  # when the wake word was last heard
+        self._armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
 
     # ---- control, from any thread --------------------------------------------------------------------------------
 
@@ -163,10 +167,19 @@ class VoiceLoop:
         if strict:
             level = float(np.sqrt(np.mean(np.square(samples))))
             echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
+        wake = self.options.wake
+        if wake is not None and not strict and wake.feed(samples, probability):
+            self._woken_at = now
         for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
-            if isinstance(event, Started) and event.barge_in:
-                self.barge_ins.append(self.link.clock())
-                self.interrupt()  # the voice stops at the sound link's next block
+            if isinstance(event, Started):
+                self._turn_started_at = event.at
+                if event.barge_in:
+                    self.barge_ins.append(self.link.clock())
+                    self.interrupt()  # the voice stops at the sound link's next block
+            elif isinstance(event, Speculate | Ended) and wake is not None:
+                woken = self._woken_at >= self._turn_started_at
+                if woken or self._turn_started_at <= self._armed_until:  # else: not spoken to Tantra
+                    self._turns.put(type(event)(replace(event.utterance, woken=woken)))
             elif isinstance(event, Speculate | Resumed | Ended):
                 self._turns.put(event)
 
@@ -250,6 +263,11 @@ class VoiceLoop:
                 draft = Draft(utterance, *self._hear(utterance), clock=self.link.clock)
             except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
                 return Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
+            if utterance.woken:
+                draft.text = strip_wake_word(draft.text, self.options.wake.detector.spoken)
+                if not draft.text:  # the word alone: the question comes next (the cue, once the turn is over)
+                    draft.dropped, draft.wake_only = f"(heard {self.options.wake.detector.spoken!r}: listening)", True
+                    return draft
             draft.dropped = self._not_a_turn(draft.text, utterance)
             if draft.dropped:
                 return draft
@@ -260,6 +278,15 @@ class VoiceLoop:
             session.attach(image)
         draft.stream = session.ask(draft.text, source="typed" if typed is not None else "voice")
         return draft
+
+    def _listening_cue(self) -> None:
+        """A short rising chime: the wake word was heard, the next turn needs none."""
+        self._armed_until = self.link.clock() + self.options.follow_up_seconds
+        rate = self.link.output_rate
+        t = np.arange(int(0.07 * rate)) / rate
+        fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)  # no click at either end
+        tone = [0.15 * np.sin(2 * np.pi * pitch * t) * fade for pitch in (660.0, 880.0)]
+        self.link.playback.add(np.concatenate(tone).astype(np.float32), tag=-1)
 
     def _not_a_turn(self, text: str, utterance: Utterance) -> str:
         """Why a transcript is not the user talking to Tantra (a note to show), or "" when it is."""
@@ -299,6 +326,8 @@ class VoiceLoop:
         draft = draft or self._draft(utterance)
         end = utterance.last_voiced if utterance is not None else draft.transcribed
         if draft.dropped:
+            if draft.wake_only:
+                self._listening_cue()
             yield Note(draft.dropped)
             return
         self._turn += 1
@@ -348,6 +377,7 @@ class VoiceLoop:
             latency["first_audio"] = first.first_at - end
         latency = {name: None if value is None else round(value, 3) for name, value in latency.items()}
         images = [path for path, _ in draft.images]
+        self._armed_until = self.link.clock() + self.options.follow_up_seconds  # a follow-up needs no wake word
         yield TurnDone(TurnRecord(self._turn, draft.text, heard, interrupted, images, latency))
 
     def _heard(self, tags: list[int], voice: VoiceThread) -> str:
