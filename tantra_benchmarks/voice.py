@@ -85,10 +85,14 @@ def _turns(loader, loop, system: str, describer=None) -> list:
     return records
 
 
-def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None) -> list:
-    """One voice session over ``clips`` (the first with ``photo``); the records of its turns."""
+def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None, loudspeakers: bool = False):
+    """One voice session over ``clips`` (the first with ``photo``); the records of its turns, and the loop. With
+    ``loudspeakers``: the stand-in room's echo, and the echo canceller (barge-in auto, so the user could talk
+    over it: nobody does, and an answer that stops itself is a self-interruption)."""
     from core.language.chat_images import image_record
-    from core.talk.stand_in_audio import ScriptedSource, StandInAudio
+    from core.talk.echo_canceller import EchoCanceller
+    from core.talk.events import VoiceOptions
+    from core.talk.stand_in_audio import Room, ScriptedSource, StandInAudio
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VOICE_SYSTEM_PROMPT, VoiceLoop
     from core.vision.describer import ImageDescriber
@@ -97,10 +101,12 @@ def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | Non
     describer = ImageDescriber(loader)
     holder = {}
     source = ScriptedSource(clips, ready=lambda: "loop" in holder and holder["loop"].idle(), pause=1.0)
-    loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050), SileroVad())
+    room = Room(**LOUDSPEAKERS) if loudspeakers else None
+    options = VoiceOptions(echo_canceller=EchoCanceller()) if loudspeakers else VoiceOptions()
+    loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050, room=room), SileroVad(), options)
     if photo is not None:
         loop.attach_image(photo, image_record(describer, photo))
-    return _turns(loader, loop, VOICE_SYSTEM_PROMPT, describer)
+    return _turns(loader, loop, VOICE_SYSTEM_PROMPT, describer), loop
 
 
 def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
@@ -160,24 +166,35 @@ class _Interrupter(MicSource):
         return silence
 
 
-def _barge_ins(settings: Settings, speaker) -> dict:
-    """Answers interrupted by the user 1 s after their first audio (barge-in on): from the decision to stop (300 ms
-    of sure speech) to the speaker's silence, and from the start of the interrupting speech."""
+LOUDSPEAKERS = dict(gain_db=-10.0, delay=0.08)
+"""The stand-in room of the loudspeaker runs: Tantra's voice comes back 10 dB quieter, 80 ms late."""
+
+
+def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False) -> dict:
+    """Answers interrupted by the user 1 s after their first audio: from the decision to stop (300 ms of sure
+    speech) to the speaker's silence, and from the start of the interrupting speech. Headphones (barge-in on, no
+    echo), or ``loudspeakers``: the stand-in room's echo, barge-in auto with the echo canceller."""
+    from core.talk.echo_canceller import EchoCanceller
     from core.talk.events import VoiceOptions
-    from core.talk.stand_in_audio import StandInAudio
+    from core.talk.stand_in_audio import Room, StandInAudio
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VoiceLoop
 
     pairs = [(_spoken(speaker, q), _spoken(speaker, i)) for q, i in zip(QUESTIONS[3:], INTERRUPTIONS)]
     source = _Interrupter(pairs)
-    link = StandInAudio(source, 22050)
-    loop = VoiceLoop(link, SileroVad(), VoiceOptions(barge_in="on"))
+    link = StandInAudio(source, 22050, room=Room(**LOUDSPEAKERS) if loudspeakers else None)
+    options = VoiceOptions(barge_in="auto", echo_canceller=EchoCanceller()) if loudspeakers else VoiceOptions(
+        barge_in="on")  # fmt: skip
+    loop = VoiceLoop(link, SileroVad(), options)
     source.loop, source.link = loop, link
     records = _turns(model_loader(settings), loop, "You answer at length.")
     stops = [silent - decided for decided, silent in zip(loop.barge_ins, link.playback.silenced_at)]
     return {
+        "tries": len(pairs),
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
+        "heard": [r.heard for r in records],
+        "echo_cancelled_db": loop.canceller.cancellation_db if loop.canceller else None,
         "stop_after_decision_s": {"max": round(max(stops), 3) if stops else None,
                                   "p50": _percentile(stops, 0.5)},  # fmt: skip
         "decision_needs_s": 0.3,  # of speech at probability >= 0.8: the interrupting speech starts this much earlier
@@ -210,16 +227,25 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
     clips = [_spoken(Speaker(user_voice), question) for question in QUESTIONS[:turns]]
     with tempfile.TemporaryDirectory() as folder:
         photo = photo or _photos(Path(folder))[0]
-        records = _conversation(replace(settings, low_resource=False), clips, photo)
+        records, _ = _conversation(replace(settings, low_resource=False), clips, photo)
         peak_rss = _peak_rss(settings, clips[0], photo, Path(folder))
-        light = _conversation(replace(settings, low_resource=True), clips, None)
+        light, _ = _conversation(replace(settings, low_resource=True), clips, None)
     barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice))
+    loud, loud_loop = _conversation(replace(settings, low_resource=False), clips, None, loudspeakers=True)
+    loud_barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), loudspeakers=True)
     return {
         "utterances": len(clips),
         "defaults": _summary(records),
         "low_resource": _summary(light),
         "replies": [{"heard": r.heard, "reply": r.reply} for r in records],
         "barge_in": barge_in,
+        "loudspeakers": {
+            "room": LOUDSPEAKERS,
+            "conversation": _summary(loud),
+            "self_interruptions": sum(r.interrupted for r in loud),
+            "echo_cancelled_db": loud_loop.canceller.cancellation_db,
+            "barge_in": loud_barge_in,
+        },
         "idle_cpu_share_of_one_core": _idle_cpu(settings),
         "peak_rss_mb_all_four_roles": peak_rss,
         "targets": {"defaults_p50_s": 1.2, "defaults_p95_s": 2.0, "low_resource_p50_s": 0.9, "rss_mb": 1200,

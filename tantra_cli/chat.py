@@ -21,7 +21,8 @@ MIC_FILE_HELP = (
     "and answered."
 )
 BARGE_IN_HELP = (
-    "auto: the microphone rests while Tantra speaks (loudspeakers); on: speaking interrupts it (headphones); off."
+    "auto: talk over it (its echo cancelled; without the canceller the microphone rests while Tantra speaks); "
+    "on: speaking interrupts it, even uncancelled (headphones); off: only Ctrl-C or a key does."
 )
 
 

@@ -111,8 +111,8 @@ class ReplVoice:
         self.loop.typed(text)
 
     def key_pressed(self) -> None:
-        """Typing stops the voice under barge-in auto (loudspeakers: the user cannot talk over it)."""
-        if self.on and self.request.barge_in == "auto" and self.loop.replying.is_set():
+        """Typing stops the voice when the microphone rests while it speaks (the user cannot talk over it)."""
+        if self.on and not self.loop.full_duplex and self.loop.replying.is_set():
             self.loop.interrupt()
 
     def interrupt(self) -> bool:

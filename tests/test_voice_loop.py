@@ -59,10 +59,11 @@ class Conversation:
     """A fake-model voice session over ``mic`` audio; ``events`` holds everything ``run`` yielded."""
 
     def __init__(self, mic, tmp_path, barge_in="auto", room=None, reply=None, echo_transcript=None,
-                 wake=None) -> None:  # fmt: skip
+                 wake=None, echo_canceller=None) -> None:  # fmt: skip
         self.speaker_file = tmp_path / "speaker.wav"
         self.link = StandInAudio(RecordingSource(mic), RATE, self.speaker_file, room=room, speed=SPEED)
-        self.loop = VoiceLoop(self.link, energy_vad, VoiceOptions(barge_in=barge_in, wake=wake))
+        options = VoiceOptions(barge_in=barge_in, wake=wake, echo_canceller=echo_canceller)
+        self.loop = VoiceLoop(self.link, energy_vad, options)
         loaded = fake_language_model(reply=reply)
         self.session = ChatSession(loaded["chat"], SamplingOptions(max_tokens=400), "short")
         self.heard_audio: list[np.ndarray] = []
@@ -320,3 +321,41 @@ def test_the_wake_word_comes_off_the_front_of_the_transcript():
     assert check_wake_word("Hey Jarvis") == check_wake_word("hey-jarvis") == "hey_jarvis"
     with pytest.raises(Exception, match="okay_nabu"):
         check_wake_word("computer")
+
+
+# ---- echo cancellation: talking over it on loudspeakers ----------------------------------------------------------
+
+
+def test_the_echo_canceller_takes_the_loudspeaker_out_of_the_microphone():
+    from core.talk.echo_canceller import EchoCanceller
+    from core.talk.sound_io import PlaybackQueue
+
+    rng = np.random.default_rng(0)
+    voice = (rng.standard_normal(RATE * 4) * 0.1 * np.repeat(rng.random(40) > 0.3, RATE // 10)).astype(np.float32)
+    playback, canceller = PlaybackQueue(), EchoCanceller()
+    canceller.attach(playback, RATE)
+    playback.add(voice, tag=1)
+    delay, gain = int(0.08 * RATE), 10 ** (-10 / 20)  # the stand-in room: 80 ms late, 10 dB quieter
+    played, heard, cleaned = [], [], []
+    for index in range(len(voice) // 512):
+        at = index * 512 / RATE
+        played.append(playback.take(512, at=at, rate=RATE))
+        echo = np.concatenate([np.zeros(delay, np.float32), *played])[index * 512 : (index + 1) * 512] * gain
+        heard.append(echo)
+        cleaned.append(canceller.clean(echo, at + 512 / RATE))
+    last = slice(len(heard) // 2, None)  # once it has converged
+    before = np.mean(np.square(np.concatenate(heard[last])))
+    after = np.mean(np.square(np.concatenate(cleaned[last])))
+    assert 10 * np.log10(before / after) > 20 and canceller.cancellation_db > 20
+
+
+def test_with_the_echo_cancelled_a_long_answer_on_loudspeakers_does_not_interrupt_itself(tmp_path):
+    from core.talk.echo_canceller import EchoCanceller
+
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(6.0)])
+    talk = Conversation(mic, tmp_path, room=Room(gain_db=-10, delay=0.08),
+                        reply=lambda m: "A long answer that keeps going. " * 12, echo_canceller=EchoCanceller()).run()
+    [turn] = talk.turns
+    assert talk.loop.full_duplex  # barge-in auto, with the canceller: the microphone is heard while it speaks
+    assert not turn.interrupted and not talk.loop.barge_ins
+    assert talk.loop.canceller.cancellation_db > 20

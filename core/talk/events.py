@@ -31,6 +31,9 @@ class VoiceOptions:
     echo predicted for it (``core.talk.echo_gate``), so its own voice cannot interrupt it. With headphones the echo
     measures about nothing, and any speech interrupts."""
 
+    echo_canceller: object | None = None
+    """A ``core.talk.echo_canceller.EchoCanceller``: the microphone is heard without Tantra's own voice, and
+    ``barge_in`` auto becomes on (talk over it on loudspeakers)."""
     wake: object | None = None
     """A ``core.talk.wake_word.WakeListener``: only turns with the wake word in them are answered (``--wake``)."""
     follow_up_seconds: float = 6.0

@@ -84,6 +84,8 @@ class PlaybackQueue:
         self.silenced_at: list[float] = []
         """When the speaker fell silent after each ``clear()`` that cut audio off (the barge-in benchmark)."""
         self._cut = False
+        self.on_take: Callable[[np.ndarray, float], None] | None = None
+        """Told of every block handed to the device, silence too, and when it sounds (the echo canceller)."""
 
     def add(self, samples: np.ndarray, tag: int) -> None:
         with self._lock:
@@ -116,6 +118,8 @@ class PlaybackQueue:
                 self.silenced_at.append(at + self.latency)
                 self._cut = False
             start = at + self.latency
+            if self.on_take is not None:
+                self.on_take(out, start)
             if filled:
                 self.last_sound_at = start
             if rate:

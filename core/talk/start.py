@@ -27,7 +27,8 @@ class VoiceRequest:
 
 
 def voice_options(request: VoiceRequest):
-    """The voice loop's options for ``request``: its barge-in, and the wake word's listener, loaded now."""
+    """The voice loop's options for ``request``: its barge-in, the echo canceller, and the wake word's listener,
+    loaded now."""
     from core.talk.events import VoiceOptions
 
     wake = None
@@ -35,7 +36,19 @@ def voice_options(request: VoiceRequest):
         from core.talk.wake_word import WakeListener, WakeWord
 
         wake = WakeListener(WakeWord(request.wake))
-    return VoiceOptions(barge_in=request.barge_in, wake=wake)
+    return VoiceOptions(barge_in=request.barge_in, wake=wake, echo_canceller=_echo_canceller())
+
+
+def _echo_canceller():
+    """WebRTC's echo canceller, or None (with one note: the microphone then rests while Tantra speaks)."""
+    from config.errors import TantraError
+    from core.talk.echo_canceller import EchoCanceller
+
+    try:
+        return EchoCanceller()
+    except TantraError as error:
+        say(f"no echo cancellation ({error}): on loudspeakers the microphone rests while Tantra speaks")
+        return None
 
 
 def open_link(request: VoiceRequest, output_rate: int = 22050):

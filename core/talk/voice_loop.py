@@ -74,6 +74,11 @@ class VoiceLoop:
         self._push_to_talk: list[np.ndarray] | None = None
         self.push_to_talk = False
         self._echo = EchoGate(link.playback.level_at, options.echo_margin)
+        self.canceller = options.echo_canceller
+        if self.canceller is not None:
+            self.canceller.attach(link.playback, link.output_rate)
+        self.full_duplex = options.barge_in == "on" or (options.barge_in == "auto" and self.canceller is not None)
+        """The microphone is heard while Tantra speaks: headphones, or an echo canceller on loudspeakers."""
         self.barge_ins: list[float] = []
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
         self._turn_started_at = 0.0
@@ -133,7 +138,7 @@ class VoiceLoop:
 
     def _deaf(self, now: float) -> bool:
         """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard."""
-        if self.options.barge_in == "on":
+        if self.full_duplex:
             return False
         playback = self.link.playback
         return self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
@@ -158,6 +163,8 @@ class VoiceLoop:
         if self._push_to_talk is not None:
             self._push_to_talk.append(samples)
             return
+        if self.canceller is not None:
+            samples = self.canceller.clean(samples, now)  # every frame: the canceller follows the stream
         if self.push_to_talk or self._deaf(now):
             self.detector.reset()
             return
