@@ -36,7 +36,9 @@ def voice_options(request: VoiceRequest):
         from core.talk.wake_word import WakeListener, WakeWord
 
         wake = WakeListener(WakeWord(request.wake))
-    return VoiceOptions(barge_in=request.barge_in, wake=wake, echo_canceller=_echo_canceller())
+    # Headphones (on) and Ctrl-C only (off) have no echo to cancel: the canceller is for loudspeakers (auto).
+    canceller = _echo_canceller() if request.barge_in == "auto" else None
+    return VoiceOptions(barge_in=request.barge_in, wake=wake, echo_canceller=canceller)
 
 
 def _echo_canceller():

@@ -169,7 +169,10 @@ class VoiceLoop:
             self.detector.reset()
             return
         probability = self.vad(samples)
-        strict = self.replying.is_set() or self.link.playback.busy
+        playback = self.link.playback
+        # While Tantra speaks, and for the echo's tail after it, only sure speech is the user's (full duplex: the
+        # canceller leaves a little of a real room's echo, and the tail outlasts the sound by the room's delay).
+        strict = self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
         echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
         if strict:
             level = float(np.sqrt(np.mean(np.square(samples))))
@@ -180,7 +183,7 @@ class VoiceLoop:
         for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
             if isinstance(event, Started):
                 self._turn_started_at = event.at
-                if event.barge_in:
+                if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
                     self.interrupt()  # the voice stops at the sound link's next block
             elif isinstance(event, Speculate | Ended) and wake is not None:
