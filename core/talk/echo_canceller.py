@@ -9,14 +9,12 @@ estimator needs; it also follows changes of delay and volume. AEC3 works on 10 m
 to them and joined again, 10 ms later at most.
 
 ``cancellation_db`` says how much quieter the microphone was made while something played (the echo return loss
-enhancement, over the last 2 s): with a loudspeaker echo at -10 dB it reaches 30 dB within a second of speech and
-50 dB after, on the stand-in room.
+enhancement, since the start).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 
 import numpy as np
 
@@ -44,7 +42,7 @@ class EchoCanceller:
         self._near_rest = np.zeros(0, np.float32)  # less than a block, waiting for the next frame
         self._far_rest = np.zeros(0, np.float32)
         self._out = np.zeros(BLOCK, np.float32)  # cleaned audio not yet handed back: 10 ms ahead at start
-        self._energies: deque[tuple[float, float]] = deque(maxlen=round(2 * RATE / 512))  # (in, out) while playing
+        self._energy_in = self._energy_out = 0.0  # of the microphone before and after, while something played
 
     def attach(self, playback, output_rate: int) -> None:
         """Take the reference from ``playback`` (a ``core.talk.sound_io.PlaybackQueue`` at ``output_rate``)."""
@@ -87,13 +85,14 @@ class EchoCanceller:
             self._out = np.concatenate([self._out, self._aec.process(near[:whole], far[:whole])])
         cleaned, self._out = self._out[: len(samples)], self._out[len(samples) :]
         if float(np.mean(np.square(far))) > QUIET:
-            self._energies.append((float(np.mean(np.square(samples))), float(np.mean(np.square(cleaned)))))
+            self._energy_in += float(np.sum(np.square(samples)))
+            self._energy_out += float(np.sum(np.square(cleaned)))
         return cleaned
 
     @property
     def cancellation_db(self) -> float | None:
-        """How much quieter the microphone was made over the last 2 s of playing (None: nothing played)."""
-        if not self._energies:
+        """How much quieter the microphone was made while something played, since the start (None: nothing has
+        played). Whatever the user said over it counts as echo left: it is a lower bound."""
+        if not self._energy_in:
             return None
-        before, after = (sum(values) for values in zip(*self._energies, strict=True))
-        return round(10 * np.log10((before + 1e-12) / (after + 1e-12)), 1)
+        return round(10 * np.log10((self._energy_in + 1e-12) / (self._energy_out + 1e-12)), 1)
