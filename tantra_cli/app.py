@@ -67,7 +67,16 @@ app.add_typer(memory.app, name="memory")
 app.add_typer(bench.app, name="bench")
 
 
+def _bare_wake(args: list[str]) -> list[str]:
+    """``--wake`` with no name (last, or before another option) lists the words: click options take a value or none,
+    never either, so the missing name is filled in here."""
+    return [part for index, arg in enumerate(args) for part in (
+        [arg, "list"] if arg == "--wake" and (index + 1 == len(args) or args[index + 1].startswith("-")) else [arg]
+    )]  # fmt: skip
+
+
 def main() -> None:
+    sys.argv[1:] = _bare_wake(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C outside a command body (while parsing or importing)

@@ -62,7 +62,7 @@ def chat(
     ),
     rate: float = typer.Option(1.0, "--rate", help="Speaking speed of the voice: 1 is normal, 1.5 faster."),
     wake: str = typer.Option(
-        None, "--wake", metavar="NAME", help="Answer only after this wake word (and follow-ups); `--wake list`."
+        None, "--wake", metavar="[NAME]", help="Answer only after this wake word (and follow-ups); alone, list them."
     ),
     resume: bool = typer.Option(False, "--continue", "-c", help="Continue the latest conversation of the log."),
     cid: str = typer.Option(None, "--cid", help="Continue the conversation with this id (`tantra logs`)."),

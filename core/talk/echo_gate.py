@@ -30,7 +30,7 @@ class EchoGate:
         """``played_level(t)``: the RMS level that was sounding at time ``t`` (the playback queue's record).
         ``margin``: how much louder than the predicted echo the user must be."""
         self.played_level, self.margin = played_level, margin
-        self._history: deque[tuple[float, np.ndarray]] = deque(maxlen=HISTORY_FRAMES)
+        self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=HISTORY_FRAMES)
         self._levels: deque[float] = deque(maxlen=3)
 
     def is_echo(self, level: float, now: float, user_speaking: bool = False) -> bool:
@@ -42,8 +42,8 @@ class EchoGate:
         if played.max() < QUIET:
             return False  # nothing was played that could come back
         if not user_speaking:
-            self._history.append((level, played))
-        if len(self._history) < MEASURED_AFTER:
+            self.history.append((level, played))
+        if len(self.history) < MEASURED_AFTER:
             return heard < played.max()  # not measured yet: assume a loud room
         lag, strength = self.measure()
         # Anything played from the echo's delay ago until now may be sounding in the room (the delay wavers, a
@@ -53,8 +53,8 @@ class EchoGate:
 
     def measure(self) -> tuple[int, float]:
         """(the echo's delay as an index into ``LAGS``, its strength: microphone level over played level)."""
-        mic = np.array([level for level, _ in self._history])
-        played = np.stack([levels for _, levels in self._history])  # (frames, lags)
+        mic = np.array([level for level, _ in self.history])
+        played = np.stack([levels for _, levels in self.history])  # (frames, lags)
         if mic.std() < 1e-9:
             return 0, 0.0  # a silent microphone (headphones): no echo at all
         centred = played - played.mean(axis=0)

@@ -32,7 +32,7 @@ from config.errors import TantraError
 from core.language.grounding import VOICE_SYSTEM
 from core.memory.chat_log import ImageRecord
 from core.talk.draft import Draft
-from core.talk.echo_gate import EchoGate
+from core.talk.echo_gate import LAGS, MEASURED_AFTER, EchoGate
 from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
 from core.talk.heard_filter import is_echo, is_noise
 from core.talk.spoken_reply import ReplyPieces, heard_part
@@ -303,8 +303,19 @@ class VoiceLoop:
         if is_noise(text):
             return f"(not a question: {text!r})" if text else "(heard no words)"
         if is_echo(text, self._recently_said(utterance.last_voiced - utterance.seconds)):
-            return f"(my own voice came back: {text!r})"
+            return f"(my own voice came back: {text!r}{self._echo_report()})"
         return ""
+
+    def _echo_report(self) -> str:
+        """What the room's echo measured, for a note on Tantra hearing itself: its delay (from frame levels, after
+        the canceller where there is one) and how much the canceller took out."""
+        if len(self._echo.history) < MEASURED_AFTER:
+            return ""
+        lag, _ = self._echo.measure()
+        parts = [f"echo about {LAGS[lag] * 1000:.0f} ms late"]
+        if self.canceller is not None and self.canceller.cancellation_db is not None:
+            parts.append(f"{self.canceller.cancellation_db:.0f} dB of it cancelled")
+        return "; " + ", ".join(parts)
 
     def _discard(self, draft: Draft) -> None:
         """The user went on speaking: the draft never happened."""
