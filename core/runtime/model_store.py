@@ -12,12 +12,13 @@ were killed are removed by the next pull.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -214,16 +215,39 @@ def _lock(path: Path, wait: bool) -> int | None:
     while True:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(descriptor)
-            return None
+            locked = _exclusive(descriptor, wait)
         except BaseException:  # Ctrl-C while waiting
             os.close(descriptor)
             raise
+        if not locked:
+            os.close(descriptor)
+            return None
         if _names(path, descriptor):
             return descriptor
         os.close(descriptor)
+
+
+def _exclusive(descriptor: int, wait: bool) -> bool:
+    """An exclusive lock on the open file, or False when another process holds it and ``wait`` is false: flock on
+    POSIX systems, a byte-range lock on Windows (each module imported where it exists, never at module level)."""
+    if os.name == "nt":
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not wait:
+                    return False
+                time.sleep(0.2)
+    import fcntl
+
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _names(path: Path, descriptor: int) -> bool:
@@ -237,6 +261,11 @@ def _names(path: Path, descriptor: int) -> bool:
 
 
 def _unlock(descriptor: int, path: Path) -> None:
+    if os.name == "nt":  # Windows deletes no open file: let go first (a waiter then finds no file, and retries)
+        os.close(descriptor)
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        return
     path.unlink(missing_ok=True)  # before letting go, so no lock file is left behind (see _lock)
     os.close(descriptor)
 
@@ -255,6 +284,8 @@ def _remove_stale_leftovers(models_dir: Path) -> None:
 
 
 def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there: a staging directory is kept instead
+        return True
     try:
         os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists is checked
     except ProcessLookupError:
