@@ -280,7 +280,7 @@ def test_with_a_wake_word_only_what_follows_it_is_answered(tmp_path):
 
 
 def test_the_wake_word_alone_chimes_and_the_question_after_it_needs_none(tmp_path):
-    mic = np.concatenate([silence(0.3), tone(WAKE_PITCH, 0.5), silence(1.5), tone(300, 0.8), silence(0.3)])
+    mic = np.concatenate([silence(0.3), tone(WAKE_PITCH, 0.5), silence(3.0), tone(300, 0.8), silence(0.3)])
     talk = Conversation(mic, tmp_path, wake=wake_listener()).run()
     assert "(heard 'hey Jarvis': listening)" in talk.notes()
     assert [t.heard for t in talk.turns] == ["hello there"]
