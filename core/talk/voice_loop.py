@@ -137,11 +137,17 @@ class VoiceLoop:
     # ---- listening ---------------------------------------------------------------------------------------------
 
     def _deaf(self, now: float) -> bool:
-        """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard."""
-        if self.full_duplex:
+        """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard. With
+        the echo canceller on loudspeakers it is heard while Tantra speaks (barge-in), but not for that moment after
+        its voice stops: what is left of a real room's echo then (reverberation, a reference a little off) made
+        false turns on PulseAudio. Headphones (barge-in on) are never deaf."""
+        if self.options.barge_in == "on":
             return False
         playback = self.link.playback
-        return self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
+        tail = now - playback.last_sound_at < self.options.echo_tail
+        if self.full_duplex:
+            return tail and not playback.busy
+        return self.replying.is_set() or playback.busy or tail
 
     def _listen(self) -> None:
         try:
