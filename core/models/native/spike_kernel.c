@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the top half of an fp32 */
+float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the top half of an fp32 (decode_step.c too) */
     uint32_t word = (uint32_t)bits << 16;
     float value;
     memcpy(&value, &word, sizeof value);
@@ -26,8 +26,8 @@ static inline float from_bfloat16(uint16_t bits) {  /* the model's scales are bf
 
 /* The input as the projection reads it: x itself, or RMS-normalised first (the llama block's norm, fused here so
  * that decoding does not pay for it as separate operations): x / sqrt(mean(x^2) + eps) * norm_weight. */
-static float input_at(const float *x, int i, float inverse_rms, const float *norm_weight) {
-    return norm_weight ? (x[i] * inverse_rms) * norm_weight[i] : x[i];
+static float input_at(const float *x, int i, float rms, const float *norm_weight) {
+    return norm_weight ? (x[i] * rms) * norm_weight[i] : x[i];
 }
 
 #define MAX_OVERFLOWS 256  /* (k + 1) * in_features / 32767 at most; native.py refuses layers that could pass it */
@@ -37,21 +37,23 @@ typedef struct {
     int32_t rest;  /* its count less the +-32767 kept in the int16 counts */
 } Overflow;
 
+/* 1 / sqrt(mean(x^2) + eps), the squares summed in double: the RMS norm's factor, here and in decode_step.c. */
+float inverse_rms(const float *x, int n, float eps) {
+    double squares = 0.0;
+    for (int i = 0; i < n; i++) squares += (double)x[i] * x[i];
+    return 1.0f / sqrtf((float)(squares / n) + eps);
+}
+
 static float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight,
                         float norm_eps, int16_t *counts, Overflow *overflows, int *overflowed) {
-    float inverse_rms = 1.0f;
-    if (norm_weight) {
-        double squares = 0.0;
-        for (int i = 0; i < in_features; i++) squares += (double)x[i] * x[i];
-        inverse_rms = 1.0f / sqrtf((float)(squares / in_features) + norm_eps);
-    }
+    float rms = norm_weight ? inverse_rms(x, in_features, norm_eps) : 1.0f;
     double total = 0.0;  /* exact enough that v_th is mean|x| / k correctly rounded to fp32 */
-    for (int i = 0; i < in_features; i++) total += fabsf(input_at(x, i, inverse_rms, norm_weight));
+    for (int i = 0; i < in_features; i++) total += fabsf(input_at(x, i, rms, norm_weight));
     float v_th = (float)(total / in_features) / k;
     if (!(v_th >= 1e-8f)) v_th = 1e-8f;  /* as clamp_min(1e-8) */
     *overflowed = 0;
     for (int i = 0; i < in_features; i++) {
-        float count = nearbyintf(input_at(x, i, inverse_rms, norm_weight) / v_th);  /* half to even, as torch.round */
+        float count = nearbyintf(input_at(x, i, rms, norm_weight) / v_th);  /* half to even, as torch.round */
         if (fabsf(count) > 32767.0f) {
             float kept = count > 0 ? 32767.0f : -32767.0f;
             if (*overflowed < MAX_OVERFLOWS) overflows[(*overflowed)++] = (Overflow){i, (int32_t)(count - kept)};
