@@ -8,7 +8,20 @@ import typer
 
 from config.errors import TantraError
 from config.settings import DEVICES, load_settings, with_server_roles
-from tantra_cli import __version__, bench, chat, describe, devices, logs, memory, models, serve, speak, transcribe
+from tantra_cli import (
+    __version__,
+    bench,
+    chat,
+    describe,
+    devices,
+    logs,
+    memory,
+    models,
+    serve,
+    setup,
+    speak,
+    transcribe,
+)
 from tantra_cli.common import EXIT_USAGE, error
 
 app = typer.Typer(
@@ -61,6 +74,7 @@ app.command(name="speak")(speak.speak)
 app.command(name="describe")(describe.describe)
 app.command(name="devices")(devices.devices)
 app.command(name="serve")(serve.serve)
+app.command(name="setup")(setup.setup)
 app.add_typer(models.app, name="models")
 app.add_typer(logs.app, name="logs")
 app.add_typer(memory.app, name="memory")

@@ -68,3 +68,26 @@ def user_errors(settings: Settings) -> Iterator[None]:
         first_line = (str(failure).strip().splitlines() or [""])[0]
         error(f"unexpected {type(failure).__name__}: {first_line} (run with --debug for the traceback)")
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int, wrapping: tuple[str, ...]) -> None:
+    """A plain table at the terminal's width, or ``width`` wide at most when stdout is a file or a pipe. Where it
+    is too narrow, cells of the ``wrapping`` columns wrap within them (a long status, such as Coqui's install
+    hint, rather than a model's name)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column not in wrapping)
+    for row in rows:
+        table.add_row(*(escape(value) for value in row))  # "tantra[coqui]" is not markup
+    if sys.stdout.isatty():
+        Console().print(table)
+        return
+    console = Console(width=width)
+    with console.capture() as captured:
+        console.print(table)
+    # rich pads every line to the table's width; a file or a pipe gets the lines without the trailing blanks.
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))

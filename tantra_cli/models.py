@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import typer
 from config.errors import TantraError
 from config.model_config import MODEL_CONFIG, STORE_MODELS, WHISPER_NAMES, find_store_model
 from core.runtime.status import say
-from tantra_cli.common import settings_of, user_errors
+from tantra_cli.common import print_table, settings_of, user_errors
 
 app = typer.Typer(help="List, pull and remove models.", invoke_without_command=True, no_args_is_help=False)
 
@@ -128,32 +127,9 @@ def models(
         if as_json:
             print(json.dumps([row.fields() for row in rows], indent=2))
         elif verbose or settings.verbose:  # `tantra models -v` or `tantra -v models`
-            _print_table(FIELDS, [tuple(row.fields().values()) for row in rows], width=1000, wrapping=FIELDS)
+            print_table(FIELDS, [tuple(row.fields().values()) for row in rows], width=1000, wrapping=FIELDS)
         else:
-            _print_table(FIELDS[:-1], [row.cells() for row in rows], width=80, wrapping=("status",))
-
-
-def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int, wrapping: tuple[str, ...]) -> None:
-    """A plain table at the terminal's width, or ``width`` wide at most when stdout is a file or a pipe. Where it
-    is too narrow, cells of the ``wrapping`` columns wrap within them (a long status, such as Coqui's install
-    hint, rather than a model's name)."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column not in wrapping)
-    for row in rows:
-        table.add_row(*(escape(value) for value in row))  # "tantra[coqui]" is not markup
-    if sys.stdout.isatty():
-        Console().print(table)
-        return
-    console = Console(width=width)
-    with console.capture() as captured:
-        console.print(table)
-    # rich pads every line to the table's width; a file or a pipe gets the lines without the trailing blanks.
-    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
+            print_table(FIELDS[:-1], [row.cells() for row in rows], width=80, wrapping=("status",))
 
 
 @app.command()

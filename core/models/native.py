@@ -1,10 +1,10 @@
 """SpikingBrain's fused decoding kernels (``native/spike_kernel.c``, ``native/decode_step.c``), built once per machine
-with its C compiler.
+with whichever C compiler it has (``core.models.c_compiler``).
 
 Decoding a token is one pass over every weight, and in eager PyTorch each spiking projection cost a dozen small
 operations (threshold, counts, per-group INT8 products, scales, sums) whose dispatch outweighed the arithmetic.
 The C function does a projection in one call: spike coding and every group's exact integer sum, in one pass over
-the weights, split over the cores by OpenMP. It is compiled with ``-O3`` and the vector extension the CPU lists
+the weights, split over the cores by OpenMP. It is compiled with ``-O3`` and the vector extension the CPU runs
 (AVX2 or SSE4.1; never ``-march=native``, which on a machine advertising more than it runs, such as AMX, can build
 an illegal instruction), cached under the model store by the hash of the source, flags and compiler, and checked
 against the same maths in numpy before it is used. Without a compiler, or if the check fails, the model keeps its
@@ -16,28 +16,25 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 SOURCES = tuple(Path(__file__).with_name("native") / name for name in ("spike_kernel.c", "decode_step.c"))
-FLAGS = ("-O3", "-shared", "-fPIC", "-fno-math-errno", "-fopenmp")  # no errno: nearbyintf and fabsf stay inline
 SIMD = (("avx2", ("-mavx2", "-mfma")), ("sse4_1", ("-msse4.1",)))
-"""The vector extensions used where the CPU lists them, best first. AVX2 decodes SmolLM2 at 58 tokens/s on one
+"""The vector extensions used where the CPU runs them, best first. AVX2 decodes SmolLM2 at 58 tokens/s on one
 thread here, plain x86-64 (SSE2, no sign-extending loads) at 50; AVX-512 was slower (47), so it is not used, and so
 were hand-written AVX-512 VNNI loops (see ``output_sum`` in the source)."""
+SUFFIX = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
 
 
-def _simd_flags() -> tuple[str, ...]:
-    try:
-        listed = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                       if line.startswith("flags")), [])  # fmt: skip
-    except OSError:  # not Linux: the compiler's baseline for the platform
-        return ()
-    return next((flags for name, flags in SIMD if name in listed), ())
+def simd_flags() -> tuple[str, ...]:
+    """gcc's flags for the best of ``SIMD`` this CPU runs; none (the compiler's baseline) where that is unknown."""
+    from core.runtime.cpu_facts import cpu_flags
+
+    return next((flags for name, flags in SIMD if name in cpu_flags()), ())
 
 
 class Kernel:
@@ -66,29 +63,24 @@ class Kernel:
                      v_th, self.threads)  # fmt: skip
 
 
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-
-
 def build(cache: Path) -> Path:
     """The compiled library for this source and compiler, built into ``cache`` if it is not there yet."""
-    compiler = _compiler()
+    from core.models.c_compiler import find_compiler, install_hint
+
+    compiler = find_compiler()
     if compiler is None:
-        raise OSError("no C compiler (cc or gcc) on the PATH")
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    flags = FLAGS + _simd_flags()
+        raise OSError(f"no C compiler here: {install_hint()}")
+    simd = simd_flags()
     sources = b"".join(source.read_bytes() for source in SOURCES)
-    key = hashlib.sha256(sources + " ".join(flags).encode() + version.encode()).hexdigest()[:16]
-    target = cache / f"spike_kernel-{key}.so"
+    flags = " ".join(compiler.flags(simd, openmp=True))
+    key = hashlib.sha256(sources + flags.encode() + compiler.version().encode()).hexdigest()[:16]
+    target = cache / f"spike_kernel-{key}{SUFFIX}"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as staging:  # built aside, renamed in: never half a library
         built = Path(staging) / target.name
-        result = subprocess.run([compiler, *flags, "-o", str(built), *map(str, SOURCES), "-lm"], capture_output=True,
-                                text=True, timeout=120)  # fmt: skip
-        if result.returncode != 0:
-            raise OSError(f"{compiler} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        compiler.build(SOURCES, built, simd)
         os.replace(built, target)
     return target
 

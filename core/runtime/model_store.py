@@ -12,13 +12,11 @@ were killed are removed by the next pull.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -197,77 +195,36 @@ def _install(unpacked: Path, final: Path, old: Path) -> None:
 @contextmanager
 def _model_lock(model: StoreModel, settings: Settings, say: Say) -> Iterator[None]:
     """Held from a pull's check of the store to its rename, so two processes never pull one model at once."""
-    path = settings.models_dir / f".lock-{model.name}"
-    held = _lock(path, wait=False)
-    if held is None:
+    lock = _held_lock(settings.models_dir / f".lock-{model.name}")
+    if lock is None:
         say(f"{model.name}: another tantra is pulling it; waiting for that pull to finish")
-        held = _lock(path, wait=True)
+        lock = _held_lock(settings.models_dir / f".lock-{model.name}", wait=True)
     try:
         yield
     finally:
-        _unlock(held, path)
+        _release(lock)
 
 
-def _lock(path: Path, wait: bool) -> int | None:
-    """A descriptor holding an exclusive flock on the file at ``path`` (created if need be), or None when another
-    process holds it and ``wait`` is false. The holder deletes the file as it lets go, so a process that was waiting
-    may wake holding a file no longer named ``path``: it then tries again on the file that is."""
-    while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            locked = _exclusive(descriptor, wait)
-        except BaseException:  # Ctrl-C while waiting
-            os.close(descriptor)
-            raise
-        if not locked:
-            os.close(descriptor)
-            return None
-        if _names(path, descriptor):
-            return descriptor
-        os.close(descriptor)
+def _held_lock(path: Path, wait: bool = False):
+    """An exclusive lock on the file at ``path``, held, or None when another process holds it and ``wait`` is false:
+    filelock's, which is flock on POSIX systems and a byte-range lock on Windows."""
+    from filelock import FileLock, Timeout
 
-
-def _exclusive(descriptor: int, wait: bool) -> bool:
-    """An exclusive lock on the open file, or False when another process holds it and ``wait`` is false: flock on
-    POSIX systems, a byte-range lock on Windows (each module imported where it exists, never at module level)."""
-    if os.name == "nt":
-        import msvcrt
-
-        while True:
-            try:
-                msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not wait:
-                    return False
-                time.sleep(0.2)
-    import fcntl
-
+    lock = FileLock(path)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    return True
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return None
+    return lock
 
 
-def _names(path: Path, descriptor: int) -> bool:
-    """Whether ``path`` still names the file open at ``descriptor``."""
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(descriptor)
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _unlock(descriptor: int, path: Path) -> None:
-    if os.name == "nt":  # Windows deletes no open file: let go first (a waiter then finds no file, and retries)
-        os.close(descriptor)
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
-        return
-    path.unlink(missing_ok=True)  # before letting go, so no lock file is left behind (see _lock)
-    os.close(descriptor)
+def _release(lock) -> None:
+    """Let go of ``lock`` and leave no file behind. Windows deletes no open file, and filelock deletes it there after
+    letting go; elsewhere it is deleted first, while held: a waiter that then wins the deleted file sees it has no
+    name and tries again on the one the path names."""
+    if os.name != "nt":
+        Path(lock.lock_file).unlink(missing_ok=True)
+    lock.release()
 
 
 def _remove_stale_leftovers(models_dir: Path) -> None:
@@ -278,9 +235,9 @@ def _remove_stale_leftovers(models_dir: Path) -> None:
         if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
     for path in models_dir.glob(".lock-*"):
-        held = _lock(path, wait=False)  # fails for a lock held by any pull, this process's own included
-        if held is not None:
-            _unlock(held, path)
+        lock = _held_lock(path)  # fails for a lock held by any pull, this process's own included
+        if lock is not None:
+            _release(lock)
 
 
 def _process_alive(pid: int) -> bool:

@@ -10,6 +10,13 @@
 #include <stdint.h>
 #include <string.h>
 
+/* What Python calls through ctypes: a Windows DLL exports only what is marked. */
+#ifdef _WIN32
+#define EXPORT __declspec(dllexport)
+#else
+#define EXPORT
+#endif
+
 void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
                     const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
                     int16_t *counts, float *v_th, int threads);
@@ -51,7 +58,7 @@ typedef struct {
     int64_t *tally;                /* or NULL; else per kind of projection (qkv, o, up, down): counts, zero counts */
 } Network;
 
-long decode_scratch_floats(const Network *net, int context) {
+EXPORT long decode_scratch_floats(const Network *net, int context) {
     long qkv = (long)(net->n_head + 2 * net->n_kv_head) * net->head_dim;
     return 3L * net->n_embd + qkv + (long)net->n_head * net->head_dim + 2L * net->intermediate + context;
 }
@@ -119,8 +126,8 @@ static float gate(float g, int gelu) {
 
 /* The token at `position` (the cache's length before it): its keys and values are written at that position of every
  * layer's cache (keys[l], values[l]: (n_kv_head, capacities[l], head_dim) fp32), and its logits to `logits`. */
-void decode_step(const Network *net, int token, int position, float *const *keys, float *const *values,
-                 const int *capacities, float *logits) {
+EXPORT void decode_step(const Network *net, int token, int position, float *const *keys,
+                        float *const *values, const int *capacities, float *logits) {
     int C = net->n_embd, hd = net->head_dim, q_width = net->n_head * hd, kv_width = net->n_kv_head * hd;
     float *x = net->scratch, *branch = x + C, *last = branch + C, *qkv = last + C;
     float *attended = qkv + q_width + 2 * kv_width, *gated = attended + q_width;

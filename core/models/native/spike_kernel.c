@@ -1,6 +1,6 @@
 /* SpikingBrain's projections for a few tokens at a time (decoding), fused in one pass over the weights.
  *
- * Built by core/models/native.py with the system's C compiler: -O3, OpenMP, and AVX2 or SSE4.1 where the CPU lists
+ * Built by core/models/native.py with the machine's C compiler: -O3, OpenMP, and AVX2 or SSE4.1 where the CPU runs
  * them (gcc vectorizes the integer dot products; AVX-512 measured slower).
  *
  * spiking_linear: each token's input x is coded as integer spike counts c = round(x / v_th), v_th = mean|x| / k,
@@ -16,6 +16,13 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+/* What Python calls through ctypes: a Windows DLL exports only what is marked. */
+#ifdef _WIN32
+#define EXPORT __declspec(dllexport)
+#else
+#define EXPORT
+#endif
 
 float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the top half of an fp32 (decode_step.c too) */
     uint32_t word = (uint32_t)bits << 16;
@@ -89,9 +96,9 @@ static float output_sum(const int16_t *c, const int8_t *w, const uint16_t *scale
  * weights one run of memory, which streams twice as fast as a run per group); scale (groups,
  * out) bfloat16; bias (out) or NULL; y (rows, out) fp32; counts (rows, groups * width) int16 and v_th (rows) are
  * filled for the caller too. */
-void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
-                    const int8_t *w, const uint16_t *scale, int groups, int out, int width, const float *bias, float *y,
-                    int16_t *counts, float *v_th, int threads) {
+EXPORT void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps,
+                           float k, const int8_t *w, const uint16_t *scale, int groups, int out, int width,
+                           const float *bias, float *y, int16_t *counts, float *v_th, int threads) {
     int padded = groups * width;
     Overflow overflows[ROWS_AT_ONCE][MAX_OVERFLOWS];
     int overflowed[ROWS_AT_ONCE];
