@@ -35,13 +35,11 @@ def machine(settings: Settings) -> dict:
 
     import torch
 
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
-    flags = set(fields.get("flags\t\t", fields.get("flags", "")).split())
-    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f in flags]
+    from core.runtime.cpu_facts import EXTENSIONS, cpu_flags, cpu_name
+
     return {
-        "cpu": fields.get("model name\t", platform.processor() or platform.machine()).strip(),
-        "isa": isa,
+        "cpu": cpu_name(),
+        "isa": [name for name in EXTENSIONS if name in cpu_flags() and name != "sse4_1"],
         "logical_cpus": os.cpu_count(),
         "threads": Placement(settings, warn=print).threads,  # CTranslate2's and onnxruntime's
         "torch": torch.__version__,
@@ -76,14 +74,26 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 # Runs the command and reports its peak RSS. A child forked straight from a big process (this one, with models
-# loaded) counts the parent's pages in its ru_maxrss until it execs, so a small launcher does the forking.
+# loaded) counts the parent's pages in its ru_maxrss until it execs, so a small launcher does the forking. Windows
+# has no wait4: there the system's own peak (the working set's) is read until the child ends.
 _LAUNCHER = """
 import json, os, subprocess, sys, time
 start = time.perf_counter()
 child = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(child.pid, 0)
-report = {"seconds": time.perf_counter() - start, "code": os.waitstatus_to_exitcode(status),
-          "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # Linux reports KiB
+if hasattr(os, "wait4"):
+    _, status, usage = os.wait4(child.pid, 0)
+    code, peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+else:
+    import psutil
+    watched, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().peak_wset / 2**20)
+        except psutil.Error:
+            break
+        time.sleep(0.05)
+    code = child.wait()
+report = {"seconds": time.perf_counter() - start, "code": code, "peak_rss_mb": round(peak)}
 open(sys.argv[1], "w").write(json.dumps(report))
 """
 

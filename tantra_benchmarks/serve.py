@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import statistics
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from config.settings import Settings
 from tantra_benchmarks.common import ROOT, SPEECH, TANTRA, median_seconds, tantra_env
@@ -141,11 +139,12 @@ def _cli_side_by_side(settings: Settings, root: str, repeats: int) -> dict:
 
 
 def _rss_mb(pid: int) -> int:
+    import psutil
+
     try:
-        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
+        return round(psutil.Process(pid).memory_info().rss / 2**20)
+    except psutil.Error:
         return -1
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
 
 
 def _image() -> bytes:
