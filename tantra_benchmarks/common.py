@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from core.model_loader import ModelLoader
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "samples"
+# The repository's samples: beside the code in a clone (and `make`'s editable install), in the current folder when
+# `pip install .` copied the code away from them.
+SAMPLES = next((p for p in (ROOT / "samples", Path.cwd() / "samples") if p.is_dir()), ROOT / "samples")
 SPEECH = SAMPLES / "arctic_a0007.wav"
 PROSE = SAMPLES / "prose.txt"
 TANTRA = [sys.executable, "-m", "tantra_cli"]

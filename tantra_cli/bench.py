@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from config.errors import TantraError
+from config.settings import Settings
 from tantra_cli.common import settings_of, user_errors
 
 app = typer.Typer(help="Measure speed and memory against reference implementations (prints JSON).")
+
+
+@contextmanager
+def benchmark_errors(settings: Settings) -> Iterator[None]:
+    """``user_errors``, and one line where what a benchmark measures against is not installed or its samples are not
+    here: the pip route installs neither the references (the test extra, openai-whisper) nor the repository's
+    ``samples/``."""
+    from tantra_benchmarks.common import SAMPLES
+
+    with user_errors(settings):
+        if not SAMPLES.is_dir():
+            raise TantraError("the benchmarks read the repository's samples/: run them in a clone of Tantra")
+        try:
+            yield
+        except ModuleNotFoundError as missing:
+            extra = ("pip install --no-deps openai-whisper==20250625" if missing.name == "whisper"
+                     else "pip install '.[test]'")  # fmt: skip
+            raise TantraError(f"this benchmark compares with {missing.name}, which is not installed: {extra}") from None
 
 
 @app.command("transcribe")
@@ -20,7 +42,7 @@ def bench_transcribe(
 ) -> None:
     """Real-time factor of each Whisper engine vs openai-whisper's transcribe(), cold starts, peak memory."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.transcribe import bench_transcribe as run
 
         _print(settings, run(settings, clip, repeats))
@@ -38,7 +60,7 @@ def bench_chat(
 ) -> None:
     """SpikingBrain spiking vs not vs transformers: perplexity, spike sparsity, the k trade-off, speed, memory."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         if shapes:
             from tantra_benchmarks.shapes import bench_shapes
 
@@ -61,7 +83,7 @@ def bench_speak(
 ) -> None:
     """Time to first audio, real-time factor and memory per speech backend, and against piper's own CLI."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.speak import bench_speak as run
 
         _print(settings, run(settings, repeats))
@@ -74,7 +96,7 @@ def bench_describe(
 ) -> None:
     """Seconds per image (labels, OCR), load time and peak memory of each vision engine: onnxruntime, torch."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.describe import bench_describe as run
 
         _print(settings, run(settings, repeats))
@@ -88,7 +110,7 @@ def bench_voice(
 ) -> None:
     """End of speech -> first audio (p50, p95, per stage) with the defaults and --low-resource; idle CPU; memory."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.voice import bench_voice as run
 
         _print(settings, run(settings, photo, turns))
@@ -101,7 +123,7 @@ def bench_memory(
 ) -> None:
     """Recall over N episodes, embedding a turn, what logging and memory add to the first token, database size."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.memory import bench_memory as run
 
         _print(settings, run(settings, episodes))
@@ -115,7 +137,7 @@ def bench_serve(
     """A real tantra serve under 1, 4 and 16 clients: requests/s, p50/p95 per endpoint, chat tokens/s, memory;
     the warm server against the cold CLI for the same transcription."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.serve import bench_serve as run
 
         _print(settings, run(settings, repeats))
@@ -136,7 +158,7 @@ def bench_answers(
     """Grounded answers: facts told earlier, images, memory across conversations, piped text, knowledge and voice,
     scored by pattern per category, spiking and plain, with the prompt tokens and first-token time they cost."""
     settings = settings_of(ctx)
-    with user_errors(settings):
+    with benchmark_errors(settings):
         from tantra_benchmarks.answer_items import CATEGORIES
         from tantra_benchmarks.answers import CONFIGS
         from tantra_benchmarks.answers import bench_answers as run
