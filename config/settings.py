@@ -16,6 +16,9 @@ from typing import Any
 from config.errors import TantraError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+END_OF_TURN = ("smart-turn", "silence")
+CHOICES = {"device": DEVICES, "end_of_turn": END_OF_TURN}
+"""The settings that take one of a few words."""
 
 
 def _user_dir(kind: str) -> Path:
@@ -84,6 +87,9 @@ class Settings:
     """Sent to that server as a bearer token; never printed or logged."""
     voice_timeout: int = 60
     """Seconds to wait for that server's audio of one sentence."""
+    end_of_turn: str = "smart-turn"
+    """How a spoken turn's end is decided: smart-turn (Smart Turn v3 hears whether the question sounds complete,
+    and a complete one ends after 300 ms of silence, an unfinished one after a second) or silence (600 ms always)."""
     wake_word: str = ""
     """The wake word a spoken conversation waits for (``--wake``: hey_jarvis, alexa, hey_mycroft, hey_rhasspy,
     okay_nabu); empty: every turn is answered."""
@@ -142,15 +148,15 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if kind == "Path":
             return Path(os.path.expanduser(str(value)))
         text = str(value).strip()
-        if name == "device":
+        if name in CHOICES:
             text = text.lower()
-            if text not in DEVICES:
+            if text not in CHOICES[name]:
                 raise ValueError
         return text  # URLs and keys keep their case
     except ValueError:
         expected = {"bool": "true or false", "int": "a whole number >= 0"}.get(kind, "")
-        if name == "device":
-            expected = "one of " + ", ".join(DEVICES)
+        if name in CHOICES:
+            expected = "one of " + ", ".join(CHOICES[name])
         raise TantraError(f"{source}: bad value {value!r} for {name} (expected {expected})") from None
 
 

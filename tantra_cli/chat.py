@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import typer
 
 from config.errors import BadInput, TantraError
+from config.settings import END_OF_TURN
 from core.language.conversation import SamplingOptions
 from tantra_cli.common import EXIT_FAILED, error, read_stdin_text, settings_of, user_errors
 
@@ -64,6 +65,11 @@ def chat(
     wake: str = typer.Option(
         None, "--wake", metavar="[NAME]", help="Answer only after this wake word (and follow-ups); alone, list them."
     ),
+    end_of_turn: str = typer.Option(
+        None, "--end-of-turn", metavar="smart-turn|silence", help="How a spoken turn's end is heard: smart-turn (the "
+        "default: a complete question is answered after 300 ms of silence, a pause mid-sentence waited out) or "
+        "silence (600 ms always).",
+    ),  # fmt: skip
     resume: bool = typer.Option(False, "--continue", "-c", help="Continue the latest conversation of the log."),
     cid: str = typer.Option(None, "--cid", help="Continue the conversation with this id (`tantra logs`)."),
     no_log: bool = typer.Option(False, "--no-log", help="Keep this chat out of the log (and out of memory)."),
@@ -72,6 +78,10 @@ def chat(
     """Chat in a REPL at a terminal; with a prompt or piped text, answer once and exit; --voice to talk."""
     settings = settings_of(ctx)
     with user_errors(settings):
+        if end_of_turn is not None:
+            if end_of_turn not in END_OF_TURN:
+                raise BadInput(f"--end-of-turn {end_of_turn!r}: choose {' or '.join(END_OF_TURN)}")
+            settings = replace(settings, end_of_turn=end_of_turn)
         if wake == "list":
             _list_wake_words()
             return

@@ -59,4 +59,4 @@ def test_each_role_has_one_name_and_the_old_names_still_work(tmp_path):
     from config.model_config import MODEL_CONFIG, STORE_MODELS
 
     assert MODEL_CONFIG.spikingbrain is MODEL_CONFIG.language and MODEL_CONFIG.tts is MODEL_CONFIG.voice
-    assert {m.role for m in STORE_MODELS} == {"language", "hearing", "vision", "voice", "memory"}
+    assert {m.role for m in STORE_MODELS} == {"language", "hearing", "vision", "voice", "memory", "talk"}

@@ -15,10 +15,12 @@ from core.runtime import machine_check, model_store
 from tests.conftest import run_tantra
 
 
-def test_the_default_models_are_one_per_role_and_low_resource_adds_the_lightest_language_model(tmp_path):
+def test_the_default_models_are_one_per_role_and_smart_turn_and_low_resource_adds_the_lightest_language_model(
+    tmp_path,
+):
     names = [model.name for model in machine_check.default_models(Settings(home=tmp_path))]
     assert names == ["spikingbrain-smollm2-135m", "whisper-tiny.en", "efficientnet-lite0", "piper-en_US-joe-medium",
-                     "all-minilm-l6-v2"]  # fmt: skip
+                     "all-minilm-l6-v2", "smart-turn-v3"]  # fmt: skip
     light = [model.name for model in machine_check.default_models(Settings(home=tmp_path, low_resource=True))]
     assert light == [*names, "distilgpt2"]
 

@@ -56,6 +56,48 @@ def test_speech_after_the_speculation_resumes_the_turn():
     assert events[-1][1].utterance.voiced_frames > events[1][1].utterance.voiced_frames
 
 
+class Judge:
+    """A stand-in end-of-turn model: its answers in turn, and the audio of each question (frame indices)."""
+
+    def __init__(self, *answers: float) -> None:
+        self.answers, self.asked = list(answers), []
+
+    def __call__(self, audio: np.ndarray) -> float:
+        self.asked.append(audio.reshape(-1, FRAME)[:, 0])
+        return self.answers.pop(0)
+
+
+def test_a_turn_that_sounds_complete_is_transcribed_after_128_ms_and_ends_after_300():
+    judge = Judge(0.9)
+    events = feed(TurnDetector(end_of_turn=judge), [0.9] * 20 + [0.0] * 30)
+    kinds = [(i, type(e).__name__) for i, e in events]
+    assert kinds == [(7, "Started"), (19 + frames(0.128), "Speculate"), (19 + frames(0.3), "Ended")]
+    assert judge.asked[0][-1] == 19 + frames(0.128) + 1  # asked a frame later: the turn so far, its pause included
+    speculated, ended = events[1][1].utterance, events[2][1].utterance
+    assert np.array_equal(speculated.audio, ended.audio)  # one transcript serves both
+
+
+def test_a_turn_that_sounds_unfinished_is_waited_out_for_a_second():
+    judge = Judge(0.1, 0.2)  # asked at 128 ms, and again at 300 ms
+    events = feed(TurnDetector(end_of_turn=judge), [0.9] * 20 + [0.0] * 40)
+    kinds = [(i, type(e).__name__) for i, e in events]
+    assert kinds == [(7, "Started"), (19 + frames(0.128), "Speculate"), (19 + frames(1.0), "Ended")]
+    assert len(judge.asked) == 2
+
+
+def test_a_turn_found_complete_at_the_second_question_ends_after_600_ms():
+    events = feed(TurnDetector(end_of_turn=Judge(0.1, 0.7)), [0.9] * 20 + [0.0] * 30)
+    assert [(i, type(e).__name__) for i, e in events][1:] == [(19 + frames(0.128), "Speculate"),
+                                                              (19 + frames(0.6), "Ended")]  # fmt: skip
+
+
+def test_speech_after_an_early_speculation_resumes_the_turn_and_the_next_pause_is_asked_again():
+    judge = Judge(0.9, 0.9)
+    events = feed(TurnDetector(end_of_turn=judge), [0.9] * 20 + [0.0] * 6 + [0.9] * 10 + [0.0] * 20)  # paused 192 ms
+    assert [type(e) for _, e in events] == [Started, Speculate, Resumed, Speculate, Ended]
+    assert len(judge.asked) == 2
+
+
 def test_a_dip_below_the_start_threshold_is_still_speech_once_speaking():
     # 0.4 is under 0.5 (no start) but over 0.35 (stays in speech): Silero's hysteresis
     events = feed(TurnDetector(), [0.9] * 10 + [0.4] * 30 + [0.0] * 30)

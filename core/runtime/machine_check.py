@@ -33,10 +33,15 @@ def _on_this_os(linux: str, mac: str, windows: str) -> str:
 
 
 def default_models(settings: Settings) -> list[StoreModel]:
-    """The store models Tantra's defaults load, one per role (``--low-resource``'s lightest language model too)."""
+    """The store models Tantra's defaults load, one per role, and the voice loop's Smart Turn
+    (``--low-resource``'s lightest language model too)."""
     names = [MODEL_CONFIG.language.default, MODEL_CONFIG.hearing.low_resource if settings.low_resource
              else MODEL_CONFIG.hearing.default, MODEL_CONFIG.vision.default, MODEL_CONFIG.voice.voices["piper"],
              MODEL_CONFIG.memory.default]  # fmt: skip
+    if settings.end_of_turn == "smart-turn":
+        from core.talk.end_of_turn import MODEL
+
+        names.append(MODEL)
     if settings.low_resource:
         names.append(MODEL_CONFIG.language.chain.order(low_resource=True)[0])
     models = {model.name: model for model in map(find_store_model, names) if model is not None}

@@ -54,6 +54,9 @@ class Roles:
     """16 kHz float32 audio -> what was said."""
     speaker: object
     """An ``core.voice.speaker.Speaker``."""
+    end_of_turn: Callable[[np.ndarray], float] | None = None
+    """16 kHz float32 audio of a turn -> the probability that it is complete (``core.talk.end_of_turn``); None:
+    silence alone ends a turn."""
 
 
 @dataclass

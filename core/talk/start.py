@@ -69,10 +69,12 @@ def open_link(request: VoiceRequest, output_rate: int = 22050):
 
 
 def load_roles(loader, session_factory, request: VoiceRequest):
-    """Whisper, the chat session and the voice, loaded and warmed up (the first call of each is the slowest)."""
+    """Whisper, the chat session, the voice and Smart Turn, loaded and warmed up (the first call of each is the
+    slowest)."""
     import numpy as np
 
     from core.hearing.transcriber import TranscribeOptions, check_options, spoken_text
+    from core.talk.end_of_turn import load_end_of_turn
     from core.talk.events import Roles
     from core.voice.speaker import Speaker
 
@@ -89,4 +91,4 @@ def load_roles(loader, session_factory, request: VoiceRequest):
     for _ in speaker.synthesize("Ready."):
         pass
     session.warm_up()
-    return Roles(session, hear, speaker)
+    return Roles(session, hear, speaker, load_end_of_turn(loader.settings, loader.warn))

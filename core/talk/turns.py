@@ -32,6 +32,16 @@ class TurnSettings:
     """The turn ends after this much silence."""
     speculate_silence_seconds: float = 0.3
     """Transcription starts after this much silence; thrown away if speech resumes."""
+    ask_silence_seconds: float = 0.128
+    """With an end-of-turn model (Smart Turn), transcription starts after this much silence, and the model is asked
+    a frame later ..."""
+    complete_probability: float = 0.5
+    """... and a turn it finds this likely complete ..."""
+    complete_end_seconds: float = 0.3
+    """... ends after this much silence."""
+    unfinished_end_seconds: float = 1.0
+    """A turn it finds unfinished, asked again at ``speculate_silence_seconds``, ends after this much silence: a
+    thinking pause is waited out."""
     longest_seconds: float = 30.0
     """A turn is cut here (Whisper reads 30 s at a time)."""
     barge_in_probability: float = 0.8
@@ -85,10 +95,17 @@ def _frames(seconds: float) -> int:
 
 
 class TurnDetector:
-    """Feed it frames in order; it says when a turn starts, when to transcribe speculatively, and when it ends."""
+    """Feed it frames in order; it says when a turn starts, when to transcribe speculatively, and when it ends.
 
-    def __init__(self, settings: TurnSettings = TurnSettings()) -> None:
+    ``end_of_turn`` (audio -> probability that the turn is complete, ``core.talk.end_of_turn``), where given, moves
+    the end: every pause is transcribed after ``ask_silence_seconds`` while the model is asked; a complete-sounding
+    turn ends after ``complete_end_seconds``, an unfinished-sounding one is asked again when the silence reaches
+    ``speculate_silence_seconds`` and ends after ``end_silence_seconds`` if complete then, else after
+    ``unfinished_end_seconds``. Without it, silence alone decides (transcribed at 300 ms, ended at 600 ms)."""
+
+    def __init__(self, settings: TurnSettings = TurnSettings(), end_of_turn=None) -> None:
         self.settings = settings
+        self.end_of_turn = end_of_turn
         # The frames before a turn: its pre-roll, and the run of speech that is deciding whether it starts. Each is
         # (samples, voiced, echo).
         barge_in = _frames(settings.barge_in_seconds)
@@ -100,6 +117,9 @@ class TurnDetector:
         self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one
         self._last_voiced_at = 0.0
         self._silent_frames = 0
+        self._speculated = False  # a Speculate was sent since the last voiced frame
+        self._complete = False  # the end-of-turn model found this pause's turn complete
+        self._end_frames = _frames(settings.end_silence_seconds)  # of silence that end this pause's turn
 
     @property
     def in_turn(self) -> bool:
@@ -162,7 +182,7 @@ class TurnDetector:
 
         self._turn.append(frame)
         if probability >= settings.stay_probability:
-            speculated = self._silent_frames >= _frames(settings.speculate_silence_seconds)
+            speculated = self._speculated
             self._mark_voiced(captured_at)
             if speculated:
                 return [Resumed()]
@@ -170,22 +190,48 @@ class TurnDetector:
             self._silent_frames += 1
         if len(self._turn) >= _frames(settings.longest_seconds):
             return [Ended(self._finish(cut=True))]
-        if self._silent_frames >= _frames(settings.end_silence_seconds):
+        if self._silent_frames >= self._end_frames:
             return [Ended(self._finish())]
-        if self._silent_frames == _frames(settings.speculate_silence_seconds):
-            return [Speculate(self._utterance())]
+        if self.end_of_turn is None:
+            return self._speculate() if self._silent_frames == _frames(settings.speculate_silence_seconds) else []
+        # With the model: Whisper starts at the first pause and the model is asked at the next frame, so that the two
+        # overlap; an unfinished-sounding turn is asked once more.
+        asked, again = _frames(settings.ask_silence_seconds), _frames(settings.speculate_silence_seconds)
+        if self._silent_frames == asked:
+            return self._speculate()
+        if self._silent_frames == asked + 1 or (self._silent_frames == again and not self._complete):
+            self._complete = self._sounds_complete()
+            if not self._complete:
+                end = settings.unfinished_end_seconds
+            elif self._silent_frames == asked + 1:
+                end = settings.complete_end_seconds
+            else:  # complete at the second question
+                end = settings.end_silence_seconds
+            self._end_frames = _frames(end)
         return []
+
+    def _sounds_complete(self) -> bool:
+        return self.end_of_turn(np.concatenate(self._turn)) >= self.settings.complete_probability
+
+    def _speculate(self) -> list:
+        self._speculated = True
+        return [Speculate(self._utterance())]
 
     def _mark_voiced(self, captured_at: float) -> None:
         self._voiced_frames += 1
         self._last_voiced_index = len(self._turn)
         self._last_voiced_at = captured_at
         self._silent_frames = 0
+        self._speculated = self._complete = False
+        self._end_frames = _frames(self.settings.end_silence_seconds)
 
     def _utterance(self, cut: bool = False) -> Utterance:
-        # Up to the last voiced frame and the speculation wait after it: the speculative and the final utterance
-        # are then the same audio when nobody spoke in between, and one transcript serves both.
-        end = self._last_voiced_index + _frames(self.settings.speculate_silence_seconds)
+        # Up to the last voiced frame and the speculation wait after it (or the shorter one with an end-of-turn
+        # model: what there is by then): the speculative and the final utterance are then the same audio when
+        # nobody spoke in between, and one transcript serves both.
+        settings = self.settings
+        wait = settings.ask_silence_seconds if self.end_of_turn is not None else settings.speculate_silence_seconds
+        end = self._last_voiced_index + _frames(wait)
         audio = np.concatenate(self._turn[:end]) if self._turn else np.zeros(0, np.float32)
         return Utterance(audio, self._last_voiced_at, self._voiced_frames, cut)
 

@@ -207,9 +207,11 @@ class VoiceLoop:
 
         A reply is drafted speculatively: after 300 ms of silence the turn is transcribed and the model starts
         answering into a buffer; when the silence reaches 600 ms the draft is kept (and spoken at once), and if
-        the user speaks again it is thrown away and nothing of it reaches the conversation."""
+        the user speaks again it is thrown away and nothing of it reaches the conversation. With Smart Turn (the
+        roles' ``end_of_turn``) a complete-sounding turn is drafted after 128 ms and kept after 300 ms."""
         self.start()
         self._roles = load()
+        self.detector.end_of_turn = self._roles.end_of_turn
         self._voice = VoiceThread(self._roles.speaker, self.link)
         draft: Draft | None = None
         try:
