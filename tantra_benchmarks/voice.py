@@ -228,6 +228,8 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
         records, _ = _conversation(replace(settings, low_resource=False), clips, photo)
         peak_rss = _peak_rss(settings, clips[0], photo, Path(folder))
         light, _ = _conversation(replace(settings, low_resource=True), clips, None)
+        # The same defaults with silence alone deciding the end of a turn: what Smart Turn changes, side by side.
+        silence_only, _ = _conversation(replace(settings, low_resource=False, end_of_turn="silence"), clips, photo)
     barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice))
     loud, loud_loop = _conversation(replace(settings, low_resource=False), clips, None, loudspeakers=True)
     loud_barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), loudspeakers=True)
@@ -235,6 +237,7 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
         "utterances": len(clips),
         "defaults": _summary(records),
         "low_resource": _summary(light),
+        "defaults_silence_end_of_turn": _summary(silence_only),
         "replies": [{"heard": r.heard, "reply": r.reply} for r in records],
         "barge_in": barge_in,
         "loudspeakers": {

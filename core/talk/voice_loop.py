@@ -41,6 +41,7 @@ from core.talk.voice_thread import VoiceThread
 from core.talk.wake_word import strip_wake_word
 
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
+WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
 
 
@@ -83,6 +84,7 @@ class VoiceLoop:
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
         self._turn_started_at = 0.0
         self._woken_at = -1e9  # when the wake word was last heard
+        self._frame_at = 0.0  # when the frame being heard was captured
         self._armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
 
     # ---- control, from any thread --------------------------------------------------------------------------------
@@ -186,6 +188,7 @@ class VoiceLoop:
         wake = self.options.wake
         if wake is not None and not strict and wake.feed(samples, probability):
             self._woken_at = now
+        self._frame_at = now
         for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
             if isinstance(event, Started):
                 self._turn_started_at = event.at
@@ -211,7 +214,7 @@ class VoiceLoop:
         roles' ``end_of_turn``) a complete-sounding turn is drafted after 128 ms and kept after 300 ms."""
         self.start()
         self._roles = load()
-        self.detector.end_of_turn = self._roles.end_of_turn
+        self.detector.end_of_turn = self._judge_end if self._roles.end_of_turn is not None else None
         self._voice = VoiceThread(self._roles.speaker, self.link)
         draft: Draft | None = None
         try:
@@ -249,6 +252,13 @@ class VoiceLoop:
             # Whisper's thread ends here, not at exit: CTranslate2 keeps per-thread state, and a thread still alive
             # when the interpreter exits aborts the process ("terminate called without an active exception").
             self._hearing.shutdown(wait=True, cancel_futures=True)
+
+    def _judge_end(self, audio: np.ndarray) -> float:
+        """Smart Turn's verdict on the turn so far, but for a pause just after the wake word: "Hey Jarvis," alone
+        sounds complete, and its question comes after the comma."""
+        if self._frame_at - self._woken_at < WAKE_PAUSE_SECONDS:
+            return 0.0
+        return self._roles.end_of_turn(audio)
 
     def _wait_for_voice(self) -> None:
         """Until the last reply has been spoken (or stopped)."""
