@@ -99,7 +99,9 @@ def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | Non
     loader = model_loader(settings)
     describer = ImageDescriber(loader)
     holder = {}
-    source = ScriptedSource(clips, ready=lambda: "loop" in holder and holder["loop"].idle(), pause=1.0)
+    # The first question waits for the models, as a person waits for the prompt: its latency is not the loading's.
+    source = ScriptedSource(clips, ready=lambda: "loop" in holder and holder["loop"].loaded and holder["loop"].idle(),
+                            pause=1.0)  # fmt: skip
     room = Room(**LOUDSPEAKERS) if loudspeakers else None
     options = VoiceOptions(echo_canceller=EchoCanceller()) if loudspeakers else VoiceOptions()
     loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050, room=room), SileroVad(), options)
@@ -150,7 +152,7 @@ class _Interrupter(MicSource):
         if self._state == "question":
             if not self.pairs:
                 return None
-            self._quiet = self._quiet + 1 if self.loop is not None and self.loop.idle() else 0
+            self._quiet = self._quiet + 1 if self.loop is not None and self.loop.loaded and self.loop.idle() else 0
             if self._quiet * count >= 16000:  # a second of quiet
                 self._clip, self._state = RecordingSource(self.pairs[0][0]), "answer"
                 self._earlier = set(self.link.playback.played)

@@ -107,6 +107,11 @@ class VoiceLoop:
             return "recording"
         return ""
 
+    @property
+    def loaded(self) -> bool:
+        """The models are loaded: a turn said now is answered as soon as it ends, not once they are."""
+        return self._voice is not None
+
     def idle(self) -> bool:
         """Nobody speaks and nothing is being answered or said."""
         voice_idle = self._voice is None or self._voice.idle()
