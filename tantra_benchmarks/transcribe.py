@@ -1,5 +1,6 @@
 """``tantra bench transcribe``: the real-time factor of each Whisper engine against openai-whisper's own
-``transcribe()`` on the same converted weights, and the cold start and peak memory of ``tantra`` commands."""
+``transcribe()`` on the same converted weights, the cold start and peak memory of ``tantra`` commands, and a turn
+read in a window cut to it (``tantra_benchmarks.turn_window``)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dic
         result["default_engine"] = MODEL_CONFIG.hearing.engines.entries[0]
 
         result["cold_start"] = _cold_start(clip, settings, repeats)
+    from tantra_benchmarks.turn_window import bench_turn_window
+
+    result["turn_window"] = bench_turn_window(settings)
     return result
 
 
