@@ -24,11 +24,14 @@ def test_a_turn_reads_as_in_the_full_window(whisper):
     speech, _ = soundfile.read(SAMPLE, dtype="float32")
     options = TranscribeOptions(beam_size=5)
     quick = whisper.transcribe_turn(speech, options)
-    assert quick == spoken_text(whisper.transcribe_block(speech, options)[1]) == SAMPLE_TEXT
+    assert quick == spoken_text(whisper.transcribe_block(speech, options)[1])
+    assert quick.lower() == SAMPLE_TEXT.lower()
 
 
 def test_silence_is_no_words(whisper):
-    assert whisper.transcribe_turn(np.zeros(32000, np.float32), TranscribeOptions()) == ""
+    for seconds in (1, 2, 5):  # (the 30 s window invents "You" for 2 s and 5 s of it)
+        said = whisper.transcribe_turn(np.zeros(seconds * 16000, np.float32), TranscribeOptions())
+        assert not any(character.isalpha() for character in said), said
 
 
 def test_a_turn_too_long_for_one_window_or_another_task_is_left_to_the_usual_way(whisper):
