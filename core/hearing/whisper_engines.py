@@ -42,8 +42,8 @@ class FasterWhisperEngine:
     def transcribe_turn(self, audio: np.ndarray, options: TranscribeOptions) -> str | None:
         """The text of one spoken turn, its encoder reading the turn and 2 s of silence (10 s at least) instead of
         30 s: tiny.en reads a short turn in about 0.2 s instead of 0.44 here, as accurately (word error rate 0.082
-        against 0.100 over 47 spoken sentences, ``tantra bench transcribe``). Whisper is trained on 30 s windows, and with less than about
-        1 s of silence after the speech it repeats or invents words, so the margin is kept.
+        against 0.100 over 47 spoken sentences, ``tantra bench transcribe``). Whisper is trained on 30 s windows,
+        and with less than about 1 s of silence after the speech it repeats or invents words, so the margin is kept.
 
         None where this shortcut does not apply or its text looks wrong (a turn over 28 s, a language to detect,
         a repetition as faster-whisper's fallback finds it): the caller then uses ``transcribe_block``."""
