@@ -55,7 +55,8 @@ def pull_models(settings: Settings, say) -> list[Finding]:
     findings = []
     for model in default_models(settings):
         try:
-            model_store.pull(model, settings, say) if model_store.status(model, settings).state != "ready" else None
+            if model_store.status(model, settings).state != "ready":
+                model_store.pull(model, settings, say)
             findings.append(Finding(f"{model.role} model", f"{model.name}: ready", True, needed=True))
         except TantraError as error:
             findings.append(Finding(f"{model.role} model", f"{model.name}: {error}", False,

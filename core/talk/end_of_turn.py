@@ -4,7 +4,7 @@ thinking pause is waited out.
 
 The model (pipecat's, BSD-2, 8.7 MB) is a Whisper-tiny encoder with a classifier: it reads the last 8 s of the turn
 as Whisper's 80 log-mel bands (faster-whisper's feature extractor, which matches the reference to 3e-6) and gives
-the probability that the turn is complete, in 45-100 ms on one thread here. ``core.talk.turns.TurnDetector`` asks
+the probability that the turn is complete, in 45-140 ms on one thread here. ``core.talk.turns.TurnDetector`` asks
 it once the user pauses.
 """
 

@@ -84,8 +84,8 @@ def load_roles(loader, session_factory, request: VoiceRequest):
     check_options(whisper, options)
 
     def hear(audio) -> str:
-        # faster-whisper reads a turn in a window cut to it (2.4x faster); other engines, and turns it declines, as
-        # any audio
+        # faster-whisper reads a turn in a window cut to it (about 2x faster); other engines, and the turns it
+        # declines, are read as any audio
         quick = getattr(whisper, "transcribe_turn", None)
         text = quick(audio, options) if quick is not None else None
         return text if text is not None else spoken_text(whisper.transcribe_block(audio, options)[1])

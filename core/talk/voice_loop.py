@@ -41,8 +41,8 @@ from core.talk.voice_thread import VoiceThread
 from core.talk.wake_word import strip_wake_word
 
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
-WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
+WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 
 
 @dataclass(frozen=True)
