@@ -76,26 +76,13 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 # Runs the command and reports its peak RSS. A child forked straight from a big process (this one, with models
-# loaded) counts the parent's pages in its ru_maxrss until it execs, so a small launcher does the forking. Windows
-# has no wait4: there the system's own peak (the working set's) is read until the child ends.
+# loaded) counts the parent's pages in its ru_maxrss until it execs, so a small launcher does the forking.
 _LAUNCHER = """
-import json, os, subprocess, sys, time
+import json, subprocess, sys, time
+from tantra_benchmarks.peak_memory import wait_for_peak
 start = time.perf_counter()
-child = subprocess.Popen(sys.argv[2:])
-if hasattr(os, "wait4"):
-    _, status, usage = os.wait4(child.pid, 0)
-    code, peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
-else:
-    import psutil
-    watched, peak = psutil.Process(child.pid), 0
-    while child.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().peak_wset / 2**20)
-        except psutil.Error:
-            break
-        time.sleep(0.05)
-    code = child.wait()
-report = {"seconds": time.perf_counter() - start, "code": code, "peak_rss_mb": round(peak)}
+code, peak = wait_for_peak(subprocess.Popen(sys.argv[2:]))
+report = {"seconds": time.perf_counter() - start, "code": code, "peak_rss_mb": peak}
 open(sys.argv[1], "w").write(json.dumps(report))
 """
 

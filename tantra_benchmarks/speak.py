@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
 from core.runtime import model_store
 from tantra_benchmarks.common import TANTRA, model_loader, prose_text, tantra_env
+from tantra_benchmarks.peak_memory import wait_for_peak
 
 REPLY = (
     "Paris is the capital of France. It has been the country's largest city for centuries, "
@@ -52,11 +52,10 @@ def _cold(command: list[str], text: str, header: int, env: dict) -> dict:
     child.stdout.read(header + 1024)
     first = time.perf_counter() - start
     child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, peak = wait_for_peak(child)
+    if code != 0:
         raise RuntimeError(f"{command[:4]} failed")
-    return {"first_audio_s": round(first, 3), "total_s": round(time.perf_counter() - start, 3),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # fmt: skip
+    return {"first_audio_s": round(first, 3), "total_s": round(time.perf_counter() - start, 3), "peak_rss_mb": peak}
 
 
 def bench_speak(settings: Settings, repeats: int = 3) -> dict:
