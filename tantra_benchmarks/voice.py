@@ -8,6 +8,7 @@ memory with all four roles resident (the first question comes with a photo).
 
 from __future__ import annotations
 
+import re
 import statistics
 import tempfile
 import time
@@ -45,6 +46,10 @@ def _spoken(speaker, text: str) -> np.ndarray:
     chunks = list(speaker.synthesize(text))
     audio = np.concatenate([chunk.samples for chunk in chunks])
     return soxr.resample(audio, chunks[0].sample_rate, 16000).astype(np.float32)
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -170,7 +175,7 @@ LOUDSPEAKERS = dict(gain_db=-10.0, delay=0.08)
 """The stand-in room of the loudspeaker runs: Tantra's voice comes back 10 dB quieter, 80 ms late."""
 
 
-def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False) -> dict:
+def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: int = 3) -> dict:
     """Answers interrupted by the user 1 s after their first audio: from the decision to stop (300 ms of sure
     speech) to the speaker's silence, and from the start of the interrupting speech. Headphones (barge-in on, no
     echo), or ``loudspeakers``: the stand-in room's echo, barge-in auto with the echo canceller."""
@@ -180,7 +185,8 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False) -> dict:
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VoiceLoop
 
-    pairs = [(_spoken(speaker, q), _spoken(speaker, i)) for q, i in zip(QUESTIONS[3:], INTERRUPTIONS)]
+    asked = [(QUESTIONS[3 + n % (len(QUESTIONS) - 3)], INTERRUPTIONS[n % len(INTERRUPTIONS)]) for n in range(tries)]
+    pairs = [(_spoken(speaker, question), _spoken(speaker, interruption)) for question, interruption in asked]
     source = _Interrupter(pairs)
     link = StandInAudio(source, 22050, room=Room(**LOUDSPEAKERS) if loudspeakers else None)
     options = VoiceOptions(barge_in="auto", echo_canceller=EchoCanceller()) if loudspeakers else VoiceOptions(
@@ -194,6 +200,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False) -> dict:
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
         "heard": [r.heard for r in records],
+        "interruptions_heard_right": sum(_plain(r.heard) in {_plain(i) for i in INTERRUPTIONS} for r in records),
         "echo_cancelled_db": loop.canceller.cancellation_db if loop.canceller else None,
         "stop_after_decision_s": {"max": round(max(stops), 3) if stops else None,
                                   "p50": _percentile(stops, 0.5)},  # fmt: skip
@@ -217,7 +224,7 @@ def _peak_rss(settings: Settings, clip: np.ndarray, photo: Path, folder: Path) -
     return run.peak_rss_mb
 
 
-def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) -> dict:
+def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, barge_ins: int = 3) -> dict:
     from tantra_benchmarks.describe import _photos
 
     loader = model_loader(settings)
@@ -232,9 +239,10 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10) 
         light, _ = _conversation(replace(settings, low_resource=True), clips, None)
         # The same defaults with silence alone deciding the end of a turn: what Smart Turn changes, side by side.
         silence_only, _ = _conversation(replace(settings, low_resource=False, end_of_turn="silence"), clips, photo)
-    barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice))
+    barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), tries=barge_ins)
     loud, loud_loop = _conversation(replace(settings, low_resource=False), clips, None, loudspeakers=True)
-    loud_barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), loudspeakers=True)
+    loud_barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), loudspeakers=True,
+                               tries=barge_ins)  # fmt: skip
     return {
         "utterances": len(clips),
         "defaults": _summary(records),
