@@ -216,3 +216,10 @@ def test_the_playback_queue_knows_what_played_and_stops_at_once():
     assert playback.level_at(5.5) == pytest.approx(1.0) and playback.level_at(6.6) == 0.0
     playback.clear()
     assert not playback.busy and playback.take(10).sum() == 0
+
+
+def test_a_turn_said_twice_over_is_read_again_the_usual_way():
+    from core.hearing.whisper_engines import says_twice
+
+    assert says_twice("what two bees make? What two bees make?")  # the turn window's repetition, seen on PulseAudio
+    assert not says_twice("What do bees make?") and not says_twice("No, no. Stop.") and not says_twice("")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class FasterWhisperEngine:
         )[0]  # fmt: skip
         tokens = result.sequences_ids[0]
         text = tokenizer.decode(tokens).strip()
-        if get_compression_ratio(text) > 2.4:  # faster-whisper's own test for a repeating decode
+        if get_compression_ratio(text) > 2.4 or says_twice(text):  # a repeating decode: read the usual way
             return None
         average = result.scores[0] * len(tokens) / (len(tokens) + 1)  # faster-whisper's average log-probability
         if result.no_speech_prob > 0.6 and average < -1.0:  # its rule for a window nobody spoke in
@@ -78,6 +79,15 @@ class FasterWhisperEngine:
 
         language = options.language or "en"
         return Tokenizer(self.model.hf_tokenizer, self.multilingual, task=options.task, language=language)
+
+
+def says_twice(text: str) -> bool:
+    """Whether a sentence of ``text`` comes twice in a row. A window cut to the turn sometimes makes Whisper repeat
+    a short question ("What do bees make? What do bees make?", on PulseAudio), too short for faster-whisper's
+    compression-ratio test to see; a person who did say it twice is read the usual way too, at no loss."""
+    sentences = [" ".join(re.findall(r"[a-z0-9']+", s.lower())) for s in re.split(r"(?<=[.?!])\s+", text)]
+    sentences = [s for s in sentences if s]
+    return any(first == second for first, second in zip(sentences, sentences[1:]))
 
 
 SHORT_WINDOW_SHORTEST = 10  # seconds: the encoder reads at least this much
