@@ -200,7 +200,10 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
         "heard": [r.heard for r in records],
-        "interruptions_heard_right": sum(_plain(r.heard) in {_plain(i) for i in INTERRUPTIONS} for r in records),
+        # An interruption heard as a turn: whole, or in part (its first word can go to the 300 ms that decide it).
+        "interruptions_heard_whole": sum(_plain(r.heard) in {_plain(i) for i in INTERRUPTIONS} for r in records),
+        "interruptions_heard_in_part": sum(bool(_plain(r.heard)) and any(
+            f" {_plain(r.heard)} " in f" {_plain(i)} " for i in INTERRUPTIONS) for r in records),  # fmt: skip
         "echo_cancelled_db": loop.canceller.cancellation_db if loop.canceller else None,
         "stop_after_decision_s": {"max": round(max(stops), 3) if stops else None,
                                   "p50": _percentile(stops, 0.5)},  # fmt: skip
