@@ -118,6 +118,21 @@ def bench_voice(
         _print(settings, run(settings, photo, turns, barge_ins))
 
 
+@app.command("wake")
+def bench_wake(
+    ctx: typer.Context,
+    minutes: float = typer.Option(30.0, "--minutes", min=0.5, help="Minutes of speech without the words."),
+    words: list[str] = typer.Option(["hey_jarvis", "alexa"], "--word", help="Wake words to try (repeatable)."),
+) -> None:
+    """False wakes over long speech without any wake word, and the detector's CPU."""
+    settings = settings_of(ctx)
+    with benchmark_errors(settings):
+        from core.talk.wake_word import check_wake_word
+        from tantra_benchmarks.false_wakes import bench_false_wakes
+
+        _print(settings, bench_false_wakes(settings, minutes, tuple(check_wake_word(w) for w in words)))
+
+
 @app.command("memory")
 def bench_memory(
     ctx: typer.Context,
