@@ -17,12 +17,13 @@ PIECE = 1280  # samples: what the detector reads at a time (80 ms)
 
 
 def _sentences() -> list[str]:
+    from core.voice.speech_text import sentences
+
     text = "\n".join((ROOT / name).read_text() for name in ("README.md", "docs/BENCHMARKS.md"))
     lines = [line for line in text.splitlines() if line and not line.startswith(("|", "```", "#", "    ", "{"))]
     prose = re.sub(r"`[^`]*`", " ", " ".join(lines))
-    sentences = [s.strip() for s in re.split(r"(?<=[.?!])\s+", prose) if 4 <= len(s.split()) <= 40]
     named = ("jarvis", "alexa", "mycroft", "rhasspy", "nabu")
-    return [s for s in sentences if not any(word in s.lower() for word in named)]
+    return [s for s in sentences(prose) if 4 <= len(s.split()) <= 40 and not any(w in s.lower() for w in named)]
 
 
 def bench_false_wakes(settings: Settings, minutes: float, words: tuple[str, ...]) -> dict:

@@ -7,7 +7,6 @@ with half a second of silence before and 128 ms after, as the voice loop hands a
 
 from __future__ import annotations
 
-import re
 import shutil
 import statistics
 import subprocess
@@ -22,7 +21,9 @@ BEFORE, AFTER = 8000, 2048  # samples of silence around each clip
 
 
 def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9 ]", " ", text.lower().replace("colour", "color")).split()
+    from tantra_benchmarks.voice import _plain
+
+    return _plain(text).replace("colour", "color").split()
 
 
 def word_errors(reference: str, hypothesis: str) -> int:
@@ -42,9 +43,10 @@ def _clips(loader) -> list[tuple[str, np.ndarray]]:
     import soxr
 
     from core.voice.speaker import Speaker
+    from core.voice.speech_text import sentences as split_sentences
     from tantra_benchmarks.voice import QUESTIONS, _spoken
 
-    sentences = [s for s in re.split(r"(?<=[.?!])\s+", prose_text()) if 3 < len(s.split()) < 30][:24]
+    sentences = [s for s in split_sentences(prose_text()) if 3 < len(s.split()) < 30][:24]
     texts = [*QUESTIONS, *sentences]
     speaker = Speaker(loader.load_speaker("piper"))
     clips = [(text, _spoken(speaker, text)) for text in texts]

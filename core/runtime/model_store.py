@@ -195,10 +195,11 @@ def _install(unpacked: Path, final: Path, old: Path) -> None:
 @contextmanager
 def _model_lock(model: StoreModel, settings: Settings, say: Say) -> Iterator[None]:
     """Held from a pull's check of the store to its rename, so two processes never pull one model at once."""
-    lock = _held_lock(settings.models_dir / f".lock-{model.name}")
+    path = settings.models_dir / f".lock-{model.name}"
+    lock = _held_lock(path)
     if lock is None:
         say(f"{model.name}: another tantra is pulling it; waiting for that pull to finish")
-        lock = _held_lock(settings.models_dir / f".lock-{model.name}", wait=True)
+        lock = _held_lock(path, wait=True)
     try:
         yield
     finally:

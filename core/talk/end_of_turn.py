@@ -50,9 +50,10 @@ def load_end_of_turn(settings, warn) -> EndOfTurn | None:
 
     if settings.end_of_turn != "smart-turn":
         return None
+    model = find_store_model(MODEL)
     try:
-        root = model_store.ensure(find_store_model(MODEL), settings)
-        end_of_turn = EndOfTurn(model_store.verify_file(find_store_model(MODEL), root, "smart-turn.onnx"))
+        root = model_store.ensure(model, settings)
+        end_of_turn = EndOfTurn(model_store.verify_file(model, root, "smart-turn.onnx"))
         end_of_turn(np.zeros(SAMPLE_RATE, np.float32))  # the first run is the slowest
         return end_of_turn
     except TantraError as error:

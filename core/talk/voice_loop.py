@@ -151,10 +151,14 @@ class VoiceLoop:
         if self.options.barge_in == "on":
             return False
         playback = self.link.playback
-        tail = now - playback.last_sound_at < self.options.echo_tail
+        tail = self._in_echo_tail(now)
         if self.full_duplex:
             return tail and not playback.busy
         return self.replying.is_set() or playback.busy or tail
+
+    def _in_echo_tail(self, now: float) -> bool:
+        """Tantra's voice fell quiet less than ``echo_tail`` ago: the room may still be echoing it."""
+        return now - self.link.playback.last_sound_at < self.options.echo_tail
 
     def _listen(self) -> None:
         try:
@@ -185,7 +189,7 @@ class VoiceLoop:
         playback = self.link.playback
         # While Tantra speaks, and for the echo's tail after it, only sure speech is the user's (full duplex: the
         # canceller leaves a little of a real room's echo, and the tail outlasts the sound by the room's delay).
-        strict = self.replying.is_set() or playback.busy or now - playback.last_sound_at < self.options.echo_tail
+        strict = self.replying.is_set() or playback.busy or self._in_echo_tail(now)
         echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
         if strict:
             level = float(np.sqrt(np.mean(np.square(samples))))
