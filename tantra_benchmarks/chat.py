@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from config.model_config import MODEL_CONFIG, find_store_model
 from config.settings import Settings
+from core.language.loading import decoding_threads
 from core.model_loader import ModelLoader
 from core.runtime import model_store
 from tantra_benchmarks.common import PROSE, TANTRA, machine, measure_child, prose_text, tantra_env
@@ -136,7 +137,7 @@ def _llama_cpp_same_gguf(stored, settings: Settings, vocab_size: int) -> dict:
         if gguf is None:
             return {"skipped": f"{stored.name} does not come from a GGUF"}
         return {"file": stored.files[gguf.name][0].rsplit("/", 1)[-1],
-                **llama_cpp.decode_speed(gguf, settings.threads or 1, vocab_size)}  # fmt: skip
+                **llama_cpp.decode_speed(gguf, decoding_threads(settings), vocab_size)}  # fmt: skip
 
 
 def _peak_rss(settings: Settings, *flags: str) -> int:
@@ -203,7 +204,7 @@ def bench_chat(settings: Settings) -> dict:
     speed = {
         "prompt_tokens": PROMPT_TOKENS,
         "decode_tokens": DECODE_TOKENS,
-        "decode_threads": settings.threads or 1,
+        "decode_threads": decoding_threads(settings),
         "spikingbrain": _speed(spiking, vocab),
         "spikingbrain_per_projection": _speed_per_projection(spiking, vocab),
         "spikingbrain_row_scales": _speed(per_row, vocab),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from config.model_config import MODEL_CONFIG
 from config.settings import Settings
+from core.language.loading import decoding_threads
 from core.model_loader import ModelLoader
 from tantra_benchmarks import llama_cpp
 from tantra_benchmarks.chat import DECODE_TOKENS, PROMPT_TOKENS, _speed
@@ -54,7 +55,7 @@ def bench_shapes(settings: Settings, shapes: dict[str, dict] | None = None) -> d
         if theirs:
             rows[label]["decode_ratio_vs_llama_cpp"] = round(rows[label]["decode_tokens_per_second"] / theirs, 2)
     return {"machine": machine(settings), "prompt_tokens": PROMPT_TOKENS, "decode_tokens": DECODE_TOKENS,
-            "decode_threads": settings.threads or 1, "weights": "random (speed does not depend on the values)",
+            "decode_threads": decoding_threads(settings), "weights": "random (speed does not depend on the values)",
             "shapes": rows}  # fmt: skip
 
 
@@ -64,5 +65,5 @@ def _llama_cpp_row(settings: Settings, shape: dict) -> dict:
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.models_dir) as scratch:  # the store's disk: up to 1.7 GB
         path = llama_cpp.write_shape_gguf(Path(scratch) / "shape.gguf", shape)
-        return {"megabytes": round(path.stat().st_size / 2**20), **llama_cpp.decode_speed(path, settings.threads or 1,
-                                                                                         shape["vocab_size"])}
+        speed = llama_cpp.decode_speed(path, decoding_threads(settings), shape["vocab_size"])
+        return {"megabytes": round(path.stat().st_size / 2**20), **speed}

@@ -123,3 +123,23 @@ def test_the_native_step_counts_the_inputs_that_did_not_fire(kernel):
     assert zeros == pytest.approx(expected.silent_entries, abs=2)
     step.count_silence(False)
     assert step.silence() == {}
+
+
+def test_more_threads_compute_the_very_same_logits(kernel):
+    """The team of threads (``native/team.c``) splits each loop into chunks that any thread may take: every output
+    is still computed by the same code from the same inputs, so the logits are equal bit for bit, at a context long
+    enough for attention to be split over the heads too (and many steps, for a race to show)."""
+    from core.models.decode_step import NativeStep
+
+    model = int8_llama(vocab_size=512, intermediate_size=256, block_size=1200)
+    model.use_kernel(kernel)
+    alone, team = NativeStep(model, kernel.library, threads=1), NativeStep(model, kernel.library, threads=3)
+    prompt = torch.randint(0, 512, (1, 1030), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        cache = model(prompt).past_key_values
+    token = 7
+    for _ in range(60):
+        other = copy.deepcopy(cache)
+        logits = alone(token, cache)
+        assert torch.equal(team(token, other), logits)
+        token = int(logits.argmax())

@@ -4,6 +4,7 @@ candidates, each model loaded, checked to run, and given its decoding kernel; or
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -102,13 +103,25 @@ def _load_language_model(loader, source: StoreModel | Path, spiking: bool) -> di
     return {**loaded, "name": name, "device": device, "chat": chat}
 
 
+DECODING_THREADS = 4
+"""The most threads the native step takes unless ``threads`` says otherwise: one token reads every weight once, and
+a laptop's memory is saturated by a few cores (llama.cpp likewise defaults to the physical cores, not all)."""
+
+
+def decoding_threads(settings) -> int:
+    """The threads of the native decoding step: ``threads`` where set, else the cores up to ``DECODING_THREADS``."""
+    return settings.threads or min(os.cpu_count() or 1, DECODING_THREADS)
+
+
 def use_decoding_kernel(loader, model) -> None:
     """SpikingBrain's compiled decoding kernel (``core.models.native``), built once per machine into the store;
     without it the model decodes in PyTorch (its exact integer product), at about 40% of the speed, and says
     so once.
 
-    The kernel runs on the decoding thread alone unless ``threads`` is set: a second OpenMP thread measured
-    no faster there (49 against 54 tokens/s, 2 cores), and it is what fell to 1 token/s on a busy machine."""
+    The native step runs on the cores (up to ``DECODING_THREADS``) with its own team of threads (``native/team.c``):
+    two decode SmolLM2 at 130 tokens/s here against 100 on one. A model that decodes per projection (GPT-2) keeps
+    one thread unless ``threads`` is set: its OpenMP loops, about 120 a token, put their workers to sleep whenever
+    torch's pool also exists, and a second thread measured slower (49 against 54 tokens/s, 2 cores)."""
     from core.models import decode_step, native
 
     try:
@@ -122,7 +135,9 @@ def use_decoding_kernel(loader, model) -> None:
     native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
     why_not = decode_step.unsupported(model)
     if why_not is None:
-        model.native_step = decode_step.NativeStep(model, kernel.library, kernel.threads)
+        threads = decoding_threads(loader.settings)
+        model.native_step = decode_step.NativeStep(model, kernel.library, threads)
+        loader.note(f"language model: native decoding step ({kernel.path.name}) on {threads} thread(s)")
     else:
         loader.note(f"language model: decoding per projection, not in one native step: {why_not}")
-    loader.note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")
+        loader.note(f"language model: decoding kernel {kernel.path.name} on {kernel.threads} thread(s)")

@@ -46,9 +46,9 @@ class Compiler:
         if self.dialect == "msvc":
             arch = ("/arch:AVX2",) if "-mavx2" in simd else ()
             return ("/nologo", "/O2", "/LD", *arch, *(("/openmp",) if openmp else ()))
-        pic = () if sys.platform == "win32" else ("-fPIC",)
+        posix = () if sys.platform == "win32" else ("-fPIC", "-pthread")  # the decoding step's team (team.c)
         # no errno: nearbyintf and fabsf stay inline
-        return ("-O3", "-shared", *pic, "-fno-math-errno", *(("-fopenmp",) if openmp else ()), *simd)
+        return ("-O3", "-shared", *posix, "-fno-math-errno", *(("-fopenmp",) if openmp else ()), *simd)
 
     def build(self, sources: tuple[Path, ...], output: Path, simd: tuple[str, ...]) -> bool:
         """Compile ``sources`` into the shared library ``output``; whether it has OpenMP. Raises
