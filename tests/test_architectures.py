@@ -376,3 +376,23 @@ def test_llama_cpps_perplexity_is_computed_from_its_logits_at_every_position(tmp
     expected = np.exp(-np.mean([np.log(p) for p in (0.6, 0.5, 0.3, 0.6)]))
     assert llama_cpp.perplexity(tmp_path / "m.gguf", ids, threads=1)["perplexity"] == pytest.approx(expected, abs=1e-3)
     assert llama_cpp.tokenize(tmp_path / "m.gguf", "1 0 2") == [0, 1, 0, 2]
+
+
+def test_a_checkpoint_whose_tokenizer_adds_bos_records_it(tmp_path):
+    """What ``transformers`` prepends (Gemma's and Llama's post-processor adds BOS) is recorded as a GGUF records it,
+    so that perplexity is measured on the text the model was trained to read."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    from core.language.spikingbrain_convert import convert_hf_dir
+
+    tiny_checkpoint("gemma3_text", tmp_path / "gemma")
+    tokenizer = Tokenizer(models.WordLevel({"<bos>": 2, "a": 5, "<unk>": 0}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    bare = tmp_path / "gemma" / "tokenizer.json"
+    tokenizer.save(str(bare))
+    extra = json.loads((convert_hf_dir(tmp_path / "gemma", tmp_path / "bare") / "config.json").read_text())["extra"]
+    assert extra["add_bos_token"] is False
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    tokenizer.save(str(bare))
+    extra = json.loads((convert_hf_dir(tmp_path / "gemma", tmp_path / "bos") / "config.json").read_text())["extra"]
+    assert extra["add_bos_token"] is True and extra["bos_token_id"] == 2

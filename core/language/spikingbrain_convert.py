@@ -387,6 +387,21 @@ def hf_config_to_spikingbrain(hf: dict) -> dict:
     return config
 
 
+def _bos(source: Path) -> dict:
+    """Whether the checkpoint's tokenizer starts a text with a BOS token (Gemma and Llama's do: its post-processor adds
+    it, as ``transformers`` encodes), and which: what a GGUF records as ``add_bos_token`` and ``bos_token_id``."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(source / TOKENIZER))
+    except Exception:  # noqa: BLE001 - no tokenizer, or one this library cannot read: nothing to record
+        return {}
+    bare, special = tokenizer.encode("a", add_special_tokens=False).ids, tokenizer.encode("a").ids
+    if len(special) > len(bare) and special[len(special) - len(bare) :] == bare:
+        return {"add_bos_token": True, "bos_token_id": special[0]}
+    return {"add_bos_token": False}
+
+
 def _chat_template(source: Path) -> str:
     """The checkpoint's chat template (``tokenizer_config.json``), or "" for a base model that has none."""
     try:
@@ -413,7 +428,7 @@ def convert_hf_dir(source: Path, out_dir: Path) -> Path:
     eos = hf.get("eos_token_id")
     eos = eos[0] if isinstance(eos, list) and eos else eos  # Llama 3 lists several: the first ends a turn too
     config["extra"] = {"source": hf.get("_name_or_path") or source.name, "eos_token_id": eos if isinstance(eos, int)
-                       else -1, "chat_template": _chat_template(source)}  # fmt: skip
+                       else -1, "chat_template": _chat_template(source), **_bos(source)}  # fmt: skip
     _save(out_dir, hf_state_to_spikingbrain(state, config["family"], config["n_layer"]), config)
     if config["family"] == "gpt2":  # GPT-2's tokenizer exactly, whatever files came with the checkpoint
         (out_dir / TOKENIZER).write_text(gpt2_tokenizer_json())
