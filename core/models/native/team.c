@@ -4,10 +4,10 @@
  * Why not OpenMP, which spike_kernel.c uses for prompts: a decoding step is some 150 short parallel loops, and libgomp
  * spins between them only while it manages no more threads than there are CPUs. torch shares the same libgomp, so
  * once torch's pool and the decoding thread's pool both exist (2 + 2 threads on 2 cores), every loop put its worker
- * to sleep and woke it through the kernel: `tantra chat` decoded at 76-85 tokens/s on two threads against 104 on one,
- * while the same step without torch's pool reached 144. Here the workers spin (for SPIN_SECONDS after the last chunk)
- * whatever else runs, and chunks are claimed, not assigned, so a worker that the system preempts (a reader thread
- * printing a token) delays the step by one chunk at most: the caller takes the rest.
+ * to sleep and woke it through the kernel: `tantra chat` decoded at 76-85 tokens/s on two threads against 104 on one.
+ * Here the workers spin (for SPIN_SECONDS after the last chunk) whatever else runs: 124-140 tokens/s in `tantra chat`
+ * on two threads. Chunks are claimed, not assigned, so a worker that the system preempts (a reader thread printing a
+ * token) delays the step by the chunk it holds at most: the caller takes the rest.
  *
  * POSIX threads and C11 atomics; on Windows the chunks are an OpenMP loop instead.
  */
@@ -40,19 +40,19 @@ static inline void relax(void) {
 }
 
 typedef struct {
-    RowsWork work;
+    _Alignas(64) RowsWork work; /* each slot on cache lines of its own, apart from `state` */
     void *job;
     int rows, chunk;
-    atomic_int chunks;  /* atomic: a worker late for an earlier job may read it while it is rewritten */
-    atomic_int done;
+    atomic_int chunks; /* atomic: a worker late for an earlier job may read it while it is rewritten */
+    _Alignas(64) atomic_int done; /* the caller polls it: not on the line the claims write */
 } Job;
 
 /* The high 32 bits of `state` number the job, the low 32 count its chunks claimed: one compare-and-swap claims a
  * chunk of exactly the job a worker read, and a worker late for an earlier job claims nothing. Jobs alternate
  * between two slots, so a late worker never reads one being written. */
-static _Atomic uint64_t state;
+static _Alignas(64) _Atomic uint64_t state;
 static Job jobs[2];
-static atomic_int sleepers;
+static _Alignas(64) atomic_int sleepers;
 static int workers;
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;   /* one caller at a time; others run alone */
 static pthread_mutex_t asleep = PTHREAD_MUTEX_INITIALIZER; /* with wake: where idle workers wait */
