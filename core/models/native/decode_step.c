@@ -143,7 +143,7 @@ static void attend(const Network *net, const Layer *layer, const float *q, const
                    int capacity, int position, float *scores, float *out) {
     int first = layer->window && position + 1 > layer->window ? position + 1 - layer->window : 0;
     AttentionJob job = {net, q, keys, values, capacity, position, first, scores, out};
-    /* one head at a time, in the caller alone while the context is short: a head's work is then under a microsecond */
+    /* in the caller alone while the context is short (under 4,096 scores a layer): too little work to hand out */
     int threads = (long)(position + 1 - first) * net->n_head < 4096 ? 1 : net->threads;
     team_run(threads, attention_heads, &job, net->n_head, 1);
 }

@@ -40,8 +40,8 @@ float inverse_rms(const float *x, int n, float eps) {
     return 1.0f / sqrtf((float)(squares / n) + eps);
 }
 
-float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight,
-                        float norm_eps, int16_t *counts, Overflow *overflows, int *overflowed) {
+float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight, float norm_eps,
+                 int16_t *counts, Overflow *overflows, int *overflowed) {
     float rms = norm_weight ? inverse_rms(x, in_features, norm_eps) : 1.0f;
     double total = 0.0;  /* exact enough that v_th is mean|x| / k correctly rounded to fp32 */
     for (int i = 0; i < in_features; i++) total += fabsf(input_at(x, i, rms, norm_weight));
