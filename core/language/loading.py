@@ -4,7 +4,6 @@ candidates, each model loaded, checked to run, and given its decoding kernel; or
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -103,14 +102,11 @@ def _load_language_model(loader, source: StoreModel | Path, spiking: bool) -> di
     return {**loaded, "name": name, "device": device, "chat": chat}
 
 
-DECODING_THREADS = 4
-"""The most threads the native step takes unless ``threads`` says otherwise: one token reads every weight once, and
-a laptop's memory is saturated by a few cores (llama.cpp likewise defaults to the physical cores, not all)."""
-
-
 def decoding_threads(settings) -> int:
-    """The threads of the native decoding step: ``threads`` where set, else the cores up to ``DECODING_THREADS``."""
-    return settings.threads or min(os.cpu_count() or 1, DECODING_THREADS)
+    """The threads of the native decoding step: ``threads`` where set, else one. Two decode faster alone (130
+    against 100 tokens/s in ``tantra chat`` on 2 cores), but their spinning workers take the CPU from a voice
+    session's audio threads (with two, a reply interrupted itself through a PulseAudio echo in one CI run)."""
+    return settings.threads or 1
 
 
 def use_decoding_kernel(loader, model) -> None:
@@ -118,10 +114,9 @@ def use_decoding_kernel(loader, model) -> None:
     without it the model decodes in PyTorch (its exact integer product), at about 40% of the speed, and says
     so once.
 
-    The native step runs on the cores (up to ``DECODING_THREADS``) with its own team of threads (``native/team.c``):
-    two decode SmolLM2 at 130 tokens/s here against 100 on one. A model that decodes per projection (GPT-2) keeps
-    one thread unless ``threads`` is set: its OpenMP loops, about 120 a token, put their workers to sleep whenever
-    torch's pool also exists, and a second thread measured slower (49 against 54 tokens/s, 2 cores)."""
+    The native step runs on ``decoding_threads`` with its own team of threads (``native/team.c``). A model that
+    decodes per projection (GPT-2) keeps one thread unless ``threads`` is set: its OpenMP loops, about 120 a token,
+    put their workers to sleep whenever torch's pool also exists (49 against 54 tokens/s on two, 2 cores)."""
     from core.models import decode_step, native
 
     try:
