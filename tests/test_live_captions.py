@@ -166,9 +166,10 @@ def test_ctrl_c_mid_line_writes_the_words_so_far_and_exits_0(tmp_path):
     mic = _three_lines(tmp_path / "three.wav")
     process = subprocess.Popen([str(ROOT / ".venv/bin/tantra"), "transcribe", "--live", "--mic-file", str(mic)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    time.sleep(9.5)  # the models load in about 2 s; the second line is being spoken from 6.9 s on
+    first = process.stdout.readline()  # final 0.7-0.8 s after its speech: the next line starts 2 s after that speech
+    time.sleep(2.0 - 0.75 + soundfile.info(SAMPLE).duration / 2)  # half-way through the second line
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    lines = (first + out).decode().splitlines()
     assert normalise(lines[0]) == normalise(SAMPLE_TEXT) and 1 <= len(normalise(lines[1]).split()) < 11

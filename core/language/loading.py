@@ -104,8 +104,9 @@ def _load_language_model(loader, source: StoreModel | Path, spiking: bool) -> di
 
 def decoding_threads(settings) -> int:
     """The threads of the native decoding step: ``threads`` where set, else one. Two decode faster alone (130
-    against 100 tokens/s in ``tantra chat`` on 2 cores), but their spinning workers take the CPU from a voice
-    session's audio threads (with two, a reply interrupted itself through a PulseAudio echo in one CI run)."""
+    against 100 tokens/s in ``tantra chat`` on 2 cores), but their workers spin on every core while a voice session's
+    audio callbacks and echo canceller need one; until a voice session is measured on loudspeakers with them, more
+    than one must be asked for."""
     return settings.threads or 1
 
 
