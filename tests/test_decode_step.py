@@ -126,8 +126,9 @@ def test_the_native_step_counts_the_inputs_that_did_not_fire(kernel):
 
 
 def test_more_threads_compute_the_very_same_logits(kernel):
-    """More threads split each projection's outputs: every output is still computed by the same code from the same
-    inputs, so the logits are equal bit for bit, over many steps at a long context."""
+    """The team of threads (``native/team.c``) splits each loop into chunks that any thread may take: every output
+    is still computed by the same code from the same inputs, so the logits are equal bit for bit, at a context long
+    enough for attention to be split over the heads too (and many steps, for a race to show)."""
     from core.models.decode_step import NativeStep
 
     model = int8_llama(vocab_size=512, intermediate_size=256, block_size=1200)

@@ -103,9 +103,10 @@ def _load_language_model(loader, source: StoreModel | Path, spiking: bool) -> di
 
 
 def decoding_threads(settings) -> int:
-    """The threads of the native decoding step: ``threads`` where set, else one. A second OpenMP thread is slower in
-    ``tantra chat`` (76-85 against 104 tokens/s, 2 cores): libgomp, shared with torch, stops spinning between loops
-    once torch's pool and the decoding thread's pool together outnumber the CPUs (docs/BENCHMARKS.md)."""
+    """The threads of the native decoding step: ``threads`` where set, else one. Two decode faster alone (130
+    against 100 tokens/s in ``tantra chat`` on 2 cores), but their workers spin on every core while a voice session's
+    audio callbacks and echo canceller need one; until a voice session is measured on loudspeakers with them, more
+    than one must be asked for."""
     return settings.threads or 1
 
 
@@ -114,7 +115,9 @@ def use_decoding_kernel(loader, model) -> None:
     without it the model decodes in PyTorch (its exact integer product), at about 40% of the speed, and says
     so once.
 
-    The kernel runs on ``decoding_threads``: one unless ``threads`` is set."""
+    The native step runs on ``decoding_threads`` with its own team of threads (``native/team.c``). A model that
+    decodes per projection (GPT-2) keeps one thread unless ``threads`` is set: its OpenMP loops, about 120 a token,
+    put their workers to sleep whenever torch's pool also exists (49 against 54 tokens/s on two, 2 cores)."""
     from core.models import decode_step, native
 
     try:

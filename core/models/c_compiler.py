@@ -46,9 +46,11 @@ class Compiler:
         if self.dialect == "msvc":
             arch = ("/arch:AVX2",) if "-mavx2" in simd else ()
             return ("/nologo", "/O2", "/LD", *arch, *(("/openmp",) if openmp else ()))
-        pic = () if sys.platform == "win32" else ("-fPIC",)
+        # No -pthread for team.c's threads: POSIX threads are in libc (glibc 2.34+, macOS), or already loaded by
+        # Python where they are not; with it, the PulseAudio echo test failed more often (measured, cause not found).
+        posix = () if sys.platform == "win32" else ("-fPIC",)
         # no errno: nearbyintf and fabsf stay inline
-        return ("-O3", "-shared", *pic, "-fno-math-errno", *(("-fopenmp",) if openmp else ()), *simd)
+        return ("-O3", "-shared", *posix, "-fno-math-errno", *(("-fopenmp",) if openmp else ()), *simd)
 
     def build(self, sources: tuple[Path, ...], output: Path, simd: tuple[str, ...]) -> bool:
         """Compile ``sources`` into the shared library ``output``; whether it has OpenMP. Raises

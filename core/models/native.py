@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCES = tuple(Path(__file__).with_name("native") / name for name in ("spike_kernel.c", "decode_step.c"))
+SOURCES = tuple(Path(__file__).with_name("native") / name for name in ("spike_kernel.c", "decode_step.c", "team.c"))
+HEADER = Path(__file__).with_name("native") / "spike_kernel.h"
 SIMD = (("avx2", ("-mavx2", "-mfma")), ("sse4_1", ("-msse4.1",)))
 """The vector extensions used where the CPU runs them, best first. AVX2 decodes SmolLM2 at 58 tokens/s on one
 thread here, plain x86-64 (SSE2, no sign-extending loads) at 50; AVX-512 was slower (47), so it is not used, and so
@@ -71,7 +72,7 @@ def build(cache: Path) -> Path:
     if compiler is None:
         raise OSError(f"no C compiler here: {install_hint()}")
     simd = simd_flags()
-    sources = b"".join(source.read_bytes() for source in SOURCES)
+    sources = b"".join(source.read_bytes() for source in (*SOURCES, HEADER))
     flags = " ".join(compiler.flags(simd, openmp=True))
     key = hashlib.sha256(sources + flags.encode() + compiler.version().encode()).hexdigest()[:16]
     target = cache / f"spike_kernel-{key}{SUFFIX}"

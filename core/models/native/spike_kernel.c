@@ -14,15 +14,9 @@
  * exactly, from a short list.
  */
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
 
-/* What Python calls through ctypes: a Windows DLL exports only what is marked. */
-#ifdef _WIN32
-#define EXPORT __declspec(dllexport)
-#else
-#define EXPORT
-#endif
+#include "spike_kernel.h"
 
 float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the top half of an fp32 (decode_step.c too) */
     uint32_t word = (uint32_t)bits << 16;
@@ -37,12 +31,7 @@ static float input_at(const float *x, int i, float rms, const float *norm_weight
     return norm_weight ? (x[i] * rms) * norm_weight[i] : x[i];
 }
 
-#define MAX_OVERFLOWS 256  /* (k + 1) * in_features / 32767 at most; native.py refuses layers that could pass it */
 #define ROWS_AT_ONCE 16
-typedef struct {
-    int index;     /* the input */
-    int32_t rest;  /* its count less the +-32767 kept in the int16 counts */
-} Overflow;
 
 /* 1 / sqrt(mean(x^2) + eps), the squares summed in double: the RMS norm's factor, here and in decode_step.c. */
 float inverse_rms(const float *x, int n, float eps) {
@@ -51,8 +40,8 @@ float inverse_rms(const float *x, int n, float eps) {
     return 1.0f / sqrtf((float)(squares / n) + eps);
 }
 
-static float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight,
-                        float norm_eps, int16_t *counts, Overflow *overflows, int *overflowed) {
+float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight, float norm_eps,
+                 int16_t *counts, Overflow *overflows, int *overflowed) {
     float rms = norm_weight ? inverse_rms(x, in_features, norm_eps) : 1.0f;
     double total = 0.0;  /* exact enough that v_th is mean|x| / k correctly rounded to fp32 */
     for (int i = 0; i < in_features; i++) total += fabsf(input_at(x, i, rms, norm_weight));
@@ -108,29 +97,40 @@ EXPORT void spiking_linear(const float *x, int rows, int in_features, const floa
             v_th[r] = spike_code(x + (int64_t)r * in_features, in_features, padded, k, norm_weight, norm_eps,
                                  counts + (int64_t)r * padded, overflows[r - first], &overflowed[r - first]);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int o = 0; o < out; o++) {
-            for (int r = first; r < last; r++) {
-                float sum = output_sum(counts + (int64_t)r * padded, w + (int64_t)o * padded, scale + o, out, groups,
-                                       width, overflows[r - first], overflowed[r - first]);
-                y[(int64_t)r * out + o] = sum * v_th[r] + (bias ? bias[o] : 0.0f);
-            }
-        }
+        for (int o = 0; o < out; o++)
+            for (int r = first; r < last; r++)
+                projection_rows(counts + (int64_t)r * padded, overflows[r - first], overflowed[r - first], v_th[r], w,
+                                scale, groups, out, width, bias, y + (int64_t)r * out, o, o + 1);
     }
 }
 
-/* The output head on one token's last state x (in_features): logits[t] = scale[t] * sum_i w[t, i] x[i], rows of
- * w (vocab, width) int8. x is read in int16 steps of max|x| / limit, limit as fine as int32 sums allow (29,000 steps
- * at SmolLM2's 576 inputs; PyTorch's path rounds x to bfloat16, 256 steps per power of two), so the head is the same
- * exact integer sums as the projections. */
-void int8_rows_head(const float *x, int in_features, const int8_t *w, const uint16_t *scale, int vocab, int width,
-                    float *logits, int16_t *counts, int threads) {
+/* Outputs [begin, end) of one token's projection from its spike counts (spike_code's): the decoding step's share of
+ * a projection, in whichever thread claims it (team.c). */
+void projection_rows(const int16_t *counts, const Overflow *overflows, int overflowed, float v_th, const int8_t *w,
+                     const uint16_t *scale, int groups, int out, int width, const float *bias, float *y, int begin,
+                     int end) {
+    int64_t padded = (int64_t)groups * width;
+    for (int o = begin; o < end; o++)
+        y[o] = output_sum(counts, w + o * padded, scale + o, out, groups, width, overflows, overflowed) * v_th +
+               (bias ? bias[o] : 0.0f);
+}
+
+/* The output head's input: one token's last state x (in_features) in int16 steps of max|x| / limit, limit as fine
+ * as int32 sums allow (29,000 steps at SmolLM2's 576 inputs; PyTorch's path rounds x to bfloat16, 256 steps per power
+ * of two), so the head is the same exact integer sums as the projections. Returns the step. */
+float head_counts(const float *x, int in_features, int width, int16_t *counts) {
     float largest = 0.0f;
     for (int i = 0; i < in_features; i++) largest = fmaxf(largest, fabsf(x[i]));
     double limit = fmin(32767.0, 2147483647.0 / (127.0 * width));
     float step = largest > 0.0f ? (float)(largest / limit) : 1.0f;
     for (int i = 0; i < in_features; i++) counts[i] = (int16_t)nearbyintf(x[i] / step);
     for (int i = in_features; i < width; i++) counts[i] = 0;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int t = 0; t < vocab; t++)
+    return step;
+}
+
+/* Logits [begin, end): logits[t] = scale[t] * step * sum_i w[t, i] counts[i], rows of w (vocab, width) int8. */
+void head_rows(const int16_t *counts, float step, const int8_t *w, const uint16_t *scale, int width, float *logits,
+               int begin, int end) {
+    for (int t = begin; t < end; t++)
         logits[t] = output_sum(counts, w + (int64_t)t * width, scale + t, 1, 1, width, NULL, 0) * step;
 }

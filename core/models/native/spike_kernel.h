@@ -1,0 +1,32 @@
+/* What spike_kernel.c, decode_step.c and team.c share. */
+#include <stdint.h>
+
+/* What Python calls through ctypes: a Windows DLL exports only what is marked. */
+#ifdef _WIN32
+#define EXPORT __declspec(dllexport)
+#else
+#define EXPORT
+#endif
+
+#define MAX_OVERFLOWS 256 /* (k + 1) * in_features / 32767 at most; native.py refuses layers that could pass it */
+typedef struct {
+    int index;    /* the input */
+    int32_t rest; /* its count less the +-32767 kept in the int16 counts */
+} Overflow;
+
+float from_bfloat16(uint16_t bits);
+float inverse_rms(const float *x, int n, float eps);
+float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight, float norm_eps,
+                 int16_t *counts, Overflow *overflows, int *overflowed);
+void projection_rows(const int16_t *counts, const Overflow *overflows, int overflowed, float v_th, const int8_t *w,
+                     const uint16_t *scale, int groups, int out, int width, const float *bias, float *y, int begin,
+                     int end);
+float head_counts(const float *x, int in_features, int width, int16_t *counts);
+void head_rows(const int16_t *counts, float step, const int8_t *w, const uint16_t *scale, int width, float *logits,
+               int begin, int end);
+EXPORT void spiking_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps,
+                           float k, const int8_t *w, const uint16_t *scale, int groups, int out, int width,
+                           const float *bias, float *y, int16_t *counts, float *v_th, int threads);
+
+typedef void (*RowsWork)(void *job, int begin, int end);
+void team_run(int threads, RowsWork work, void *job, int rows, int chunk);
