@@ -46,11 +46,10 @@ class Compiler:
         if self.dialect == "msvc":
             arch = ("/arch:AVX2",) if "-mavx2" in simd else ()
             return ("/nologo", "/O2", "/LD", *arch, *(("/openmp",) if openmp else ()))
-        # No -pthread for team.c's threads: POSIX threads are in libc (glibc 2.34+, macOS), or already loaded by
-        # Python where they are not; with it, the PulseAudio echo test failed more often (measured, cause not found).
-        posix = () if sys.platform == "win32" else ("-fPIC",)
+        # team.c's POSIX threads need no -pthread: they are in libc (glibc 2.34+, macOS), or already loaded by Python
+        pic = () if sys.platform == "win32" else ("-fPIC",)
         # no errno: nearbyintf and fabsf stay inline
-        return ("-O3", "-shared", *posix, "-fno-math-errno", *(("-fopenmp",) if openmp else ()), *simd)
+        return ("-O3", "-shared", *pic, "-fno-math-errno", *(("-fopenmp",) if openmp else ()), *simd)
 
     def build(self, sources: tuple[Path, ...], output: Path, simd: tuple[str, ...]) -> bool:
         """Compile ``sources`` into the shared library ``output``; whether it has OpenMP. Raises
