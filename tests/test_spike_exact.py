@@ -83,6 +83,29 @@ def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features,
     assert np.array_equal(kernel_counts[0, :in_features], counts[0].numpy().astype(np.int16))
 
 
+@pytest.mark.parametrize("group", [128, 576, 1536])
+def test_the_prompts_two_integer_products_give_the_very_same_sums(monkeypatch, group):
+    """torch's INT8 product (fast with VNNI) and fp32's (faster without): the same int32 sums to the last bit, at
+    the largest counts and weights there are. A group too wide for fp32's 2^24 always takes the INT8 product."""
+    from core.models import spike_coding
+
+    torch.manual_seed(group)
+    counts = torch.randint(-127, 128, (20, 2 * group)).float()  # tokens that fit int8 as they are, ...
+    outliers = torch.randint(0, 2 * group, (10, 8))
+    counts[10:].scatter_(1, outliers, torch.randint(-127 * 128, 127 * 128 + 1, (10, 8)).float())  # ... and two levels
+    counts[10, :8] = 127 * 128  # at the top of two int8 levels
+    qweight = torch.randint(-127, 128, (2, 48, group), dtype=torch.int8)
+    qweight[0, 0] = 127
+    qscale = torch.rand(2, 48).to(torch.bfloat16)
+    results = []
+    for int8_faster in (True, False):
+        monkeypatch.setattr(spike_coding, "_int8_kernel_is_faster", lambda faster=int8_faster: faster)
+        results.append(spike_coding.integer_matmul(counts, qweight, qscale))
+    assert torch.equal(*results)
+    exact = torch.einsum("rgi,goi->rgo", counts.double().view(20, 2, group), qweight.double())
+    assert _close(results[0], (exact * qscale.double()[None]).sum(1))
+
+
 def test_a_lone_outlier_of_a_wide_input_is_counted_whole_on_every_path(kernel):
     """|count| can reach k * in_features: at 9,000 inputs (a 1.5B model's MLP output is 8,960 wide) one input holding
     most of the magnitude counts past int16 (the kernel's counts) and past two int8 levels (the prompt's product)."""
