@@ -199,6 +199,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
         "tries": len(pairs),
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
+        "resumed": len(loop.resumed),  # barge-ins heard as Tantra's own voice or noise: the answer went on
         "heard": [r.heard for r in records],
         # An interruption heard as a turn: whole, or in part (its first word can go to the 300 ms that decide it).
         "interruptions_heard_whole": sum(_plain(r.heard) in {_plain(i) for i in INTERRUPTIONS} for r in records),
@@ -257,6 +258,8 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
             "room": LOUDSPEAKERS,
             "conversation": _summary(loud),
             "self_interruptions": sum(r.interrupted for r in loud),
+            # Barge-ins made of Tantra's own voice: the answer paused until they were heard, then went on.
+            "false_barge_ins_resumed": len(loud_loop.resumed),
             "echo_cancelled_db": loud_loop.canceller.cancellation_db,
             "barge_in": loud_barge_in,
         },

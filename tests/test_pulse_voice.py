@@ -237,5 +237,5 @@ def test_barge_in_on_real_devices(pulse, questions, tmp_path):
     finally:
         tantra.process.kill()
     assert code == 130, "".join(tantra.stderr)
-    assert first["interrupted"] and first["reply"], first  # kept as far as it was heard
+    assert first["interrupted"] and first["reply"], (first, "".join(tantra.stderr))  # kept as far as it was heard
     assert wer(QUESTIONS[1], second["heard"]) <= 0.4, second  # the interruption became the next turn

@@ -197,6 +197,26 @@ def test_barge_in_stops_the_voice_within_200_ms_and_keeps_what_was_heard(tmp_pat
     assert not voice[stop : stop + 50].any()  # the rest was never played (the next reply comes after the new turn)
 
 
+@pytest.mark.parametrize(("pitch", "why"), [(TANTRA_PITCH, "own voice"), (900, "heard no words")])
+def test_a_barge_in_that_is_tantras_own_voice_or_a_noise_pauses_the_reply_which_then_goes_on(tmp_path, pitch, why):
+    # Sure speech while Tantra speaks, as a real room's echo sometimes is: the voice pauses at once, and once the
+    # turn has ended its words (Tantra's own, or none) let the reply go on where it paused, none of it lost.
+    long_reply = "This is a long reply that goes on. " * 10  # 3.5 s of fake voice
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(pitch, 0.5, 0.5),
+                          silence(4.0)])  # fmt: skip
+    talk = Conversation(mic, tmp_path, barge_in="on", reply=lambda m: long_reply,
+                        echo_transcript="a long reply that goes on").run()  # fmt: skip
+    [turn] = talk.turns
+    assert turn.heard == "hello there" and not turn.interrupted and turn.reply == long_reply.strip()
+    assert len(talk.loop.barge_ins) == 1 and len(talk.loop.resumed) == 1 and why in talk.loop.resumed[0]
+    assert any(note.startswith("not a barge-in") and why in note for note in talk.notes())
+    voice = sounding(talk.speaker_audio())
+    decided = round((talk.loop.barge_ins[0] - talk.link.started_at) * 100)
+    assert not voice[decided + 10 : decided + 60].any()  # paused while the turn was heard
+    assert voice[decided + 60 :].any()  # then it went on
+    assert voice.sum() * 0.01 > 3.3  # and all of it was played
+
+
 def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):
     mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(2.5), tone(500, 0.8), silence(0.3)])
     talk = Conversation(mic, tmp_path, reply=lambda m: "A very long answer that keeps going. " * 10)

@@ -68,7 +68,8 @@ class Played:
 
 class PlaybackQueue:
     """Audio waiting to be played, in order, each piece tagged (a sentence number). Thread-safe: synthesis adds,
-    the device's callback takes, and ``clear()`` (barge-in, Ctrl-C) silences it from any thread at the next block."""
+    the device's callback takes, and ``clear()`` (Ctrl-C, a barge-in) silences it from any thread at the next block;
+    ``pause()`` (a barge-in not yet heard) silences it the same way but keeps what is queued for ``resume()``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,8 +83,10 @@ class PlaybackQueue:
         """Seconds from ``take`` to the loudspeaker (the device's output latency; 0 for the stand-in)."""
         self._levels: deque[tuple[float, float, float]] = deque(maxlen=512)  # (start, end, RMS) of the last blocks
         self.silenced_at: list[float] = []
-        """When the speaker fell silent after each ``clear()`` that cut audio off (the barge-in benchmark)."""
+        """When the speaker fell silent after each ``clear()`` or ``pause()`` that cut audio off (the barge-in
+        benchmark)."""
         self._cut = False
+        self._paused = False
         self.on_take: Callable[[np.ndarray, float], None] | None = None
         """Told of every block handed to the device, silence too, and when it sounds (the echo canceller)."""
 
@@ -102,7 +105,7 @@ class PlaybackQueue:
         filled = 0
         with self._lock:
             at = at() if callable(at) else time.monotonic() if at is None else at
-            while filled < count and self._queue:
+            while filled < count and self._queue and not self._paused:
                 piece = self._queue[0]
                 n = min(count - filled, len(piece.samples) - piece.taken)
                 out[filled : filled + n] = piece.samples[piece.taken : piece.taken + n]
@@ -130,11 +133,23 @@ class PlaybackQueue:
         return out
 
     def clear(self) -> None:
-        """Drop everything not yet played."""
+        """Drop everything not yet played (and end a pause)."""
         with self._lock:
-            self._cut = self._cut or bool(self._queue)
+            self._cut = self._cut or (bool(self._queue) and not self._paused)
             self._queue.clear()
+            self._paused = False
             self.drained.set()
+
+    def pause(self) -> None:
+        """Play silence from the next block on, keeping what is queued: it is still ``busy``."""
+        with self._lock:
+            self._cut = self._cut or (bool(self._queue) and not self._paused)
+            self._paused = True
+
+    def resume(self) -> None:
+        """Play what a ``pause()`` kept, from where it stopped."""
+        with self._lock:
+            self._paused = False
 
     def level_at(self, moment: float) -> float:
         """The RMS level that was sounding at ``moment`` (0 when nothing was, or it is too long ago)."""

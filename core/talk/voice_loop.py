@@ -55,6 +55,15 @@ class _Typed:
     text: str
 
 
+@dataclass(frozen=True)
+class _HeardTurn:
+    """A barge-in that was words: its turn, already transcribed (when the reply it stopped was held)."""
+
+    utterance: Utterance
+    text: str
+    transcribed: float
+
+
 class VoiceLoop:
     def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions = VoiceOptions()) -> None:
         """``link``: a ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
@@ -82,6 +91,13 @@ class VoiceLoop:
         """The microphone is heard while Tantra speaks: headphones, or an echo canceller on loudspeakers."""
         self.barge_ins: list[float] = []
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
+        self.resumed: list[str] = []
+        """Why each barge-in was not one (Tantra's own voice, noise): the reply it held went on."""
+        # A barge-in holds the reply (its voice paused) until the turn that made it is heard: ``_holding`` while
+        # that turn lasts, then its end waits in ``_held`` for the conversation to judge (``_settle_hold``).
+        self._hold_lock = threading.Lock()
+        self._holding = False
+        self._held: tuple[Utterance, bool] | None = None  # (the turn, whether it is spoken to Tantra)
         self._turn_started_at = 0.0
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
@@ -203,13 +219,30 @@ class VoiceLoop:
                 self._turn_started_at = event.at
                 if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
-                    self.interrupt()  # the voice stops at the sound link's next block
-            elif isinstance(event, Speculate | Ended) and wake is not None:
+                    self._hold()  # the voice stops at the sound link's next block
+                continue
+            spoken_to = True
+            if isinstance(event, Speculate | Ended) and wake is not None:
                 woken = self._woken_at >= self._turn_started_at
-                if woken or self._turn_started_at <= self._armed_until:  # else: not spoken to Tantra
-                    self._turns.put(type(event)(replace(event.utterance, woken=woken)))
-            elif isinstance(event, Speculate | Resumed | Ended):
+                spoken_to = woken or self._turn_started_at <= self._armed_until  # else: not spoken to Tantra
+                event = type(event)(replace(event.utterance, woken=woken))
+            with self._hold_lock:
+                if self._holding:  # the held reply's fate waits for this turn's end, and its words
+                    if isinstance(event, Ended):
+                        self._holding, self._held = False, (event.utterance, spoken_to)
+                    continue
+            if spoken_to:
                 self._turns.put(event)
+
+    def _hold(self) -> None:
+        """A barge-in: the reply's voice pauses, and the turn's words will say whether it stops (the user) or goes
+        on (Tantra's own voice, which a real room's echo sometimes makes sure speech, or a noise)."""
+        with self._hold_lock:  # with the reply's end (``_release_hold``): never a pause that nobody ends
+            if not self.replying.is_set():
+                self.link.playback.clear()  # the wake word's chime: nothing to hold
+                return
+            self._holding = True
+            self.link.playback.pause()
 
     # ---- the conversation --------------------------------------------------------------------------------------
 
@@ -253,6 +286,9 @@ class VoiceLoop:
                     yield from self._answer(item.utterance, None)
                 elif isinstance(item, _Typed):
                     yield from self._answer(None, self._draft(None, item.text))
+                elif isinstance(item, _HeardTurn):
+                    heard = (item.text, item.transcribed)
+                    yield from self._answer(item.utterance, self._draft(item.utterance, heard=heard))
             self._wait_for_voice()
         finally:
             if draft is not None:
@@ -291,13 +327,15 @@ class VoiceLoop:
                 if self._stop_reply.is_set():
                     raise KeyboardInterrupt from None
 
-    def _draft(self, utterance: Utterance | None, typed: str | None = None) -> Draft:
-        """Transcribe ``utterance`` and, unless it is noise or an echo, start the reply to it (or to ``typed``)."""
+    def _draft(self, utterance: Utterance | None, typed: str | None = None,
+               heard: tuple[str, float] | None = None) -> Draft:  # fmt: skip
+        """Transcribe ``utterance`` (unless it was: ``heard`` is its text and when) and, unless it is noise or an
+        echo, start the reply to it (or to ``typed``)."""
         if typed is not None:
             draft = Draft(None, typed, self.link.clock(), clock=self.link.clock)
         else:
             try:
-                draft = Draft(utterance, *self._hear(utterance), clock=self.link.clock)
+                draft = Draft(utterance, *(heard or self._hear(utterance)), clock=self.link.clock)
             except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
                 return Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
             if utterance.woken:
@@ -325,13 +363,46 @@ class VoiceLoop:
         tone = [0.15 * np.sin(2 * np.pi * pitch * t) * fade for pitch in (660.0, 880.0)]
         self.link.playback.add(np.concatenate(tone).astype(np.float32), tag=-1)
 
-    def _not_a_turn(self, text: str, utterance: Utterance) -> str:
-        """Why a transcript is not the user talking to Tantra (a note to show), or "" when it is."""
+    def _not_a_turn(self, text: str, utterance: Utterance, saying: str = "") -> str:
+        """Why a transcript is not the user talking to Tantra (a note to show), or "" when it is. ``saying``: what
+        the reply being spoken has said so far."""
         if is_noise(text):
             return f"(not a question: {text!r})" if text else "(heard no words)"
-        if is_echo(text, self._recently_said(utterance.last_voiced - utterance.seconds)):
+        if is_echo(text, f"{self._recently_said(utterance.last_voiced - utterance.seconds)} {saying}"):
             return f"(my own voice came back: {text!r}{self._echo_report()})"
         return ""
+
+    def _settle_hold(self, tags: list[int]) -> Iterator[Event]:
+        """Once the turn of a barge-in that holds the reply (``tags``: its pieces) has ended: if it was Tantra's
+        own voice or a noise, the reply goes on where it paused; if it was words, the reply stops and the turn
+        is answered next, its transcript kept."""
+        with self._hold_lock:
+            held, self._held = self._held, None
+        if held is None:
+            return
+        utterance, spoken_to = held
+        try:
+            text, transcribed = self._hear(utterance)
+        except KeyboardInterrupt:  # Ctrl-C stops the reply; the turn is still answered (``_release_hold``)
+            with self._hold_lock:
+                self._held = held
+            raise
+        playback = self.link.playback
+        saying = " ".join(self._voice.said[tag] for tag in tags if tag in playback.played and
+                          playback.played[tag].samples)  # fmt: skip
+        why = self._not_a_turn(text, utterance, saying)
+        if why:
+            if is_noise(text):
+                why += self._echo_report()
+            self.resumed.append(why)
+            yield Note(f"not a barge-in, the reply goes on: {why}")
+            with self._hold_lock:
+                if not self._holding:  # not held again meanwhile
+                    playback.resume()
+            return
+        self.interrupt()
+        if spoken_to:
+            self._turns.put(_HeardTurn(utterance, text, transcribed))
 
     def _echo_report(self) -> str:
         """What the room's echo measured, for a note on Tantra hearing itself: its delay (from frame levels, after
@@ -365,6 +436,16 @@ class VoiceLoop:
         finally:
             self.replying.clear()
             self._stop_reply.clear()
+            self._release_hold()
+
+    def _release_hold(self) -> None:
+        """The reply is over (said to its end, or stopped): a barge-in's turn that was held for it is a turn like
+        any other, and the voice is not left paused."""
+        with self._hold_lock:
+            held, self._held, self._holding = self._held, None, False
+            self.link.playback.resume()
+        if held is not None and held[1]:
+            self._turns.put(Ended(held[0]))
 
     def _answer_turn(self, utterance: Utterance | None, draft: Draft | None) -> Iterator[Event]:
         """Answer a spoken turn (``utterance``, perhaps already drafted) or a typed one (``draft`` alone)."""
@@ -399,6 +480,7 @@ class VoiceLoop:
                 yield ReplyText(token)
                 for piece in pieces.feed(token):
                     say(piece)
+                yield from self._settle_hold(tags)
                 if self._stop_reply.is_set():
                     break
             else:
@@ -407,6 +489,7 @@ class VoiceLoop:
         finally:
             draft.stream.close()
         while not self._stop_reply.is_set() and not (voice.idle() and not playback.busy):
+            yield from self._settle_hold(tags)
             time.sleep(0.01)
         interrupted = self._stop_reply.is_set()
         if draft.failure:
