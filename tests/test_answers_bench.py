@@ -62,6 +62,16 @@ def test_stage_directions_are_counted(reply):
 # ---- the real model, at the defaults ---------------------------------------------------------------------------------
 
 
+TOLD_NAMES = (
+    ("My name is Ada and I keep bees.", "How do I boil an egg?", "What is my name?", "Ada"),
+    ("My name is Omar and I teach music.", "What is the capital of France?", "What is my name?", "Omar"),
+    ("I'm Lena, and I live in Oslo.", "How do plants grow?", "What is my name?", "Lena"),
+    ("My name is Tom. I have two cats.", "Why is the sky blue?", "Do you remember my name?", "Tom"),
+    ("Call me Priya. I work as a nurse.", "How do I make tea?", "What's my name?", "Priya"),
+    ("My dog is called Rex.", "What is a good breakfast?", "What is my dog called?", "Rex"),
+)  # (told, a question between, the question, the word the answer needs)
+
+
 @pytest.fixture(scope="module")
 def model(settings):
     from config.model_config import MODEL_CONFIG
@@ -89,10 +99,16 @@ def test_the_model_answers_from_what_it_was_told_shown_and_given(model, tmp_path
     from core.vision.describer import ImageDescriber
 
     loader, loaded = model
-    chat = _chat(loaded)
-    "".join(chat.ask("My name is Ada and I keep bees."))
-    "".join(chat.ask("How do I boil an egg?"))
-    assert "Ada" in "".join(chat.ask("What is my name?"))
+    # A fact told two turns back, in six short chats: one greedy reply of a 135M spiking model turns on rounding
+    # that differs between CPUs (AVX-512 or AVX2 kernels in torch), so the rate is what is checked. The
+    # conversation category of ``tantra bench answers`` measures 65% (20% before issue 20).
+    chats, named = [], []
+    for told, between, question, name in TOLD_NAMES:
+        chats.append(chat := _chat(loaded))
+        "".join(chat.ask(told))
+        "".join(chat.ask(between))
+        named.append(name in "".join(chat.ask(question)))
+    assert sum(named) >= 3, [c.conversation.messages[-1]["content"] for c in chats]
 
     piped = _chat(loaded)
     reply = "".join(piped.ask("When is the meeting?", context="The team meeting moved to Thursday at 3 pm in room 12."))
@@ -102,7 +118,7 @@ def test_the_model_answers_from_what_it_was_told_shown_and_given(model, tmp_path
     seeing = _chat(loaded)
     seeing.pending_images.append(image_record(ImageDescriber(loader, ocr=False), tmp_path / "chelsea.png"))
     assert re.search(r"\bcat", "".join(seeing.ask("What animal is in this picture?")), re.I)
-    assert not any(STAGE_DIRECTION.search(m["content"]) for c in (chat, piped, seeing)
+    assert not any(STAGE_DIRECTION.search(m["content"]) for c in (*chats, piped, seeing)
                    for m in c.conversation.messages if m["role"] == "assistant")  # fmt: skip
 
 

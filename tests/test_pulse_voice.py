@@ -109,6 +109,8 @@ class Tantra:
         self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"tantra went on {timeout} s after Ctrl-C:\n{''.join(self.stderr)}")
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -201,10 +203,11 @@ def test_an_echo_of_the_reply_is_not_a_turn(pulse, questions, hear, barge_in, tm
         tantra.process.kill()
         pulse.remove_echo(echo)
     assert code == 130, "".join(tantra.stderr)
-    assert [turn["turn"] for turn in turns] == [1, 2], turns
+    said = (turns, "".join(tantra.stderr))  # the notes say what was heard and dropped, and the echo's measures
+    assert [turn["turn"] for turn in turns] == [1, 2], said
     for turn, question in zip(turns, QUESTIONS, strict=True):
-        assert wer(question, turn["heard"]) <= 0.4, turns  # the user's words (tiny.en may miss one), never Tantra's
-        assert turn["reply"] and not turn["interrupted"], turns
+        assert wer(question, turn["heard"]) <= 0.4, said  # the user's words (tiny.en may miss one), never Tantra's
+        assert turn["reply"] and not turn["interrupted"], said
     # The microphone did hear the replies: the test had an echo to ignore.
     conversation = " ".join(
         part for turn, question in zip(turns, QUESTIONS, strict=True) for part in (question, turn["reply"])

@@ -153,8 +153,8 @@ class TurnDetector:
 
     def _preroll(self, run: int) -> int:
         """How many frames before the deciding run are kept: the pre-roll, but never a frame of Tantra's own echo
-        that sounded like speech, or anything before one. (A barge-in's first syllable is rarely as sure as the
-        300 ms that decide it: without them "What do bees make?" was heard as "to bees make.")"""
+        or anything before one. (A barge-in's first syllable is rarely as sure as the 300 ms that decide it: without
+        them "What do bees make?" was heard as "to bees make.")"""
         earlier = list(self._recent)[: len(self._recent) - run][::-1][: _frames(self.settings.preroll_seconds)]
         return next((count for count, (_, _, echo) in enumerate(earlier) if echo), len(earlier))
 
@@ -165,14 +165,11 @@ class TurnDetector:
         the barge-in thresholds, for speech while Tantra is speaking; ``echo`` says the frame is no more than
         Tantra's own voice coming back (it is silence to the turn, and no pre-roll)."""
         settings = self.settings
-        # Tantra's own voice heard, not a pause of the user's: a quiet frame under the echo ("Stop." ... "Tell me")
-        # is no reason to drop the word before it from the pre-roll.
-        voiced_echo = echo and probability >= settings.start_probability
         if echo:
             probability = 0.0
         if self._turn is None:
             threshold = settings.barge_in_probability if strict else settings.start_probability
-            self._recent.append((frame, probability >= threshold, voiced_echo))
+            self._recent.append((frame, probability >= threshold, echo))
             run = self._starts(strict)
             if not run:
                 return []

@@ -98,6 +98,7 @@ class VoiceLoop:
         self._hold_lock = threading.Lock()
         self._holding = False
         self._held: tuple[Utterance, bool] | None = None  # (the turn, whether it is spoken to Tantra)
+        self._held_at = 0.0  # when the last barge-in paused the voice, on the link's clock
         self._turn_started_at = 0.0
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
@@ -241,7 +242,7 @@ class VoiceLoop:
             if not self.replying.is_set():
                 self.link.playback.clear()  # the wake word's chime: nothing to hold
                 return
-            self._holding = True
+            self._holding, self._held_at = True, self.link.clock()
             self.link.playback.pause()
 
     # ---- the conversation --------------------------------------------------------------------------------------
@@ -373,36 +374,43 @@ class VoiceLoop:
         return ""
 
     def _settle_hold(self, tags: list[int]) -> Iterator[Event]:
-        """Once the turn of a barge-in that holds the reply (``tags``: its pieces) has ended: if it was Tantra's
-        own voice or a noise, the reply goes on where it paused; if it was words, the reply stops and the turn
-        is answered next, its transcript kept."""
+        """Once the turn of a barge-in that holds the reply (``tags``: its pieces) has ended, the reply goes on
+        where it paused if the turn was Tantra's own voice: speech that stopped with the voice (a real room's
+        echo that the canceller let through as sure speech, misheard words and all), or words that are what it
+        was saying, or a noise. Otherwise the reply stops and the turn is answered next, its transcript kept. (A
+        lone short word that ends as the voice pauses is taken for the echo too: say it again, or say more.)"""
         with self._hold_lock:
             held, self._held = self._held, None
         if held is None:
             return
         utterance, spoken_to = held
+        playback = self.link.playback
+        if utterance.last_voiced < self._held_at + playback.latency + self.options.echo_tail:
+            yield from self._resume(f"(nothing was said once my voice paused{self._echo_report()})")
+            return
         try:
             text, transcribed = self._hear(utterance)
         except KeyboardInterrupt:  # Ctrl-C stops the reply; the turn is still answered (``_release_hold``)
             with self._hold_lock:
                 self._held = held
             raise
-        playback = self.link.playback
         saying = " ".join(self._voice.said[tag] for tag in tags if tag in playback.played and
                           playback.played[tag].samples)  # fmt: skip
         why = self._not_a_turn(text, utterance, saying)
         if why:
-            if is_noise(text):
-                why += self._echo_report()
-            self.resumed.append(why)
-            yield Note(f"not a barge-in, the reply goes on: {why}")
-            with self._hold_lock:
-                if not self._holding:  # not held again meanwhile
-                    playback.resume()
+            yield from self._resume(why + (self._echo_report() if is_noise(text) else ""))
             return
         self.interrupt()
         if spoken_to:
             self._turns.put(_HeardTurn(utterance, text, transcribed))
+
+    def _resume(self, why: str) -> Iterator[Event]:
+        """A held reply goes on: it was no barge-in."""
+        self.resumed.append(why)
+        yield Note(f"not a barge-in, the reply goes on: {why}")
+        with self._hold_lock:
+            if not self._holding:  # not held again meanwhile
+                self.link.playback.resume()
 
     def _echo_report(self) -> str:
         """What the room's echo measured, for a note on Tantra hearing itself: its delay (from frame levels, after
