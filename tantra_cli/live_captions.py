@@ -8,6 +8,7 @@ spoken, writes it, and exits 0.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sys
 from pathlib import Path
@@ -90,18 +91,19 @@ def run_live(load_whisper, options, fmt: str, output: Path | None, mic_file: Pat
         writers = _writers(fmt, output)
         lags = []  # how long after its last voiced sound each final line was written
         try:
+            backlog = ()
             try:
                 for caption in captioner.captions(link.frames()):
                     for write in writers:
                         write(caption)
                     if caption.final:
                         lags.append(link.clock() - captioner.origin - caption.end)
-            except KeyboardInterrupt:
-                pass  # the line being spoken is still written, below
-            last = captioner.flush()
-            if last is not None:
+            except KeyboardInterrupt:  # what was said until now is still written, below
+                pressed = link.clock()
+                backlog = itertools.takewhile(lambda frame: frame.captured_at <= pressed, link.frames())
+            for caption in captioner.flush(backlog):
                 for write in writers:
-                    write(last)
+                    write(caption)
         finally:
             for writer in writers:
                 if writer.out is not sys.stdout:

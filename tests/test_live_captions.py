@@ -83,9 +83,20 @@ def test_two_lines_apart_and_a_line_cut_at_its_longest():
 def test_ctrl_c_mid_line_flushes_what_was_said():
     live = captioner(Ear())
     list(live.captions(frames((0.0, 0.5), (0.9, 1.5))))  # still speaking when the frames stop
-    last = live.flush()
+    [last] = live.flush()
     assert last.final and last.text.endswith("voiced") and last.end == pytest.approx(2.0, abs=0.04)
-    assert live.flush() is None  # nothing more
+    assert live.flush() == []  # nothing more
+
+
+def test_ctrl_c_hears_the_frames_captured_until_then_that_transcribing_had_not_reached():
+    ear = Ear()
+    live = captioner(ear)
+    heard = frames((0.0, 0.5), (0.9, 1.0), (0.0, 1.0), (0.9, 1.0))  # a line, and half of the next: all said
+    list(live.captions(heard[:20]))  # transcribing had reached the first line's middle at Ctrl-C
+    captions = live.flush(heard[20:])
+    assert [c.text for c in captions] == ["31 voiced", "31 voiced"] and all(c.final for c in captions)
+    assert captions[1].end == pytest.approx(3.5, abs=0.04)
+    assert False not in ear.calls[-2:]  # no partials in the backlog
 
 
 def test_partials_give_way_when_transcribing_falls_behind_the_microphone():
@@ -166,9 +177,12 @@ def test_ctrl_c_mid_line_writes_the_words_so_far_and_exits_0(tmp_path):
     mic = _three_lines(tmp_path / "three.wav")
     process = subprocess.Popen([str(ROOT / ".venv/bin/tantra"), "transcribe", "--live", "--mic-file", str(mic)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    time.sleep(9.5)  # the models load in about 2 s; the second line is being spoken from 6.9 s on
+    # The first line is spoken from 1.4 s to 4.5 s into the file and written about 0.6 s later; the second is
+    # spoken from 7.4 s to 10.5 s: Ctrl-C 3.5 s after the first line lands in it, however long loading took.
+    first = process.stdout.readline()
+    time.sleep(3.5)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    lines = [first.decode(), *out.decode().splitlines()]
     assert normalise(lines[0]) == normalise(SAMPLE_TEXT) and 1 <= len(normalise(lines[1]).split()) < 11

@@ -102,11 +102,20 @@ class LiveCaptioner:
                 return Caption(text, self._line_start, utterance.last_voiced - self.origin, final=True)
         return None
 
-    def flush(self) -> Caption | None:
-        """The line being spoken, final as it is (Ctrl-C, or the input ended mid-line); None if there is none."""
-        if not self.detector.in_turn:
-            return None
-        audio = self.detector.audio_so_far()
-        self.detector.reset()
-        text = self.hear(audio, True)
-        return Caption(text, self._line_start, self._now - self.origin, final=True) if text else None
+    def flush(self, backlog: Iterable[Frame] = ()) -> list[Caption]:
+        """What is owed at Ctrl-C (or when the input ended mid-line): the lines in ``backlog``, the frames captured
+        until then that transcribing had not caught up with, heard without partials; then the line being spoken,
+        final as it is."""
+        captions = []
+        for frame in backlog:
+            self._now = frame.captured_at
+            for event in self.detector.feed(frame.samples, self.vad(frame.samples), frame.captured_at):
+                caption = self._on(event) if isinstance(event, Started | Ended) else None
+                if caption is not None:
+                    captions.append(caption)
+        if self.detector.in_turn:
+            audio = self.detector.audio_so_far()
+            self.detector.reset()
+            if text := self.hear(audio, True):
+                captions.append(Caption(text, self._line_start, self._now - self.origin, final=True))
+        return captions
