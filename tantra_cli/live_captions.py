@@ -80,6 +80,8 @@ def run_live(load_whisper, options, fmt: str, output: Path | None, mic_file: Pat
     from core.talk.vad import SileroVad
 
     link = _open_link(mic_file, input_device)
+    if verbose:  # the captions' time 0 (a line's cue times count from here)
+        say(f"listening to {mic_file or 'the microphone'}; speech to text is loading")
     try:
         whisper = load_whisper()
         partial_options = type(options)(language=options.language, task=options.task, beam_size=1)
