@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import signal
+import socket
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -94,15 +97,18 @@ def run_live(load_whisper, options, fmt: str, output: Path | None, mic_file: Pat
         lags = []  # how long after its last voiced sound each final line was written
         try:
             backlog = ()
+            ctrl_c = _CtrlCClock(link.clock)
             try:
                 for caption in captioner.captions(link.frames()):
                     for write in writers:
                         write(caption)
                     if caption.final:
                         lags.append(link.clock() - captioner.origin - caption.end)
-            except KeyboardInterrupt:  # what was said until now is still written, below
-                pressed = link.clock()
+            except KeyboardInterrupt:  # what was said until then is still written, below
+                pressed = ctrl_c.at or link.clock()
                 backlog = itertools.takewhile(lambda frame: frame.captured_at <= pressed, link.frames())
+            finally:
+                ctrl_c.close()
             for caption in captioner.flush(backlog):
                 for write in writers:
                     write(caption)
@@ -115,6 +121,35 @@ def run_live(load_whisper, options, fmt: str, output: Path | None, mic_file: Pat
         return writers[0].cues
     finally:
         link.close()
+
+
+class _CtrlCClock:
+    """When Ctrl-C came, on ``clock``. Python raises KeyboardInterrupt only once the main thread is back from a C
+    call, such as a transcription of a second or more on a busy CPU; the signal's byte on a wakeup socket (written
+    by Python's C handler at once) wakes a thread of its own here instead."""
+
+    def __init__(self, clock) -> None:
+        self.at: float | None = None
+        self._read, self._write = socket.socketpair()
+        self._write.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        threading.Thread(target=self._wait, args=(clock,), name="tantra-ctrl-c", daemon=True).start()
+
+    def _wait(self, clock) -> None:
+        try:
+            while self.at is None:
+                byte = self._read.recv(1)
+                if not byte:
+                    return
+                if byte[0] == signal.SIGINT:
+                    self.at = clock()
+        except OSError:  # closed
+            return
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous)
+        self._write.close()
+        self._read.close()
 
 
 def _open_link(mic_file: Path | None, input_device: str | None):

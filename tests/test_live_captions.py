@@ -178,10 +178,10 @@ def test_ctrl_c_mid_line_writes_the_words_so_far_and_exits_0(tmp_path):
     process = subprocess.Popen([str(ROOT / ".venv/bin/tantra"), "-v", "transcribe", "--live", "--mic-file", str(mic)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     # The file plays from "listening" on, in real time. Its second line is spoken from 7.4 s to 10.5 s: Ctrl-C at
-    # 8.8 s lands in it. What was captured by then is written however far behind transcribing was.
+    # 8.6 s lands in it. What was captured by then is written however far behind transcribing was.
     started = process.stderr.readline()
     assert b"listening" in started, started
-    time.sleep(8.8)
+    time.sleep(8.6)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err.decode()

@@ -197,17 +197,31 @@ def test_barge_in_stops_the_voice_within_200_ms_and_keeps_what_was_heard(tmp_pat
     assert not voice[stop : stop + 50].any()  # the rest was never played (the next reply comes after the new turn)
 
 
-@pytest.mark.parametrize(("pitch", "seconds", "why"), [(TANTRA_PITCH, 1.0, "own voice"), (900, 1.0, "heard no words"),
-                                                    (300, 0.4, "nothing was said once my voice paused")])  # fmt: skip
+class PassingCanceller:
+    """An echo canceller that takes nothing out: ``barge_in`` auto is full duplex, as on loudspeakers."""
+
+    cancellation_db = None
+
+    def attach(self, playback, output_rate: int) -> None:
+        pass
+
+    def clean(self, samples: np.ndarray, captured_at: float) -> np.ndarray:
+        return samples
+
+
+@pytest.mark.parametrize(("pitch", "seconds", "barge_in", "why"), [
+    (TANTRA_PITCH, 1.0, "on", "own voice"), (900, 1.0, "on", "heard no words"),
+    (300, 0.4, "auto", "nothing was said once my voice paused"),
+])  # fmt: skip
 def test_a_barge_in_that_is_tantras_own_voice_or_a_noise_pauses_the_reply_which_then_goes_on(tmp_path, pitch, seconds,
-                                                                                           why):  # fmt: skip
+                                                                                           barge_in, why):  # fmt: skip
     # Sure speech while Tantra speaks, as a real room's echo sometimes is: the voice pauses at once, and once the
     # turn has ended the reply goes on where it paused, none of it lost, if the turn's words were Tantra's own or
-    # none, or if it stopped as the voice paused (the echo does).
+    # none, or (on loudspeakers) if it stopped as the voice paused, as the echo does.
     long_reply = "This is a long reply that goes on. " * 10  # 3.5 s of fake voice
     mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(pitch, seconds, 0.5),
                           silence(4.0)])  # fmt: skip
-    talk = Conversation(mic, tmp_path, barge_in="on", reply=lambda m: long_reply,
+    talk = Conversation(mic, tmp_path, barge_in=barge_in, reply=lambda m: long_reply, echo_canceller=PassingCanceller(),
                         echo_transcript="a long reply that goes on").run()  # fmt: skip
     [turn] = talk.turns
     assert turn.heard == "hello there" and not turn.interrupted and turn.reply == long_reply.strip()
@@ -218,6 +232,13 @@ def test_a_barge_in_that_is_tantras_own_voice_or_a_noise_pauses_the_reply_which_
     assert not voice[decided + 10 : decided + 40].any()  # paused while the turn was heard
     assert voice[decided + 40 :].any()  # then it went on
     assert voice.sum() * 0.01 > 3.3  # and all of it was played
+
+
+def test_with_headphones_a_short_word_as_the_voice_pauses_still_stops_it(tmp_path):
+    long_reply = "This is a long reply that goes on. " * 10
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(700, 0.4, 0.5), silence(2.0)])
+    talk = Conversation(mic, tmp_path, barge_in="on", reply=lambda m: long_reply).run()
+    assert [(t.heard, t.interrupted) for t in talk.turns][:2] == [("hello there", True), ("stop please", False)]
 
 
 def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):

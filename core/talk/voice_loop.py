@@ -42,6 +42,7 @@ from core.talk.wake_word import strip_wake_word
 
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
+ECHO_AFTER_PAUSE = 0.25  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
 WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 
 
@@ -377,15 +378,18 @@ class VoiceLoop:
         """Once the turn of a barge-in that holds the reply (``tags``: its pieces) has ended, the reply goes on
         where it paused if the turn was Tantra's own voice: speech that stopped with the voice (a real room's
         echo that the canceller let through as sure speech, misheard words and all), or words that are what it
-        was saying, or a noise. Otherwise the reply stops and the turn is answered next, its transcript kept. (A
-        lone short word that ends as the voice pauses is taken for the echo too: say it again, or say more.)"""
+        was saying, or a noise. Otherwise the reply stops and the turn is answered next, its transcript kept. (On
+        loudspeakers a lone short word that ends as the voice pauses is taken for the echo too: say more.)"""
         with self._hold_lock:
             held, self._held = self._held, None
         if held is None:
             return
         utterance, spoken_to = held
         playback = self.link.playback
-        if utterance.last_voiced < self._held_at + playback.latency + self.options.echo_tail:
+        # On loudspeakers the echo stops with the voice; the user, who was not listening to stop, speaks on. (Measured
+        # on PulseAudio: the echo's last voiced frame 0.06-0.17 s after the pause, a question's 0.39-0.47 s.)
+        spoke_on = utterance.last_voiced >= self._held_at + playback.latency + ECHO_AFTER_PAUSE
+        if self.options.barge_in != "on" and not spoke_on:  # with headphones no echo comes back: words decide
             yield from self._resume(f"(nothing was said once my voice paused{self._echo_report()})")
             return
         try:
