@@ -102,7 +102,7 @@ def test_a_dip_below_the_start_threshold_is_still_speech_once_speaking():
     # 0.4 is under 0.5 (no start) but over 0.35 (stays in speech): Silero's hysteresis
     events = feed(TurnDetector(), [0.9] * 10 + [0.4] * 30 + [0.0] * 30)
     assert [type(e) for _, e in events] == [Started, Speculate, Ended]
-    assert events[-1][1].utterance.voiced_frames == 40 - 7
+    assert events[-1][1].utterance.voiced_frames == 40  # the opening's speech counted too
 
 
 def test_a_turn_is_cut_at_30_seconds():
@@ -128,20 +128,30 @@ def test_barge_in_counts_speech_across_the_dips_between_words():
     assert feed(TurnDetector(), ([0.95] * 2 + [0.1] * 2) * 10, strict=True) == []  # half speech is not enough
 
 
-def test_barge_in_keeps_the_pre_roll_back_to_tantras_own_echo():
-    """The first syllable is rarely as sure as the 300 ms that decide a barge-in; the echo before it is not the user."""
+def test_barge_in_keeps_a_first_word_said_over_the_echo_and_silences_the_echo():
+    """ "Stop." is rarely as sure as the 300 ms that decide a barge-in, and the echo goes on around it: the pre-roll
+    reaches back over the echo to the word (a second at most), and the echo's frames are silence in the turn."""
     detector = TurnDetector()
-    echo = [True] * 20 + [False] * 6  # Tantra's voice coming back, then a soft onset: no echo, not sure yet
-    probabilities = [0.0] * 20 + [0.5] * 6 + [0.95] * frames(0.3) + [0.0] * 30
+    # Tantra's voice coming back; "Stop." (sure enough to stay in speech, not to barge in); the echo again; the rest.
+    lead = 40  # frames of echo before the word: more than the pre-roll reaches back over
+    echo = [True] * lead + [False] * 6 + [True] * 8
+    probabilities = [0.0] * lead + [0.6] * 6 + [0.0] * 8 + [0.95] * frames(0.3) + [0.0] * 30
     events = []
     for index, probability in enumerate(probabilities):
-        frame = np.full(FRAME, index, dtype=np.float32)
+        frame = np.full(FRAME, index + 1, dtype=np.float32)
         at = (index + 1) * FRAME_SECONDS
         events += detector.feed(frame, probability, at, strict=True, echo=index < len(echo) and echo[index])
     assert [type(e) for e in events] == [Started, Speculate, Ended]
     audio = events[-1].utterance.audio.reshape(-1, FRAME)[:, 0]
-    assert audio[0] == 20  # the soft onset is kept, the echo before it is not
-    assert events[0].at == pytest.approx(20 * FRAME_SECONDS)
+    run, start = frames(0.3), lead + 6 + 8  # the deciding run's first frame
+    window = run + run // 2  # the frames that decided it: 300 ms of speech within half as long again
+    first = start + run - window - frames(TurnSettings().barge_in_preroll_seconds)  # a second before those
+    assert 0 < first < lead
+    word_frames = list(range(lead + 1, lead + 7))
+    assert list(audio[: start - first]) == [0.0] * (lead - first) + word_frames + [0.0] * 8
+    assert list(audio[start - first : start - first + run]) == list(range(start + 1, start + 1 + run))
+    assert events[-1].utterance.voiced_frames == 6 + run  # the word's frames are speech too
+    assert events[0].at == pytest.approx(first * FRAME_SECONDS)
 
 
 def test_an_echo_frame_is_silence_to_the_turn():

@@ -26,6 +26,8 @@ class TurnSettings:
     """... for this long (a cough or a click is shorter)."""
     preroll_seconds: float = 0.5
     """Audio kept from before the start, so the first syllable is not lost to the detector's delay."""
+    barge_in_preroll_seconds: float = 1.0
+    """The same for a barge-in, whose first word ("Stop.", "Wait,") is often too short to decide it alone."""
     stay_probability: float = 0.35
     """Once speaking, a frame this likely still counts as speech (Silero's own hysteresis)."""
     end_silence_seconds: float = 0.6
@@ -107,11 +109,10 @@ class TurnDetector:
         self.settings = settings
         self.end_of_turn = end_of_turn
         # The frames before a turn: its pre-roll, and the run of speech that is deciding whether it starts. Each is
-        # (samples, voiced, echo).
+        # (samples, voiced: sure enough to start a turn, echo, speech: likely enough to stay in one).
         barge_in = _frames(settings.barge_in_seconds)
-        self._recent: deque[tuple[np.ndarray, bool, bool]] = deque(
-            maxlen=_frames(settings.preroll_seconds) + barge_in + barge_in // 2
-        )
+        preroll = max(settings.preroll_seconds, settings.barge_in_preroll_seconds)
+        self._recent: deque[tuple[np.ndarray, bool, bool, bool]] = deque(maxlen=_frames(preroll) + barge_in + barge_in // 2)
         self._turn: list[np.ndarray] | None = None
         self._voiced_frames = 0
         self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one
@@ -146,41 +147,44 @@ class TurnDetector:
         if not strict:
             needed = _frames(settings.start_seconds)
             recent = list(self._recent)[-needed:]
-            return needed if len(recent) == needed and all(voiced for _, voiced, _ in recent) else 0
+            return needed if len(recent) == needed and all(voiced for _, voiced, _, _ in recent) else 0
         needed = _frames(settings.barge_in_seconds)
         window = list(self._recent)[-(needed + needed // 2) :]
-        return len(window) if sum(voiced for _, voiced, _ in window) >= needed else 0
+        return len(window) if sum(voiced for _, voiced, _, _ in window) >= needed else 0
 
-    def _preroll(self, run: int) -> int:
-        """How many frames before the deciding run are kept: the pre-roll, but never a frame of Tantra's own echo
-        or anything before one. (A barge-in's first syllable is rarely as sure as the 300 ms that decide it: without
-        them "What do bees make?" was heard as "to bees make.")"""
-        earlier = list(self._recent)[: len(self._recent) - run][::-1][: _frames(self.settings.preroll_seconds)]
-        return next((count for count, (_, _, echo) in enumerate(earlier) if echo), len(earlier))
+    def _opening(self, run: int, strict: bool) -> tuple[list[np.ndarray], int]:
+        """The turn's first frames and how many of them were speech: the deciding run and the pre-roll before it,
+        where every frame that was no more than Tantra's own echo is silence. A barge-in's first word is rarely as
+        sure as the 300 ms that decide it ("Stop." before "Tell me about cats"; without a pre-roll "What do bees
+        make?" was heard as "to bees make."), and it is said over the echo: the echo's frames between it and the run
+        must not end the pre-roll, nor be heard (what the canceller leaves of the echo was transcribed as words)."""
+        settings = self.settings
+        preroll = settings.barge_in_preroll_seconds if strict else settings.preroll_seconds
+        kept = list(self._recent)[-(run + _frames(preroll)) :]
+        return [np.zeros_like(frame) if echo else frame for frame, _, echo, _ in kept], sum(s for *_, s in kept)
 
     def feed(
         self, frame: np.ndarray, probability: float, captured_at: float, strict: bool = False, echo: bool = False
     ) -> list:
         """Events caused by one frame. ``captured_at`` is when its last sample was captured; ``strict`` asks for
         the barge-in thresholds, for speech while Tantra is speaking; ``echo`` says the frame is no more than
-        Tantra's own voice coming back (it is silence to the turn, and no pre-roll)."""
+        Tantra's own voice coming back (it is silence to the turn, and in its audio)."""
         settings = self.settings
         if echo:
             probability = 0.0
         if self._turn is None:
             threshold = settings.barge_in_probability if strict else settings.start_probability
-            self._recent.append((frame, probability >= threshold, echo))
+            self._recent.append((frame, probability >= threshold, echo, probability >= settings.stay_probability))
             run = self._starts(strict)
             if not run:
                 return []
-            frames = [recent for recent, _, _ in self._recent]
-            self._turn = frames[-(run + self._preroll(run)) :]
+            self._turn, speech = self._opening(run, strict)
             self._recent.clear()
-            self._voiced_frames = 0
+            self._voiced_frames = speech - 1  # and this frame:
             self._mark_voiced(captured_at)
             return [Started(captured_at - len(self._turn) * FRAME_SECONDS, barge_in=strict)]
 
-        self._turn.append(frame)
+        self._turn.append(np.zeros_like(frame) if echo else frame)
         if probability >= settings.stay_probability:
             speculated = self._speculated
             self._mark_voiced(captured_at)

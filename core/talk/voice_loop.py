@@ -42,7 +42,7 @@ from core.talk.wake_word import strip_wake_word
 
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
-ECHO_AFTER_PAUSE = 0.25  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
+ECHO_AFTER_PAUSE = 0.32  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
 WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 
 
@@ -387,7 +387,7 @@ class VoiceLoop:
         utterance, spoken_to = held
         playback = self.link.playback
         # On loudspeakers the echo stops with the voice; the user, who was not listening to stop, speaks on. (Measured
-        # on PulseAudio: the echo's last voiced frame 0.06-0.17 s after the pause, a question's 0.39-0.47 s.)
+        # on PulseAudio: the echo's last voiced frame 0.06-0.25 s after the pause, a question's 0.39-0.47 s.)
         spoke_on = utterance.last_voiced >= self._held_at + playback.latency + ECHO_AFTER_PAUSE
         if self.options.barge_in != "on" and not spoke_on:  # with headphones no echo comes back: words decide
             yield from self._resume(f"(nothing was said once my voice paused{self._echo_report()})")
