@@ -58,18 +58,18 @@ def _close(y: torch.Tensor, expected: torch.Tensor) -> bool:
                          [(576, 96, False), (300, 40, True), (1536, 64, False)])  # fmt: skip
 def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features, out_features, bias):
     layer = _layer(in_features, out_features, bias)
-    x = _inputs(40, in_features)
+    x = _inputs(60, in_features)
     counts, expected = _spike_maths(layer, x)
     with torch.no_grad():
-        prompt = layer(x)  # 40 tokens: the integer product
+        prompt = layer(x)  # 60 tokens: the integer product on any CPU (``kernel_rows``)
         layer.use_kernel(None)
         torch_decode = torch.cat([layer(row[None]) for row in x])  # one token at a time, PyTorch's operations
         assert layer.use_kernel(kernel)
         kernel_decode = torch.cat([layer(row[None]) for row in x])
-        kernel_rows = layer(x[:3])  # a few tokens in one call
+        kernel_rows = layer(x[:7])  # a few tokens in one call: four in one pass over the weights, then three
     for y in (prompt, torch_decode, kernel_decode):
         assert _close(y, expected)
-    assert _close(kernel_rows, expected[:3])
+    assert torch.equal(kernel_rows, kernel_decode[:7])  # the very same arithmetic, token by token
     assert counts.abs().max() > 256  # the outlier was counted whole, not rounded as bfloat16 would
 
     # The kernel's counts are the same integers.
@@ -116,12 +116,13 @@ def test_a_lone_outlier_of_a_wide_input_is_counted_whole_on_every_path(kernel):
     counts, expected = _spike_maths(layer, x)
     assert counts[0].abs().max() > 32767 and 127 * 128 < counts[2].abs().max() < 32767
     with torch.no_grad():
-        prompt = layer(x.repeat(5, 1))[:4]  # 20 tokens: the integer product
+        prompt = layer(x.repeat(13, 1))[:4]  # 52 tokens: the integer product
         assert layer.use_kernel(kernel)
         kernel_decode = torch.cat([layer(row[None]) for row in x])
-        kernel_rows = layer(x)
+        kernel_rows = layer(x)  # four tokens in one pass, the overflows of two of them set aside
     for y in (prompt, kernel_decode, kernel_rows):
         assert _close(y, expected)
+    assert torch.equal(kernel_rows, kernel_decode)
 
 
 def test_bfloat16_counts_would_not_pass():

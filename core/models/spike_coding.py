@@ -126,6 +126,15 @@ MANY_ROWS = 16
 """From this many tokens at once (a prompt), one batched product beats a pass over the weights per token: the
 decoding kernel takes fewer, batched products more. On a GPU batched products always win: there decoding waits on
 kernel launches more than on memory."""
+KERNEL_ROWS_WITHOUT_INT8 = 48
+"""Where torch's INT8 product is slow (no VNNI), the decoding kernel, four tokens a pass over the weights, is
+faster up to about this many tokens: a spoken question's 16-31 tokens took 0.10-0.20 s through it against
+0.25-0.29 s through the fp32 product (SmolLM2-135M, an AVX2 EPYC); at 48 the two were even."""
+
+
+def kernel_rows() -> int:
+    """Spike-coded projections of fewer tokens than this at once go through the decoding kernel (``MANY_ROWS``)."""
+    return MANY_ROWS if _int8_kernel_is_faster() else KERNEL_ROWS_WITHOUT_INT8
 
 
 def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,

@@ -20,11 +20,11 @@ from torch import nn
 
 from core.models.spike_coding import (
     KERNEL_WIDTH,
-    MANY_ROWS,
     SpikeStats,
     dequantize_int8,
     grouped_int8,
     int8_matmul,
+    kernel_rows,
     pack_int8,
     quantize_int8,
     spike_counts,
@@ -160,8 +160,9 @@ class SpikingLinear(nn.Linear):
         return self.kernel is not None or kernel is None
 
     def decodes(self, x: torch.Tensor) -> bool:
-        """Whether ``x`` goes through the kernel: a few tokens (decoding) on the CPU, firing not being recorded."""
-        return (self.kernel is not None and x.numel() < MANY_ROWS * x.shape[-1] and self.record is None
+        """Whether ``x`` goes through the kernel: a few tokens (decoding, and a short prompt where torch's INT8 product
+        is slow: ``kernel_rows``) on the CPU, firing not being recorded."""
+        return (self.kernel is not None and x.numel() < kernel_rows() * x.shape[-1] and self.record is None
                 and x.device.type == "cpu")  # fmt: skip
 
     def _decode(self, x: torch.Tensor, rows: int) -> torch.Tensor:

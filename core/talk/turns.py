@@ -112,7 +112,8 @@ class TurnDetector:
         # (samples, voiced: sure enough to start a turn, echo, speech: likely enough to stay in one).
         barge_in = _frames(settings.barge_in_seconds)
         preroll = max(settings.preroll_seconds, settings.barge_in_preroll_seconds)
-        self._recent: deque[tuple[np.ndarray, bool, bool, bool]] = deque(maxlen=_frames(preroll) + barge_in + barge_in // 2)
+        window = barge_in + barge_in // 2  # the frames that decide a barge-in (``_starts``)
+        self._recent: deque[tuple[np.ndarray, bool, bool, bool]] = deque(maxlen=_frames(preroll) + window)
         self._turn: list[np.ndarray] | None = None
         self._voiced_frames = 0
         self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one

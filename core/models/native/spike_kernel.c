@@ -76,9 +76,43 @@ static float output_sum(const int16_t *c, const int8_t *w, const uint16_t *scale
         for (int i = 0; i < width; i++) dot += (int32_t)wg[i] * (int32_t)cg[i];
         for (; overflowed > 0 && overflows->index < (g + 1) * width; overflows++, overflowed--)
             dot += (int32_t)w[overflows->index] * overflows->rest;  /* in input order: each in its own group */
-        sum += from_bfloat16(scale[(int64_t)g * scale_stride]) * (float)dot;
+        sum = fmaf(from_bfloat16(scale[(int64_t)g * scale_stride]), (float)dot, sum);  /* fused: as output_sums4 */
     }
     return sum;
+}
+
+/* An output from its sum: one fused multiply-add, so that every path rounds it alike. */
+static float output(float sum, float v_th, const float *bias, int o) {
+    return fmaf(sum, v_th, bias ? bias[o] : 0.0f);
+}
+
+/* The same sums for four tokens at once (a prompt's), each the very same arithmetic as output_sum's: every weight is
+ * read and widened once for the four, which gcc keeps in four vector accumulators. c holds the four tokens' counts,
+ * `stride` apart; sums gets the four results. */
+static void output_sums4(const int16_t *c, int64_t stride, const int8_t *w, const uint16_t *scale, int scale_stride,
+                         int groups, int width, Overflow (*overflows)[MAX_OVERFLOWS], const int *overflowed,
+                         float sums[4]) {
+    const int16_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
+    int next[4] = {0, 0, 0, 0};  /* each token's first overflow not yet added */
+    for (int r = 0; r < 4; r++) sums[r] = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        const int8_t *wg = w + (int64_t)g * width;
+        int64_t at = (int64_t)g * width;
+        int32_t dot[4] = {0, 0, 0, 0};
+        for (int i = 0; i < width; i++) {
+            int32_t weight = wg[i];
+            dot[0] += weight * c0[at + i];
+            dot[1] += weight * c1[at + i];
+            dot[2] += weight * c2[at + i];
+            dot[3] += weight * c3[at + i];
+        }
+        float group_scale = from_bfloat16(scale[(int64_t)g * scale_stride]);
+        for (int r = 0; r < 4; r++) {
+            for (; next[r] < overflowed[r] && overflows[r][next[r]].index < (g + 1) * width; next[r]++)
+                dot[r] += (int32_t)w[overflows[r][next[r]].index] * overflows[r][next[r]].rest;
+            sums[r] = fmaf(group_scale, (float)dot[r], sums[r]);
+        }
+    }
 }
 
 /* x (rows, in_features) fp32; norm_weight (in_features) fp32 or NULL; w (out, groups, width) int8 (each output's
@@ -97,10 +131,18 @@ EXPORT void spiking_linear(const float *x, int rows, int in_features, const floa
             v_th[r] = spike_code(x + (int64_t)r * in_features, in_features, padded, k, norm_weight, norm_eps,
                                  counts + (int64_t)r * padded, overflows[r - first], &overflowed[r - first]);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int o = 0; o < out; o++)
-            for (int r = first; r < last; r++)
+        for (int o = 0; o < out; o++) {
+            int r = first;
+            for (; r + 4 <= last; r += 4) {  /* four tokens a pass over this output's weights */
+                float sums[4];
+                output_sums4(counts + (int64_t)r * padded, padded, w + (int64_t)o * padded, scale + o, out, groups,
+                             width, &overflows[r - first], &overflowed[r - first], sums);
+                for (int t = 0; t < 4; t++) y[(int64_t)(r + t) * out + o] = output(sums[t], v_th[r + t], bias, o);
+            }
+            for (; r < last; r++)
                 projection_rows(counts + (int64_t)r * padded, overflows[r - first], overflowed[r - first], v_th[r], w,
                                 scale, groups, out, width, bias, y + (int64_t)r * out, o, o + 1);
+        }
     }
 }
 
@@ -111,8 +153,8 @@ void projection_rows(const int16_t *counts, const Overflow *overflows, int overf
                      int end) {
     int64_t padded = (int64_t)groups * width;
     for (int o = begin; o < end; o++)
-        y[o] = output_sum(counts, w + o * padded, scale + o, out, groups, width, overflows, overflowed) * v_th +
-               (bias ? bias[o] : 0.0f);
+        y[o] = output(output_sum(counts, w + o * padded, scale + o, out, groups, width, overflows, overflowed), v_th,
+                      bias, o);
 }
 
 /* The output head's input: one token's last state x (in_features) in int16 steps of max|x| / limit, limit as fine
