@@ -118,7 +118,7 @@ def use_decoding_kernel(loader, model) -> None:
     The native step runs on ``decoding_threads`` with its own team of threads (``native/team.c``). A model that
     decodes per projection (GPT-2) keeps one thread unless ``threads`` is set: its OpenMP loops, about 120 a token,
     put their workers to sleep whenever torch's pool also exists (49 against 54 tokens/s on two, 2 cores)."""
-    from core.models import decode_step, native
+    from core.models import decode_step, native, spike_coding
 
     try:
         kernel = loader.once(("native-kernel",), lambda: native.load(loader.settings.models_dir / "kernels"))
@@ -129,6 +129,7 @@ def use_decoding_kernel(loader, model) -> None:
     if not model.use_kernel(kernel):
         loader.note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
     native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
+    spike_coding.kernel_rows()  # which prompt product is faster here, measured once: while loading, not answering
     why_not = decode_step.unsupported(model)
     if why_not is None:
         threads = decoding_threads(loader.settings)
