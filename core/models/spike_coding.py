@@ -133,7 +133,8 @@ faster up to about this many tokens: a spoken question's 16-31 tokens took 0.10-
 
 
 def kernel_rows() -> int:
-    """Spike-coded projections of fewer tokens than this at once go through the decoding kernel (``MANY_ROWS``)."""
+    """Spike-coded projections of fewer tokens than this at once go through the decoding kernel: ``MANY_ROWS`` where
+    torch's INT8 product is the faster, ``KERNEL_ROWS_WITHOUT_INT8`` where it is not."""
     return MANY_ROWS if _int8_kernel_is_faster() else KERNEL_ROWS_WITHOUT_INT8
 
 

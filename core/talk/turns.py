@@ -181,7 +181,7 @@ class TurnDetector:
                 return []
             self._turn, speech = self._opening(run, strict)
             self._recent.clear()
-            self._voiced_frames = speech - 1  # and this frame:
+            self._voiced_frames = speech - 1  # the opening's speech, this frame but for ``_mark_voiced``'s count
             self._mark_voiced(captured_at)
             return [Started(captured_at - len(self._turn) * FRAME_SECONDS, barge_in=strict)]
 
