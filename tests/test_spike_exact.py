@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.models import spike_coding
+
 
 def int8_llama(vocab_size: int, intermediate_size: int, block_size: int):
     """A small random llama-family SpikingBrain in its INT8 inference form, embeddings wide enough to fire."""
@@ -58,10 +60,11 @@ def _close(y: torch.Tensor, expected: torch.Tensor) -> bool:
                          [(576, 96, False), (300, 40, True), (1536, 64, False)])  # fmt: skip
 def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features, out_features, bias):
     layer = _layer(in_features, out_features, bias)
-    x = _inputs(60, in_features)
+    x = _inputs(90, in_features)
+    assert len(x) >= spike_coding.kernel_rows()  # the prompt's path below
     counts, expected = _spike_maths(layer, x)
     with torch.no_grad():
-        prompt = layer(x)  # 60 tokens: the integer product on any CPU (``kernel_rows``)
+        prompt = layer(x)  # 90 tokens: the integer product on any CPU (``kernel_rows``)
         layer.use_kernel(None)
         torch_decode = torch.cat([layer(row[None]) for row in x])  # one token at a time, PyTorch's operations
         assert layer.use_kernel(kernel)
@@ -87,8 +90,6 @@ def test_every_path_is_the_spike_maths_within_fp32_rounding(kernel, in_features,
 def test_the_prompts_two_integer_products_give_the_very_same_sums(monkeypatch, group):
     """torch's INT8 product (fast with VNNI) and fp32's (faster without): the same int32 sums to the last bit, at
     the largest counts and weights there are. A group too wide for fp32's 2^24 always takes the INT8 product."""
-    from core.models import spike_coding
-
     torch.manual_seed(group)
     counts = torch.randint(-127, 128, (20, 2 * group)).float()  # tokens that fit int8 as they are, ...
     outliers = torch.randint(0, 2 * group, (10, 8))
@@ -116,7 +117,8 @@ def test_a_lone_outlier_of_a_wide_input_is_counted_whole_on_every_path(kernel):
     counts, expected = _spike_maths(layer, x)
     assert counts[0].abs().max() > 32767 and 127 * 128 < counts[2].abs().max() < 32767
     with torch.no_grad():
-        prompt = layer(x.repeat(13, 1))[:4]  # 52 tokens: the integer product
+        assert 4 * 23 >= spike_coding.kernel_rows()
+        prompt = layer(x.repeat(23, 1))[:4]  # 92 tokens: the integer product on any CPU
         assert layer.use_kernel(kernel)
         kernel_decode = torch.cat([layer(row[None]) for row in x])
         kernel_rows = layer(x)  # four tokens in one pass, the overflows of two of them set aside

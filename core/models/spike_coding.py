@@ -126,10 +126,11 @@ MANY_ROWS = 16
 """From this many tokens at once (a prompt), one batched product beats a pass over the weights per token: the
 decoding kernel takes fewer, batched products more. On a GPU batched products always win: there decoding waits on
 kernel launches more than on memory."""
-KERNEL_ROWS_WITHOUT_INT8 = 48
+KERNEL_ROWS_WITHOUT_INT8 = 80
 """Where torch's INT8 product is slow (no VNNI), the decoding kernel, four tokens a pass over the weights, is
-faster up to about this many tokens: a spoken question's 16-31 tokens took 0.10-0.20 s through it against
-0.25-0.29 s through the fp32 product (SmolLM2-135M, an AVX2 EPYC); at 48 the two were even."""
+faster up to about this many tokens. SmolLM2-135M on an AVX2 EPYC, the kernel against the fp32 product: a spoken
+question's 16-31 tokens 0.10-0.19 s against 0.25-0.29 s, 48 tokens 0.33 against 0.52 s, 80 tokens 0.47 against
+0.51 s, 107 tokens 0.66 against 0.60 s."""
 
 
 def kernel_rows() -> int:
