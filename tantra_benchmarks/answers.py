@@ -32,8 +32,10 @@ ANSWER_TOKENS = 64
 """Of a reply to a question: the answer is in its first sentence or two."""
 EARLIER_TOKENS = 40
 """Of a reply to an earlier turn (a fact told, a question between): enough to be a real reply in the history."""
-STAGE_DIRECTION = re.compile(
-    r"\*[^*\n]{2,100}\*|\((?:smil|laugh|chuckl|grin|sigh|wink|nod|paus|giggl|blush|wav)\w*[^)]{0,40}\)", re.I
+STAGE_DIRECTION = re.compile(  # *an action* or (smiling); Markdown's **bold** is not one
+    r"(?<!\*)\*(?!\*)[^*\n]{2,100}(?<!\*)\*(?!\*)"
+    r"|\((?:smil|laugh|chuckl|grin|sigh|wink|nod|paus|giggl|blush|wav)\w*[^)]{0,40}\)",
+    re.I,
 )
 
 _BEFORE_VOICE = (

@@ -57,6 +57,7 @@ def test_the_summary_scores_by_category_distance_and_label():
 def test_stage_directions_are_counted(reply):
     assert STAGE_DIRECTION.search(reply)
     assert not STAGE_DIRECTION.search("The answer is 2 * 3 (in Lisbon).")
+    assert not STAGE_DIRECTION.search("1. **Choose the right type**: green tea or black tea")  # Markdown's bold
 
 
 # ---- the real model, at the defaults ---------------------------------------------------------------------------------
