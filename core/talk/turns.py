@@ -110,10 +110,12 @@ class TurnDetector:
         self.end_of_turn = end_of_turn
         # The frames before a turn: its pre-roll, and the run of speech that is deciding whether it starts. Each is
         # (samples, voiced: sure enough to start a turn, echo, speech: likely enough to stay in one).
-        barge_in = _frames(settings.barge_in_seconds)
+        self._barge_in = _frames(settings.barge_in_seconds)  # sure frames that decide a barge-in ...
+        self._barge_in_window = self._barge_in + self._barge_in // 2  # ... within this many (``_starts``)
         preroll = max(settings.preroll_seconds, settings.barge_in_preroll_seconds)
-        window = barge_in + barge_in // 2  # the frames that decide a barge-in (``_starts``)
-        self._recent: deque[tuple[np.ndarray, bool, bool, bool]] = deque(maxlen=_frames(preroll) + window)
+        self._recent: deque[tuple[np.ndarray, bool, bool, bool]] = deque(
+            maxlen=_frames(preroll) + self._barge_in_window
+        )
         self._turn: list[np.ndarray] | None = None
         self._voiced_frames = 0
         self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one
@@ -149,9 +151,8 @@ class TurnDetector:
             needed = _frames(settings.start_seconds)
             recent = list(self._recent)[-needed:]
             return needed if len(recent) == needed and all(voiced for _, voiced, _, _ in recent) else 0
-        needed = _frames(settings.barge_in_seconds)
-        window = list(self._recent)[-(needed + needed // 2) :]
-        return len(window) if sum(voiced for _, voiced, _, _ in window) >= needed else 0
+        window = list(self._recent)[-self._barge_in_window :]
+        return len(window) if sum(voiced for _, voiced, _, _ in window) >= self._barge_in else 0
 
     def _opening(self, run: int, strict: bool) -> tuple[list[np.ndarray], int]:
         """The turn's first frames and how many of them were speech: the deciding run and the pre-roll before it,
