@@ -4,6 +4,7 @@ user's questions played into Tantra's microphone and its replies recorded from i
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.slow
 pulse = pulse_audio.pulse  # the fixture, found by pytest under this name
 
 QUESTIONS = ("What color is the sky?", "What do bees make?")
+LOUDSPEAKER_TRIES = int(os.environ.get("TANTRA_PULSE_TRIES", "3"))
+"""Barge-ins and long answers of the loudspeaker tests; ``TANTRA_PULSE_TRIES=20`` measures issue 23's targets."""
 SPOKEN = 1.5  # seconds from a turn's JSON line (its reply queued to the last sample) until PulseAudio has played it
 
 
@@ -46,6 +49,31 @@ def questions(tmp_path_factory) -> list[Path]:
                        cwd=ROOT, check=True, capture_output=True, timeout=120)  # fmt: skip
         paths.append(path)
     return paths
+
+
+STORIES = tuple(f"Tell me a long story about {topic}." for topic in (
+    "a brave little dragon", "a ship lost at sea", "a robot who learns to paint", "a king and his three daughters",
+    "a fox in the winter forest",
+))  # fmt: skip
+"""Asks with long answers: what the loudspeaker tests talk over, or must not interrupt."""
+
+
+@pytest.fixture(scope="module")
+def stories(tmp_path_factory) -> list[tuple[str, Path]]:
+    """``STORIES`` as the Piper voice says them: (text, WAV)."""
+    from config.model_config import MODEL_CONFIG
+    from config.settings import load_settings
+    from core.model_loader import ModelLoader
+    from core.voice.speaker import Speaker
+    from tantra_benchmarks.voice import _spoken
+
+    speaker = Speaker(ModelLoader(MODEL_CONFIG, load_settings({})).load_speaker("piper"))
+    folder = tmp_path_factory.mktemp("stories")
+    spoken = []
+    for number, text in enumerate(STORIES):
+        soundfile.write(folder / f"s{number}.wav", _spoken(speaker, text), 16000)
+        spoken.append((text, folder / f"s{number}.wav"))
+    return spoken
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +249,8 @@ def test_wer() -> None:
 
 
 def test_barge_in_on_real_devices(pulse, questions, tmp_path):
-    """Headphones (no echo), --barge-in on: the user talks over a long answer 1 s into it. (Barge-in through the
-    -10 dB loopback is not tested here: it was missed in about one full run of four, and the interruption, mixed
-    with the echo, misheard in another; the stand-in room's test covers the echo gate deterministically.)"""
+    """Headphones (no echo), --barge-in on: the user talks over a long answer 1 s into it. (Through the -10 dB
+    loopback, with the echo canceller: ``test_on_loudspeakers_the_user_talks_over_long_answers``.)"""
     tantra = Tantra(pulse, "--barge-in", "on", "-n", "200", "--system", "You tell very long and detailed stories.")
     try:
         tantra.wait_for_microphone()
@@ -242,3 +269,79 @@ def test_barge_in_on_real_devices(pulse, questions, tmp_path):
     assert code == 130, "".join(tantra.stderr)
     assert first["interrupted"] and first["reply"], (first, "".join(tantra.stderr))  # kept as far as it was heard
     assert wer(QUESTIONS[1], second["heard"]) <= 0.4, second  # the interruption became the next turn
+
+
+def _heard(tantra: Tantra) -> int:
+    """How many turns Tantra has heard so far (its "heard:" lines)."""
+    return sum("heard:" in line for line in list(tantra.stderr))
+
+
+def _wait_until_heard(tantra: Tantra, before: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and tantra.process.poll() is None:
+        if _heard(tantra) > before:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_on_loudspeakers_the_user_talks_over_long_answers(pulse, stories):
+    """The loudspeaker heard through the -10 dB loopback, barge-in auto (the echo canceller runs): each ask for a
+    story is said 1 s into the story before it. Those stories stop, and the ask that stopped each is heard."""
+    echo = pulse.add_echo()
+    tantra = Tantra(pulse, "-n", "200", "--system", "You tell very long and detailed stories.")
+    asked = [stories[n % len(stories)] for n in range(LOUDSPEAKER_TRIES + 1)]
+    try:
+        tantra.wait_for_microphone()
+        for number, (_, wav) in enumerate(asked):
+            before = _heard(tantra)
+            pulse.play_into_mic(wav)
+            # The first waits for the models; a missed barge-in leaves the answer going: the next question tries again.
+            _wait_until_heard(tantra, before, 90 if number == 0 else 15)
+            time.sleep(1.0 + 0.6)  # the answer starts about 0.6 s after the turn is heard; 1 s into it, the next
+        tantra.process.send_signal(signal.SIGINT)  # the last answer is long: Ctrl-C stops it, ...
+        time.sleep(1)
+        code = tantra.ctrl_c()  # ... and a second one, with nothing going on, ends the session
+        turns = tantra.later_turns()
+    finally:
+        tantra.process.kill()
+        pulse.remove_echo(echo)
+    said = (turns, "".join(tantra.stderr))
+    assert code == 130, said
+    stopped = sum(turn["interrupted"] for turn in turns[:LOUDSPEAKER_TRIES])
+    later = iter(turns[1:])  # each ask is looked for after the turn that matched the one before
+    heard_right = sum(any(wer(text, turn["heard"]) <= 0.4 for turn in later) for text, _ in asked[1:])
+    resumed = sum("not a barge-in" in line for line in tantra.stderr)
+    print(json.dumps({"tries": LOUDSPEAKER_TRIES, "stopped": stopped, "interruption_heard_right": heard_right,
+                      "false_barge_ins_resumed": resumed, "turns": len(turns)}))  # fmt: skip
+    assert stopped >= LOUDSPEAKER_TRIES - 1 and heard_right >= LOUDSPEAKER_TRIES - 1, said
+
+
+def test_on_loudspeakers_long_answers_do_not_interrupt_themselves(pulse, stories):
+    """The loudspeaker heard through the -10 dB loopback, barge-in auto, nobody talking over the answers: none stops
+    itself, and no echo is taken for a turn."""
+    echo = pulse.add_echo()
+    # Sampled (-t 0.7), so that each answer differs even where an ask comes round again.
+    tantra = Tantra(pulse, "-n", "150", "-t", "0.7", "--system", "You tell very long and detailed stories.")
+    asked = [stories[n % len(stories)] for n in range(LOUDSPEAKER_TRIES)]
+    turns = []
+    try:
+        tantra.wait_for_microphone()
+        for _, wav in asked:
+            pulse.play_into_mic(wav)
+            turns.append(tantra.next_turn(timeout=120))
+            time.sleep(SPOKEN)
+        time.sleep(3)  # room for a turn made of the last answer's echo
+        code = tantra.ctrl_c()
+        turns += tantra.later_turns()
+    finally:
+        tantra.process.kill()
+        pulse.remove_echo(echo)
+    said = (turns, "".join(tantra.stderr))
+    assert code == 130, said
+    resumed = [line.strip() for line in tantra.stderr if "not a barge-in" in line]
+    print(json.dumps({"answers": len(asked), "words_spoken": sum(len(turn["reply"].split()) for turn in turns),
+                      "self_interruptions": sum(turn["interrupted"] for turn in turns),
+                      "false_barge_ins_resumed": resumed, "turns": len(turns)}))  # fmt: skip
+    assert [turn["turn"] for turn in turns] == list(range(1, len(asked) + 1)), said
+    assert not any(turn["interrupted"] for turn in turns), said

@@ -121,6 +121,29 @@ def test_barge_in_needs_surer_and_longer_speech():
     assert [type(e) for _, e in events] == [Started] and events[0][1].barge_in
 
 
+def test_a_barge_in_ends_after_800_ms_of_silence_whatever_the_end_of_turn_model_says():
+    """ "Wait," said as the voice pauses, then "that is enough.": one turn, though "Wait," sounds complete."""
+    judge = Judge(0.9, 0.9)
+    pause = frames(0.5)
+    events = feed(TurnDetector(end_of_turn=judge), [0.9] * 12 + [0.0] * pause + [0.9] * 20 + [0.0] * 30, strict=True)
+    assert [type(e) for _, e in events] == [Started, Speculate, Resumed, Speculate, Ended]  # speculated at 300 ms
+    last = 12 + pause + 19  # the last voiced frame
+    assert events[-1][0] == last + frames(0.8)
+    assert judge.asked == []
+    # A turn that starts while Tantra is quiet still ends early when it sounds complete.
+    assert [type(e) for _, e in feed(TurnDetector(end_of_turn=Judge(0.9)), [0.9] * 12 + [0.0] * pause)] == [
+        Started, Speculate, Ended]  # fmt: skip
+
+
+def test_with_the_echo_cancelled_a_barge_in_needs_less_sure_speech():
+    """The canceller softens the user's words over the echo (its double-talk suppression), and leaves little of the
+    echo: the voice loop asks 0.6 instead of 0.8 while it runs."""
+    settings = TurnSettings(barge_in_probability=TurnSettings().cancelled_barge_in_probability)
+    assert feed(TurnDetector(), [0.7] * 20, strict=True) == []
+    assert [type(e) for _, e in feed(TurnDetector(settings), [0.7] * 20, strict=True)] == [Started]
+    assert feed(TurnDetector(settings), [0.5] * 20, strict=True) == []
+
+
 def test_barge_in_counts_speech_across_the_dips_between_words():
     words = ([0.95] * 4 + [0.1]) * 4  # 4 frames of a word, a dip, and again: never 10 frames in a row
     events = feed(TurnDetector(), words, strict=True)

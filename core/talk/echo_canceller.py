@@ -15,6 +15,7 @@ enhancement, since the start).
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numpy as np
 
@@ -24,6 +25,8 @@ RATE = 16_000
 BLOCK = RATE // 100  # AEC3's 10 ms
 KEPT_SECONDS = 3.0  # reference audio kept: more than any echo delay
 QUIET = 1e-4  # mean square below which nothing is playing
+GAP = 0.2  # seconds between a frame's stamp and the microphone's running count that mean samples were lost
+DRIFT = 0.02  # seconds the earliest stamps may move from the running count before it follows them
 
 
 class EchoCanceller:
@@ -42,6 +45,8 @@ class EchoCanceller:
         self._near_rest = np.zeros(0, np.float32)  # less than a block, waiting for the next frame
         self._far_rest = np.zeros(0, np.float32)
         self._out = np.zeros(BLOCK, np.float32)  # cleaned audio not yet handed back: 10 ms ahead at start
+        self._mic_at: float | None = None  # when the next microphone frame starts, counted in samples ...
+        self._lateness: deque[float] = deque(maxlen=100)  # ... and how late the last 3 s of frames were stamped
         self._energy_in = self._energy_out = 0.0  # of the microphone before and after, while something played
 
     def attach(self, playback, output_rate: int) -> None:
@@ -76,7 +81,7 @@ class EchoCanceller:
 
     def clean(self, samples: np.ndarray, captured_at: float) -> np.ndarray:
         """The frame (16 kHz float32, its last sample captured at ``captured_at``) without the loudspeaker's echo."""
-        far = self._reference(captured_at - len(samples) / RATE, len(samples))
+        far = self._reference(self._frame_start(captured_at, len(samples)), len(samples))
         near = np.concatenate([self._near_rest, samples])
         far = np.concatenate([self._far_rest, far])
         whole = len(near) // BLOCK * BLOCK
@@ -88,6 +93,28 @@ class EchoCanceller:
             self._energy_in += float(np.sum(np.square(samples)))
             self._energy_out += float(np.sum(np.square(cleaned)))
         return cleaned
+
+    def _frame_start(self, captured_at: float, count: int) -> float:
+        """When a frame of ``count`` samples stamped ``captured_at`` started, on a timeline that counts samples.
+
+        AEC3 models the echo as the reference delayed by a steady amount, so the reference it is given must run on
+        without a break, as the microphone does. A frame's stamp is when its block reached Tantra, never before it
+        was captured and often well after: through PulseAudio successive 32 ms frames were stamped -2 to 54 ms
+        apart, and a reference cut at each stamp repeated and skipped pieces of itself (3-8 dB of a loopback's echo
+        cancelled). So the timeline counts samples from the earliest-arriving frame of the last few seconds, and
+        moves only when that earliest arrival does by ``DRIFT`` (two clocks), or at a gap (samples lost)."""
+        stamped = captured_at - count / RATE
+        if self._mic_at is None or abs(stamped - self._mic_at) > GAP:
+            self._mic_at = stamped
+            self._lateness.clear()
+        self._lateness.append(stamped - self._mic_at)
+        earliest = min(self._lateness)
+        if abs(earliest) > DRIFT:
+            self._mic_at += earliest
+            self._lateness = deque((late - earliest for late in self._lateness), maxlen=self._lateness.maxlen)
+        start = self._mic_at
+        self._mic_at += count / RATE
+        return start
 
     @property
     def cancellation_db(self) -> float | None:

@@ -69,7 +69,11 @@ class VoiceLoop:
     def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions = VoiceOptions()) -> None:
         """``link``: a ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
         self.link, self.vad, self.options = link, vad, options
-        self.detector = TurnDetector(options.turns)
+        self.canceller = options.echo_canceller
+        turns = options.turns
+        if self.canceller is not None:
+            turns = replace(turns, barge_in_probability=turns.cancelled_barge_in_probability)
+        self.detector = TurnDetector(turns)
         self.replying = threading.Event()
         self._stop_reply = threading.Event()
         self._drop_recording = threading.Event()
@@ -85,7 +89,6 @@ class VoiceLoop:
         self._push_to_talk: list[np.ndarray] | None = None
         self.push_to_talk = False
         self._echo = EchoGate(link.playback.level_at, options.echo_margin)
-        self.canceller = options.echo_canceller
         if self.canceller is not None:
             self.canceller.attach(link.playback, link.output_rate)
         self.full_duplex = options.barge_in == "on" or (options.barge_in == "auto" and self.canceller is not None)
