@@ -312,8 +312,10 @@ def test_on_loudspeakers_the_user_talks_over_long_answers(pulse, stories):
     later = iter(turns[1:])  # each ask is looked for after the turn that matched the one before
     heard_right = sum(any(wer(text, turn["heard"]) <= 0.4 for turn in later) for text, _ in asked[1:])
     resumed = sum("not a barge-in" in line for line in tantra.stderr)
+    notes = [line.strip() for line in tantra.stderr if line.startswith("tantra:") and "heard:" not in line]
     print(json.dumps({"tries": LOUDSPEAKER_TRIES, "stopped": stopped, "interruption_heard_right": heard_right,
-                      "false_barge_ins_resumed": resumed, "turns": len(turns)}))  # fmt: skip
+                      "false_barge_ins_resumed": resumed, "notes": notes,
+                      "turns": [(t["heard"], t["interrupted"], len(t["reply"].split())) for t in turns]}))  # fmt: skip
     assert stopped >= LOUDSPEAKER_TRIES - 1 and heard_right >= LOUDSPEAKER_TRIES - 1, said
 
 

@@ -235,6 +235,17 @@ def test_a_barge_in_that_is_tantras_own_voice_or_a_noise_pauses_the_reply_which_
     assert voice.sum() * 0.01 > 3.3  # and all of it was played
 
 
+def test_on_loudspeakers_a_question_begun_as_the_answer_ends_is_heard_from_its_start(tmp_path):
+    """Said over the last 0.2 s of the answer, too soon to be decided before the voice stops: the microphone stays
+    open after it (no rest for the echo's tail) and the turn keeps its start."""
+    answer = "An answer of three seconds. " * 11  # 3.08 s of fake voice, from 1.72 s
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(1.72 + 3.08 - 0.2 - 1.1), tone(500, 1.2),
+                          silence(2.0)])  # fmt: skip
+    talk = Conversation(mic, tmp_path, reply=lambda m: answer, echo_canceller=PassingCanceller()).run()
+    assert [(t.heard, t.interrupted) for t in talk.turns] == [("hello there", False), ("tell me more", False)]
+    assert sounding(talk.heard_audio[-1]).sum() * 0.01 >= 1.15  # all of the question's 1.2 s
+
+
 def test_with_headphones_a_short_word_as_the_voice_pauses_still_stops_it(tmp_path):
     long_reply = "This is a long reply that goes on. " * 10
     mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(700, 0.4, 0.5), silence(2.0)])

@@ -106,6 +106,7 @@ class VoiceLoop:
         self._turn_started_at = 0.0
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
+        self._user_heard_at = -1e9  # when a frame heard while Tantra spoke was last the user's speech
         self._armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
 
     # ---- control, from any thread --------------------------------------------------------------------------------
@@ -168,13 +169,16 @@ class VoiceLoop:
         """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard. With
         the echo canceller on loudspeakers it is heard while Tantra speaks (barge-in), but not for that moment after
         its voice stops: what is left of a real room's echo then (reverberation, a reference a little off) made
-        false turns on PulseAudio. Headphones (barge-in on) are never deaf."""
+        false turns on PulseAudio. Unless the user was heard speaking as the voice stopped: a question begun over
+        the end of an answer, too soon to be decided before it, lost its start there (PulseAudio: "three
+        daughters." of "Tell me a long story about a king and his three daughters."). Headphones (barge-in on) are
+        never deaf."""
         if self.options.barge_in == "on":
             return False
         playback = self.link.playback
         tail = self._in_echo_tail(now)
         if self.full_duplex:
-            return tail and not playback.busy
+            return tail and not playback.busy and now - self._user_heard_at > self.options.echo_tail
         return self.replying.is_set() or playback.busy or tail
 
     def _in_echo_tail(self, now: float) -> bool:
@@ -215,6 +219,8 @@ class VoiceLoop:
         if strict:
             level = float(np.sqrt(np.mean(np.square(samples))))
             echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
+            if not echo and probability >= self.detector.settings.stay_probability:
+                self._user_heard_at = now  # (``_deaf``)
         wake = self.options.wake
         if wake is not None and not strict and wake.feed(samples, probability):
             self._woken_at = now
