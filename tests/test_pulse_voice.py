@@ -172,6 +172,43 @@ soundfile.write(sys.argv[1], np.concatenate(frames), 16000)
 """
 
 
+CANCEL_CHECK = """
+import sys
+import numpy as np, soundfile, soxr
+from core.talk.echo_canceller import EchoCanceller
+from core.talk.sound_devices import DeviceAudio
+link = DeviceAudio()
+canceller = EchoCanceller()
+canceller.attach(link.playback, link.output_rate)
+voice = np.concatenate([soundfile.read(path, dtype="float32")[0] for path in sys.argv[1:]])
+link.playback.add(soxr.resample(voice, 16000, link.output_rate).astype(np.float32), 1)
+heard = 0
+for frame in link.frames():
+    canceller.clean(frame.samples, frame.captured_at)
+    heard += len(frame.samples)
+    if heard >= len(voice) + 16000:
+        break
+link.close()
+print(canceller.cancellation_db)
+"""
+
+
+def test_the_echo_canceller_takes_a_loopback_echo_out_of_the_microphone(pulse, stories):
+    """The five asks for stories (about 13 s), played on Tantra's loudspeaker and heard back 10 dB down through the
+    loopback: the canceller takes out most of it. Its reference once followed the microphone blocks' irregular
+    stamps, and took out 3-8 dB."""
+    echo = pulse.add_echo()
+    try:
+        check = subprocess.run([sys.executable, "-c", CANCEL_CHECK, *(str(wav) for _, wav in stories)],
+                               capture_output=True, text=True, cwd=ROOT, env=pulse.env, timeout=120)  # fmt: skip
+    finally:
+        pulse.remove_echo(echo)
+    assert check.returncode == 0, check.stderr
+    cancelled = float(check.stdout.split()[-1])
+    print(json.dumps({"echo_cancelled_db": cancelled}))
+    assert cancelled > 10
+
+
 def test_device_audio_records_and_plays_through_pulseaudio(pulse, questions, hear, tmp_path):
     captured, played = tmp_path / "captured.wav", tmp_path / "played.wav"
     with pulse.record_speaker(played):
@@ -287,7 +324,9 @@ def _wait_until_heard(tantra: Tantra, before: int, timeout: float) -> bool:
 
 def test_on_loudspeakers_the_user_talks_over_long_answers(pulse, stories):
     """The loudspeaker heard through the -10 dB loopback, barge-in auto (the echo canceller runs): each ask for a
-    story is said 1 s into the story before it. Those stories stop, and the ask that stopped each is heard."""
+    story is said 1 s into the story before it. Those stories stop, and the ask that stopped each is heard. (SmolLM2
+    tells some stories in one short sentence, over before the ask is: that ask is heard after it, and the try is not
+    counted as talked over.)"""
     echo = pulse.add_echo()
     tantra = Tantra(pulse, "-n", "200", "--system", "You tell very long and detailed stories.")
     asked = [stories[n % len(stories)] for n in range(LOUDSPEAKER_TRIES + 1)]
@@ -308,15 +347,18 @@ def test_on_loudspeakers_the_user_talks_over_long_answers(pulse, stories):
         pulse.remove_echo(echo)
     said = (turns, "".join(tantra.stderr))
     assert code == 130, said
-    stopped = sum(turn["interrupted"] for turn in turns[:LOUDSPEAKER_TRIES])
+    # A story of a few words (about 2.7 a second) was over within 1.5 s of the ask starting: too soon to be decided.
+    talked_over = [turn for turn in turns[:LOUDSPEAKER_TRIES] if turn["interrupted"] or len(turn["reply"].split()) > 8]
+    stopped = sum(turn["interrupted"] for turn in talked_over)
     later = iter(turns[1:])  # each ask is looked for after the turn that matched the one before
     heard_right = sum(any(wer(text, turn["heard"]) <= 0.4 for turn in later) for text, _ in asked[1:])
     resumed = sum("not a barge-in" in line for line in tantra.stderr)
     notes = [line.strip() for line in tantra.stderr if line.startswith("tantra:") and "heard:" not in line]
-    print(json.dumps({"tries": LOUDSPEAKER_TRIES, "stopped": stopped, "interruption_heard_right": heard_right,
+    print(json.dumps({"tries": LOUDSPEAKER_TRIES, "talked_over": len(talked_over), "stopped": stopped,
+                      "interruption_heard_right": heard_right,
                       "false_barge_ins_resumed": resumed, "notes": notes,
                       "turns": [(t["heard"], t["interrupted"], len(t["reply"].split())) for t in turns]}))  # fmt: skip
-    assert stopped >= LOUDSPEAKER_TRIES - 1 and heard_right >= LOUDSPEAKER_TRIES - 1, said
+    assert stopped >= len(talked_over) - 1 and heard_right >= LOUDSPEAKER_TRIES - 1, said
 
 
 def test_on_loudspeakers_long_answers_do_not_interrupt_themselves(pulse, stories):
