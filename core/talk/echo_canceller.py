@@ -3,7 +3,8 @@
 WebRTC's AEC3 (the canceller in every browser's calls, from the pinned ``pywebrtc-audio`` wheel) subtracts from the
 microphone what it predicts of the loudspeaker's sound, given that sound as its reference. Tantra knows the reference
 exactly: the playback queue reports every block it hands the device with the time it sounds (``on_take``), and
-each microphone frame is cleaned with the reference of its own time span. The echo reaches the microphone later
+each microphone frame is cleaned with the reference of its own time span (on a timeline that counts the
+microphone's samples, ``_frame_start``: the frames' own stamps wander). The echo reaches the microphone later
 than that (the room, the input's buffers: tens to hundreds of ms), never earlier, which is what AEC3's delay
 estimator needs; it also follows changes of delay and volume. AEC3 works on 10 ms blocks: the 32 ms frames are cut
 to them and joined again, 10 ms later at most.
