@@ -249,21 +249,28 @@ def test_one_spoken_turn_on_real_devices(pulse, questions, hear, tmp_path):
     assert all(value is not None and 0 <= value < 30 for value in turn["latency"].values()), turn
 
 
+def _ask_each_after_the_last_answer(pulse: PulseAudio, tantra: Tantra, asks: list[Path],
+                                    timeout: float = 90) -> tuple[int, list[dict]]:  # fmt: skip
+    """Each ask said once the answer to the one before has been spoken, and its echo heard; then Ctrl-C. The exit
+    code, and every turn."""
+    turns = []
+    for ask in asks:
+        pulse.play_into_mic(ask)
+        turns.append(tantra.next_turn(timeout=timeout))
+        time.sleep(SPOKEN)  # the reply is heard to its end, and its echo with it
+    time.sleep(3)  # room for a turn made of the last reply's echo
+    code = tantra.ctrl_c()
+    return code, turns + tantra.later_turns()
+
+
 @pytest.mark.parametrize("barge_in", ["auto", "on"])
 def test_an_echo_of_the_reply_is_not_a_turn(pulse, questions, hear, barge_in, tmp_path):
     echo = pulse.add_echo()  # -10 dB, 80 ms: the loudspeaker heard by the microphone, as in a room
     tantra = Tantra(pulse, "--barge-in", barge_in)
     try:
         tantra.wait_for_microphone()
-        turns = []
         with pulse.record_mic(tmp_path / "mic.wav") as mic:
-            for question in questions:
-                pulse.play_into_mic(question)
-                turns.append(tantra.next_turn())
-                time.sleep(SPOKEN)  # the reply is heard to its end, and its echo with it
-            time.sleep(3)  # room for a turn made of the last reply's echo
-        code = tantra.ctrl_c()
-        turns += tantra.later_turns()
+            code, turns = _ask_each_after_the_last_answer(pulse, tantra, questions)
     finally:
         tantra.process.kill()
         pulse.remove_echo(echo)
@@ -368,16 +375,9 @@ def test_on_loudspeakers_long_answers_do_not_interrupt_themselves(pulse, stories
     # Sampled (-t 0.7), so that each answer differs even where an ask comes round again.
     tantra = Tantra(pulse, "-n", "150", "-t", "0.7", "--system", "You tell very long and detailed stories.")
     asked = [stories[n % len(stories)] for n in range(LOUDSPEAKER_TRIES)]
-    turns = []
     try:
         tantra.wait_for_microphone()
-        for _, wav in asked:
-            pulse.play_into_mic(wav)
-            turns.append(tantra.next_turn(timeout=120))
-            time.sleep(SPOKEN)
-        time.sleep(3)  # room for a turn made of the last answer's echo
-        code = tantra.ctrl_c()
-        turns += tantra.later_turns()
+        code, turns = _ask_each_after_the_last_answer(pulse, tantra, [wav for _, wav in asked], timeout=120)
     finally:
         tantra.process.kill()
         pulse.remove_echo(echo)
