@@ -38,17 +38,21 @@ def wer(reference: str, hypothesis: str) -> float:
     return edits / max(len(ref), 1)
 
 
-@pytest.fixture(scope="module")
-def questions(tmp_path_factory) -> list[Path]:
-    """The questions as the Piper voice says them, one WAV each."""
-    folder = tmp_path_factory.mktemp("questions")
+def _say(texts: tuple[str, ...], folder: Path) -> list[Path]:
+    """Each of ``texts`` as the Piper voice says it, one WAV each (``tantra speak -o``)."""
     paths = []
-    for number, text in enumerate(QUESTIONS):
-        path = folder / f"q{number}.wav"
+    for number, text in enumerate(texts):
+        path = folder / f"{number}.wav"
         subprocess.run([sys.executable, "-m", "tantra_cli", "speak", text, "-o", str(path)],
                        cwd=ROOT, check=True, capture_output=True, timeout=120)  # fmt: skip
         paths.append(path)
     return paths
+
+
+@pytest.fixture(scope="module")
+def questions(tmp_path_factory) -> list[Path]:
+    """The questions as the Piper voice says them, one WAV each."""
+    return _say(QUESTIONS, tmp_path_factory.mktemp("questions"))
 
 
 STORIES = tuple(f"Tell me a long story about {topic}." for topic in (
@@ -61,19 +65,7 @@ STORIES = tuple(f"Tell me a long story about {topic}." for topic in (
 @pytest.fixture(scope="module")
 def stories(tmp_path_factory) -> list[tuple[str, Path]]:
     """``STORIES`` as the Piper voice says them: (text, WAV)."""
-    from config.model_config import MODEL_CONFIG
-    from config.settings import load_settings
-    from core.model_loader import ModelLoader
-    from core.voice.speaker import Speaker
-    from tantra_benchmarks.voice import _spoken
-
-    speaker = Speaker(ModelLoader(MODEL_CONFIG, load_settings({})).load_speaker("piper"))
-    folder = tmp_path_factory.mktemp("stories")
-    spoken = []
-    for number, text in enumerate(STORIES):
-        soundfile.write(folder / f"s{number}.wav", _spoken(speaker, text), 16000)
-        spoken.append((text, folder / f"s{number}.wav"))
-    return spoken
+    return list(zip(STORIES, _say(STORIES, tmp_path_factory.mktemp("stories")), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -180,13 +172,14 @@ from core.talk.sound_devices import DeviceAudio
 link = DeviceAudio()
 canceller = EchoCanceller()
 canceller.attach(link.playback, link.output_rate)
-voice = np.concatenate([soundfile.read(path, dtype="float32")[0] for path in sys.argv[1:]])
-link.playback.add(soxr.resample(voice, 16000, link.output_rate).astype(np.float32), 1)
+pieces = [soundfile.read(path, dtype="float32") for path in sys.argv[1:]]
+voice = np.concatenate([soxr.resample(audio, rate, link.output_rate) for audio, rate in pieces]).astype(np.float32)
+link.playback.add(voice, 1)
 heard = 0
-for frame in link.frames():
+for frame in link.frames():  # the whole voice, and a second after it
     canceller.clean(frame.samples, frame.captured_at)
     heard += len(frame.samples)
-    if heard >= len(voice) + 16000:
+    if heard >= (len(voice) / link.output_rate + 1) * 16000:
         break
 link.close()
 print(canceller.cancellation_db)
@@ -292,29 +285,6 @@ def test_wer() -> None:
     assert wer("a b c", "") == 1.0 and wer("a b", "a b") == 0.0
 
 
-def test_barge_in_on_real_devices(pulse, questions, tmp_path):
-    """Headphones (no echo), --barge-in on: the user talks over a long answer 1 s into it. (Through the -10 dB
-    loopback, with the echo canceller: ``test_on_loudspeakers_the_user_talks_over_long_answers``.)"""
-    tantra = Tantra(pulse, "--barge-in", "on", "-n", "200", "--system", "You tell very long and detailed stories.")
-    try:
-        tantra.wait_for_microphone()
-        pulse.play_into_mic(questions[0])
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any("heard:" in line for line in tantra.stderr):
-            time.sleep(0.05)
-        time.sleep(1.0 + 0.6)  # the answer starts about 0.6 s after the turn is heard; 1 s into it:
-        pulse.play_into_mic(questions[1])
-        first, second = tantra.next_turn(), tantra.next_turn()
-        tantra.process.send_signal(signal.SIGINT)  # the second story is long: Ctrl-C stops it, ...
-        time.sleep(1)
-        code = tantra.ctrl_c()  # ... and a second one, with nothing going on, ends the session
-    finally:
-        tantra.process.kill()
-    assert code == 130, "".join(tantra.stderr)
-    assert first["interrupted"] and first["reply"], (first, "".join(tantra.stderr))  # kept as far as it was heard
-    assert wer(QUESTIONS[1], second["heard"]) <= 0.4, second  # the interruption became the next turn
-
-
 def _heard(tantra: Tantra) -> int:
     """How many turns Tantra has heard so far (its "heard:" lines)."""
     return sum("heard:" in line for line in list(tantra.stderr))
@@ -327,6 +297,27 @@ def _wait_until_heard(tantra: Tantra, before: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_barge_in_on_real_devices(pulse, questions, tmp_path):
+    """Headphones (no echo), --barge-in on: the user talks over a long answer 1 s into it. (Through the -10 dB
+    loopback, with the echo canceller: ``test_on_loudspeakers_the_user_talks_over_long_answers``.)"""
+    tantra = Tantra(pulse, "--barge-in", "on", "-n", "200", "--system", "You tell very long and detailed stories.")
+    try:
+        tantra.wait_for_microphone()
+        pulse.play_into_mic(questions[0])
+        _wait_until_heard(tantra, 0, 90)
+        time.sleep(1.0 + 0.6)  # the answer starts about 0.6 s after the turn is heard; 1 s into it:
+        pulse.play_into_mic(questions[1])
+        first, second = tantra.next_turn(), tantra.next_turn()
+        tantra.process.send_signal(signal.SIGINT)  # the second story is long: Ctrl-C stops it, ...
+        time.sleep(1)
+        code = tantra.ctrl_c()  # ... and a second one, with nothing going on, ends the session
+    finally:
+        tantra.process.kill()
+    assert code == 130, "".join(tantra.stderr)
+    assert first["interrupted"] and first["reply"], (first, "".join(tantra.stderr))  # kept as far as it was heard
+    assert wer(QUESTIONS[1], second["heard"]) <= 0.4, second  # the interruption became the next turn
 
 
 def test_on_loudspeakers_the_user_talks_over_long_answers(pulse, stories):
