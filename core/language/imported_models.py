@@ -71,8 +71,9 @@ def ollama_blob(reference: str, models: Path | None = None) -> tuple[Path, str]:
     raise ModelUnavailable(f"ollama:{reference}: its model blob sha256-{expected[:12]}... is missing from {models}")
 
 
-def import_ollama(reference: str, settings, say, models: Path | None = None) -> tuple[str, Path]:
-    """``reference`` converted from Ollama's store into the model store: ``(its name here, its directory)``. The
+def import_ollama(reference: str, settings, say, models: Path | None = None, bits: int = 8) -> tuple[str, Path]:
+    """``reference`` converted from Ollama's store into the model store (spiking weights in ``bits``): ``(its name
+    here, its directory)``. The
     blob is checked against the manifest's sha256 first; the conversion goes to a staging directory renamed into
     place, so an interrupted import leaves nothing that loads."""
     from core.language.spikingbrain_convert import convert_gguf
@@ -89,7 +90,7 @@ def import_ollama(reference: str, settings, say, models: Path | None = None) -> 
     shutil.rmtree(staging, ignore_errors=True)
     say(f"converting ollama:{reference} into {target}")
     try:
-        convert_gguf(blob, staging)
+        convert_gguf(blob, staging, bits)
         (staging / "imported.json").write_text(json.dumps({"from": f"ollama:{reference}", "sha256": expected}))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)

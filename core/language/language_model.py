@@ -54,7 +54,8 @@ class ChatTokenizer:
 
 
 _SAFETENSORS_DTYPES = {
-    "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I8": torch.int8, "I64": torch.int64,
+    "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I8": torch.int8, "U8": torch.uint8,
+    "I64": torch.int64,
 }  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from config.errors import TantraError
 
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
 INT8_WEIGHTS = "spiking-int8.safetensors"
-"""The spiking model's inference form: INT8 weights and their scales, quantized once at conversion."""
+"""The spiking model's inference form: INT8 weights and their scales, quantized once at conversion (or 4-bit ones
+where the config's ``weight_bits`` is 4; the name stays, so that every converted directory reads alike)."""
 
 
 def _reverse_rope_permutation(weight: np.ndarray, n_head: int) -> np.ndarray:
@@ -170,9 +171,10 @@ GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 GEMMA3_FULL_EVERY = 6  # llama.cpp's Gemma 3: five sliding-window layers, then one full (its swa pattern)
 
 
-def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+def convert_gguf(gguf_path: Path, out_dir: Path, bits: int = 8) -> Path:
     """A Llama, Qwen2, Qwen3 or Gemma 3 GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain
-    files. Gemma's norms are stored as 1 + weight already (llama.cpp's converter adds the 1)."""
+    files, the spiking weights in ``bits`` (8 or 4). Gemma's norms are stored as 1 + weight already (llama.cpp's
+    converter adds the 1)."""
     import torch
     from gguf import GGUFReader
     from gguf.quants import dequantize
@@ -206,6 +208,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         "norm_eps": float(value("attention.layer_norm_rms_epsilon")),
         "rope_base": float(value("rope.freq_base", 10000.0)),
         "tie_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
+        "weight_bits": bits,
         "extra": {
             "source": gguf_path.name,
             "architecture": arch,
@@ -255,7 +258,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
 
 
 def _save(out_dir: Path, state: dict, config: dict) -> None:
-    """The full-precision weights (the reference), their INT8 inference form, and the config."""
+    """The full-precision weights (the reference), their INT8 (or 4-bit) inference form, and the config."""
     from safetensors.torch import save_file
 
     from core.models.spike_coding import stored_int8
@@ -413,12 +416,13 @@ def _chat_template(source: Path) -> str:
     return template if isinstance(template, str) else ""
 
 
-def convert_hf_dir(source: Path, out_dir: Path) -> Path:
-    """A Hugging Face checkpoint directory (``config.json`` + safetensors) -> SpikingBrain files."""
+def convert_hf_dir(source: Path, out_dir: Path, bits: int = 8) -> Path:
+    """A Hugging Face checkpoint directory (``config.json`` + safetensors) -> SpikingBrain files, the spiking weights
+    in ``bits`` (8 or 4)."""
     from safetensors.torch import load_file
 
     hf = json.loads((source / "config.json").read_text())
-    config = hf_config_to_spikingbrain(hf)
+    config = {**hf_config_to_spikingbrain(hf), "weight_bits": bits}
     files = sorted(source.glob("*.safetensors"))
     if not files:
         raise TantraError(f"{source}: no .safetensors weights (pickled .bin checkpoints are not loaded, for safety)")

@@ -6,7 +6,8 @@ projections. ``NativeStep`` hands the C function the model's weights once, as po
 and then each step is one call that writes the token's keys and values into the model's own ``KVCache`` and the
 logits into a tensor. The spiking projections are the very ``spiking_linear`` the per-projection path calls;
 attention, norms and RoPE are the PyTorch model's fp32 arithmetic up to the order of additions; the output head is
-computed in fp32 from the INT8 rows (PyTorch's path rounds its input to bfloat16 first).
+computed in fp32 from the INT8 rows (PyTorch's path rounds its input to bfloat16 first). A model with 4-bit weights
+(``weight_bits`` 4) runs ``q4_linear``'s arithmetic in its projections (``native/q4_kernel.c``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import math
 
 import torch
 
-from core.models.spikingbrain_model import KVCache, SpikingBrainForCausalLM, SpikingLinear
+from core.models.spike_coding import Q4_GROUP
+from core.models.spikingbrain_model import Int8Rows, KVCache, SpikingBrainForCausalLM, SpikingLinear
 
 _pointer, _int, _float = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
 PROJECTIONS = ("qkv", "o", "up", "down")
@@ -24,8 +26,13 @@ PROJECTIONS = ("qkv", "o", "up", "down")
 
 
 class _Projection(ctypes.Structure):
-    _fields_ = [("weight", _pointer), ("scale", _pointer), ("bias", _pointer), ("in_features", _int),
+    _fields_ = [("weight", _pointer), ("scale", _pointer), ("dm", _pointer), ("bias", _pointer), ("in_features", _int),
                 ("groups", _int), ("out", _int), ("width", _int)]  # fmt: skip
+
+
+class _Q4Input(ctypes.Structure):
+    _fields_ = [("counts", _pointer), ("sums", _pointer), ("overflows", _pointer), ("overflowed", _int),
+                ("v_th", _float)]  # fmt: skip
 
 
 class _Layer(ctypes.Structure):
@@ -41,7 +48,11 @@ class _Network(ctypes.Structure):
                 ("embed_scale", _float), ("attn_scale", _float), ("embed", _pointer), ("embed_scales", _pointer),
                 ("embed_width", _int), ("head", _pointer), ("head_scales", _pointer), ("head_width", _int),
                 ("vocab", _int), ("final_norm", _pointer), ("layers", ctypes.POINTER(_Layer)),
-                ("scratch", _pointer), ("counts", _pointer), ("threads", _int), ("tally", _pointer)]  # fmt: skip
+                ("scratch", _pointer), ("counts", _pointer), ("q4", _Q4Input), ("threads", _int),
+                ("tally", _pointer)]  # fmt: skip
+
+Q4_OVERFLOWS = 1024
+"""``MAX_Q4_OVERFLOWS`` in ``native/spike_kernel.h``: room for that many (index, rest) pairs of int32."""
 
 
 def _address(tensor: torch.Tensor | None) -> int | None:
@@ -49,9 +60,22 @@ def _address(tensor: torch.Tensor | None) -> int | None:
 
 
 def _projection(layer: SpikingLinear) -> _Projection:
+    if layer.bits == 4:  # (out, groups * 16) uint8 and (out, groups, 2) float16
+        out, groups = layer.qscale.shape[:2]
+        return _Projection(layer.qweight.data_ptr(), None, layer.qscale.data_ptr(), _address(layer.bias),
+                           layer.in_features, groups, out, Q4_GROUP)  # fmt: skip
     groups, out, width = layer.qweight.shape
-    return _Projection(layer.qweight.data_ptr(), layer.qscale.data_ptr(), _address(layer.bias), layer.in_features,
-                       groups, out, width)  # fmt: skip
+    return _Projection(layer.qweight.data_ptr(), layer.qscale.data_ptr(), None, _address(layer.bias),
+                       layer.in_features, groups, out, width)  # fmt: skip
+
+
+def _padded_inputs(layer: SpikingLinear | Int8Rows) -> int:
+    """The width of the counts a layer reads: its inputs padded to whole weight groups."""
+    if getattr(layer, "bits", 8) == 4:
+        return layer.qscale.shape[1] * Q4_GROUP
+    if isinstance(layer, SpikingLinear):  # (groups, out, width)
+        return layer.qweight.shape[0] * layer.qweight.shape[2]
+    return layer.qweight.shape[1]
 
 
 def _inv_freq(head_dim: int, base: float) -> torch.Tensor:
@@ -106,16 +130,19 @@ class NativeStep:
             config.n_layer, config.n_embd, config.n_head, config.n_kv_head, config.head_dim, config.intermediate_size,
             int(config.activation == "gelu_tanh"), config.norm_eps, config.spike_k, config.embed_scale,
             config.attn_scale or 1 / math.sqrt(config.head_dim), embed.qweight.data_ptr(), embed.qscale.data_ptr(),
-            embed.qweight.shape[1], head.qweight.data_ptr(), head.qscale.data_ptr(), head.qweight.shape[1],
-            self.vocab, model.ln_f.weight.data_ptr(), layers, None, None, threads, None,
+            embed.qweight.shape[1], head.qweight.data_ptr(), head.qscale.data_ptr(), head.qweight.shape[1], self.vocab,
+            model.ln_f.weight.data_ptr(), layers, None, None, _Q4Input(), threads, None,
         )  # fmt: skip
         self._layers = layers
         scratch = torch.empty(scratch_floats(ctypes.byref(self._network), config.block_size))
-        widest = max([layer.qweight.shape[0] * layer.qweight.shape[2] for layer in model.spiking_layers()]
-                     + [head.qweight.shape[1]])  # fmt: skip
+        widest = max([_padded_inputs(layer) for layer in model.spiking_layers()] + [_padded_inputs(head)])
         counts = torch.empty(widest, dtype=torch.int16)
-        self._keep += [scratch, counts]
+        groups = widest // Q4_GROUP
+        q4_buffers = (torch.empty(widest, dtype=torch.int8), torch.empty(groups),
+                      torch.empty(2 * Q4_OVERFLOWS, dtype=torch.int32))  # fmt: skip
+        self._keep += [scratch, counts, *q4_buffers]
         self._network.scratch, self._network.counts = scratch.data_ptr(), counts.data_ptr()
+        self._network.q4 = _Q4Input(*(buffer.data_ptr() for buffer in q4_buffers), 0, 0.0)
         self._tally: torch.Tensor | None = None
         self._like = torch.empty(1, config.n_kv_head, 0, config.head_dim)  # a fresh cache's buffers are made so
         self._buffers: list | None = None  # the cache buffers the pointer arrays below were made for

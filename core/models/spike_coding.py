@@ -260,3 +260,37 @@ def grouped_int8(name: str, tensor: torch.Tensor) -> bool:
 def stored_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A frozen model's state as saved: grouped INT8 weights as their (out, groups, group) memory, contiguous."""
     return {name: t.transpose(0, 1).contiguous() if grouped_int8(name, t) else t for name, t in state.items()}
+
+
+Q4_GROUP = 32
+"""Inputs that share one scale and one minimum in the 4-bit form (GGUF's Q4_1 blocks)."""
+
+
+def pack_q4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_1's 4-bit form, w = d q + m, q in 0..15, one float16 d and m per (output row, group of 32 inputs).
+
+    Returns (out, groups * 16) uint8, byte j of a group holding input j in its low nibble and input j + 16 in its
+    high one (GGUF's layout, which ``native/q4_kernel.c`` reads), and (out, groups, 2) float16 (d, m). Inputs are
+    padded to whole groups with zeros. Weights dequantized from a Q4_1 GGUF come back as the very same blocks
+    wherever a block used both ends of its range.
+    """
+    out_features, in_features = weight.shape
+    groups = math.ceil(in_features / Q4_GROUP)
+    if weight.is_meta:  # shapes only, while loading
+        return (torch.empty(out_features, groups * 16, dtype=torch.uint8),
+                torch.empty(out_features, groups, 2, dtype=torch.float16))  # fmt: skip
+    w = F.pad(weight.float(), (0, groups * Q4_GROUP - in_features)).reshape(out_features, groups, Q4_GROUP)
+    low, high = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
+    d, m = ((high - low) / 15).half(), low.half()  # quantized against the float16 values that are kept
+    q = torch.round((w - m.float()) / d.float().clamp_min(1e-30)).clamp(0, 15).to(torch.uint8)
+    packed = q[..., :16] | (q[..., 16:] << 4)
+    return packed.reshape(out_features, groups * 16).contiguous(), torch.cat([d, m], dim=-1).contiguous()
+
+
+def unpack_q4(packed: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
+    """``pack_q4``'s weights as fp32 (out, groups * 32), padding included."""
+    out_features, groups = dm.shape[:2]
+    bytes_ = packed.reshape(out_features, groups, 16)
+    q = torch.cat([bytes_ & 15, bytes_ >> 4], dim=-1).float()
+    d, m = dm.float().unbind(-1)
+    return (q * d.unsqueeze(-1) + m.unsqueeze(-1)).reshape(out_features, groups * Q4_GROUP)

@@ -16,8 +16,9 @@
 #define CHUNKS_PER_THREAD 2
 
 typedef struct {
-    const int8_t *weight;  /* (out, groups, width) int8 */
-    const uint16_t *scale; /* (groups, out) bfloat16 */
+    const int8_t *weight;  /* (out, groups, width) int8; 4-bit: (out, groups * 16) bytes (q4_kernel.c) */
+    const uint16_t *scale; /* (groups, out) bfloat16; 4-bit: NULL */
+    const uint16_t *dm;    /* 4-bit: (out, groups, 2) float16 scales and minimums; INT8: NULL */
     const float *bias;     /* (out) or NULL */
     int in_features, groups, out, width;
 } Projection;
@@ -34,7 +35,7 @@ typedef struct {
 typedef struct {
     int n_layer, n_embd, n_head, n_kv_head, head_dim, intermediate, gelu;
     float norm_eps, spike_k, embed_scale, attn_scale;
-    const int8_t *embed;           /* (vocab, embed_width) int8 rows, also the head when tied */
+    const int8_t *embed;           /* (vocab, embed_width) int8 rows, also the head when tied (never 4-bit) */
     const uint16_t *embed_scales;  /* (vocab) bfloat16 */
     int embed_width;
     const int8_t *head;            /* (vocab, head_width) */
@@ -44,6 +45,7 @@ typedef struct {
     const Layer *layers;
     float *scratch;                /* decode_scratch_floats(net, context) floats */
     int16_t *counts;               /* the widest projection input's padded counts, or the head's */
+    Q4Input q4;                    /* the same for 4-bit projections: room for the widest input */
     int threads;
     int64_t *tally;                /* or NULL; else per kind of projection (qkv, o, up, down): counts, zero counts */
 } Network;
@@ -62,6 +64,17 @@ typedef struct {
     float v_th, *y;
 } ProjectionJob;
 
+typedef struct {
+    const Projection *p;
+    const Q4Input *in;
+    float *y;
+} Q4Job;
+
+static void q4_chunk(void *job, int begin, int end) {
+    const Q4Job *j = job;
+    q4_rows(j->in, (const uint8_t *)j->p->weight, j->p->dm, j->p->groups, j->p->bias, j->y, begin, end);
+}
+
 static void projection_chunk(void *job, int begin, int end) {
     const ProjectionJob *j = job;
     const Projection *p = j->p;
@@ -75,14 +88,21 @@ static int chunk_of(int rows, int threads) {
 }
 
 static void project(const Network *net, const Projection *p, int kind, const float *x, const float *norm, float *y) {
-    Overflow overflows[MAX_OVERFLOWS];
-    ProjectionJob job = {p, net->counts, overflows, 0, 0.0f, y};
-    job.v_th = spike_code(x, p->in_features, p->groups * p->width, net->spike_k, norm, net->norm_eps, net->counts,
-                          overflows, &job.overflowed);
-    team_run(net->threads, projection_chunk, &job, p->out, chunk_of(p->out, net->threads));
+    if (p->dm) {
+        Q4Input in = net->q4;  /* its buffers; the overflow count is this input's */
+        Q4Job job = {p, &in, y};
+        spike_code_q4(x, p->in_features, p->groups, net->spike_k, norm, net->norm_eps, &in);
+        team_run(net->threads, q4_chunk, &job, p->out, chunk_of(p->out, net->threads));
+    } else {
+        Overflow overflows[MAX_OVERFLOWS];
+        ProjectionJob job = {p, net->counts, overflows, 0, 0.0f, y};
+        job.v_th = spike_code(x, p->in_features, p->groups * p->width, net->spike_k, norm, net->norm_eps,
+                              net->counts, overflows, &job.overflowed);
+        team_run(net->threads, projection_chunk, &job, p->out, chunk_of(p->out, net->threads));
+    }
     if (net->tally) {  /* how many inputs did not fire: work a sparse kernel could skip */
         int64_t zeros = 0;
-        for (int i = 0; i < p->in_features; i++) zeros += net->counts[i] == 0;
+        for (int i = 0; i < p->in_features; i++) zeros += p->dm ? net->q4.counts[i] == 0 : net->counts[i] == 0;
         net->tally[2 * kind] += p->in_features;
         net->tally[2 * kind + 1] += zeros;
     }

@@ -25,12 +25,6 @@ float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the to
     return value;
 }
 
-/* The input as the projection reads it: x itself, or RMS-normalised first (the llama block's norm, fused here so
- * that decoding does not pay for it as separate operations): x / sqrt(mean(x^2) + eps) * norm_weight. */
-static float input_at(const float *x, int i, float rms, const float *norm_weight) {
-    return norm_weight ? (x[i] * rms) * norm_weight[i] : x[i];
-}
-
 #define ROWS_AT_ONCE 16
 
 /* 1 / sqrt(mean(x^2) + eps), the squares summed in double: the RMS norm's factor, here and in decode_step.c. */
@@ -40,13 +34,18 @@ float inverse_rms(const float *x, int n, float eps) {
     return 1.0f / sqrtf((float)(squares / n) + eps);
 }
 
+/* The spike threshold v_th = mean|x| / k of the input as the projection reads it; *rms gets the norm's factor. */
+float spike_threshold_of(const float *x, int n, float k, const float *norm_weight, float norm_eps, float *rms) {
+    *rms = norm_weight ? inverse_rms(x, n, norm_eps) : 1.0f;
+    double total = 0.0;  /* exact enough that v_th is mean|x| / k correctly rounded to fp32 */
+    for (int i = 0; i < n; i++) total += fabsf(input_at(x, i, *rms, norm_weight));
+    float v_th = (float)(total / n) / k;
+    return v_th >= 1e-8f ? v_th : 1e-8f;  /* as clamp_min(1e-8) */
+}
+
 float spike_code(const float *x, int in_features, int padded, float k, const float *norm_weight, float norm_eps,
                  int16_t *counts, Overflow *overflows, int *overflowed) {
-    float rms = norm_weight ? inverse_rms(x, in_features, norm_eps) : 1.0f;
-    double total = 0.0;  /* exact enough that v_th is mean|x| / k correctly rounded to fp32 */
-    for (int i = 0; i < in_features; i++) total += fabsf(input_at(x, i, rms, norm_weight));
-    float v_th = (float)(total / in_features) / k;
-    if (!(v_th >= 1e-8f)) v_th = 1e-8f;  /* as clamp_min(1e-8) */
+    float rms, v_th = spike_threshold_of(x, in_features, k, norm_weight, norm_eps, &rms);
     *overflowed = 0;
     for (int i = 0; i < in_features; i++) {
         float count = nearbyintf(input_at(x, i, rms, norm_weight) / v_th);  /* half to even, as torch.round */

@@ -1,0 +1,145 @@
+"""4-bit weights (``--bits 4``, GGUF's Q4_1 blocks): packed without loss from Q4_1 blocks, multiplied by the kernel as
+the float64 maths says, decoded by the native step as the model decodes per projection, and converted from the
+command line."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from core.models import spike_coding
+from tests.test_architectures import ARCHITECTURES, VOCAB, tiny_checkpoint
+from tests.test_decode_step import _fp32_head
+
+
+def _q4_1_blocks(rows: int, groups: int) -> torch.Tensor:
+    """Weights as a Q4_1 GGUF holds them, dequantized: every block of 32 d q + m with float16 d and m, q spanning
+    0..15."""
+    generator = torch.Generator().manual_seed(1)
+    q = torch.randint(0, 16, (rows, groups, 32), generator=generator)
+    q[..., 0], q[..., 1] = 0, 15
+    d = (torch.rand(rows, groups, 1, generator=generator) / 50).half().float()
+    m = (-torch.rand(rows, groups, 1, generator=generator) / 10).half().float()
+    return (q * d + m).reshape(rows, groups * 32)
+
+
+def test_q4_1_blocks_are_kept_as_they_are():
+    weight = _q4_1_blocks(8, 5)
+    packed, dm = spike_coding.pack_q4(weight)
+    assert packed.shape == (8, 5 * 16) and packed.dtype == torch.uint8 and dm.shape == (8, 5, 2)
+    assert torch.equal(spike_coding.unpack_q4(packed, dm), weight)
+
+
+def test_other_weights_are_rounded_to_their_blocks_16_levels():
+    weight = torch.randn(6, 70)  # 70 inputs: the last block is padded
+    packed, dm = spike_coding.pack_q4(weight)
+    widened = spike_coding.unpack_q4(packed, dm)[:, :70]
+    step = dm[..., 0].float().repeat_interleave(32, dim=1)[:, :70]
+    assert ((widened - weight).abs() <= step * 0.51 + 1e-3).all()
+
+
+def _q4_layer(kernel, in_features: int, out_features: int, bias: bool):
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingLinear
+
+    torch.manual_seed(in_features)
+    layer = SpikingLinear(in_features, out_features, bias, SpikingBrainConfig(weight_bits=4)).eval()
+    if bias:
+        torch.nn.init.normal_(layer.bias)
+    layer.freeze_int8()
+    assert layer.use_kernel(kernel)
+    return layer
+
+
+def _q4_spike_maths(layer, x: torch.Tensor) -> torch.Tensor:
+    """y = v sum_i w_i round(x_i / v) + b in float64, w = d q + m, v = mean|x| / k."""
+    x64 = x.double()
+    v_th = (x64.abs().mean(-1, keepdim=True) / layer.k).clamp_min(1e-8)
+    weight = spike_coding.unpack_q4(layer.qweight, layer.qscale).double()[:, : layer.in_features]
+    y = (torch.round(x64 / v_th) @ weight.t()) * v_th
+    return y if layer.bias is None else y + layer.bias.double()
+
+
+@pytest.mark.parametrize(("in_features", "out_features", "bias"), [(576, 96, False), (300, 40, True)])
+def test_the_4_bit_kernel_gives_the_spike_maths(kernel, in_features, out_features, bias):
+    layer = _q4_layer(kernel, in_features, out_features, bias)
+    x = torch.randn(3, in_features) * torch.tensor([[0.01], [1.0], [100.0]])
+    x[0, 3] = 400 * x[0].abs().mean()  # a count of about 1,600: past int8, kept aside and added exactly
+    expected = _q4_spike_maths(layer, x)
+    y = layer(x)  # three tokens: the kernel
+    assert ((y.double() - expected).abs().max() / expected.abs().max()) < 2e-6
+    layer.use_kernel(None)  # PyTorch: the weights widened to fp32, the counts' products summed in fp32
+    assert ((layer(x).double() - expected).abs().max() / expected.abs().max()) < 2e-6
+
+
+def test_four_tokens_at_once_are_each_token_alone_to_the_last_bit(kernel):
+    """A prompt's tokens go through the weights four at a time: each token's arithmetic is the single token's."""
+    layer = _q4_layer(kernel, 576, 64, True)
+    x = torch.randn(6, 576) * torch.logspace(-2, 2, 6)[:, None]
+    x[1, 5] = 500 * x[1].abs().mean()  # an overflowed count among the four
+    together = layer(x)
+    assert torch.equal(together, torch.cat([layer(row[None]) for row in x]))
+    assert ((together.double() - _q4_spike_maths(layer, x)).abs().max() / together.abs().max()) < 2e-6
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_the_native_step_decodes_4_bit_weights_as_the_model_does(architecture, kernel, tmp_path, monkeypatch):
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_hf_dir
+    from core.models.decode_step import NativeStep, unsupported
+
+    tiny_checkpoint(architecture, tmp_path / architecture)
+    converted = convert_hf_dir(tmp_path / architecture, tmp_path / "converted", bits=4)
+    model = load_spikingbrain_dir(converted)["model"]
+    assert model.config.weight_bits == 4 and model.use_kernel(kernel) and unsupported(model) is None
+    step = NativeStep(model, kernel.library)
+    _fp32_head(monkeypatch)  # the native head's input in fine int16 steps, PyTorch's in bfloat16: compare in fp32
+    prompt = torch.randint(0, VOCAB, (1, 20), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        output = model(prompt, last_only=True)
+        for _ in range(8):  # the model decodes per projection through the same 4-bit kernel
+            token = output.logits[:, -1:].argmax(-1)
+            native = step(int(token), copy.deepcopy(output.past_key_values))
+            output = model(token, output.past_key_values)
+            expected = output.logits[0, -1]
+            assert ((native - expected).abs().max() / expected.abs().max()) < 1e-4
+        pytorch = load_spikingbrain_dir(converted)["model"](prompt[:, :8], last_only=True).logits[0, -1]
+        kernel_path = model(prompt[:, :8], last_only=True).logits[0, -1]
+    # The same spike maths, summed in another order: a count on a rounding boundary may go either way
+    assert torch.nn.functional.cosine_similarity(pytorch, kernel_path, dim=0) > 0.999
+
+
+def test_convert_writes_4_bit_weights_on_request(tmp_path):
+    from safetensors import safe_open
+
+    from core.language.spikingbrain_convert import INT8_WEIGHTS
+    from tests.conftest import run_tantra
+
+    tiny_checkpoint("qwen2", tmp_path / "qwen2")
+    done = run_tantra("models", "convert", str(tmp_path / "qwen2"), str(tmp_path / "out"), "--bits", "4")
+    assert done.returncode == 0, done.stderr
+    with safe_open(str(tmp_path / "out" / INT8_WEIGHTS), "np") as weights:
+        packed = weights.get_tensor("blocks.0.mlp.down_proj.qweight")
+    assert packed.dtype == np.uint8
+    refused = run_tantra("models", "convert", str(tmp_path / "qwen2"), str(tmp_path / "other"), "--bits", "3")
+    message = refused.stderr.decode()
+    assert refused.returncode != 0 and "use 8 or 4" in message and "Traceback" not in message
+
+
+def test_an_ollama_model_is_imported_with_4_bit_weights(tmp_path):
+    from config.settings import Settings
+    from core.language.imported_models import import_ollama
+    from core.language.language_model import load_spikingbrain_dir
+    from tests.test_architectures import fake_ollama, tiny_gguf
+
+    tiny_gguf("qwen2", tiny_checkpoint("qwen2", tmp_path / "qwen2"), tmp_path / "tiny.gguf")
+    fake_ollama(tmp_path / "ollama", "tiny-qwen", tmp_path / "tiny.gguf", "0.5b")
+    _, path = import_ollama("tiny-qwen:0.5b", Settings(home=tmp_path / "home"), print, tmp_path / "ollama", bits=4)
+    model = load_spikingbrain_dir(path)["model"]
+    assert model.config.weight_bits == 4 and model.blocks[0].mlp.down_proj.qweight.dtype == torch.uint8
+    with torch.no_grad():
+        ids = torch.randint(0, VOCAB, (1, 8))
+        spiking, plain = model(ids).logits, load_spikingbrain_dir(path, spiking=False)["model"](ids).logits
+    assert torch.nn.functional.cosine_similarity(spiking.flatten(), plain.flatten(), dim=0) > 0.9
