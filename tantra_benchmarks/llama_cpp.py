@@ -103,11 +103,12 @@ def tokenize(path: Path, text: str) -> list[int]:
         model.close()
 
 
-def write_shape_gguf(path: Path, shape: dict) -> Path:
+def write_shape_gguf(path: Path, shape: dict, projections: str = "Q8_0") -> Path:
     """A llama-architecture GGUF of ``shape`` (``core.models.spikingbrain_model.SpikingBrainConfig`` fields) with
-    random Q8_0 weights and tied embeddings, and a vocabulary of placeholder tokens: what llama.cpp decodes at that
-    shape, its speed independent of the values. Q8_0 is written directly as its blocks (an fp16 scale and 32 int8
-    weights), without quantizing gigabytes of floats first."""
+    random weights and tied embeddings, and a vocabulary of placeholder tokens: what llama.cpp decodes at that
+    shape, its speed independent of the values. The embedding is Q8_0 and the projections ``projections`` (Q8_0 or
+    Q4_1, as SmolLM2's Q4_1 GGUF has them), written directly as their blocks (Q8_0: an fp16 scale and 32 int8
+    weights; Q4_1: an fp16 scale and minimum and 32 nibbles), without quantizing gigabytes of floats first."""
     import gguf
     import numpy as np
 
@@ -136,10 +137,16 @@ def write_shape_gguf(path: Path, shape: dict) -> Path:
         blocks[:, :, :2] = scale
         return blocks.reshape(rows, columns // 32 * 34)
 
-    def add(name: str, rows: int, columns: int) -> None:
-        writer.add_tensor(name, q8_0(rows, columns), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    def q4_1(rows: int, columns: int) -> np.ndarray:
+        blocks = rng.integers(0, 256, (rows, columns // 32, 20), dtype=np.uint8)
+        blocks[:, :, :4] = np.array([0.01, -0.08], np.float16).view(np.uint8)
+        return blocks.reshape(rows, columns // 32 * 20)
 
-    add("token_embd.weight", vocab, embd)
+    def add(name: str, rows: int, columns: int, kind: str = projections) -> None:
+        blocks = q4_1(rows, columns) if kind == "Q4_1" else q8_0(rows, columns)
+        writer.add_tensor(name, blocks, raw_dtype=gguf.GGMLQuantizationType[kind])
+
+    add("token_embd.weight", vocab, embd, "Q8_0")
     writer.add_tensor("output_norm.weight", np.ones(embd, np.float32))
     for layer in range(shape["n_layer"]):
         block = f"blk.{layer}."

@@ -297,8 +297,10 @@ def test_bench_shapes_decodes_each_shape_with_int8_weights(settings):
                      "intermediate_size": 256, "qkv_bias": True}}  # fmt: skip
     row = bench_shapes(settings, tiny)["shapes"]["tiny"]  # the store's decoding kernel, built once per machine
     assert row["decode_tokens_per_second"] > 0 and row["int8_weights_mb"] < row["parameters_m"] * 4 + 1
-    assert row["decoding"] == "native step"
-    assert "skipped" in row["llama_cpp_q8_0"] or row["llama_cpp_q8_0"]["decode_tokens_per_second"] > 0
+    assert row["decoding"] == "native step" and row["4_bit"]["decoding"] == "native step"
+    assert row["4_bit"]["decode_tokens_per_second"] > 0 and row["4_bit"]["weights_mb"] < row["int8_weights_mb"]
+    for kind in ("q8_0", "q4_1"):
+        assert "skipped" in row[f"llama_cpp_{kind}"] or row[f"llama_cpp_{kind}"]["decode_tokens_per_second"] > 0
 
 
 def test_the_shape_gguf_for_llama_cpp_is_a_llama_model_of_that_shape(tmp_path):
@@ -318,6 +320,10 @@ def test_the_shape_gguf_for_llama_cpp_is_a_llama_model_of_that_shape(tmp_path):
     assert (config.n_head, config.n_kv_head, config.intermediate_size) == (4, 2, 128)
     steps = model.blocks[1].mlp.down_proj.weight.detach().numpy() / np.float32(np.float16(0.01))
     assert np.allclose(steps, np.round(steps), atol=1e-3) and np.abs(steps).max() == 128  # int8 times the scale
+    path = write_shape_gguf(tmp_path / "q4.gguf", shape, "Q4_1")  # the 4-bit projections: 0.01 q - 0.08
+    weight = load_spikingbrain_dir(convert_gguf(path, tmp_path / "q4"), spiking=False)["model"].blocks[1].mlp.down_proj
+    steps = (weight.weight.detach().numpy() + np.float32(np.float16(0.08))) / np.float32(np.float16(0.01))
+    assert np.allclose(steps, np.round(steps), atol=1e-3) and steps.min() > -0.5 and steps.max() < 15.5
 
 
 def test_without_llama_cpp_its_rows_say_why(settings, monkeypatch):

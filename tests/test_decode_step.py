@@ -18,7 +18,7 @@ def _fp32_head(monkeypatch) -> None:
     its largest entry / 32767, a hundred times finer. The reference here computes the head in fp32, so the two differ
     by the native head's steps alone: a few 1e-5 of the largest logit."""
     from core.models.spike_coding import int8_matmul
-    from core.models.spikingbrain_model import Int8Rows
+    from core.models.spiking_layers import Int8Rows
 
     monkeypatch.setattr(Int8Rows, "project", lambda rows, x: int8_matmul(x, rows.qweight[None], rows.qscale[None],
                                                                           torch.float32))  # fmt: skip

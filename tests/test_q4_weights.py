@@ -42,7 +42,8 @@ def test_other_weights_are_rounded_to_their_blocks_16_levels():
 
 
 def _q4_layer(kernel, in_features: int, out_features: int, bias: bool):
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingLinear
+    from core.models.spiking_layers import SpikingLinear
+    from core.models.spikingbrain_model import SpikingBrainConfig
 
     torch.manual_seed(in_features)
     layer = SpikingLinear(in_features, out_features, bias, SpikingBrainConfig(weight_bits=4)).eval()

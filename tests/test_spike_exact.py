@@ -23,7 +23,8 @@ def int8_llama(vocab_size: int, intermediate_size: int, block_size: int):
 
 
 def _layer(in_features: int, out_features: int, bias: bool, group: int = 128):
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingLinear
+    from core.models.spiking_layers import SpikingLinear
+    from core.models.spikingbrain_model import SpikingBrainConfig
 
     torch.manual_seed(in_features)
     layer = SpikingLinear(in_features, out_features, bias, SpikingBrainConfig(weight_group=group)).eval()

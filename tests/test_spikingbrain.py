@@ -81,7 +81,8 @@ def test_int8_weights_one_scale_per_group_of_128():
 
 def test_int8_inference_form_computes_what_the_trainable_form_simulates():
     """freeze_int8 keeps only INT8 weights and multiplies integer spike counts with them: same result, 1/4 the bytes."""
-    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM, SpikingLinear
+    from core.models.spiking_layers import SpikingLinear
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
 
     torch.manual_seed(0)
     for group in (128, 0):  # groups of 128 inputs (the report's), or one scale per output row

@@ -18,7 +18,8 @@ import math
 import torch
 
 from core.models.spike_coding import Q4_GROUP
-from core.models.spikingbrain_model import Int8Rows, KVCache, SpikingBrainForCausalLM, SpikingLinear
+from core.models.spiking_layers import Int8Rows, SpikingLinear
+from core.models.spikingbrain_model import KVCache, SpikingBrainForCausalLM
 
 _pointer, _int, _float = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
 PROJECTIONS = ("qkv", "o", "up", "down")
