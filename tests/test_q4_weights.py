@@ -87,13 +87,16 @@ def test_four_tokens_at_once_are_each_token_alone_to_the_last_bit(kernel):
 
 @pytest.mark.parametrize("architecture", list(ARCHITECTURES))
 def test_the_native_step_decodes_4_bit_weights_as_the_model_does(architecture, kernel, tmp_path, monkeypatch):
+    from core.language.chat_model import LocalChatModel
     from core.language.language_model import load_spikingbrain_dir
     from core.language.spikingbrain_convert import convert_hf_dir
     from core.models.decode_step import NativeStep, unsupported
 
     tiny_checkpoint(architecture, tmp_path / architecture)
     converted = convert_hf_dir(tmp_path / architecture, tmp_path / "converted", bits=4)
-    model = load_spikingbrain_dir(converted)["model"]
+    loaded = load_spikingbrain_dir(converted)
+    model = loaded["model"]
+    assert "4-bit weights" in LocalChatModel(model, loaded["tokenizer"], architecture).describe()  # /model says so
     assert model.config.weight_bits == 4 and model.use_kernel(kernel) and unsupported(model) is None
     step = NativeStep(model, kernel.library)
     _fp32_head(monkeypatch)  # the native head's input in fine int16 steps, PyTorch's in bfloat16: compare in fp32
@@ -144,3 +147,34 @@ def test_an_ollama_model_is_imported_with_4_bit_weights(tmp_path):
         ids = torch.randint(0, VOCAB, (1, 8))
         spiking, plain = model(ids).logits, load_spikingbrain_dir(path, spiking=False)["model"](ids).logits
     assert torch.nn.functional.cosine_similarity(spiking.flatten(), plain.flatten(), dim=0) > 0.9
+
+
+def test_the_trainable_form_computes_what_the_frozen_4_bit_form_does():
+    from core.models.spiking_layers import SpikingLinear
+    from core.models.spikingbrain_model import SpikingBrainConfig
+
+    torch.manual_seed(3)
+    layer = SpikingLinear(100, 20, True, SpikingBrainConfig(weight_bits=4)).eval()
+    x = torch.randn(5, 100)
+    with torch.no_grad():
+        trainable = layer(x)
+        layer.freeze_int8()
+        frozen = layer(x)
+    assert torch.allclose(trainable, frozen, rtol=1e-4, atol=1e-4 * frozen.abs().max())
+
+
+def test_a_k_too_wide_for_the_4_bit_kernel_decodes_in_pytorch(kernel):
+    """More spikes a count, more counts past int8 than the kernel keeps aside: never silently dropped."""
+    from core.models.decode_step import NativeStep
+    from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+
+    config = SpikingBrainConfig(vocab_size=64, n_embd=64, n_layer=1, n_head=2, family="llama", weight_bits=4)
+    model = SpikingBrainForCausalLM(config).freeze_int8()
+    assert model.use_kernel(kernel)
+    model.native_step = NativeStep(model, kernel.library)
+    model.set_spike_k(8.0)  # (8 + 1) * 256 / 127: 18 counts past int8 at most, room enough
+    assert model.native_step is not None
+    model.set_spike_k(3000.0)  # 3,001 * 64 / 127 = 1,512 counts past int8 at most: more than 1,024
+    assert model.native_step is None and model.blocks[0].attn.qkv_proj.kernel is None
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()

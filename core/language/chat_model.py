@@ -120,12 +120,18 @@ class LocalChatModel:
         return generate_tokens(self.network, ids, options, self.tokenizer.stop_token_ids, cache)
 
     def describe(self) -> str:
+        import torch  # loaded with the model already
+
         config, weights = self.network.config, self.network.state_dict()
-        parameters = sum(t.numel() for name, t in weights.items() if not name.endswith("qscale"))
+        # 4-bit weights are packed two to a byte
+        parameters = sum(t.numel() * (2 if t.dtype == torch.uint8 else 1) for name, t in weights.items()
+                         if not name.endswith("qscale"))  # fmt: skip
         device = next(iter(weights.values())).device
         if config.spiking:
             scales = f"one scale per {config.weight_group} inputs" if config.weight_group else "one scale per row"
-            coding = f"spiking on (threshold mean|x|/{config.spike_k:g}), INT8 weights with {scales}"
+            weights_form = (f"INT8 weights with {scales}" if config.weight_bits == 8 else
+                            "4-bit weights (Q4_1: a scale and minimum per 32 inputs; INT8 embedding)")  # fmt: skip
+            coding = f"spiking on (threshold mean|x|/{config.spike_k:g}), {weights_form}"
         else:
             coding = "spiking off (full-precision reference)"
         shape = f"{config.family} family, {config.n_layer} layers, {config.n_embd} wide"

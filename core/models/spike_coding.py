@@ -293,4 +293,4 @@ def unpack_q4(packed: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
     bytes_ = packed.reshape(out_features, groups, 16)
     q = torch.cat([bytes_ & 15, bytes_ >> 4], dim=-1).float()
     d, m = dm.float().unbind(-1)
-    return (q * d.unsqueeze(-1) + m.unsqueeze(-1)).reshape(out_features, groups * Q4_GROUP)
+    return q.mul_(d.unsqueeze(-1)).add_(m.unsqueeze(-1)).reshape(out_features, groups * Q4_GROUP)  # in place

@@ -68,8 +68,11 @@ class SpikingLinear(nn.Linear):
             counts, v_th = spike_counts(x, self.k)
             if self.record is not None:
                 self.record.add(counts)
-            q, scale = quantize_int8(self.weight, self.group or self.in_features)
-            quantized = dequantize_int8(q, scale, self.in_features)
+            if self.bits == 4:  # the frozen form's very weights
+                quantized = unpack_q4(*pack_q4(self.weight.detach()))[:, : self.in_features]
+            else:
+                q, scale = quantize_int8(self.weight, self.group or self.in_features)
+                quantized = dequantize_int8(q, scale, self.in_features)
             weight = self.weight + (quantized - self.weight).detach()  # straight-through estimator
             return F.linear(counts * v_th, weight, self.bias)
         if self.decodes(x):
@@ -103,16 +106,20 @@ class SpikingLinear(nn.Linear):
         The kernel reads each output's weights as one run of memory, so they are laid out (out, groups, group)
         underneath, once: ``qweight`` stays a (groups, out, group) view of them for the other paths. Streaming
         one run instead of one per group made the kernel 2.2x as fast (81 against 177 us for 576 x 3072)."""
-        if self.bits == 4:
-            fits = self.qweight is not None and (self.k + 1) * self.in_features < 1024 * 127
-            self.kernel = kernel if fits else None
-            return self.kernel is not None or kernel is None
-        fits = (self.qweight is not None and (self.k + 1) * self.in_features < 256 * 2**15  # the kernel's overflows
-                and self.qscale.dtype == torch.bfloat16 and self.qscale.is_contiguous())  # fmt: skip
-        self.kernel = kernel if fits else None
-        if self.kernel is not None and self.qweight.is_contiguous():
+        self.kernel = kernel if self.fits_kernel() else None
+        if self.kernel is not None and self.bits == 8 and self.qweight.is_contiguous():
             self.qweight = self.qweight.transpose(0, 1).contiguous().transpose(0, 1)
         return self.kernel is not None or kernel is None
+
+    def fits_kernel(self) -> bool:
+        """Whether the kernel keeps aside every count its int16 (INT8 weights) or int8 (4-bit) counts could
+        overflow, at this layer's k: (k + 1) * in_features / 32767 of them at most, or / 127."""
+        if self.qweight is None:
+            return False
+        if self.bits == 4:
+            return (self.k + 1) * self.in_features < 1024 * 127
+        return ((self.k + 1) * self.in_features < 256 * 2**15 and self.qscale.dtype == torch.bfloat16
+                and self.qscale.is_contiguous())  # fmt: skip
 
     def decodes(self, x: torch.Tensor) -> bool:
         """Whether ``x`` goes through the kernel: a few tokens (decoding, and a short prompt where torch's INT8 product

@@ -294,9 +294,14 @@ class SpikingBrainForCausalLM(nn.Module):
         return stats
 
     def set_spike_k(self, k: float) -> SpikingBrainForCausalLM:
+        """A finer or coarser spike coding. A layer whose kernel could then drop overflowed counts (a wider k makes
+        more) decodes in PyTorch instead, and the whole model too."""
         self.config.spike_k = k
         for layer in self.spiking_layers():
             layer.k = k
+            if layer.kernel is not None and not layer.fits_kernel():
+                layer.use_kernel(None)
+                self.native_step = None
         return self
 
     def forward(self, input_ids: torch.Tensor, past_key_values: KVCache | None = None,

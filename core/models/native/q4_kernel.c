@@ -56,7 +56,8 @@ float spike_code_q4(const float *x, int in_features, int groups, float k, const 
         in->sums[i / GROUP] += count;  /* exact: integers far below 2^24 */
         if (fabsf(count) > 127.0f) {
             float kept = count > 0 ? 127.0f : -127.0f;
-            if (in->overflowed < MAX_Q4_OVERFLOWS) in->overflows[in->overflowed++] = (Overflow){i, (int32_t)(count - kept)};
+            if (in->overflowed < MAX_Q4_OVERFLOWS)
+                in->overflows[in->overflowed++] = (Overflow){i, (int32_t)(count - kept)};
             count = kept;
         }
         in->counts[i] = (int8_t)count;
@@ -65,9 +66,10 @@ float spike_code_q4(const float *x, int in_features, int groups, float k, const 
     return v_th;
 }
 
-/* One output's sums for `tokens` inputs (1 to 4: a prompt's tokens share each weight's load and unpacking), each token's
- * the very same arithmetic whatever `tokens` is. w is the output's groups * 16 bytes (byte j of a group holds input j
- * in its low nibble and input j + 16 in its high one, as GGUF lays Q4_1 out), dm its groups' (d, m) float16 pairs. */
+/* One output's sums for `tokens` inputs (1 to 4: a prompt's tokens share each weight's load and unpacking), each
+ * token's the very same arithmetic whatever `tokens` is. w is the output's groups * 16 bytes (byte j of a group holds
+ * input j in its low nibble and input j + 16 in its high one, as GGUF lays Q4_1 out), dm its groups' (d, m) float16
+ * pairs. */
 static inline void q4_outputs(const Q4Input *in, int tokens, const uint8_t *w, const uint16_t *dm, int groups,
                               float *sums) {
     float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -76,7 +78,8 @@ static inline void q4_outputs(const Q4Input *in, int tokens, const uint8_t *w, c
     __m256 lanes[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int g = 0; g < groups; g++) {
         __m128i bytes = _mm_loadu_si128((const __m128i *)(w + g * 16));
-        __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes), low);
+        __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes), _mm_srli_epi16(bytes, 4), 1);
+        __m256i q = _mm256_and_si256(both, low);  /* inputs 0..15, then 16..31 (not _mm256_set_m128i: gcc 8+) */
         float d = from_float16(dm[2 * g]), m = from_float16(dm[2 * g + 1]);
         for (int t = 0; t < tokens; t++) {
             __m256i c = _mm256_loadu_si256((const __m256i *)(in[t].counts + g * GROUP));
@@ -129,14 +132,22 @@ void q4_rows(const Q4Input *in, const uint8_t *w, const uint16_t *dm, int groups
 EXPORT void q4_linear(const float *x, int rows, int in_features, const float *norm_weight, float norm_eps, float k,
                       const uint8_t *w, const uint16_t *dm, int groups, int out, const float *bias, float *y,
                       int threads) {
+    size_t counts = (size_t)groups * GROUP, sums = groups * sizeof(float);
+    size_t overflows = MAX_Q4_OVERFLOWS * sizeof(Overflow);
+    char *room = malloc(4 * (counts + sums + overflows));  /* one block: the overflows, the sums, then the counts */
+    if (!room) {
+        for (int64_t i = 0; i < (int64_t)rows * out; i++) y[i] = NAN;  /* never silently wrong */
+        return;
+    }
     Q4Input in[4];
     for (int t = 0; t < 4; t++)
-        in[t] = (Q4Input){malloc(groups * GROUP), malloc(groups * sizeof(float)), malloc(MAX_Q4_OVERFLOWS * sizeof(Overflow)),
-                          0, 0.0f};
+        in[t] = (Q4Input){(int8_t *)(room + 4 * (overflows + sums) + t * counts),
+                          (float *)(room + 4 * overflows + t * sums), (Overflow *)(room + t * overflows), 0, 0.0f};
     for (int first = 0; first < rows; first += 4) {
         int tokens = rows - first < 4 ? rows - first : 4;
         for (int t = 0; t < tokens; t++) {
-            spike_code_q4(x + (int64_t)(first + t) * in_features, in_features, groups, k, norm_weight, norm_eps, &in[t]);
+            const float *xt = x + (int64_t)(first + t) * in_features;
+            spike_code_q4(xt, in_features, groups, k, norm_weight, norm_eps, &in[t]);
         }
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
         for (int o = 0; o < out; o++) {
@@ -148,5 +159,5 @@ EXPORT void q4_linear(const float *x, int rows, int in_features, const float *no
             for (int t = 0; t < tokens; t++) y[(int64_t)(first + t) * out + o] = sums[t] + (bias ? bias[o] : 0.0f);
         }
     }
-    for (int t = 0; t < 4; t++) free(in[t].counts), free(in[t].sums), free(in[t].overflows);
+    free(room);
 }
