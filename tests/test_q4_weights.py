@@ -178,3 +178,13 @@ def test_a_k_too_wide_for_the_4_bit_kernel_decodes_in_pytorch(kernel):
     assert model.native_step is None and model.blocks[0].attn.qkv_proj.kernel is None
     with torch.no_grad():
         assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()
+
+
+def test_pytorch_widens_4_bit_weights_a_block_of_outputs_at_a_time(monkeypatch):
+    """Long prompts multiply in PyTorch: the same product whatever the block, never a whole projection in fp32."""
+    torch.manual_seed(4)
+    packed, dm = spike_coding.pack_q4(torch.randn(50, 70))
+    x = torch.randn(3, 70)
+    whole = x @ spike_coding.unpack_q4(packed, dm)[:, :70].t()
+    monkeypatch.setattr(spike_coding, "Q4_WIDEN_ROWS", 16)  # 50 outputs: blocks of 16, 16, 16 and 2
+    assert torch.allclose(spike_coding.q4_matmul(x, packed, dm, 70), whole, atol=1e-5)

@@ -287,6 +287,19 @@ def pack_q4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return packed.reshape(out_features, groups * 16).contiguous(), torch.cat([d, m], dim=-1).contiguous()
 
 
+Q4_WIDEN_ROWS = 1024
+"""``q4_matmul`` widens this many outputs' weights to fp32 at a time: 4 bytes a weight of one block, not of a whole
+projection (an 8B model's gate and up projections, fused, are 117 million weights: 470 MB in fp32)."""
+
+
+def q4_matmul(x: torch.Tensor, packed: torch.Tensor, dm: torch.Tensor, in_features: int) -> torch.Tensor:
+    """(..., in_features) inputs times ``pack_q4``'s weights: (..., out) fp32, in PyTorch (many tokens, a GPU)."""
+    x = x.float()
+    blocks = [F.linear(x, unpack_q4(packed[first : first + Q4_WIDEN_ROWS], dm[first : first + Q4_WIDEN_ROWS])
+                       [:, :in_features]) for first in range(0, packed.shape[0], Q4_WIDEN_ROWS)]  # fmt: skip
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+
+
 def unpack_q4(packed: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
     """``pack_q4``'s weights as fp32 (out, groups * 32), padding included."""
     out_features, groups = dm.shape[:2]

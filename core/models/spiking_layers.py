@@ -22,6 +22,7 @@ from core.models.spike_coding import (
     kernel_rows,
     pack_int8,
     pack_q4,
+    q4_matmul,
     quantize_int8,
     spike_counts,
     spike_threshold,
@@ -85,18 +86,19 @@ class SpikingLinear(nn.Linear):
         return y if self.bias is None else y.add_(self.bias)
 
     def _forward_q4(self, x: torch.Tensor) -> torch.Tensor:
-        """The 4-bit form: a few spiking tokens through the kernel (``q4_linear``), the rest in PyTorch with the
-        weights widened to fp32 for the call (a prompt shares them); spike coding as the INT8 form's."""
+        """The 4-bit form: a few spiking tokens through the kernel (``q4_linear``), the rest in PyTorch
+        (``q4_matmul``: the weights widened to fp32 a block at a time, which a prompt's tokens share); spike coding as
+        the INT8 form's."""
         if self.decodes(x):
             return self._decode(x, x.numel() // x.shape[-1])
-        weight = unpack_q4(self.qweight, self.qscale)[:, : self.in_features]
         if not self.spiking:
-            return F.linear(x.float(), weight, self.bias)
+            y = q4_matmul(x, self.qweight, self.qscale, self.in_features)
+            return y if self.bias is None else y.add_(self.bias)
         v_th = spike_threshold(x, self.k)
         counts = torch.round(x / v_th)
         if self.record is not None:
             self.record.add(counts)
-        y = F.linear(counts.float(), weight).mul_(v_th)
+        y = q4_matmul(counts, self.qweight, self.qscale, self.in_features).mul_(v_th)
         return y if self.bias is None else y.add_(self.bias)
 
     def use_kernel(self, kernel) -> bool:
