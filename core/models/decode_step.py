@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from core.models.spike_coding import Q4_GROUP
+from core.models.spike_coding import Q4_GROUP, Q4_OVERFLOWS
 from core.models.spiking_layers import Int8Rows, SpikingLinear
 from core.models.spikingbrain_model import KVCache, SpikingBrainForCausalLM
 
@@ -52,9 +52,6 @@ class _Network(ctypes.Structure):
                 ("scratch", _pointer), ("counts", _pointer), ("q4", _Q4Input), ("threads", _int),
                 ("tally", _pointer)]  # fmt: skip
 
-Q4_OVERFLOWS = 1024
-"""``MAX_Q4_OVERFLOWS`` in ``native/spike_kernel.h``: room for that many (index, rest) pairs of int32."""
-
 
 def _address(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
@@ -72,11 +69,11 @@ def _projection(layer: SpikingLinear) -> _Projection:
 
 def _padded_inputs(layer: SpikingLinear | Int8Rows) -> int:
     """The width of the counts a layer reads: its inputs padded to whole weight groups."""
-    if getattr(layer, "bits", 8) == 4:
+    if isinstance(layer, Int8Rows):  # (rows, width)
+        return layer.qweight.shape[1]
+    if layer.bits == 4:  # (out, groups, 2) scales and minimums
         return layer.qscale.shape[1] * Q4_GROUP
-    if isinstance(layer, SpikingLinear):  # (groups, out, width)
-        return layer.qweight.shape[0] * layer.qweight.shape[2]
-    return layer.qweight.shape[1]
+    return layer.qweight.shape[0] * layer.qweight.shape[2]  # (groups, out, width)
 
 
 def _inv_freq(head_dim: int, base: float) -> torch.Tensor:

@@ -68,7 +68,6 @@ class Kernel:
         self._linear(x, rows, in_features, norm_weight, eps, k, weight, scale, groups, out, width, bias, y, counts,
                      v_th, self.threads)  # fmt: skip
 
-
     def q4_linear(self, x, rows: int, in_features: int, k: float, weight, dm, shape: tuple[int, int], bias, y,
                   norm: tuple[int, float] | None = None) -> None:  # fmt: skip
         """The same with 4-bit weights (``spike_coding.pack_q4``): ``weight`` (out, groups * 16) uint8, ``dm`` (out,

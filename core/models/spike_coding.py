@@ -264,6 +264,9 @@ def stored_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 Q4_GROUP = 32
 """Inputs that share one scale and one minimum in the 4-bit form (GGUF's Q4_1 blocks)."""
+Q4_OVERFLOWS = 1024
+"""``MAX_Q4_OVERFLOWS`` in ``native/spike_kernel.h``: the 4-bit kernel keeps aside that many counts past int8 a token
+(an index and the rest, two int32 each)."""
 
 
 def pack_q4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.spike_coding import (
+    Q4_OVERFLOWS,
     SpikeStats,
     dequantize_int8,
     int8_matmul,
@@ -32,10 +33,10 @@ from core.models.spikingbrain_config import SpikingBrainConfig
 
 
 class SpikingLinear(nn.Linear):
-    """A linear layer that, when spiking, sees spike-coded inputs and INT8 group-quantized weights.
+    """A linear layer that, when spiking, sees spike-coded inputs and INT8 (or 4-bit) group-quantized weights.
 
     Trainable form: full-precision weights, quantized on the fly with straight-through gradients. Inference form
-    (after ``freeze_int8``): INT8 weights only, and integer spike counts multiplied with them directly.
+    (after ``freeze_int8``): the quantized weights only, and integer spike counts multiplied with them directly.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool, config: SpikingBrainConfig) -> None:
@@ -58,48 +59,43 @@ class SpikingLinear(nn.Linear):
         self.weight = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bits == 4 and self.qweight is not None:
-            return self._forward_q4(x)
-        if not self.spiking:
-            if self.qweight is not None:  # the same INT8 weights, without spike coding
-                y = int8_matmul(x, self.qweight, self.qscale, torch.float32)
-                return y if self.bias is None else y.add_(self.bias)
-            return F.linear(x, self.weight, self.bias)
-        if self.qweight is None:  # trainable form: everything differentiable
-            counts, v_th = spike_counts(x, self.k)
-            if self.record is not None:
-                self.record.add(counts)
-            if self.bits == 4:  # the frozen form's very weights
-                quantized = unpack_q4(*pack_q4(self.weight.detach()))[:, : self.in_features]
-            else:
-                q, scale = quantize_int8(self.weight, self.group or self.in_features)
-                quantized = dequantize_int8(q, scale, self.in_features)
-            weight = self.weight + (quantized - self.weight).detach()  # straight-through estimator
-            return F.linear(counts * v_th, weight, self.bias)
+        if self.qweight is None:
+            return self._forward_trainable(x)
         if self.decodes(x):
             return self._decode(x, x.numel() // x.shape[-1])
-        v_th = spike_threshold(x, self.k)
-        counts = torch.round(x / v_th)
-        if self.record is not None:
-            self.record.add(counts)
-        y = int8_matmul(counts, self.qweight, self.qscale, counts=True).mul_(v_th)  # W (s v_th) = (W s) v_th
-        return y if self.bias is None else y.add_(self.bias)
-
-    def _forward_q4(self, x: torch.Tensor) -> torch.Tensor:
-        """The 4-bit form: a few spiking tokens through the kernel (``q4_linear``), the rest in PyTorch
-        (``q4_matmul``: the weights widened to fp32 a block at a time, which a prompt's tokens share); spike coding as
-        the INT8 form's."""
-        if self.decodes(x):
-            return self._decode(x, x.numel() // x.shape[-1])
-        if not self.spiking:
-            y = q4_matmul(x, self.qweight, self.qscale, self.in_features)
+        if not self.spiking:  # the same quantized weights, without spike coding
+            y = self._product(x, counts=False)
             return y if self.bias is None else y.add_(self.bias)
         v_th = spike_threshold(x, self.k)
         counts = torch.round(x / v_th)
         if self.record is not None:
             self.record.add(counts)
-        y = q4_matmul(counts, self.qweight, self.qscale, self.in_features).mul_(v_th)
+        y = self._product(counts, counts=True).mul_(v_th)  # W (s v_th) = (W s) v_th
         return y if self.bias is None else y.add_(self.bias)
+
+    def _product(self, x: torch.Tensor, counts: bool) -> torch.Tensor:
+        """x times the quantized weights in PyTorch: 4-bit ones widened to fp32 a block at a time (``q4_matmul``),
+        INT8 ones through ``int8_matmul`` (exact integer sums for spike counts)."""
+        if self.bits == 4:
+            return q4_matmul(x, self.qweight, self.qscale, self.in_features)
+        if counts:
+            return int8_matmul(x, self.qweight, self.qscale, counts=True)
+        return int8_matmul(x, self.qweight, self.qscale, torch.float32)
+
+    def _forward_trainable(self, x: torch.Tensor) -> torch.Tensor:
+        """Full-precision weights; spiking, everything differentiable (straight-through rounding)."""
+        if not self.spiking:
+            return F.linear(x, self.weight, self.bias)
+        counts, v_th = spike_counts(x, self.k)
+        if self.record is not None:
+            self.record.add(counts)
+        if self.bits == 4:  # the frozen form's very weights
+            quantized = unpack_q4(*pack_q4(self.weight.detach()))[:, : self.in_features]
+        else:
+            q, scale = quantize_int8(self.weight, self.group or self.in_features)
+            quantized = dequantize_int8(q, scale, self.in_features)
+        weight = self.weight + (quantized - self.weight).detach()  # straight-through estimator
+        return F.linear(counts * v_th, weight, self.bias)
 
     def use_kernel(self, kernel) -> bool:
         """Decode through ``kernel`` (None: PyTorch again); False where more of its int16 counts could overflow
@@ -119,7 +115,7 @@ class SpikingLinear(nn.Linear):
         if self.qweight is None:
             return False
         if self.bits == 4:
-            return (self.k + 1) * self.in_features < 1024 * 127
+            return (self.k + 1) * self.in_features < Q4_OVERFLOWS * 127
         return ((self.k + 1) * self.in_features < 256 * 2**15 and self.qscale.dtype == torch.bfloat16
                 and self.qscale.is_contiguous())  # fmt: skip
 
