@@ -140,6 +140,7 @@ def write_shape_gguf(path: Path, shape: dict, projections: str = "Q8_0") -> Path
     def q4_1(rows: int, columns: int) -> np.ndarray:
         blocks = rng.integers(0, 256, (rows, columns // 32, 20), dtype=np.uint8)
         blocks[:, :, :4] = np.array([0.01, -0.08], np.float16).view(np.uint8)
+        blocks[:, :, 4] = 0xF0  # q 0 and 15 in every block, as llama.cpp's quantizer writes them (min and max)
         return blocks.reshape(rows, columns // 32 * 20)
 
     def add(name: str, rows: int, columns: int, kind: str = projections) -> None:

@@ -134,6 +134,12 @@ def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
 
 
 INTERRUPTIONS = ("Stop. Tell me about cats instead.", "Wait, that is enough.", "No, let me ask something else.")
+STORY_ASKS = ("Tell me a long story about a dragon.", "Tell me a story about a lighthouse keeper.",
+              "Tell me a long story about a fox in the forest.", "Tell me a story about a little robot.")
+STORYTELLER = "You tell very long and detailed stories."
+"""What the barge-ins interrupt: answers that outlast the interruption 1 s into them, whatever the model. Everyday
+questions got answers of one short sentence ("Bees make honey."), over before a barge-in could be decided, so a
+try measured the model's brevity (1 of 3 once, with 4-bit weights, against 3 of 3 with INT8)."""
 
 
 class _Interrupter(MicSource):
@@ -185,7 +191,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
     from core.talk.vad import SileroVad
     from core.talk.voice_loop import VoiceLoop
 
-    asked = [(QUESTIONS[3 + n % (len(QUESTIONS) - 3)], INTERRUPTIONS[n % len(INTERRUPTIONS)]) for n in range(tries)]
+    asked = [(STORY_ASKS[n % len(STORY_ASKS)], INTERRUPTIONS[n % len(INTERRUPTIONS)]) for n in range(tries)]
     pairs = [(_spoken(speaker, question), _spoken(speaker, interruption)) for question, interruption in asked]
     source = _Interrupter(pairs)
     link = StandInAudio(source, 22050, room=Room(**LOUDSPEAKERS) if loudspeakers else None)
@@ -193,7 +199,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
         barge_in="on")  # fmt: skip
     loop = VoiceLoop(link, SileroVad(), options)
     source.loop, source.link = loop, link
-    records = _turns(model_loader(settings), loop, "You answer at length.")
+    records = _turns(model_loader(settings), loop, STORYTELLER)
     stops = [silent - decided for decided, silent in zip(loop.barge_ins, link.playback.silenced_at)]
     return {
         "tries": len(pairs),

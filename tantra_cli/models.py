@@ -162,12 +162,14 @@ def pull(
             model_store.pull(model, settings, force=force, source=source)
 
 
-BITS = typer.Option(8, "--bits", help="The spiking weights' bits: 8 (INT8, a scale per 128 inputs) or 4 (GGUF's "
-                    "Q4_1 blocks of 32: 0.6 as many bytes, decodes faster where memory is the limit).")
+BITS = typer.Option(None, "--bits", show_default=False,
+                    help="The spiking weights' bits: 8 (INT8, a scale per 128 inputs) or 4 (GGUF's Q4_1 blocks of 32: "
+                    "0.6 as many bytes, decodes faster). Default: 4 for a GGUF whose projections are Q4_0 or Q4_1 "
+                    "(kept exactly) on a CPU without VNNI, 8 otherwise.")
 
 
-def _checked_bits(bits: int) -> int:
-    if bits not in (8, 4):
+def _checked_bits(bits: int | None) -> int | None:
+    if bits not in (8, 4, None):
         raise TantraError(f"--bits {bits}: use 8 or 4")
     return bits
 
@@ -178,7 +180,7 @@ def convert(
     source: str = typer.Argument(..., help="A GGUF file (Llama, Qwen2, Qwen3), or a Hugging Face checkpoint "
                                  "directory or hub id (GPT-2, Llama, Mistral, Qwen2, Qwen3)."),
     output: Path = typer.Argument(..., help="The directory to write; use it with `tantra chat --model DIR`."),
-    bits: int = BITS,
+    bits: int | None = BITS,
 ) -> None:
     """Convert a GGUF file or a Hugging Face checkpoint into SpikingBrain (full precision and spiking weights)."""
     settings = settings_of(ctx)
@@ -203,7 +205,7 @@ def convert(
             wanted = ", ".join(CHECKPOINT_FILES)
             raise TantraError(f"{path} has no config.json: not a Hugging Face checkpoint ({wanted})")
         say(f"converting {source} into {output}")
-        convert_hf_dir(path, output, bits)
+        convert_hf_dir(path, output, bits or 8)
         say(f"ready: tantra chat --model {output}")
 
 
@@ -212,7 +214,7 @@ def import_model(
     ctx: typer.Context,
     source: str = typer.Argument(..., metavar="ollama:NAME[:TAG]", help="A model in Ollama's store, as "
                                  "`ollama list` names it (Llama, Qwen2 or Qwen3 GGUF)."),
-    bits: int = BITS,
+    bits: int | None = BITS,
 ) -> None:
     """Convert a language model you already have into SpikingBrain, kept in the store: `tantra chat -m NAME`."""
     settings = settings_of(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 
 from config.errors import TantraError
 from core.runtime.status import say
@@ -17,7 +18,7 @@ def run_headless(loop, load, as_json: bool) -> int:
 
     ended_by_user = False
 
-    def on_ctrl_c(signum, frame) -> None:
+    def ctrl_c() -> None:
         nonlocal ended_by_user
         stopped = loop.interrupt()
         if stopped:
@@ -25,6 +26,11 @@ def run_headless(loop, load, as_json: bool) -> int:
         else:
             ended_by_user = True
             loop.quit()
+
+    def on_ctrl_c(signum, frame) -> None:
+        # Python runs a handler between two steps of the main thread, which may then hold a lock that stopping takes
+        # (the turn queue's, stderr's): taken here, it would wait on itself forever. A thread of its own waits its turn.
+        threading.Thread(target=ctrl_c, name="ctrl-c", daemon=True).start()
 
     previous = signal.signal(signal.SIGINT, on_ctrl_c)
     failed = False

@@ -132,6 +132,32 @@ def test_convert_writes_4_bit_weights_on_request(tmp_path):
     assert refused.returncode != 0 and "use 8 or 4" in message and "Traceback" not in message
 
 
+def test_a_gguf_keeps_its_own_bits_unless_told(tmp_path, monkeypatch):
+    """Q4_1 projections (the default SmolLM2's) become 4-bit weights holding the file's very blocks where torch's
+    INT8 product is slow (no VNNI), INT8 where it is fast; Q8_0 ones INT8; ``--bits`` overrides."""
+    from gguf import GGMLQuantizationType, GGUFReader
+    from gguf.quants import dequantize
+
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_gguf
+    from tantra_benchmarks.llama_cpp import write_shape_gguf
+
+    shape = {"vocab_size": 96, "n_embd": 64, "n_layer": 1, "n_head": 4, "n_kv_head": 2, "intermediate_size": 128}
+    q4_path = write_shape_gguf(tmp_path / "q4.gguf", shape, "Q4_1")
+    monkeypatch.setattr(spike_coding, "int8_product_is_fast", lambda: False)
+    model = load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "q4"))["model"]
+    down = next(t for t in GGUFReader(str(q4_path)).tensors if t.name == "blk.0.ffn_down.weight")
+    in_file = dequantize(down.data, GGMLQuantizationType.Q4_1).reshape(64, 128)
+    layer = model.blocks[0].mlp.down_proj
+    assert model.config.weight_bits == 4
+    assert np.array_equal(spike_coding.unpack_q4(layer.qweight, layer.qscale).numpy(), in_file)
+    q8_path = write_shape_gguf(tmp_path / "q8.gguf", shape, "Q8_0")
+    assert load_spikingbrain_dir(convert_gguf(q8_path, tmp_path / "q8"))["model"].config.weight_bits == 8
+    assert load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "told", 8))["model"].config.weight_bits == 8
+    monkeypatch.setattr(spike_coding, "int8_product_is_fast", lambda: True)
+    assert load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "vnni"))["model"].config.weight_bits == 8
+
+
 def test_an_ollama_model_is_imported_with_4_bit_weights(tmp_path):
     from config.settings import Settings
     from core.language.imported_models import import_ollama

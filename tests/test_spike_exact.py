@@ -101,7 +101,7 @@ def test_the_prompts_two_integer_products_give_the_very_same_sums(monkeypatch, g
     qscale = torch.rand(2, 48).to(torch.bfloat16)
     results = []
     for int8_faster in (True, False):
-        monkeypatch.setattr(spike_coding, "_int8_kernel_is_faster", lambda faster=int8_faster: faster)
+        monkeypatch.setattr(spike_coding, "int8_product_is_fast", lambda faster=int8_faster: faster)
         results.append(spike_coding.integer_matmul(counts, qweight, qscale))
     assert torch.equal(*results)
     exact = torch.einsum("rgi,goi->rgo", counts.double().view(20, 2, group), qweight.double())

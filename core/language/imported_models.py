@@ -71,11 +71,11 @@ def ollama_blob(reference: str, models: Path | None = None) -> tuple[Path, str]:
     raise ModelUnavailable(f"ollama:{reference}: its model blob sha256-{expected[:12]}... is missing from {models}")
 
 
-def import_ollama(reference: str, settings, say, models: Path | None = None, bits: int = 8) -> tuple[str, Path]:
-    """``reference`` converted from Ollama's store into the model store (spiking weights in ``bits``): ``(its name
-    here, its directory)``. The
-    blob is checked against the manifest's sha256 first; the conversion goes to a staging directory renamed into
-    place, so an interrupted import leaves nothing that loads."""
+def import_ollama(reference: str, settings, say, models: Path | None = None,
+                  bits: int | None = None) -> tuple[str, Path]:
+    """``reference`` converted from Ollama's store into the model store (spiking weights in ``bits``, None: the
+    GGUF's own): ``(its name here, its directory)``. The blob is checked against the manifest's sha256 first; the
+    conversion goes to a staging directory renamed into place, so an interrupted import leaves nothing that loads."""
     from core.language.spikingbrain_convert import convert_gguf
 
     blob, expected = ollama_blob(reference, models)

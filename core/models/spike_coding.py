@@ -136,7 +136,7 @@ question's 16-31 tokens 0.10-0.19 s against 0.25-0.29 s, 48 tokens 0.33 against 
 def kernel_rows() -> int:
     """Spike-coded projections of fewer tokens than this at once go through the decoding kernel: ``MANY_ROWS`` where
     torch's INT8 product is the faster, ``KERNEL_ROWS_WITHOUT_INT8`` where it is not."""
-    return MANY_ROWS if _int8_kernel_is_faster() else KERNEL_ROWS_WITHOUT_INT8
+    return MANY_ROWS if int8_product_is_fast() else KERNEL_ROWS_WITHOUT_INT8
 
 
 def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,
@@ -207,14 +207,14 @@ def integer_matmul(counts: torch.Tensor, qweight: torch.Tensor, qscale: torch.Te
 
 def _int8_sums(levels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(rows, group) int8 times (out, group) int8: (rows, out) int32, exact, by the faster of two products here."""
-    if levels.shape[-1] * 128 * 128 < 2**24 and not _int8_kernel_is_faster():
+    if levels.shape[-1] * 128 * 128 < 2**24 and not int8_product_is_fast():
         # In fp32 every product and every partial sum is an integer below 2^24: exact, in whatever order it is summed.
         return (levels.float() @ weight.float().t()).to(torch.int32)
     return torch._int_mm(levels, weight.t())
 
 
 @functools.cache
-def _int8_kernel_is_faster() -> bool:
+def int8_product_is_fast() -> bool:
     """Whether torch's INT8 product beats the fp32 one on this CPU, measured once. With VNNI it is the faster;
     without (an AVX2 EPYC), torch falls back to a loop: 20.8 ms against fp32's 0.7 for 32 x 576 x 1536, which made
     a 28-token prompt take 1.5 s instead of 0.2."""

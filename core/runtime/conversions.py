@@ -37,8 +37,8 @@ class Conversion:
 
 CONVERSIONS: dict[str, Conversion] = {
     "whisper-ct2": Conversion("core.hearing.whisper_convert:convert_store_dir", 1),
-    # 3: INT8 weights saved output-major (the kernel's)
-    "spikingbrain-gguf": Conversion("core.language.spikingbrain_convert:convert_store_dir", 3),
+    # 3: INT8 weights saved output-major (the kernel's); 4: the GGUF's own bits (4-bit for the default's Q4_1)
+    "spikingbrain-gguf": Conversion("core.language.spikingbrain_convert:convert_store_dir", 4),
     "spikingbrain-hf": Conversion("core.language.spikingbrain_convert:convert_hf_dir", 3, hub_source=True),
     "efficientnet-onnx": Conversion("core.vision.vision_convert:convert_store_dir", 1),
     "minilm-onnx": Conversion("core.memory.embedder_convert:convert_store_dir", 1),
