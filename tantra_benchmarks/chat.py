@@ -180,6 +180,7 @@ def bench_chat(settings: Settings) -> dict:
             **quality,
             "perplexity_increase_pct": round(100 * (quality["perplexity"] / base["perplexity"] - 1), 2),
             "silent_share": round(stats.silent_share, 4),
+            "silent_block_share": round(stats.silent_block_share, 4),  # of 32 inputs: work a kernel could skip
             "mean_spikes_per_activation": round(stats.mean_spikes, 3),
             "ternary_sparsity": round(stats.ternary_sparsity, 4),
             "bitwise_sparsity": round(stats.bitwise_sparsity, 4),

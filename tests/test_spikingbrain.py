@@ -48,6 +48,7 @@ def test_spike_stats_count_what_the_unrolled_trains_hold():
     torch.manual_seed(1)
     counts = torch.randint(-9, 10, (1, 6, 40)).float()
     counts[0, 2] = 0  # a silent token: a window of 0 steps
+    counts[0, 4, :32] = 0  # a silent block of 32 inputs (the second, 32-39 and padding, fires)
     stats = SpikeStats(bitwise=True)
     stats.add(counts)
     silent = spikes = slots = bit_spikes = bit_slots = 0
@@ -63,6 +64,7 @@ def test_spike_stats_count_what_the_unrolled_trains_hold():
     assert stats.ternary_sparsity == pytest.approx(1 - spikes / slots)
     assert stats.bitwise_sparsity == pytest.approx(1 - bit_spikes / bit_slots)
     assert stats.mean_spikes == pytest.approx(counts.abs().mean().item())
+    assert (stats.silent_blocks, stats.blocks) == (3, 12)  # both of the silent token's, and token 4's first
 
 
 def test_straight_through_gradient_keeps_the_model_trainable():

@@ -70,6 +70,10 @@ class SpikeStats:
     ternary_slots: int = 0
     bitwise_spikes: int = 0
     bitwise_slots: int = 0
+    blocks: int = 0
+    silent_blocks: int = 0
+    """Blocks of ``Q4_GROUP`` (32) consecutive inputs whose counts are all 0 for a token: the work a kernel could
+    skip whole (a zero inside a vector lane costs what any count costs)."""
 
     def add(self, counts: torch.Tensor) -> None:
         if self.last_tokens and counts.dim() == 3:
@@ -81,6 +85,9 @@ class SpikeStats:
         self.silent_entries += int((magnitude == 0).sum())
         self.spikes += int(magnitude.sum())
         self.ternary_slots += int(window.sum()) * width
+        blocks = F.pad(magnitude, (0, -width % Q4_GROUP)).reshape(magnitude.shape[0], -1, Q4_GROUP)
+        self.blocks += blocks.shape[0] * blocks.shape[1]
+        self.silent_blocks += int((blocks.amax(dim=-1) == 0).sum())
         if self.bitwise:
             bits = int(window.max()).bit_length() if window.numel() else 0
             self.bitwise_spikes += sum(int(((magnitude >> t) & 1).sum()) for t in range(bits))
@@ -89,6 +96,10 @@ class SpikeStats:
     @property
     def silent_share(self) -> float:
         return self.silent_entries / max(self.entries, 1)
+
+    @property
+    def silent_block_share(self) -> float:
+        return self.silent_blocks / max(self.blocks, 1)
 
     @property
     def mean_spikes(self) -> float:
