@@ -95,6 +95,38 @@ def test_devices_lists_or_says_there_are_none():
     assert "inputs:" in result.stdout.decode() or "no sound devices" in result.stderr.decode()
 
 
+def test_ctrl_c_never_waits_on_a_lock_the_interrupted_code_holds():
+    """Ctrl-C lands while the voice loop holds a lock that stopping takes too (the turn queue's): the stopping
+    happens once the lock is free, and the session ends with 130, where a handler doing it in place waited on itself."""
+    from tantra_cli.voice import run_headless
+
+    lock, ended = threading.Lock(), threading.Event()
+    waited_on_itself = []
+
+    class Loop:
+        class link:
+            close = staticmethod(lambda: None)
+
+        def interrupt(self) -> str:
+            if not lock.acquire(timeout=2):
+                waited_on_itself.append(True)
+                return ""
+            lock.release()
+            return ""
+
+        def quit(self) -> None:
+            ended.set()
+
+        def run(self, load):
+            with lock:
+                signal.raise_signal(signal.SIGINT)  # the handler runs now, on this thread, the lock held
+            ended.wait(5)
+            yield from ()
+
+    assert run_headless(Loop(), lambda: None, as_json=True) == 130
+    assert not waited_on_itself
+
+
 # ---- the real models, end to end --------------------------------------------------------------------------------
 
 
