@@ -114,6 +114,9 @@ def test_kill_9_at_random_moments_while_writing_loses_no_finished_exchange(tmp_p
     assert said == []  # nothing to move aside
 
 
+STORY = "Write a very long story about a dragon, in many paragraphs."
+
+
 @pytest.mark.slow
 def test_kill_9_mid_reply_keeps_earlier_turns_and_the_reply_as_far_as_it_went(tmp_path):
     env = {"TANTRA_DATA_DIR": str(tmp_path)}
@@ -126,8 +129,10 @@ def test_kill_9_mid_reply_keeps_earlier_turns_and_the_reply_as_far_as_it_went(tm
     db.close()
     assert len(before) == 1
 
-    story = subprocess.Popen([sys.executable, "-m", "tantra_cli", "chat", "-c", "-t", "0", "-n", "300",
-                              "Write a long story about a dragon."], cwd=ROOT, env={**os.environ, **env},
+    # Asked so that the greedy reply runs to its 300 tokens, over 3 s: the kill must come mid-reply (a plain "long
+    # story" was 90 tokens with the 4-bit weights, over within the 1.2 s the test waits).
+    story = subprocess.Popen([sys.executable, "-m", "tantra_cli", "chat", "-c", "-t", "0", "-n", "300", STORY],
+                             cwd=ROOT, env={**os.environ, **env},
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     printed, arrivals = b"", []  # (when, how much had arrived)
     first_bytes = None
@@ -156,7 +161,7 @@ def test_kill_9_mid_reply_keeps_earlier_turns_and_the_reply_as_far_as_it_went(tm
                      " ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
     db.close()
     assert rows[0] == before[0] and before[0][13] == 0  # the earlier turn: untouched, complete (interrupted 0)
-    assert len(rows) == 2 and cut[:2] == (conversation, "Write a long story about a dragon.")
+    assert len(rows) == 2 and cut[:2] == (conversation, STORY)
     text, reply = printed.decode(), cut[2]
     assert cut[3] == 1 and cut[4] is None and reply.strip()
     # The log may hold one piece more than was printed (it is written just before the piece is printed).
