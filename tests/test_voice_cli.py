@@ -98,14 +98,15 @@ def test_devices_lists_or_says_there_are_none():
 def test_ctrl_c_never_waits_on_a_lock_the_interrupted_code_holds():
     """Ctrl-C lands while the voice loop holds a lock that stopping takes too (the turn queue's): the stopping
     happens once the lock is free, and the session ends with 130, where a handler doing it in place waited on itself."""
+    from types import SimpleNamespace
+
     from tantra_cli.voice import run_headless
 
     lock, ended = threading.Lock(), threading.Event()
     waited_on_itself = []
 
     class Loop:
-        class link:
-            close = staticmethod(lambda: None)
+        link = SimpleNamespace(close=lambda: None)
 
         def interrupt(self) -> str:
             if not lock.acquire(timeout=2):
