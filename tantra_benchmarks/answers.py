@@ -81,10 +81,10 @@ def _images(folder: Path) -> dict[str, Path]:
 
 
 class _Bench:
-    def __init__(self, settings: Settings, folder: Path, say) -> None:
+    def __init__(self, settings: Settings, folder: Path, say, model: str | None = None) -> None:
         from core.vision.describer import ImageDescriber
 
-        self.loader = model_loader(settings)
+        self.loader, self.model = model_loader(settings), model
         self.folder, self.say = folder, say
         self.describer = ImageDescriber(self.loader)
         self.images = _images(folder)
@@ -107,7 +107,7 @@ class _Bench:
         return ChatSession.of(loaded, options, system, journal=journal or Journal(say=self.say), layout=config.layout)
 
     def run(self, config: Config, spiking: bool, chosen: list[Item]) -> list[dict]:
-        loaded = self.loader.load_spikingbrain(spiking=spiking, remote=False)
+        loaded = self.loader.load_spikingbrain(spiking=spiking, model=self.model, remote=False)
         journal = self._memory_journal(loaded, config, [i for i in chosen if i.remembered], spiking)
         rows = []
         for index, item in enumerate(chosen):
@@ -194,8 +194,9 @@ def summary(rows: list[dict]) -> dict:
 
 def bench_answers(settings: Settings, split: str = "report", configs: tuple[str, ...] = ("before", "after"),
                   modes: tuple[str, ...] = ("spiking", "plain"), categories: tuple[str, ...] = CATEGORIES,
-                  replies: bool = False) -> dict:  # fmt: skip
-    """Every configuration in ``configs`` on the items of ``split`` (report, tune or all), for each of ``modes``."""
+                  replies: bool = False, model: str | None = None) -> dict:  # fmt: skip
+    """Every configuration in ``configs`` on the items of ``split`` (report, tune or all), for each of ``modes``,
+    answered by ``model`` (a name or directory, as ``tantra chat -m`` takes; the default model when None)."""
     chosen = [i for i in items() if i.category in categories and (split == "all" or i.tune == (split == "tune"))]
 
     def say(message: str) -> None:
@@ -203,7 +204,7 @@ def bench_answers(settings: Settings, split: str = "report", configs: tuple[str,
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
-        bench = _Bench(settings, Path(folder), say)
+        bench = _Bench(settings, Path(folder), say, model)
         for name in configs:
             config = CONFIGS[name]
             for mode in modes:
@@ -214,7 +215,7 @@ def bench_answers(settings: Settings, split: str = "report", configs: tuple[str,
                     results[name][mode]["replies"] = rows
                 say(f"answers: {name} {mode}: {results[name][mode]['accuracy']}")
     return {
-        "split": split, "items": len(chosen),
+        "split": split, "items": len(chosen), "model": model or "default",
         "configs": {name: {"layout": c.layout, "system": c.system, "sampling": c.sampling.__dict__}
                     for name, c in CONFIGS.items() if name in configs},
         "results": results,

@@ -15,6 +15,17 @@ from tantra_cli.common import settings_of, user_errors
 
 app = typer.Typer(help="Measure speed and memory against reference implementations (prints JSON).")
 
+ANSWERING_MODEL = ("The language model that answers: a name of `tantra models` or a directory from `tantra models "
+                   "convert` (default: the default model).")
+
+
+def _check_model(settings: Settings, model: str | None) -> None:
+    """A one-line error for an unknown ``--model`` now, not after minutes of benchmark."""
+    if model is not None:
+        from core.language.loading import named_model
+
+        named_model(settings, model)
+
 
 @contextmanager
 def benchmark_errors(settings: Settings) -> Iterator[None]:
@@ -109,13 +120,15 @@ def bench_voice(
     photo: Path = typer.Option(None, "--photo", help="The image that goes with the first question."),
     barge_ins: int = typer.Option(3, "--barge-ins", min=1, help="Answers interrupted, with headphones and through "
                                   "the loudspeakers' echo (issue 23 asks for 20)."),
+    model: str = typer.Option(None, "--model", "-m", help=ANSWERING_MODEL),
 ) -> None:
     """End of speech -> first audio (p50, p95, per stage) with the defaults and --low-resource; idle CPU; memory."""
     settings = settings_of(ctx)
     with benchmark_errors(settings):
         from tantra_benchmarks.voice import bench_voice as run
 
-        _print(settings, run(settings, photo, turns, barge_ins))
+        _check_model(settings, model)
+        _print(settings, run(settings, photo, turns, barge_ins, model))
 
 
 @app.command("wake")
@@ -171,6 +184,7 @@ def bench_answers(
     mode: list[str] = typer.Option(None, "--mode", metavar="spiking|plain", help="Both when not given."),
     category: list[str] = typer.Option(None, "--category", help="Only these categories (repeatable)."),
     replies: bool = typer.Option(False, "--replies", help="Each item's reply and score in the JSON too."),
+    model: str = typer.Option(None, "--model", "-m", help=ANSWERING_MODEL),
 ) -> None:
     """Grounded answers: facts told earlier, images, memory across conversations, piped text, knowledge and voice,
     scored by pattern per category, spiking and plain, with the prompt tokens and first-token time they cost."""
@@ -184,8 +198,9 @@ def bench_answers(
         _choices("--config", config or [], tuple(CONFIGS))
         _choices("--mode", mode or [], ("spiking", "plain"))
         _choices("--category", category or [], CATEGORIES)
+        _check_model(settings, model)
         _print(settings, run(settings, split, tuple(config or CONFIGS), tuple(mode or ("spiking", "plain")),
-                             tuple(category or CATEGORIES), replies))  # fmt: skip
+                             tuple(category or CATEGORIES), replies, model))  # fmt: skip
 
 
 def _choices(flag: str, given: list[str], allowed: tuple[str, ...]) -> None:

@@ -152,13 +152,16 @@ def test_the_model_answers_from_memory_and_not_from_its_own_guesses(model, tmp_p
 
 
 @pytest.mark.parametrize(("flags", "said"), [
-    (["--split", "everything"], "--split 'everything': choose report, tune, all"),
-    (["--config", "later"], "--config 'later': choose before, after"),
-    (["--category", "jokes"], "--category 'jokes': choose conversation, image, memory, piped, knowledge, voice"),
+    (["answers", "--split", "everything"], "--split 'everything': choose report, tune, all"),
+    (["answers", "--config", "later"], "--config 'later': choose before, after"),
+    (["answers", "--category", "jokes"],
+     "--category 'jokes': choose conversation, image, memory, piped, knowledge, voice"),
+    (["answers", "--model", "no-such-model"], "unknown language model 'no-such-model'"),
+    (["voice", "-m", "no-such-model"], "unknown language model 'no-such-model'"),
 ])  # fmt: skip
 def test_a_bad_choice_is_one_line_before_anything_loads(flags, said):
     from tests.conftest import run_tantra
 
-    run = run_tantra("bench", "answers", *flags, timeout=60)
+    run = run_tantra("bench", *flags, timeout=60)
     assert run.returncode != 0 and said in run.stderr.decode() and "Traceback" not in run.stderr.decode()
     assert run.stdout == b""

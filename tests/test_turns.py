@@ -67,27 +67,27 @@ class Judge:
         return self.answers.pop(0)
 
 
-def test_a_turn_that_sounds_complete_is_transcribed_after_128_ms_and_ends_after_300():
+def test_a_turn_that_sounds_complete_is_transcribed_after_64_ms_and_ends_after_300():
     judge = Judge(0.9)
     events = feed(TurnDetector(end_of_turn=judge), [0.9] * 20 + [0.0] * 30)
     kinds = [(i, type(e).__name__) for i, e in events]
-    assert kinds == [(7, "Started"), (19 + frames(0.128), "Speculate"), (19 + frames(0.3), "Ended")]
-    assert judge.asked[0][-1] == 19 + frames(0.128) + 1  # asked a frame later: the turn so far, its pause included
+    assert kinds == [(7, "Started"), (19 + frames(0.064), "Speculate"), (19 + frames(0.3), "Ended")]
+    assert judge.asked[0][-1] == 19 + frames(0.16)  # asked while Whisper runs: the turn so far, its pause included
     speculated, ended = events[1][1].utterance, events[2][1].utterance
     assert np.array_equal(speculated.audio, ended.audio)  # one transcript serves both
 
 
 def test_a_turn_that_sounds_unfinished_is_waited_out_for_a_second():
-    judge = Judge(0.1, 0.2)  # asked at 128 ms, and again at 300 ms
+    judge = Judge(0.1, 0.2)  # asked at 160 ms, and again at 300 ms
     events = feed(TurnDetector(end_of_turn=judge), [0.9] * 20 + [0.0] * 40)
     kinds = [(i, type(e).__name__) for i, e in events]
-    assert kinds == [(7, "Started"), (19 + frames(0.128), "Speculate"), (19 + frames(1.0), "Ended")]
+    assert kinds == [(7, "Started"), (19 + frames(0.064), "Speculate"), (19 + frames(1.0), "Ended")]
     assert len(judge.asked) == 2
 
 
 def test_a_turn_found_complete_at_the_second_question_ends_after_600_ms():
     events = feed(TurnDetector(end_of_turn=Judge(0.1, 0.7)), [0.9] * 20 + [0.0] * 30)
-    assert [(i, type(e).__name__) for i, e in events][1:] == [(19 + frames(0.128), "Speculate"),
+    assert [(i, type(e).__name__) for i, e in events][1:] == [(19 + frames(0.064), "Speculate"),
                                                               (19 + frames(0.6), "Ended")]  # fmt: skip
 
 

@@ -4,7 +4,7 @@ Threads, each with one job, so that two cores are shared without one stage starv
 
 - the sound link's own thread (or PortAudio's) captures frames and plays what is queued;
 - the listener reads the frames, runs the voice-activity detector (0.07 ms a frame) and the turn detector, and
-  starts Whisper speculatively once the user has been silent for 300 ms;
+  starts Whisper speculatively once the user has been silent for 64 ms (300 ms without Smart Turn);
 - one hearing thread runs Whisper, speculative or final;
 - the conversation (``run``'s caller) streams the reply from the language model (which decodes on a thread of
   its own) and cuts it into pieces to say;
@@ -264,7 +264,7 @@ class VoiceLoop:
         A reply is drafted speculatively: after 300 ms of silence the turn is transcribed and the model starts
         answering into a buffer; when the silence reaches 600 ms the draft is kept (and spoken at once), and if
         the user speaks again it is thrown away and nothing of it reaches the conversation. With Smart Turn (the
-        roles' ``end_of_turn``) a complete-sounding turn is drafted after 128 ms and kept after 300 ms."""
+        roles' ``end_of_turn``) every pause is drafted after 64 ms, and a complete-sounding turn kept after 300 ms."""
         self.start()
         self._roles = load()
         self.detector.end_of_turn = self._judge_end if self._roles.end_of_turn is not None else None
