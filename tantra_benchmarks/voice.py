@@ -59,7 +59,7 @@ def _percentile(values: list[float], share: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))], 3)
 
 
-def _summary(records: list) -> dict:
+def _summary(records: list, asked: tuple[str, ...] = QUESTIONS) -> dict:
     stages = {}
     for stage in STAGES:
         values = [r.latency[stage] for r in records if r.latency[stage] is not None]
@@ -68,7 +68,7 @@ def _summary(records: list) -> dict:
     return {"turns": len(records), "latency": stages,
             "first_audio_each_s": [r.latency["first_audio"] for r in records],
             "turns_heard_right": sum(r.heard.rstrip(".?!").lower() == q.rstrip(".?!").lower()
-                                     for r, q in zip(records, QUESTIONS))}  # fmt: skip
+                                     for r, q in zip(records, asked))}  # fmt: skip
 
 
 def _turns(loader, loop, system: str, describer=None, model: str | None = None) -> list:
@@ -91,7 +91,7 @@ def _turns(loader, loop, system: str, describer=None, model: str | None = None) 
 
 
 def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None, loudspeakers: bool = False,
-                  model: str | None = None):
+                  model: str | None = None, system: str | None = None):
     """One voice session over ``clips`` (the first with ``photo``); the records of its turns, and the loop. With
     ``loudspeakers``: the stand-in room's echo, and the echo canceller (barge-in auto, so the user could talk
     over it: nobody does, and an answer that stops itself is a self-interruption)."""
@@ -114,7 +114,7 @@ def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | Non
     loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050, room=room), SileroVad(), options)
     if photo is not None:
         loop.attach_image(photo, image_record(describer, photo))
-    return _turns(loader, loop, VOICE_SYSTEM_PROMPT, describer, model), loop
+    return _turns(loader, loop, system or VOICE_SYSTEM_PROMPT, describer, model), loop
 
 
 def _idle_cpu(settings: Settings, seconds: float = 10.0) -> float:
@@ -248,6 +248,7 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
     from core.voice.speaker import Speaker
 
     clips = [_spoken(Speaker(user_voice), question) for question in QUESTIONS[:turns]]
+    story_clips = [_spoken(Speaker(user_voice), ask) for ask in STORY_ASKS]
     with tempfile.TemporaryDirectory() as folder:
         photo = photo or _photos(Path(folder))[0]
         records, _ = _conversation(replace(settings, low_resource=False), clips, photo, model=model)
@@ -256,6 +257,9 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
         # The same defaults with silence alone deciding the end of a turn: what Smart Turn changes, side by side.
         silence_only, _ = _conversation(replace(settings, low_resource=False, end_of_turn="silence"), clips, photo,
                                         model=model)  # fmt: skip
+        # Long answers: their first piece is voiced while the model still has most of the reply to write.
+        stories, _ = _conversation(replace(settings, low_resource=False), story_clips, None, model=model,
+                                   system=STORYTELLER)  # fmt: skip
     barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), tries=barge_ins, model=model)
     loud, loud_loop = _conversation(replace(settings, low_resource=False), clips, None, loudspeakers=True,
                                     model=model)  # fmt: skip
@@ -267,6 +271,7 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
         "defaults": _summary(records),
         "low_resource": _summary(light),
         "defaults_silence_end_of_turn": _summary(silence_only),
+        "long_answers": _summary(stories, STORY_ASKS),
         "replies": [{"heard": r.heard, "reply": r.reply} for r in records],
         "barge_in": barge_in,
         "loudspeakers": {

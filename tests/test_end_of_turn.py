@@ -25,7 +25,7 @@ def test_a_finished_sentence_sounds_complete_and_its_first_half_does_not(end_of_
     speech, rate = soundfile.read(SAMPLE, dtype="float32")
     assert rate == 16000
     voiced = np.flatnonzero(np.abs(speech) > 0.02)
-    finished = speech[: voiced[-1] + int(0.128 * rate)]  # as the detector asks: 128 ms into the pause
+    finished = speech[: voiced[-1] + int(0.16 * rate)]  # as the detector asks: 160 ms into the pause
     assert end_of_turn(finished) > 0.5
     assert end_of_turn(speech[: len(finished) // 2]) < 0.5  # "And you always want to ..."
 

@@ -134,6 +134,22 @@ def test_the_session_ends_only_after_the_last_reply_has_been_spoken(tmp_path):
     assert sounding(audio).sum() * 0.01 == pytest.approx(len("A long answer.") * 8 * 0.01, abs=0.1)
 
 
+def test_the_first_piece_is_voiced_while_the_model_waits_and_the_rest_beside_it(tmp_path):
+    from core.runtime.decoding_pause import is_paused
+
+    class WatchedVoice(FakeVoice):
+        def synthesize(self, sentence: str, rate: float):
+            paused.append(is_paused())
+            yield from super().synthesize(sentence, rate)
+
+    paused: list[bool] = []
+    mic = np.concatenate([silence(0.3), tone(500, 0.8), silence(0.8)])
+    talk = Conversation(mic, tmp_path, reply=lambda m: "A long answer. " * 4)
+    talk.roles = replace(talk.roles, speaker=Speaker(WatchedVoice()))
+    talk.run()
+    assert len(talk.turns) == 1 and paused == [True, False, False, False] and not is_paused()
+
+
 def test_a_pause_shorter_than_600_ms_keeps_one_turn_and_throws_the_draft_away(tmp_path):
     mic = np.concatenate([silence(0.3), tone(300, 0.7), silence(0.45), tone(300, 0.7), silence(0.2)])
     talk = Conversation(mic, tmp_path).run()

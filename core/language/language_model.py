@@ -17,6 +17,7 @@ from config.errors import TantraError
 from core.language.conversation import PromptCache, SamplingOptions
 from core.language.spikingbrain_convert import CONFIG, INT8_WEIGHTS, TOKENIZER, WEIGHTS
 from core.models.spikingbrain_model import SpikingBrainConfig, SpikingBrainForCausalLM
+from core.runtime.decoding_pause import wait_while_paused
 
 
 class ChatTokenizer:
@@ -199,6 +200,7 @@ def generate_tokens(
                 if token in stop_token_ids or stopped.is_set():
                     break
                 tokens.put(token)
+                wait_while_paused()  # the voice is making a reply's first audio (``core.runtime.decoding_pause``)
                 output = model(torch.tensor([[token]], device=device), output.past_key_values)
                 history.append(token)
                 said.append(token)

@@ -1,7 +1,7 @@
 """A reply drafted speculatively: a turn transcribed, and the model's answer to it begun, before the turn is over.
 
-``core.talk.voice_loop`` starts one after 300 ms of silence, pulls tokens into it while it waits, and keeps it (the
-user stayed silent) or throws it away (the user spoke again).
+``core.talk.voice_loop`` starts one at a pause (after 64 ms of silence with Smart Turn, 300 ms without), pulls tokens
+into it while it waits, and keeps it (the user stayed silent) or throws it away (the user spoke again).
 """
 
 from __future__ import annotations

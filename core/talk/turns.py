@@ -116,8 +116,9 @@ class TurnDetector:
     the end: every pause is transcribed after ``transcribe_silence_seconds`` and the model asked at
     ``ask_silence_seconds``; a complete-sounding turn ends after ``complete_end_seconds``, an unfinished-sounding
     one is asked again when the silence reaches ``speculate_silence_seconds`` and ends after
-    ``end_silence_seconds`` if complete then, else after ``unfinished_end_seconds``. Without it, silence alone decides (transcribed at 300 ms, ended at 600 ms); so it
-    does for a barge-in's turn, which ends after ``barge_in_end_seconds``."""
+    ``end_silence_seconds`` if complete then, else after ``unfinished_end_seconds``. Without it, silence alone
+    decides (transcribed at 300 ms, ended at 600 ms); so it does for a barge-in's turn, which ends after
+    ``barge_in_end_seconds``."""
 
     def __init__(self, settings: TurnSettings = TurnSettings(), end_of_turn=None) -> None:
         self.settings = settings

@@ -31,6 +31,7 @@ import numpy as np
 from config.errors import TantraError
 from core.language.grounding import VOICE_SYSTEM
 from core.memory.chat_log import ImageRecord
+from core.runtime.decoding_pause import decoding_paused
 from core.talk.draft import Draft
 from core.talk.echo_gate import LAGS, MEASURED_AFTER, EchoGate
 from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
@@ -44,6 +45,7 @@ VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
 ECHO_AFTER_PAUSE = 0.32  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
 WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
+FIRST_SOUND_WAIT = 0.5  # seconds the local model's decoding waits at most for a reply's first audio to be made
 
 
 @dataclass(frozen=True)
@@ -488,10 +490,14 @@ class VoiceLoop:
         base = self._turn * 10_000  # tags of this turn's pieces: unique in the playback queue's record
 
         def say(piece: str) -> None:
-            if latency["first_sentence"] is None:
-                latency["first_sentence"] = self.link.clock() - end
             tags.append(base + len(tags))
-            voice.say(tags[-1], piece)
+            if latency["first_sentence"] is not None:
+                voice.say(tags[-1], piece)
+                return
+            latency["first_sentence"] = self.link.clock() - end
+            with decoding_paused():  # the first audio is what the user waits for: the model catches up as it plays
+                voice.say(tags[-1], piece)
+                voice.wait_for_sound(tags[-1], FIRST_SOUND_WAIT)
 
         try:
             for token in draft.tokens_then_rest():
