@@ -209,6 +209,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
         "resumed": len(loop.resumed),  # barge-ins heard as Tantra's own voice or noise: the answer went on
+        "resumed_why": list(loop.resumed),
         "heard": [r.heard for r in records],
         # An interruption heard as a turn: whole, or in part (its first word can go to the 300 ms that decide it).
         "interruptions_heard_whole": sum(_plain(r.heard) in {_plain(i) for i in INTERRUPTIONS} for r in records),
