@@ -152,6 +152,7 @@ class _Interrupter(MicSource):
         self.pairs, self.loop, self.link = list(pairs), None, None
         self._clip, self._state, self._quiet = None, "question", 0
         self._earlier: set[int] = set()  # pieces played before the current question
+        self.not_made = 0  # tries whose answer was over (or never came) before it could be interrupted
 
     def read(self, count: int) -> np.ndarray | None:
         from core.talk.stand_in_audio import RecordingSource
@@ -162,13 +163,18 @@ class _Interrupter(MicSource):
                 return piece
             self._clip = None
         silence = np.zeros(count, dtype=np.float32)
+        quiet = self.loop is not None and self.loop.loaded and self.loop.idle()
+        self._quiet = self._quiet + 1 if quiet else 0
         if self._state == "question":
             if not self.pairs:
                 return None
-            self._quiet = self._quiet + 1 if self.loop is not None and self.loop.loaded and self.loop.idle() else 0
             if self._quiet * count >= 16000:  # a second of quiet
                 self._clip, self._state = RecordingSource(self.pairs[0][0]), "answer"
                 self._earlier = set(self.link.playback.played)
+                self._quiet = 0
+        elif self._state == "answer" and self._quiet * count >= 3 * 16000:  # no answer to interrupt: the next try
+            self.pairs.pop(0)
+            self._state, self.not_made = "question", self.not_made + 1
         elif self._state == "answer":
             played = self.link.playback.played
             started = [played[tag].first_at for tag in set(played) - self._earlier if played[tag].first_at is not None]
@@ -206,6 +212,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
     stops = [silent - decided for decided, silent in zip(loop.barge_ins, link.playback.silenced_at)]
     return {
         "tries": len(pairs),
+        "tries_not_made": source.not_made,
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
         "resumed": len(loop.resumed),  # barge-ins heard as Tantra's own voice or noise: the answer went on

@@ -123,6 +123,8 @@ class FakeTokenizer:
 
 PROMPTS_READ: list[str] = []
 """Every prompt a fake language model read, in order: what a test checks the layout of (``core.language.grounding``)."""
+READ_AHEAD: list[str] = []
+"""Every prompt start a fake language model read ahead of its prompt (``LocalChatModel.read_ahead``), in order."""
 
 
 class FakeChatModel(LocalChatModel):
@@ -141,6 +143,9 @@ class FakeChatModel(LocalChatModel):
         message = prompt.rsplit("<user>", 1)[-1].split("\n<assistant>", 1)[0].strip()
         for token in self.reply(message).encode("utf-8")[: options.max_tokens]:
             yield token
+
+    def _read(self, ids: list[int], cache) -> None:
+        READ_AHEAD.append(self.tokenizer.decode(ids))
 
     def describe(self) -> str:
         return f"{self.name}: a scripted fake"

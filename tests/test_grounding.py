@@ -132,3 +132,18 @@ def test_a_continued_conversation_lays_its_images_out_as_notes(chat):
     chat.continue_from([logged])
     assert [m["role"] for m in chat.conversation.messages] == ["system", "user", "assistant"]
     assert chat.conversation.messages[0]["content"] == "The picture p.png shows: cat (90%)."
+
+
+def test_what_the_next_prompt_begins_with_is_read_ahead_of_the_question(chat):
+    from tests.fakes import PROMPTS_READ, READ_AHEAD
+
+    "".join(chat.ask("My name is Ada."))
+    cat = ImageRecord("/x/cat.png", "0" * 64, "[Image cat.png: Looks like tabby cat (90%).]")
+    chat.read_ahead([cat])  # the user has started to speak; the picture goes with what they say
+    ahead = READ_AHEAD[-1]
+    assert ahead.endswith("<system>Facts about the user: The user's name is Ada.\n"
+                          "The picture cat.png shows: tabby cat (90%).\n<user>")  # fmt: skip
+    assert chat.conversation.messages[-1]["content"] == "You said: My name is Ada.."  # nothing added to the chat
+    chat.attach(cat)
+    "".join(chat.ask("What is in the picture?"))
+    assert PROMPTS_READ[-1].startswith(ahead)  # all of it is the start of the question's prompt

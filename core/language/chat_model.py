@@ -55,6 +55,10 @@ class ChatModel(Protocol):
         ``PromptTooLong`` (at the first piece) when what must go does not fit. ``options.max_tokens`` 0: up to the
         end of the context. ``cache``: the conversation's ``PromptCache``. Closing the generator stops it."""
 
+    def read_ahead(self, messages: list[dict], cache: PromptCache) -> None:
+        """Read into ``cache`` what the prompt of ``messages`` and a user's message still unknown will begin with,
+        so that the reply to it reads only the rest. A server reads its prompts itself: nothing to do there."""
+
     def describe(self) -> str:
         """What ``/model`` shows: the model's shape, size and coding, or where it is served."""
 
@@ -112,6 +116,18 @@ class LocalChatModel:
         finally:
             tokens.close()  # at a stop string too, or when the reader stops: the decoding stops within one step
             counts.completion_tokens, counts.token_ids = len(generated), ids + generated
+
+    def read_ahead(self, messages: list[dict], cache: PromptCache) -> None:
+        # The tokens the prompt has whatever the user says: those before the first that differ between two messages.
+        one, other = (self.prompt_ids([*messages, {"role": "user", "content": word}], 1) for word in ("yes", "no"))
+        same = next((i for i, (a, b) in enumerate(zip(one, other)) if a != b), min(len(one), len(other)))
+        if same > 1:
+            self._read(one[:same], cache)
+
+    def _read(self, ids: list[int], cache: PromptCache) -> None:
+        from core.language.language_model import read_into_cache  # torch: only once a local model answers
+
+        read_into_cache(self.network, ids, cache)
 
     def _tokens(self, ids: list[int], options: SamplingOptions, cache: PromptCache | None) -> Iterator[int]:
         """The reply's token ids as the network samples them."""

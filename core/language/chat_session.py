@@ -255,6 +255,18 @@ class ChatSession:
             self.journal.retract_last()
         self.journal.last_exchange = exchange_before
 
+    def read_ahead(self, images: list[ImageRecord] = ()) -> None:
+        """Read into the prompt cache what the next turn's prompt will begin with, before its words are known: the
+        conversation, and the note its facts will make without a question (what the user has told, the images
+        attached and ``images``). The voice loop calls it as the user starts to speak: a question about a picture
+        then waits for the picture's note no more. Where the turn's note comes out otherwise (a memory recalled),
+        the cache still holds the tokens before the first that differs."""
+        head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
+        grounds = Grounds(told_before(self.conversation.messages, ""),
+                          images=tuple(image.facts for image in (*self.pending_images, *images)))  # fmt: skip
+        note = turn_messages("", grounds, self.layout)[:-1]  # the user's message is the part not known yet
+        self.model.read_ahead(head + self.conversation.messages + note, self.prompt_cache)
+
     def warm_up(self) -> None:
         """Run the model once outside the conversation: the first real reply then does not pay for the first run
         of every kernel (the voice loop calls it while the user is still speaking)."""

@@ -157,6 +157,20 @@ def _use_one_torch_thread() -> None:
     torch.get_num_threads()  # torch settles a thread's count at its first use: settle it now, while it is 1
 
 
+def read_into_cache(model: SpikingBrainForCausalLM, prompt_ids: list[int], cache: PromptCache) -> None:
+    """Run ``prompt_ids`` into ``cache`` ahead of a prompt that will begin with them
+    (``core.language.chat_model.LocalChatModel.read_ahead``): that prompt then runs only the tokens after them."""
+    kv, kept = cache.take(prompt_ids)
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            output = model(torch.tensor([prompt_ids[kept:]], device=device), kv, last_only=True)
+    except BaseException:
+        cache.keep([], None)
+        raise
+    cache.keep(prompt_ids, output.past_key_values)
+
+
 _DONE = object()
 
 

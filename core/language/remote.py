@@ -69,6 +69,9 @@ class RemoteChatModel:
     def warm_up(self) -> None:
         """The server's model is warm already."""
 
+    def read_ahead(self, messages: list[dict], cache) -> None:
+        """The server reads its prompts itself."""
+
     def __repr__(self) -> str:
         return f"RemoteChatModel({self.model!r} at {self.label!r})"  # never the key
 

@@ -58,6 +58,10 @@ class _Typed:
     text: str
 
 
+class _ReadAhead:
+    """The user started to speak: what the next prompt begins with can be read meanwhile."""
+
+
 @dataclass(frozen=True)
 class _HeardTurn:
     """A barge-in that was words: its turn, already transcribed (when the reply it stopped was held)."""
@@ -233,6 +237,8 @@ class VoiceLoop:
                 if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
                     self._hold()  # the voice stops at the sound link's next block
+                elif not self.replying.is_set():
+                    self._turns.put(_ReadAhead())
                 continue
             spoken_to = True
             if isinstance(event, Speculate | Ended) and wake is not None:
@@ -282,6 +288,10 @@ class VoiceLoop:
                         continue
                 else:
                     item = self._turns.get()
+                if isinstance(item, _ReadAhead):
+                    if draft is None:
+                        self._read_ahead()
+                    continue
                 if item is None or isinstance(item, _InputLost):
                     if isinstance(item, _InputLost):
                         yield Note(f"the microphone stopped: {item.reason}")
@@ -310,6 +320,14 @@ class VoiceLoop:
             # Whisper's thread ends here, not at exit: CTranslate2 keeps per-thread state, and a thread still alive
             # when the interpreter exits aborts the process ("terminate called without an active exception").
             self._hearing.shutdown(wait=True, cancel_futures=True)
+
+    def _read_ahead(self) -> None:
+        """While the user speaks, the model reads what the turn's prompt will begin with (``ChatSession.read_ahead``):
+        the end of the last reply and, most, the note of a picture shown for this turn."""
+        try:
+            self._roles.session.read_ahead([image for _, image in self._images])
+        except (TantraError, RuntimeError):
+            pass  # the turn's own prompt runs it again and says what is wrong
 
     def _judge_end(self, audio: np.ndarray) -> float:
         """Smart Turn's verdict on the turn so far, but for a pause just after the wake word: "Hey Jarvis," alone
