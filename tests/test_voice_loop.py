@@ -150,7 +150,7 @@ def test_the_first_piece_is_voiced_while_the_model_waits_and_the_rest_beside_it(
     assert len(talk.turns) == 1 and paused == [True, False, False, False] and not is_paused()
 
 
-def test_as_the_user_starts_to_speak_the_model_reads_the_prompt_so_far_with_the_picture_shown(tmp_path):
+def test_as_the_user_starts_to_speak_about_a_picture_the_model_reads_its_note_ahead(tmp_path):
     from core.memory.chat_log import ImageRecord
     from tests.fakes import PROMPTS_READ, READ_AHEAD
 
@@ -160,10 +160,9 @@ def test_as_the_user_starts_to_speak_the_model_reads_the_prompt_so_far_with_the_
     talk.loop.attach_image("cat.png", ImageRecord("/x/cat.png", "0" * 64, "[Image cat.png: Looks like cat (90%).]"))
     talk.run()
     assert [t.heard for t in talk.turns] == ["hello there", "tell me more"]
-    first, second = READ_AHEAD
-    assert first.endswith("<system>The picture cat.png shows: cat (90%).\n<user>")
-    assert second.endswith("You said: hello there.\n<user>")  # the first reply is part of what comes before
-    assert PROMPTS_READ[-2].startswith(first) and PROMPTS_READ[-1].startswith(second)
+    [ahead] = READ_AHEAD  # the second turn, with no picture, is read with its question
+    assert ahead.endswith("<system>The picture cat.png shows: cat (90%).\n<user>")
+    assert PROMPTS_READ[-2].startswith(ahead)
 
 
 def test_a_pause_shorter_than_600_ms_keeps_one_turn_and_throws_the_draft_away(tmp_path):

@@ -237,7 +237,7 @@ class VoiceLoop:
                 if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
                     self._hold()  # the voice stops at the sound link's next block
-                elif not self.replying.is_set():
+                elif self._images and not self.replying.is_set():
                     self._turns.put(_ReadAhead())
                 continue
             spoken_to = True
@@ -322,8 +322,13 @@ class VoiceLoop:
             self._hearing.shutdown(wait=True, cancel_futures=True)
 
     def _read_ahead(self) -> None:
-        """While the user speaks, the model reads what the turn's prompt will begin with (``ChatSession.read_ahead``):
-        the end of the last reply and, most, the note of a picture shown for this turn."""
+        """While the user speaks about a picture shown for this turn, the model reads what the turn's prompt will
+        begin with (``ChatSession.read_ahead``): the end of the last reply and the picture's note, 40-60 tokens.
+
+        Only then: other turns begin with a few tokens (about 0.02 s), and a prompt read in two parts makes the
+        spiking model's greedy replies differ (its spike counts follow the rounding of each part's products; the
+        plain network's are the same). With it on every turn, the loudspeaker barge-in benchmark stopped 8 and 11
+        of 20 stories, against 19 and 19 without (docs/BENCHMARKS.md)."""
         try:
             self._roles.session.read_ahead([image for _, image in self._images])
         except (TantraError, RuntimeError):
