@@ -8,7 +8,7 @@ The REPL (``tantra_cli/repl.py``) draws it; one-shot ``tantra chat`` uses ``ask`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -255,7 +255,7 @@ class ChatSession:
             self.journal.retract_last()
         self.journal.last_exchange = exchange_before
 
-    def read_ahead(self, images: list[ImageRecord] = ()) -> None:
+    def read_ahead(self, images: Sequence[ImageRecord] = ()) -> None:
         """Read into the prompt cache what the next turn's prompt will begin with, before its words are known: the
         conversation, and the note its facts will make without a question (what the user has told, the images
         attached and ``images``). The voice loop calls it as the user starts to speak: a question about a picture

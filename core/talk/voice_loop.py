@@ -328,7 +328,7 @@ class VoiceLoop:
         Only then: other turns begin with a few tokens (about 0.02 s), and a prompt read in two parts makes the
         spiking model's greedy replies differ (its spike counts follow the rounding of each part's products; the
         plain network's are the same). With it on every turn, the loudspeaker barge-in benchmark stopped 8 and 11
-        of 20 stories, against 19 and 19 without (docs/BENCHMARKS.md)."""
+        of 20 stories, against 14-19 in three runs without (docs/BENCHMARKS.md)."""
         try:
             self._roles.session.read_ahead([image for _, image in self._images])
         except (TantraError, RuntimeError):
