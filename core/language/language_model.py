@@ -160,15 +160,21 @@ def _use_one_torch_thread() -> None:
 def read_into_cache(model: SpikingBrainForCausalLM, prompt_ids: list[int], cache: PromptCache) -> None:
     """Run ``prompt_ids`` into ``cache`` ahead of a prompt that will begin with them
     (``core.language.chat_model.LocalChatModel.read_ahead``): that prompt then runs only the tokens after them."""
-    kv, kept = cache.take(prompt_ids)
+    cache.keep(prompt_ids, _read_prompt(model, prompt_ids, cache).past_key_values)
+
+
+def _read_prompt(model: SpikingBrainForCausalLM, prompt_ids: list[int], cache: PromptCache | None):
+    """The model's output for ``prompt_ids``, run from what ``cache`` already holds of them. The cache is taken
+    until the caller keeps it again; after a failure it is emptied and freed here."""
     device = next(model.parameters()).device
+    kv, kept = cache.take(prompt_ids) if cache is not None else (None, 0)
     try:
         with torch.no_grad():
-            output = model(torch.tensor([prompt_ids[kept:]], device=device), kv, last_only=True)
+            return model(torch.tensor([prompt_ids[kept:]], device=device), kv, last_only=True)
     except BaseException:
-        cache.keep([], None)
+        if cache is not None:
+            cache.keep([], None)
         raise
-    cache.keep(prompt_ids, output.past_key_values)
 
 
 _DONE = object()
@@ -190,14 +196,7 @@ def generate_tokens(
         raise TantraError(f"the prompt is {len(prompt_ids)} tokens; the model's context holds {context}")
     generator = torch.Generator().manual_seed(options.seed) if options.seed is not None else None
     device = next(model.parameters()).device
-    kv, kept = cache.take(prompt_ids) if cache is not None else (None, 0)
-    try:
-        with torch.no_grad():
-            output = model(torch.tensor([prompt_ids[kept:]], device=device), kv, last_only=True)
-    except BaseException:
-        if cache is not None:
-            cache.keep([], None)
-        raise
+    output = _read_prompt(model, prompt_ids, cache)
     tokens: queue.SimpleQueue = queue.SimpleQueue()
     stopped = threading.Event()
 
