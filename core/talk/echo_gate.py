@@ -66,3 +66,14 @@ class EchoGate:
             return lag, 0.0
         # The median: the user talking over the echo for the 300 ms a barge-in takes must not raise it.
         return lag, float(np.median(mic[sounding] / played[sounding, lag]))
+
+    def report(self, cancelled_db: float | None = None) -> str:
+        """What was measured of the echo, for a note on Tantra hearing itself ("; echo about 96 ms late, 41 dB of
+        it cancelled"), or "" before it is measured. ``cancelled_db``: what an echo canceller took out of it."""
+        if len(self.history) < MEASURED_AFTER:
+            return ""
+        lag, _ = self.measure()
+        parts = [f"echo about {LAGS[lag] * 1000:.0f} ms late"]
+        if cancelled_db is not None:
+            parts.append(f"{cancelled_db:.0f} dB of it cancelled")
+        return "; " + ", ".join(parts)

@@ -32,14 +32,15 @@ from config.errors import TantraError
 from core.language.grounding import VOICE_SYSTEM
 from core.memory.chat_log import ImageRecord
 from core.runtime.decoding_pause import decoding_paused
+from core.talk.barge_in_hold import BargeInHold
 from core.talk.draft import Draft
-from core.talk.echo_gate import LAGS, MEASURED_AFTER, EchoGate
+from core.talk.echo_gate import EchoGate
 from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
 from core.talk.heard_filter import is_echo, is_noise
 from core.talk.spoken_reply import ReplyPieces, heard_part
 from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
 from core.talk.voice_thread import VoiceThread
-from core.talk.wake_word import strip_wake_word
+from core.talk.wake_word import listening_chime, strip_wake_word
 
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
@@ -103,12 +104,8 @@ class VoiceLoop:
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
         self.resumed: list[str] = []
         """Why each barge-in was not one (Tantra's own voice, noise): the reply it held went on."""
-        # A barge-in holds the reply (its voice paused) until the turn that made it is heard: ``_holding`` while
-        # that turn lasts, then its end waits in ``_held`` for the conversation to judge (``_settle_hold``).
-        self._hold_lock = threading.Lock()
-        self._holding = False
-        self._held: tuple[Utterance, bool] | None = None  # (the turn, whether it is spoken to Tantra)
-        self._held_at = 0.0  # when the last barge-in paused the voice, on the link's clock
+        self._hold = BargeInHold(link.playback, self.replying, link.clock)
+        """A barge-in holds the reply, its voice paused, until the turn that made it is heard (``_settle_hold``)."""
         self._turn_started_at = 0.0
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
@@ -236,7 +233,7 @@ class VoiceLoop:
                 self._turn_started_at = event.at
                 if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
-                    self._hold()  # the voice stops at the sound link's next block
+                    self._hold.pause()
                 elif self._images and not self.replying.is_set():
                     self._turns.put(_ReadAhead())
                 continue
@@ -245,23 +242,10 @@ class VoiceLoop:
                 woken = self._woken_at >= self._turn_started_at
                 spoken_to = woken or self._turn_started_at <= self._armed_until  # else: not spoken to Tantra
                 event = type(event)(replace(event.utterance, woken=woken))
-            with self._hold_lock:
-                if self._holding:  # the held reply's fate waits for this turn's end, and its words
-                    if isinstance(event, Ended):
-                        self._holding, self._held = False, (event.utterance, spoken_to)
-                    continue
+            if self._hold.keep(event, spoken_to):  # the held reply's fate waits for this turn's end, and its words
+                continue
             if spoken_to:
                 self._turns.put(event)
-
-    def _hold(self) -> None:
-        """A barge-in: the reply's voice pauses, and the turn's words will say whether it stops (the user) or goes
-        on (Tantra's own voice, which a real room's echo sometimes makes sure speech, or a noise)."""
-        with self._hold_lock:  # with the reply's end (``_release_hold``): never a pause that nobody ends
-            if not self.replying.is_set():
-                self.link.playback.clear()  # the wake word's chime: nothing to hold
-                return
-            self._holding, self._held_at = True, self.link.clock()
-            self.link.playback.pause()
 
     # ---- the conversation --------------------------------------------------------------------------------------
 
@@ -393,11 +377,7 @@ class VoiceLoop:
     def _listening_cue(self) -> None:
         """A short rising chime: the wake word was heard, the next turn needs none."""
         self._armed_until = self.link.clock() + self.options.follow_up_seconds
-        rate = self.link.output_rate
-        t = np.arange(int(0.07 * rate)) / rate
-        fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)  # no click at either end
-        tone = [0.15 * np.sin(2 * np.pi * pitch * t) * fade for pitch in (660.0, 880.0)]
-        self.link.playback.add(np.concatenate(tone).astype(np.float32), tag=-1)
+        self.link.playback.add(listening_chime(self.link.output_rate), tag=-1)
 
     def _not_a_turn(self, text: str, utterance: Utterance, saying: str = "") -> str:
         """Why a transcript is not the user talking to Tantra (a note to show), or "" when it is. ``saying``: what
@@ -414,23 +394,21 @@ class VoiceLoop:
         echo that the canceller let through as sure speech, misheard words and all), or words that are what it
         was saying, or a noise. Otherwise the reply stops and the turn is answered next, its transcript kept. (On
         loudspeakers a lone short word that ends as the voice pauses is taken for the echo too: say more.)"""
-        with self._hold_lock:
-            held, self._held = self._held, None
+        held = self._hold.take()
         if held is None:
             return
         utterance, spoken_to = held
         playback = self.link.playback
         # On loudspeakers the echo stops with the voice; the user, who was not listening to stop, speaks on. (Measured
         # on PulseAudio: the echo's last voiced frame 0.06-0.25 s after the pause, a question's 0.39-0.47 s.)
-        spoke_on = utterance.last_voiced >= self._held_at + playback.latency + ECHO_AFTER_PAUSE
+        spoke_on = utterance.last_voiced >= self._hold.paused_at + playback.latency + ECHO_AFTER_PAUSE
         if self.options.barge_in != "on" and not spoke_on:  # with headphones no echo comes back: words decide
             yield from self._resume(f"(nothing was said once my voice paused{self._echo_report()})")
             return
         try:
             text, transcribed = self._hear(utterance)
-        except KeyboardInterrupt:  # Ctrl-C stops the reply; the turn is still answered (``_release_hold``)
-            with self._hold_lock:
-                self._held = held
+        except KeyboardInterrupt:  # Ctrl-C stops the reply; the turn is still answered (``_answer``'s release)
+            self._hold.put_back(held)
             raise
         saying = " ".join(self._voice.said[tag] for tag in tags if tag in playback.played and
                           playback.played[tag].samples)  # fmt: skip
@@ -446,20 +424,12 @@ class VoiceLoop:
         """A held reply goes on: it was no barge-in."""
         self.resumed.append(why)
         yield Note(f"not a barge-in, the reply goes on: {why}")
-        with self._hold_lock:
-            if not self._holding:  # not held again meanwhile
-                self.link.playback.resume()
+        self._hold.resume()
 
     def _echo_report(self) -> str:
-        """What the room's echo measured, for a note on Tantra hearing itself: its delay (from frame levels, after
-        the canceller where there is one) and how much the canceller took out."""
-        if len(self._echo.history) < MEASURED_AFTER:
-            return ""
-        lag, _ = self._echo.measure()
-        parts = [f"echo about {LAGS[lag] * 1000:.0f} ms late"]
-        if self.canceller is not None and self.canceller.cancellation_db is not None:
-            parts.append(f"{self.canceller.cancellation_db:.0f} dB of it cancelled")
-        return "; " + ", ".join(parts)
+        """For a note on Tantra hearing itself: "; echo about 96 ms late, 41 dB of it cancelled"."""
+        cancelled = None if self.canceller is None else self.canceller.cancellation_db
+        return self._echo.report(cancelled)
 
     def _discard(self, draft: Draft) -> None:
         """The user went on speaking: the draft never happened."""
@@ -482,16 +452,9 @@ class VoiceLoop:
         finally:
             self.replying.clear()
             self._stop_reply.clear()
-            self._release_hold()
-
-    def _release_hold(self) -> None:
-        """The reply is over (said to its end, or stopped): a barge-in's turn that was held for it is a turn like
-        any other, and the voice is not left paused."""
-        with self._hold_lock:
-            held, self._held, self._holding = self._held, None, False
-            self.link.playback.resume()
-        if held is not None and held[1]:
-            self._turns.put(Ended(held[0]))
+            held = self._hold.release()  # a barge-in's turn held for the reply is now a turn like any other
+            if held is not None and held[1]:
+                self._turns.put(Ended(held[0]))
 
     def _answer_turn(self, utterance: Utterance | None, draft: Draft | None) -> Iterator[Event]:
         """Answer a spoken turn (``utterance``, perhaps already drafted) or a typed one (``draft`` alone)."""

@@ -108,3 +108,11 @@ def strip_wake_word(text: str, spoken: str) -> str:
             rest = " ".join(words[index + 1 :]).lstrip(" ,.!?;:-")
             return rest[:1].upper() + rest[1:]
     return text
+
+
+def listening_chime(rate: int) -> np.ndarray:
+    """Two short rising notes (0.14 s at ``rate``): the wake word was heard and the question can come."""
+    t = np.arange(int(0.07 * rate)) / rate
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)  # no click at either end
+    tone = [0.15 * np.sin(2 * np.pi * pitch * t) * fade for pitch in (660.0, 880.0)]
+    return np.concatenate(tone).astype(np.float32)
