@@ -162,6 +162,24 @@ def test_a_model_decodes_the_same_with_and_without_the_kernel(kernel):
     assert (kernel_logits - plain_logits).abs().max() < 1e-3 * plain_logits.abs().max()
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+def test_a_prompt_read_on_more_threads_is_the_very_same(kernel, monkeypatch, bits):
+    """A short prompt's products run on every core (``Kernel.prompt_threads``), each output still computed by the
+    same code from the same counts: equal to the last bit, the overflowed counts and a last pass of three included."""
+    from tests.test_q4_weights import _q4_layer
+
+    layer = _layer(576, 200, True) if bits == 8 else _q4_layer(kernel, 576, 200, True)
+    assert layer.use_kernel(kernel)
+    x = _inputs(15, 576)
+    assert len(x) < spike_coding.kernel_rows()  # the kernel's path on every CPU
+    x[5, 9] = 3000 * x[5].abs().mean()
+    with torch.no_grad():
+        monkeypatch.setattr(kernel, "prompt_threads", 1)
+        alone = layer(x)
+        monkeypatch.setattr(kernel, "prompt_threads", 3)
+        assert torch.equal(layer(x), alone)
+
+
 def test_without_a_compiler_the_kernel_says_why(tmp_path, monkeypatch):
     from core.models import native
 

@@ -117,7 +117,8 @@ def use_decoding_kernel(loader, model) -> None:
 
     The native step runs on ``decoding_threads`` with its own team of threads (``native/team.c``). A model that
     decodes per projection (GPT-2) keeps one thread unless ``threads`` is set: its OpenMP loops, about 120 a token,
-    put their workers to sleep whenever torch's pool also exists (49 against 54 tokens/s on two, 2 cores)."""
+    put their workers to sleep whenever torch's pool also exists (49 against 54 tokens/s on two, 2 cores). A short
+    prompt's products (under ``kernel_rows`` tokens) run on every core, as torch's do: nothing else runs then."""
     from core.models import decode_step, native, spike_coding
 
     try:
@@ -125,7 +126,7 @@ def use_decoding_kernel(loader, model) -> None:
     except (OSError, subprocess.SubprocessError) as error:
         loader.warn(f"SpikingBrain decodes without its compiled kernel, about 2.5x slower ({error}); install gcc")
         return
-    kernel.threads = loader.settings.threads or 1
+    kernel.threads, kernel.prompt_threads = loader.settings.threads or 1, loader.placement.threads
     if not model.use_kernel(kernel):
         loader.note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
     native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
