@@ -157,12 +157,11 @@ class ChatSession:
         and logged, but not kept in the conversation."""
         messages = self.conversation.messages
         before = len(messages)
-        head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
         while True:
             self._add_turn(text, context, images, recalled)
             counts = self.last_counts = TokenCounts()
             started = time.perf_counter()
-            pieces = self.model.stream(head + messages, self.options, counts, self.prompt_cache)
+            pieces = self.model.stream(self.conversation.head + messages, self.options, counts, self.prompt_cache)
             try:
                 first = next(pieces, None)
                 break
@@ -261,11 +260,10 @@ class ChatSession:
         attached and ``images``). The voice loop calls it as the user starts to speak: a question about a picture
         then waits for the picture's note no more. Where the turn's note comes out otherwise (a memory recalled),
         the cache still holds the tokens before the first that differs."""
-        head = [{"role": "system", "content": self.conversation.system}] if self.conversation.system else []
         grounds = Grounds(told_before(self.conversation.messages, ""),
                           images=tuple(image.facts for image in (*self.pending_images, *images)))  # fmt: skip
         note = turn_messages("", grounds, self.layout)[:-1]  # the user's message is the part not known yet
-        self.model.read_ahead(head + self.conversation.messages + note, self.prompt_cache)
+        self.model.read_ahead(self.conversation.head + self.conversation.messages + note, self.prompt_cache)
 
     def warm_up(self) -> None:
         """Run the model once outside the conversation: the first real reply then does not pay for the first run

@@ -73,12 +73,16 @@ class Conversation:
     system: str | None = None
     messages: list[dict] = field(default_factory=list)
 
+    @property
+    def head(self) -> list[dict]:
+        """What every prompt of the conversation begins with: the system message, where there is one."""
+        return [{"role": "system", "content": self.system}] if self.system else []
+
     def prompt_ids(self, tokenizer, context: int, reserve: int) -> list[int]:
         """The prompt's token ids by ``tokenizer`` (a ``core.language.language_model.ChatTokenizer``), with room for
         ``reserve`` tokens of reply: the oldest exchanges give way."""
-        turns = list(self.messages)
+        turns, head = list(self.messages), self.head
         while True:
-            head = [{"role": "system", "content": self.system}] if self.system else []
             ids = tokenizer.encode(tokenizer.apply_chat_template(head + turns))
             if len(ids) + reserve <= context or not any(m["role"] == "assistant" for m in turns):
                 return ids

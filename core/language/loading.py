@@ -126,14 +126,14 @@ def use_decoding_kernel(loader, model) -> None:
     except (OSError, subprocess.SubprocessError) as error:
         loader.warn(f"SpikingBrain decodes without its compiled kernel, about 2.5x slower ({error}); install gcc")
         return
-    kernel.threads, kernel.prompt_threads = loader.settings.threads or 1, loader.placement.threads
+    threads = decoding_threads(loader.settings)
+    kernel.threads, kernel.prompt_threads = threads, loader.placement.threads
     if not model.use_kernel(kernel):
         loader.note("some layers of this model decode in PyTorch: their spike counts could pass the kernel's")
     native.keep_freed_memory()  # after the weights' new layout: those copies are not kept in the heap
     spike_coding.kernel_rows()  # which prompt product is faster here, measured once: while loading, not answering
     why_not = decode_step.unsupported(model)
     if why_not is None:
-        threads = decoding_threads(loader.settings)
         model.native_step = decode_step.NativeStep(model, kernel.library, threads)
         loader.note(f"language model: native decoding step ({kernel.path.name}) on {threads} thread(s)")
     else:
