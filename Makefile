@@ -37,9 +37,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 # The fast lane: fake backends, no weights. Three workers on two cores: a third of its time is the voice loop's tests
-# waiting on their stand-in sound card's clock, which another worker's tests fill.
+# waiting on their stand-in sound card's clock, which another worker's tests fill. They take one test at a time, and
+# one of them all the tests that import torch (tests/conftest.py: pytest_xdist_make_scheduler).
 fast: setup
-	$(BIN)/python -m pytest -m "not slow" -n 3 --dist worksteal
+	$(BIN)/python -m pytest -m "not slow" -n 3
 
 bench: setup
 	$(BIN)/tantra bench transcribe

@@ -20,6 +20,11 @@ os.environ.setdefault("TANTRA_DATA_DIR", tempfile.mkdtemp(prefix="tantra-test-da
 # Nothing one test said is recalled into another's prompt (tests that check the model's answer would depend on
 # their order); the memory's own tests turn it on.
 os.environ["TANTRA_MEMORY_SIZE"] = "0"
+# The workers of ``make fast`` (three on two cores) each run torch and the decoding kernel: with a team of OpenMP
+# threads each, the teams spin-wait for cores the other workers hold (a fifth of the lane's CPU time). Tests that
+# compare thread counts set theirs explicitly.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 MEMORY_ON = {"TANTRA_MEMORY_SIZE": "1000"}
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,12 +62,13 @@ def loader(settings, tiny_en):
 
 
 @pytest.fixture(scope="session")
-def kernel(tmp_path_factory):
-    """SpikingBrain's compiled decoding kernel, built once per test process (``core.models.native``)."""
+def kernel(settings):
+    """SpikingBrain's compiled decoding kernel (``core.models.native``), from the model store's cache as the
+    program loads it: built once for this source and compiler, not again in every test process."""
     from core.models import native
 
     try:
-        return native.load(tmp_path_factory.mktemp("kernels"))
+        return native.load(settings.models_dir / "kernels")
     except OSError as error:  # the Makefile installs gcc; a machine without it decodes in PyTorch
         pytest.skip(f"no decoding kernel here: {error}")
 
@@ -81,5 +87,31 @@ load a large library once: run first, they overlap with the rest across the work
 trailing at its end."""
 
 
+HEAVY_IMPORTS = {
+    f"tests/test_{name}.py"
+    for name in ("architectures", "audio_encoder", "decode_step", "decoding_pause", "embedder", "language_models",
+                 "q4_weights", "read_ahead", "roles", "spike_exact", "spikingbrain", "whisper_checkpoints")
+}  # fmt: skip
+"""Test files that import torch (2 s of CPU in each process that does), most of them transformers too (3.5 s): one
+worker of ``make fast`` runs them all, the others never import either (``tests.lazy``)."""
+
+
+ONE_WORKER = {"tests/test_serve.py"}
+"""Test files run by one worker: their module-scoped fixtures (a server, openai's client) are made once."""
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in WAITING_FIRST)  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """The workers of ``pytest -n N`` take one test at a time, as they finish, but the HEAVY_IMPORTS files all go to
+    the first worker free. (xdist's own ``--dist loadgroup`` marks groups in a way pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeavyImportsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::")[0]
+            return "heavy imports" if file in HEAVY_IMPORTS else file if file in ONE_WORKER else nodeid
+
+    return HeavyImportsTogether(config, log)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-import torch
 
+from tests.lazy import torch
 from tests.test_architectures import ARCHITECTURES, VOCAB, tiny_checkpoint
 from tests.test_spike_exact import int8_llama
 

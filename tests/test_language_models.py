@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from tests.conftest import ROOT, run_tantra
+from tests.lazy import torch
 
 
 def test_gpt2_tokenizer_is_exactly_tiktokens():

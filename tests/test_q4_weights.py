@@ -8,9 +8,8 @@ import copy
 
 import numpy as np
 import pytest
-import torch
 
-from core.models import spike_coding
+from tests.lazy import spike_coding, torch
 from tests.test_architectures import ARCHITECTURES, VOCAB, tiny_checkpoint
 from tests.test_decode_step import _fp32_head
 
@@ -144,7 +143,7 @@ def test_a_gguf_keeps_its_own_bits_unless_told(tmp_path, monkeypatch):
 
     shape = {"vocab_size": 96, "n_embd": 64, "n_layer": 1, "n_head": 4, "n_kv_head": 2, "intermediate_size": 128}
     q4_path = write_shape_gguf(tmp_path / "q4.gguf", shape, "Q4_1")
-    monkeypatch.setattr(spike_coding, "int8_product_is_fast", lambda: False)
+    monkeypatch.setattr("core.models.spike_coding.int8_product_is_fast", lambda: False)
     model = load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "q4"))["model"]
     down = next(t for t in GGUFReader(str(q4_path)).tensors if t.name == "blk.0.ffn_down.weight")
     in_file = dequantize(down.data, GGMLQuantizationType.Q4_1).reshape(64, 128)
@@ -154,7 +153,7 @@ def test_a_gguf_keeps_its_own_bits_unless_told(tmp_path, monkeypatch):
     q8_path = write_shape_gguf(tmp_path / "q8.gguf", shape, "Q8_0")
     assert load_spikingbrain_dir(convert_gguf(q8_path, tmp_path / "q8"))["model"].config.weight_bits == 8
     assert load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "told", 8))["model"].config.weight_bits == 8
-    monkeypatch.setattr(spike_coding, "int8_product_is_fast", lambda: True)
+    monkeypatch.setattr("core.models.spike_coding.int8_product_is_fast", lambda: True)
     assert load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "vnni"))["model"].config.weight_bits == 8
 
 
@@ -212,5 +211,5 @@ def test_pytorch_widens_4_bit_weights_a_block_of_outputs_at_a_time(monkeypatch):
     packed, dm = spike_coding.pack_q4(torch.randn(50, 70))
     x = torch.randn(3, 70)
     whole = x @ spike_coding.unpack_q4(packed, dm)[:, :70].t()
-    monkeypatch.setattr(spike_coding, "Q4_WIDEN_ROWS", 16)  # 50 outputs: blocks of 16, 16, 16 and 2
+    monkeypatch.setattr("core.models.spike_coding.Q4_WIDEN_ROWS", 16)  # 50 outputs: blocks of 16, 16, 16 and 2
     assert torch.allclose(spike_coding.q4_matmul(x, packed, dm, 70), whole, atol=1e-5)

@@ -1,9 +1,7 @@
 """A prompt's start read into the conversation's cache before the prompt is known (``read_into_cache``), as the voice
 loop does while the user speaks: the reply is the same, and only the rest of the prompt is run."""
 
-import pytest
-
-torch = pytest.importorskip("torch")
+from tests.lazy import torch
 
 
 def test_a_prompt_read_ahead_gives_the_same_reply_and_runs_only_its_rest():

@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
-import openai
 import pytest
 import soundfile
 from PIL import Image
@@ -32,6 +31,7 @@ from core.runtime.openai_http import Endpoint
 from tantra_server.app import ServeOptions, create_app
 from tests.conftest import ROOT
 from tests.fakes import PROMPTS_READ, FakeClassifier, FakeEmbedder, FakeVoice, FakeWhisper, fake_language_model
+from tests.lazy import openai
 
 KEY = "sk-serve-test-7e57"
 

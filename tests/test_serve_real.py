@@ -12,11 +12,11 @@ import threading
 import time
 
 import numpy as np
-import openai
 import pytest
 import soundfile
 
 from tests.conftest import ROOT, run_tantra
+from tests.lazy import openai
 
 pytestmark = pytest.mark.slow
 KEY = "sk-real-serve-1"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from core.models import spike_coding
+from tests.lazy import spike_coding, torch
 
 
 def int8_llama(vocab_size: int, intermediate_size: int, block_size: int):
@@ -101,7 +100,7 @@ def test_the_prompts_two_integer_products_give_the_very_same_sums(monkeypatch, g
     qscale = torch.rand(2, 48).to(torch.bfloat16)
     results = []
     for int8_faster in (True, False):
-        monkeypatch.setattr(spike_coding, "int8_product_is_fast", lambda faster=int8_faster: faster)
+        monkeypatch.setattr("core.models.spike_coding.int8_product_is_fast", lambda faster=int8_faster: faster)
         results.append(spike_coding.integer_matmul(counts, qweight, qscale))
     assert torch.equal(*results)
     exact = torch.einsum("rgi,goi->rgo", counts.double().view(20, 2, group), qweight.double())

@@ -6,16 +6,10 @@ import json
 from dataclasses import replace
 
 import pytest
-import torch
 
 from config.settings import Settings
-from core.models.spike_coding import (
-    dequantize_int8,
-    quantize_int8,
-    spike_counts,
-    unroll_spikes,
-)
 from tests.conftest import run_tantra
+from tests.lazy import spike_coding, torch
 
 
 @pytest.fixture(scope="session")
@@ -29,17 +23,17 @@ def smollm2(settings):
 def test_spike_coding_round_trips_and_unrolls():
     torch.manual_seed(0)
     x = torch.randn(4, 300)
-    counts, v_th = spike_counts(x, k=3.0)
+    counts, v_th = spike_coding.spike_counts(x, k=3.0)
     assert torch.equal(counts, counts.round())  # integers
     assert ((counts * v_th - x).abs() <= v_th / 2 + 1e-6).all()  # within half a threshold
     for coding in ("binary", "ternary", "bitwise"):
-        trains = unroll_spikes(counts, coding)
+        trains = spike_coding.unroll_spikes(counts, coding)
         if coding == "bitwise":
             total = sum(trains[t] * 2**t for t in range(len(trains)))
         else:
             total = trains.sum(0) * (counts.sign().long() if coding == "binary" else 1)
         assert torch.equal(total, counts.long()), coding
-    assert set(unroll_spikes(counts, "ternary").unique().tolist()) <= {-1, 0, 1}
+    assert set(spike_coding.unroll_spikes(counts, "ternary").unique().tolist()) <= {-1, 0, 1}
 
 
 def test_spike_stats_count_what_the_unrolled_trains_hold():
@@ -56,7 +50,7 @@ def test_spike_stats_count_what_the_unrolled_trains_hold():
         if row.abs().max() == 0:
             silent += 40
             continue
-        ternary, bitwise = unroll_spikes(row, "ternary"), unroll_spikes(row, "bitwise")
+        ternary, bitwise = spike_coding.unroll_spikes(row, "ternary"), spike_coding.unroll_spikes(row, "bitwise")
         silent += int((row == 0).sum())
         spikes, slots = spikes + int((ternary != 0).sum()), slots + ternary.numel()
         bit_spikes, bit_slots = bit_spikes + int((bitwise != 0).sum()), bit_slots + bitwise.numel()
@@ -69,16 +63,16 @@ def test_spike_stats_count_what_the_unrolled_trains_hold():
 
 def test_straight_through_gradient_keeps_the_model_trainable():
     x = torch.randn(3, 16, requires_grad=True)
-    counts, v_th = spike_counts(x, k=3.0)
+    counts, v_th = spike_coding.spike_counts(x, k=3.0)
     (counts * v_th).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_int8_weights_one_scale_per_group_of_128():
     weight = torch.randn(8, 300)
-    q, scale = quantize_int8(weight, 128)
+    q, scale = spike_coding.quantize_int8(weight, 128)
     assert q.dtype == torch.int8 and q.shape == (8, 3, 128) and scale.shape == (8, 3, 1)
-    assert (dequantize_int8(q, scale, 300) - weight).abs().max() <= scale.max() / 2 + 1e-6
+    assert (spike_coding.dequantize_int8(q, scale, 300) - weight).abs().max() <= scale.max() / 2 + 1e-6
 
 
 def test_int8_inference_form_computes_what_the_trainable_form_simulates():

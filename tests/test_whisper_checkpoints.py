@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from config.errors import TantraError
 from core.hearing.whisper_convert import OPENAI_CHECKPOINT, read_ct2_model
 from tests.conftest import SAMPLE, run_tantra
+from tests.lazy import torch
 
 TINY_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
                  n_vocab=51864, n_text_ctx=448, n_text_state=16, n_text_head=2, n_text_layer=1)  # fmt: skip
