@@ -284,6 +284,19 @@ def test_with_headphones_a_short_word_as_the_voice_pauses_still_stops_it(tmp_pat
     assert [(t.heard, t.interrupted) for t in talk.turns][:2] == [("hello there", True), ("stop please", False)]
 
 
+def test_on_loudspeakers_a_short_interruption_decided_late_still_stops_the_reply(tmp_path):
+    """ "Wait," alone decides nothing; "that is enough." decides 300 ms into it, and ends soon after the voice has
+    paused, as the echo does. But it was the user: the speech said by then (the first word, in the pre-roll, and
+    the words after it) is longer than the echo's bursts."""
+    long_reply = "This is a long reply that goes on. " * 10
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(500, 0.2, 0.5), silence(0.4),
+                          tone(500, 0.55, 0.5), silence(4.0)])  # fmt: skip
+    talk = Conversation(mic, tmp_path, reply=lambda m: long_reply, echo_canceller=PassingCanceller(),
+                        echo_transcript="a long reply that goes on").run()  # fmt: skip
+    assert len(talk.loop.barge_ins) == 1 and talk.loop.resumed == [], talk.notes()
+    assert [(t.heard, t.interrupted) for t in talk.turns][:2] == [("hello there", True), ("tell me more", False)]
+
+
 def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):
     mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(2.5), tone(500, 0.8), silence(0.3)])
     talk = Conversation(mic, tmp_path, reply=lambda m: "A very long answer that keeps going. " * 10)
