@@ -45,7 +45,7 @@ from core.talk.wake_word import listening_chime, strip_wake_word
 VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
 ECHO_AFTER_PAUSE = 0.32  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
-ECHO_BURST_SECONDS = 0.65  # ... nor this much speech in all (pre-roll included) when it passes for a barge-in
+ECHO_BURST_SECONDS = 0.67  # ... nor this much speech in all (pre-roll included) when it passes for a barge-in
 WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 FIRST_SOUND_WAIT = 0.5  # seconds the local model's decoding waits at most for a reply's first audio to be made
 
@@ -404,7 +404,7 @@ class VoiceLoop:
         # on PulseAudio: the echo's last voiced frame 0.06-0.25 s after the pause, a question's 0.39-0.47 s.) Or the
         # user had said much already: a short interruption whose first word alone decided nothing ("Wait," then
         # "that is enough." decided 1.0-1.2 s after it began) ends soon after the pause. In the stand-in room such
-        # turns held 0.77-1.0 s of speech, the echo's bursts taken for barge-ins 0.32-0.54 s.
+        # turns held 0.77-1.0 s of speech, the echo's bursts taken for barge-ins 0.32-0.58 s.
         spoke_on = utterance.last_voiced >= self._hold.paused_at + playback.latency + ECHO_AFTER_PAUSE
         said_for = utterance.voiced_frames * FRAME_SECONDS
         if self.options.barge_in != "on" and not spoke_on and said_for < ECHO_BURST_SECONDS:  # headphones: words
