@@ -407,7 +407,7 @@ class VoiceLoop:
         # turns held 0.77-1.0 s of speech, the echo's bursts taken for barge-ins 0.32-0.58 s.
         spoke_on = utterance.last_voiced >= self._hold.paused_at + playback.latency + ECHO_AFTER_PAUSE
         said_for = utterance.voiced_frames * FRAME_SECONDS
-        if self.options.barge_in != "on" and not spoke_on and said_for < ECHO_BURST_SECONDS:  # headphones: words
+        if self.options.barge_in != "on" and not spoke_on and said_for < ECHO_BURST_SECONDS:  # headphones: no echo
             yield from self._resume(f"(nothing was said once my voice paused: {said_for:.2f} s of speech"
                                     f"{self._echo_report()})")
             return
