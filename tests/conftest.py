@@ -100,8 +100,12 @@ ONE_WORKER = {"tests/test_serve.py"}
 """Test files run by one worker: their module-scoped fixtures (a server, openai's client) are made once."""
 
 
+def _file(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in WAITING_FIRST)  # stable: the rest keep their order
+    items.sort(key=lambda item: _file(item.nodeid) not in WAITING_FIRST)  # stable: the rest keep their order
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -111,7 +115,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class HeavyImportsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            file = nodeid.split("::")[0]
+            file = _file(nodeid)
             return "heavy imports" if file in HEAVY_IMPORTS else file if file in ONE_WORKER else nodeid
 
     return HeavyImportsTogether(config, log)

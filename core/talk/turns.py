@@ -82,6 +82,10 @@ class Utterance:
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
+    @property
+    def voiced_seconds(self) -> float:
+        return self.voiced_frames * FRAME_SECONDS
+
 
 @dataclass(frozen=True)
 class Started:

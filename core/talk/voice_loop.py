@@ -38,7 +38,7 @@ from core.talk.echo_gate import EchoGate
 from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
 from core.talk.heard_filter import is_echo, is_noise
 from core.talk.spoken_reply import ReplyPieces, heard_part
-from core.talk.turns import FRAME_SECONDS, Ended, Resumed, Speculate, Started, TurnDetector, Utterance
+from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
 from core.talk.voice_thread import VoiceThread
 from core.talk.wake_word import listening_chime, strip_wake_word
 
@@ -406,7 +406,7 @@ class VoiceLoop:
         # "that is enough." decided 1.0-1.2 s after it began) ends soon after the pause. In the stand-in room such
         # turns held 0.77-1.0 s of speech, the echo's bursts taken for barge-ins 0.32-0.58 s.
         spoke_on = utterance.last_voiced >= self._hold.paused_at + playback.latency + ECHO_AFTER_PAUSE
-        said_for = utterance.voiced_frames * FRAME_SECONDS
+        said_for = utterance.voiced_seconds
         if self.options.barge_in != "on" and not spoke_on and said_for < ECHO_BURST_SECONDS:  # headphones: no echo
             yield from self._resume(f"(nothing was said once my voice paused: {said_for:.2f} s of speech"
                                     f"{self._echo_report()})")
