@@ -22,7 +22,7 @@ from tantra_cli import (
     speak,
     transcribe,
 )
-from tantra_cli.common import EXIT_USAGE, error
+from tantra_cli.common import EXIT_USAGE, error, redeliver_swallowed_interrupts
 
 app = typer.Typer(
     name="tantra",
@@ -91,6 +91,7 @@ def _bare_wake(args: list[str]) -> list[str]:
 
 def main() -> None:
     sys.argv[1:] = _bare_wake(sys.argv[1:])
+    redeliver_swallowed_interrupts()
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C outside a command body (while parsing or importing)

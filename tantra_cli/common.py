@@ -19,6 +19,25 @@ EXIT_USAGE = 2  # the command line itself is wrong
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
+def redeliver_swallowed_interrupts() -> None:
+    """A Ctrl-C that Python raises inside a callback it cannot raise from (a weakref callback in the import system,
+    a ``__del__``) is printed as "Exception ignored" and lost: the model went on loading. Deliver it again, once the
+    callback has returned, so that it stops the command as any other Ctrl-C does."""
+    default_hook = sys.unraisablehook
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            default_hook(unraisable)
+            return
+        import _thread
+        import threading
+
+        # From another thread and a moment later: raised from here, inside the hook, it would be swallowed again.
+        threading.Timer(0.01, _thread.interrupt_main).start()
+
+    sys.unraisablehook = hook
+
+
 def settings_of(ctx: typer.Context) -> Settings:
     return ctx.find_root().obj
 

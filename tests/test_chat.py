@@ -168,6 +168,30 @@ def test_ctrl_c_while_the_model_loads_exits_cleanly(terminal):
     assert "Traceback" not in repl.text
 
 
+def test_a_ctrl_c_python_swallowed_in_a_callback_still_stops_the_command():
+    """The race behind a Ctrl-C lost while the model loaded: the signal landed in an import lock's weakref callback,
+    where Python can only print "Exception ignored". Here a ``__del__`` stands in for that callback."""
+    import subprocess
+
+    script = (
+        "import time\n"
+        "from tantra_cli.common import redeliver_swallowed_interrupts\n"
+        "redeliver_swallowed_interrupts()\n"
+        "class Callback:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "try:\n"
+        "    Callback()\n"
+        "    time.sleep(5)\n"
+        "    print('went on')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "stopped"
+    assert "Exception ignored" not in done.stderr
+
+
 def test_images_in_messages_and_the_image_command_reach_the_model(session, settings, tmp_path):
     """SpikingBrain reads an image as text: what the classifier sees, in place of the pixels."""
     import skimage.data
