@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -365,3 +366,25 @@ def test_set_spiking_false_runs_the_same_int8_weights_without_spike_coding():
         spiking = int8(ids).logits
     assert not torch.allclose(spiking, plain)  # spike coding is really switched, both ways
     assert np.isfinite(spiking.numpy()).all()
+
+
+def test_the_loader_puts_numpys_blas_on_one_thread():
+    """Its threads spin after each product, on the cores the models need (``placement._numpy_blas_on_one_thread``)."""
+    script = (
+        "import numpy\n"
+        "from threadpoolctl import ThreadpoolController\n"
+        "def threads():\n"
+        "    numpys = ThreadpoolController().select(prefix='libscipy_openblas')\n"
+        "    return [library.num_threads for library in numpys.lib_controllers]\n"
+        "before = threads()\n"
+        "from config.settings import load_settings\n"
+        "from config.model_config import MODEL_CONFIG\n"
+        "from core.model_loader import ModelLoader\n"
+        "ModelLoader(MODEL_CONFIG, load_settings({}))\n"
+        "print(before, threads())\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}  # what it would take by itself on two cores
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    if done.stdout.startswith("[]"):
+        pytest.skip("this numpy has no OpenBLAS of its own (Accelerate on macOS, MKL in conda)")
+    assert done.stdout.split() == ["[2]", "[1]"], done.stdout + done.stderr

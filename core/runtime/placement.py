@@ -51,6 +51,7 @@ class Placement:
         self._devices: dict[str, str] = {}
         self._lock = threading.Lock()
         self._warned = False
+        _numpy_blas_on_one_thread()
 
     def device(self, library: str) -> str:
         """``cpu``, ``cuda`` or ``mps`` for a backend built on ``library``; decided once per library."""
@@ -95,6 +96,17 @@ class Placement:
 
 _torch_lock = threading.Lock()
 _torch_threads_set = False
+
+
+@cache
+def _numpy_blas_on_one_thread() -> None:
+    """numpy's BLAS (the OpenBLAS in its wheel) on one thread. What numpy multiplies here is small (Whisper's mel
+    filters, the echo gate's sums), and after each product OpenBLAS's threads spin, waiting for the next one, on the
+    cores CTranslate2, onnxruntime and the decoding kernel need: Whisper's encoder read a turn in 0.13-0.15 s just
+    after the turn's mel features were made, 0.07 s with this (tiny.en, 2 cores)."""
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().select(prefix="libscipy_openblas").limit(limits=1)
 
 
 def compute_type(device: str) -> str:
