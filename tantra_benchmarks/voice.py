@@ -144,6 +144,11 @@ questions got answers of one short sentence ("Bees make honey."), over before a 
 try measured the model's brevity (1 of 3 once, with 4-bit weights, against 3 of 3 with INT8)."""
 
 
+DECIDING_SECONDS = 1.2
+"""The longest a barge-in took to be decided, from the start of the interruption, in the 20-try runs: a first word
+too short to count ("Wait,"), then 300 ms of sure speech."""
+
+
 class _Interrupter(MicSource):
     """A stand-in microphone for barge-ins: a question, then an interruption 1 s after the answer's first audio,
     then the next question once the assistant is quiet."""
@@ -153,10 +158,17 @@ class _Interrupter(MicSource):
         self._clip, self._state, self._quiet = None, "question", 0
         self._earlier: set[int] = set()  # pieces played before the current question
         self.not_made = 0  # tries whose answer was over (or never came) before it could be interrupted
+        self.over_first = 0
+        """Tries whose answer ended by itself less than ``DECIDING_SECONDS`` into the interruption, no barge-in
+        decided: there was nothing left to talk over, and the interruption was the next turn."""
+        self._interrupted_at: float | None = None  # while an interruption may still be decided
+        self._decided_before = 0
 
     def read(self, count: int) -> np.ndarray | None:
         from core.talk.stand_in_audio import RecordingSource
 
+        if self._interrupted_at is not None:
+            self._watch_interruption()
         if self._clip is not None:
             piece = self._clip.read(count)
             if piece is not None:
@@ -182,7 +194,15 @@ class _Interrupter(MicSource):
             if first is not None and self.link.clock() - first >= 1.0 and self.link.playback.busy:
                 self._clip, self._state = RecordingSource(self.pairs.pop(0)[1]), "question"
                 self._quiet = 0
+                self._interrupted_at, self._decided_before = self.link.clock(), len(self.loop.barge_ins)
         return silence
+
+    def _watch_interruption(self) -> None:
+        decided = len(self.loop.barge_ins) > self._decided_before
+        if decided or self.link.clock() - self._interrupted_at > DECIDING_SECONDS:
+            self._interrupted_at = None  # decided, or the answer outlasted the time a decision takes: a try
+        elif not self.loop.replying.is_set():
+            self.over_first, self._interrupted_at = self.over_first + 1, None
 
 
 LOUDSPEAKERS = dict(gain_db=-10.0, delay=0.08)
@@ -213,6 +233,7 @@ def _barge_ins(settings: Settings, speaker, loudspeakers: bool = False, tries: i
     return {
         "tries": len(pairs),
         "tries_not_made": source.not_made,
+        "answers_over_first": source.over_first,  # nothing left to talk over: an interruption can only be a turn
         "barge_ins": len(loop.barge_ins),
         "interrupted_turns": sum(r.interrupted for r in records),
         "resumed": len(loop.resumed),  # barge-ins heard as Tantra's own voice or noise: the answer went on

@@ -33,7 +33,10 @@ def redeliver_swallowed_interrupts() -> None:
         import threading
 
         # From another thread and a moment later: raised from here, inside the hook, it would be swallowed again.
-        threading.Timer(0.01, _thread.interrupt_main).start()
+        try:
+            threading.Timer(0.01, _thread.interrupt_main).start()
+        except RuntimeError:  # the interpreter is shutting down: nothing is left to stop
+            pass
 
     sys.unraisablehook = hook
 
