@@ -91,6 +91,18 @@ def test_a_turn_found_complete_at_the_second_question_ends_after_600_ms():
                                                               (19 + frames(0.6), "Ended")]  # fmt: skip
 
 
+def test_a_question_in_words_that_sounds_unfinished_ends_after_600_ms():
+    for speech_since in (0, 1):
+        detector = TurnDetector(end_of_turn=Judge(0.1, 0.2))  # unfinished, both times it is asked
+        events = feed(detector, [0.9] * 20 + [0.0] * 8)  # Whisper has read the pause begun at frame 20 ...
+        speculated = events[-1][1].utterance
+        detector.heard_a_question(speculated.voiced_frames - speech_since)  # ... a question, the turn as it is now?
+        events = feed(detector, [0.0] * 40, start=28 * FRAME_SECONDS)
+        [(index, ended)] = [(i, e) for i, e in events if isinstance(e, Ended)]
+        ends_at = 28 + index - 19  # frames of silence
+        assert ends_at == (frames(0.6) if not speech_since else frames(1.0))  # a question heard of an earlier pause: no
+
+
 def test_speech_after_an_early_speculation_resumes_the_turn_and_the_next_pause_is_asked_again():
     judge = Judge(0.9, 0.9)
     events = feed(TurnDetector(end_of_turn=judge), [0.9] * 20 + [0.0] * 6 + [0.9] * 10 + [0.0] * 20)  # paused 192 ms

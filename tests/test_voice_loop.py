@@ -175,6 +175,19 @@ def test_a_pause_shorter_than_600_ms_keeps_one_turn_and_throws_the_draft_away(tm
     assert [m["role"] for m in messages] == ["user", "assistant"]  # the draft left nothing behind
 
 
+def test_a_question_that_sounds_unfinished_but_reads_as_one_is_answered_without_the_long_wait(tmp_path):
+    mic = np.concatenate([silence(0.3), tone(500, 0.8), silence(2.0), tone(300, 0.8), silence(3.5)])
+    talk = Conversation(mic, tmp_path)
+    hear = talk.roles.hear
+    talk.roles = replace(talk.roles, hear=lambda audio: hear(audio).replace("tell me more", "tell me more?"),
+                         end_of_turn=lambda audio: 0.1)  # Smart Turn finds every turn unfinished  # fmt: skip
+    talk.loop.detector.settings = replace(talk.loop.detector.settings, unfinished_end_seconds=3.0)
+    question, statement = talk.run().turns
+    assert question.heard == "tell me more?" and statement.heard == "hello there"
+    assert question.latency["first_audio"] < 1.5  # ended after 0.6 s of silence, as silence alone ends a turn
+    assert statement.latency["first_audio"] >= 3.0  # waited out
+
+
 def test_two_turns_and_noise_between_them(tmp_path):
     mic = np.concatenate([
         silence(0.3), tone(300, 0.8), silence(1.5),

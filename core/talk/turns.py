@@ -120,9 +120,9 @@ class TurnDetector:
     the end: every pause is transcribed after ``transcribe_silence_seconds`` and the model asked at
     ``ask_silence_seconds``; a complete-sounding turn ends after ``complete_end_seconds``, an unfinished-sounding
     one is asked again when the silence reaches ``speculate_silence_seconds`` and ends after
-    ``end_silence_seconds`` if complete then, else after ``unfinished_end_seconds``. Without it, silence alone
-    decides (transcribed at 300 ms, ended at 600 ms); so it does for a barge-in's turn, which ends after
-    ``barge_in_end_seconds``."""
+    ``end_silence_seconds`` if complete then (or heard as a question, ``heard_a_question``), else after
+    ``unfinished_end_seconds``. Without it, silence alone decides (transcribed at 300 ms, ended at 600 ms); so it
+    does for a barge-in's turn, which ends after ``barge_in_end_seconds``."""
 
     def __init__(self, settings: TurnSettings = TurnSettings(), end_of_turn=None) -> None:
         self.settings = settings
@@ -143,6 +143,7 @@ class TurnDetector:
         self._barge_in_turn = False  # the turn started while Tantra spoke
         self._speculated = False  # a Speculate was sent since the last voiced frame
         self._complete = False  # the end-of-turn model found this pause's turn complete
+        self._a_question = False  # Whisper heard this pause's turn end with a question mark (``heard_a_question``)
         self._end_frames = _frames(settings.end_silence_seconds)  # of silence that end this pause's turn
 
     @property
@@ -229,13 +230,25 @@ class TurnDetector:
         if silent == asked or (silent == again and not self._complete):
             self._complete = self._sounds_complete()
             if not self._complete:
-                end = settings.unfinished_end_seconds
+                end = settings.end_silence_seconds if self._a_question else settings.unfinished_end_seconds
             elif silent == asked:
                 end = settings.complete_end_seconds
             else:  # complete at the second question
                 end = settings.end_silence_seconds
             self._end_frames = _frames(end)
         return events
+
+    def heard_a_question(self, voiced_frames: int) -> None:
+        """Whisper heard the turn, as it was ``voiced_frames`` of speech ago, end with a question mark. Smart Turn
+        hears only the sound, and it sometimes finds a whole question unfinished ("What do bees make?" was waited
+        out for a second in one benchmark run of three): in words it is complete, so the pause ends the turn after
+        ``end_silence_seconds``, as silence alone would end it. Only this pause, and only if nothing was said since
+        (called from the thread that transcribes, while this one goes on feeding frames)."""
+        if self._turn is None or self._barge_in_turn or voiced_frames != self._voiced_frames:
+            return
+        self._a_question = True
+        if not self._complete:
+            self._end_frames = min(self._end_frames, _frames(self.settings.end_silence_seconds))
 
     def _sounds_complete(self) -> bool:
         return self.end_of_turn(np.concatenate(self._turn)) >= self.settings.complete_probability
@@ -249,7 +262,7 @@ class TurnDetector:
         self._last_voiced_index = len(self._turn)
         self._last_voiced_at = captured_at
         self._silent_frames = 0
-        self._speculated = self._complete = False
+        self._speculated = self._complete = self._a_question = False
         settings = self.settings
         end = settings.barge_in_end_seconds if self._barge_in_turn else settings.end_silence_seconds
         self._end_frames = _frames(end)

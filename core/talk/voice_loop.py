@@ -290,6 +290,8 @@ class VoiceLoop:
                     draft = None
                 if isinstance(item, Speculate):
                     draft = self._draft(item.utterance)
+                    if draft.stream is not None and draft.text.endswith("?"):
+                        self.detector.heard_a_question(item.utterance.voiced_frames)
                 elif isinstance(item, Ended):
                     yield from self._answer(item.utterance, None)
                 elif isinstance(item, _Typed):
