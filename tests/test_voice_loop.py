@@ -2,6 +2,7 @@
 Ctrl-C. Audio is made of tones: the fake Whisper hears a tone's pitch as words, the fake voice speaks in 440 Hz,
 and an energy detector stands in for Silero. Each test runs a few seconds of real time."""
 
+import re
 import threading
 import time
 from dataclasses import replace
@@ -14,7 +15,7 @@ from core.language.chat_session import ChatSession
 from core.language.conversation import SamplingOptions
 from core.talk.events import Note, Roles, TurnDone, VoiceOptions
 from core.talk.stand_in_audio import RecordingSource, Room, StandInAudio
-from core.talk.voice_loop import VoiceLoop
+from core.talk.voice_loop import ECHO_BURST_SECONDS, VoiceLoop
 from core.voice.speaker import Speaker
 from tests.conftest import ROOT
 from tests.fakes import FakeVoice, fake_language_model
@@ -308,6 +309,53 @@ def test_on_loudspeakers_a_short_interruption_decided_late_still_stops_the_reply
                         echo_transcript="a long reply that goes on").run()  # fmt: skip
     assert len(talk.loop.barge_ins) == 1 and talk.loop.resumed == [], talk.notes()
     assert [(t.heard, t.interrupted) for t in talk.turns][:2] == [("hello there", True), ("tell me more", False)]
+
+
+class LeakingCanceller:
+    """Takes Tantra's 440 Hz voice out of the microphone as a converged canceller does, but lets the room's echo
+    through for a moment, as AEC3 now and then does: 40% of it from ``leak[0]`` s after the start, all of it from
+    ``leak[1]`` s to ``leak[2]`` s."""
+
+    cancellation_db = None
+
+    def __init__(self, leak: tuple[float, float, float]) -> None:
+        self.leak, self.started_at = leak, 0.0
+
+    def attach(self, playback, output_rate: int) -> None:
+        pass
+
+    def clean(self, samples: np.ndarray, captured_at: float) -> np.ndarray:
+        spectrum = np.fft.rfft(samples)
+        spectrum[12:17] = 0  # 375-530 Hz: the voice's tone, not the user's 300 or 700 Hz
+        cleaned = np.fft.irfft(spectrum, len(samples)).astype(np.float32)
+        at = captured_at - self.started_at
+        let_through = 1.0 if self.leak[1] <= at < self.leak[2] else 0.4 if self.leak[0] <= at < self.leak[2] else 0.0
+        return cleaned + let_through * (samples - cleaned)
+
+
+@pytest.mark.parametrize("user", [False, True])
+def test_on_loudspeakers_echo_the_canceller_let_through_no_louder_than_the_room_is_no_barge_in(tmp_path, user):
+    """An echo burst long enough to be transcribed (about 1 s of speech, its last 0.3 s sure), heard by Whisper as
+    other words than Tantra said, stops as the voice pauses: it was no louder than the room's echo before cancelling,
+    so the answer goes on. The user's interruption of the same shape, louder than that, stops it."""
+    long_reply = "This is a long reply that goes on. " * 10  # 3.5 s of fake voice, from about 1.72 s
+    words = [silence(0.7), tone(700, 0.25, 0.5), silence(0.3), tone(700, 0.6, 0.5)] if user else [silence(1.85)]
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 0.7), *words, silence(4.0)])
+    canceller = LeakingCanceller((9.0, 9.0, 9.0) if user else (2.9, 3.6, 4.5))
+    talk = Conversation(mic, tmp_path, reply=lambda m: long_reply, room=Room(), echo_canceller=canceller,
+                        echo_transcript="that sounds great")  # fmt: skip
+    canceller.started_at = talk.link.started_at
+    talk.loop.vad = lambda frame: (lambda level: 0.9 if level > 0.015 else 0.5 if level > 0.005 else 0.0)(
+        float(np.sqrt(np.mean(frame**2))))  # fmt: skip
+    talk.run()
+    assert len(talk.loop.barge_ins) == 1, talk.notes()
+    if user:
+        assert [(t.heard, t.interrupted) for t in talk.turns][:2] == [("hello there", True), ("stop please", False)]
+    else:
+        assert [(t.heard, t.interrupted) for t in talk.turns] == [("hello there", False)], talk.notes()
+        [why] = talk.loop.resumed
+        assert "no louder than the echo uncancelled" in why
+        assert float(re.search(r"([0-9.]+) s of speech", why)[1]) >= ECHO_BURST_SECONDS  # long enough for Whisper
 
 
 def test_ctrl_c_stops_the_reply_and_the_conversation_goes_on(tmp_path):

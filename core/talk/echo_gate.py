@@ -43,13 +43,24 @@ class EchoGate:
             return False  # nothing was played that could come back
         if not user_speaking:
             self.history.append((level, played))
+        return heard < self._loudest_echo(played)
+
+    def louder_than_echo(self, level: float, now: float) -> bool:
+        """Whether a frame of RMS ``level`` that ended at ``now`` (from another signal than the one this gate learns
+        from: the microphone after the echo canceller) is louder than the echo this gate predicts for it. Nothing
+        is learned."""
+        played = np.array([self.played_level(now - FRAME_SECONDS / 2 - lag) for lag in LAGS])
+        return played.max() < QUIET or level >= self._loudest_echo(played)
+
+    def _loudest_echo(self, played: np.ndarray) -> float:
+        """How loud the echo of ``played`` (the levels at each of ``LAGS`` ago) may be now."""
         if len(self.history) < MEASURED_AFTER:
-            return heard < played.max()  # not measured yet: assume a loud room
+            return float(played.max())  # not measured yet: assume a loud room
         lag, strength = self.measure()
         # Anything played from the echo's delay ago until now may be sounding in the room (the delay wavers, a
         # room reverberates): the loudest of it is the echo to beat.
         recent = played[: lag + 2].max()
-        return heard < self.margin * strength * recent + QUIET
+        return self.margin * strength * recent + QUIET
 
     def measure(self) -> tuple[int, float]:
         """(the echo's delay as an index into ``LAGS``, its strength: microphone level over played level)."""

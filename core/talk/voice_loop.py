@@ -46,6 +46,7 @@ VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 """Short spoken answers that use the facts a turn is given (``core.language.grounding``)."""
 ECHO_AFTER_PAUSE = 0.32  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
 ECHO_BURST_SECONDS = 0.67  # ... nor this much speech in all (pre-roll included) when it passes for a barge-in
+LOUDER_THAN_ROOM_FRAMES = 3  # ... unless this many of its frames were louder than the echo would be uncancelled
 WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 FIRST_SOUND_WAIT = 0.5  # seconds the local model's decoding waits at most for a reply's first audio to be made
 
@@ -97,6 +98,9 @@ class VoiceLoop:
         self._push_to_talk: list[np.ndarray] | None = None
         self.push_to_talk = False
         self._echo = EchoGate(link.playback.level_at, options.echo_margin)
+        self._room_echo = EchoGate(link.playback.level_at, options.echo_margin)
+        """With the canceller: the echo as the microphone hears it before cancelling (``_settle_hold``)."""
+        self._over_room_echo: deque[float] = deque(maxlen=100)  # when speech frames were louder than that
         if self.canceller is not None:
             self.canceller.attach(link.playback, link.output_rate)
         self.full_duplex = options.barge_in == "on" or (options.barge_in == "auto" and self.canceller is not None)
@@ -209,6 +213,7 @@ class VoiceLoop:
         if self._push_to_talk is not None:
             self._push_to_talk.append(samples)
             return
+        heard = samples  # what the microphone heard, echo and all
         if self.canceller is not None:
             samples = self.canceller.clean(samples, now)  # every frame: the canceller follows the stream
         if self.push_to_talk or self._deaf(now):
@@ -225,6 +230,11 @@ class VoiceLoop:
             echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
             if not echo and probability >= self.detector.settings.stay_probability:
                 self._user_heard_at = now  # (``_deaf``)
+                if self.canceller is not None and self._room_echo.louder_than_echo(level, now):
+                    self._over_room_echo.append(now)
+            if self.canceller is not None:
+                heard_level = float(np.sqrt(np.mean(np.square(heard))))
+                self._room_echo.is_echo(heard_level, now, user_speaking=self.detector.in_turn)  # learns the room
         wake = self.options.wake
         if wake is not None and not strict and wake.feed(samples, probability):
             self._woken_at = now
@@ -407,10 +417,18 @@ class VoiceLoop:
         # user had said much already: a short interruption whose first word alone decided nothing ("Wait," then
         # "that is enough." decided 1.0-1.2 s after it began) ends soon after the pause. In the stand-in room such
         # turns held 0.77-1.0 s of speech, the echo's bursts taken for barge-ins 0.32-0.58 s.
+        # But the canceller sometimes lets the echo through for a moment, about as loud as the room makes it (the
+        # stand-in room: bursts of 0.29-0.80 s of speech, at most 0.02-0.07 RMS; the user's turns 0.11-0.35), and
+        # Whisper hears words in it that are not what Tantra said ("That sounds great, Jennifer."): the user's turn
+        # has frames louder than the echo would be uncancelled, measured on the microphone before the canceller.
         spoke_on = utterance.last_voiced >= self._hold.paused_at + playback.latency + ECHO_AFTER_PAUSE
         said_for = utterance.voiced_seconds
-        if self.options.barge_in != "on" and not spoke_on and said_for < ECHO_BURST_SECONDS:  # headphones: no echo
-            yield from self._resume(f"(nothing was said once my voice paused: {said_for:.2f} s of speech"
+        start = utterance.last_voiced - utterance.seconds
+        loud = self.canceller is None or sum(
+            start <= at <= utterance.last_voiced for at in self._over_room_echo) >= LOUDER_THAN_ROOM_FRAMES
+        if self.options.barge_in != "on" and not spoke_on and (said_for < ECHO_BURST_SECONDS or not loud):
+            quiet = "" if loud else ", no louder than the echo uncancelled"
+            yield from self._resume(f"(nothing was said once my voice paused: {said_for:.2f} s of speech{quiet}"
                                     f"{self._echo_report()})")
             return
         try:
