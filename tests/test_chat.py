@@ -174,7 +174,8 @@ def test_a_ctrl_c_python_swallowed_in_a_callback_still_stops_the_command():
     import subprocess
 
     script = (
-        "import time\n"
+        "import signal, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # as from a terminal (a background job ignores it)
         "from tantra_cli.common import redeliver_swallowed_interrupts\n"
         "redeliver_swallowed_interrupts()\n"
         "class Callback:\n"
@@ -182,7 +183,8 @@ def test_a_ctrl_c_python_swallowed_in_a_callback_still_stops_the_command():
         "        raise KeyboardInterrupt\n"
         "try:\n"
         "    Callback()\n"
-        "    time.sleep(5)\n"
+        "    for _ in range(500):\n"  # 5 s of a loading model's steps
+        "        time.sleep(0.01)\n"
         "    print('went on')\n"
         "except KeyboardInterrupt:\n"
         "    print('stopped')\n"
