@@ -32,25 +32,31 @@ class EchoGate:
         self.played_level, self.margin = played_level, margin
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=HISTORY_FRAMES)
         self._levels: deque[float] = deque(maxlen=3)
+        self._measured: tuple[int, float] | None = None  # ``measure()`` of the history as it is
 
     def is_echo(self, level: float, now: float, user_speaking: bool = False) -> bool:
         """Whether a frame of RMS ``level`` that ended at ``now`` is no louder than the echo. Frames while the user
         is known to speak (``user_speaking``) are judged but not learned from."""
         self._levels.append(level)
         heard = max(self._levels)  # a syllable's level carries over the short dips between words
-        played = np.array([self.played_level(now - FRAME_SECONDS / 2 - lag) for lag in LAGS])
+        played = self._played(now)
         if played.max() < QUIET:
             return False  # nothing was played that could come back
         if not user_speaking:
             self.history.append((level, played))
+            self._measured = None
         return heard < self._loudest_echo(played)
 
     def louder_than_echo(self, level: float, now: float) -> bool:
         """Whether a frame of RMS ``level`` that ended at ``now`` (from another signal than the one this gate learns
         from: the microphone after the echo canceller) is louder than the echo this gate predicts for it. Nothing
         is learned."""
-        played = np.array([self.played_level(now - FRAME_SECONDS / 2 - lag) for lag in LAGS])
+        played = self._played(now)
         return played.max() < QUIET or level >= self._loudest_echo(played)
+
+    def _played(self, now: float) -> np.ndarray:
+        """The levels played at each of ``LAGS`` before the middle of the frame that ended at ``now``."""
+        return np.array([self.played_level(now - FRAME_SECONDS / 2 - lag) for lag in LAGS])
 
     def _loudest_echo(self, played: np.ndarray) -> float:
         """How loud the echo of ``played`` (the levels at each of ``LAGS`` ago) may be now."""
@@ -63,7 +69,13 @@ class EchoGate:
         return self.margin * strength * recent + QUIET
 
     def measure(self) -> tuple[int, float]:
-        """(the echo's delay as an index into ``LAGS``, its strength: microphone level over played level)."""
+        """(the echo's delay as an index into ``LAGS``, its strength: microphone level over played level). Made once
+        for each state of the history: the listener asks for every frame while Tantra speaks, some frames twice."""
+        if self._measured is None:
+            self._measured = self._measure()
+        return self._measured
+
+    def _measure(self) -> tuple[int, float]:
         mic = np.array([level for level, _ in self.history])
         played = np.stack([levels for _, levels in self.history])  # (frames, lags)
         if mic.std() < 1e-9:

@@ -21,6 +21,12 @@ SAMPLE_RATE = 16_000  # microphone frames are always 16 kHz mono, whatever the d
 FRAME = 512  # samples per microphone frame (32 ms): what the voice-activity detector reads
 
 
+def rms(samples: np.ndarray) -> float:
+    """The level of ``samples``: the playback queue records what it plays by it, and the echo gates compare the
+    microphone's frames with that record by it."""
+    return float(np.sqrt(np.mean(np.square(samples))))
+
+
 @dataclass(frozen=True)
 class Frame:
     samples: np.ndarray
@@ -126,7 +132,7 @@ class PlaybackQueue:
             if filled:
                 self.last_sound_at = start
             if rate:
-                level = float(np.sqrt(np.mean(np.square(out)))) if filled else 0.0
+                level = rms(out) if filled else 0.0
                 self._levels.append((start, start + count / rate, level))
             if not self._queue:
                 self.drained.set()

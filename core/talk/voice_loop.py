@@ -37,6 +37,7 @@ from core.talk.draft import Draft
 from core.talk.echo_gate import EchoGate
 from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
 from core.talk.heard_filter import is_echo, is_noise
+from core.talk.sound_io import rms
 from core.talk.spoken_reply import ReplyPieces, heard_part
 from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
 from core.talk.voice_thread import VoiceThread
@@ -226,15 +227,14 @@ class VoiceLoop:
         strict = self.replying.is_set() or playback.busy or self._in_echo_tail(now)
         echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
         if strict:
-            level = float(np.sqrt(np.mean(np.square(samples))))
+            level = rms(samples)
             echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
             if not echo and probability >= self.detector.settings.stay_probability:
                 self._user_heard_at = now  # (``_deaf``)
                 if self.canceller is not None and self._room_echo.louder_than_echo(level, now):
                     self._over_room_echo.append(now)
             if self.canceller is not None:
-                heard_level = float(np.sqrt(np.mean(np.square(heard))))
-                self._room_echo.is_echo(heard_level, now, user_speaking=self.detector.in_turn)  # learns the room
+                self._room_echo.is_echo(rms(heard), now, user_speaking=self.detector.in_turn)  # learns the room
         wake = self.options.wake
         if wake is not None and not strict and wake.feed(samples, probability):
             self._woken_at = now
