@@ -345,7 +345,7 @@ def test_on_loudspeakers_echo_the_canceller_let_through_no_louder_than_the_room_
     talk = Conversation(mic, tmp_path, reply=lambda m: long_reply, room=Room(), echo_canceller=canceller,
                         echo_transcript="that sounds great")  # fmt: skip
     canceller.started_at = talk.link.started_at
-    talk.loop.vad = lambda frame: (lambda level: 0.9 if level > 0.015 else 0.5 if level > 0.005 else 0.0)(
+    talk.loop.listener.vad = lambda frame: (lambda level: 0.9 if level > 0.015 else 0.5 if level > 0.005 else 0.0)(
         float(np.sqrt(np.mean(frame**2))))  # fmt: skip
     talk.run()
     assert len(talk.loop.barge_ins) == 1, talk.notes()

@@ -3,8 +3,9 @@
 Threads, each with one job, so that two cores are shared without one stage starving another:
 
 - the sound link's own thread (or PortAudio's) captures frames and plays what is queued;
-- the listener reads the frames, runs the voice-activity detector (0.07 ms a frame) and the turn detector, and
-  starts Whisper speculatively once the user has been silent for 64 ms (300 ms without Smart Turn);
+- the listener (``core.talk.listener``) reads the frames, runs the voice-activity detector (0.07 ms a frame) and
+  the turn detector, and starts Whisper speculatively once the user has been silent for 64 ms (300 ms without
+  Smart Turn);
 - one hearing thread runs Whisper, speculative or final;
 - the conversation (``run``'s caller) streams the reply from the language model (which decodes on a thread of
   its own) and cuts it into pieces to say;
@@ -34,12 +35,11 @@ from core.memory.chat_log import ImageRecord
 from core.runtime.decoding_pause import decoding_paused
 from core.talk.barge_in_hold import BargeInHold
 from core.talk.draft import Draft
-from core.talk.echo_gate import EchoGate
 from core.talk.events import Event, Heard, Note, ReplyText, Roles, TurnDone, TurnRecord, VoiceOptions
 from core.talk.heard_filter import is_echo, is_noise
-from core.talk.sound_io import rms
+from core.talk.listener import InputLost, Listener, ReadAhead
 from core.talk.spoken_reply import ReplyPieces, heard_part
-from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
+from core.talk.turns import Ended, Speculate, TurnDetector, Utterance
 from core.talk.voice_thread import VoiceThread
 from core.talk.wake_word import listening_chime, strip_wake_word
 
@@ -48,22 +48,12 @@ VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 ECHO_AFTER_PAUSE = 0.32  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
 ECHO_BURST_SECONDS = 0.67  # ... nor this much speech in all (pre-roll included) when it passes for a barge-in
 LOUDER_THAN_ROOM_FRAMES = 3  # ... unless this many of its frames were louder than the echo would be uncancelled
-WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
 FIRST_SOUND_WAIT = 0.5  # seconds the local model's decoding waits at most for a reply's first audio to be made
-
-
-@dataclass(frozen=True)
-class _InputLost:
-    reason: str
 
 
 @dataclass(frozen=True)
 class _Typed:
     text: str
-
-
-class _ReadAhead:
-    """The user started to speak: what the next prompt begins with can be read meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +68,7 @@ class _HeardTurn:
 class VoiceLoop:
     def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions = VoiceOptions()) -> None:
         """``link``: a ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech."""
-        self.link, self.vad, self.options = link, vad, options
+        self.link, self.options = link, options
         self.canceller = options.echo_canceller
         turns = options.turns
         if self.canceller is not None:
@@ -86,7 +76,6 @@ class VoiceLoop:
         self.detector = TurnDetector(turns)
         self.replying = threading.Event()
         self._stop_reply = threading.Event()
-        self._drop_recording = threading.Event()
         self._quit = threading.Event()
         self._turns: queue.Queue = queue.Queue()
         self._roles: Roles | None = None
@@ -95,35 +84,24 @@ class VoiceLoop:
         self._said: deque[tuple[float, str]] = deque()  # (when, text) of what Tantra said
         self._images: list[tuple[str, str]] = []  # (path, what it shows) for the next turn
         self._turn = 0
-        self._listener = threading.Thread(target=self._listen, name="tantra-listen", daemon=True)
-        self._push_to_talk: list[np.ndarray] | None = None
-        self.push_to_talk = False
-        self._echo = EchoGate(link.playback.level_at, options.echo_margin)
-        self._room_echo = EchoGate(link.playback.level_at, options.echo_margin)
-        """With the canceller: the echo as the microphone hears it before cancelling (``_settle_hold``)."""
-        self._over_room_echo: deque[float] = deque(maxlen=100)  # when speech frames were louder than that
-        if self.canceller is not None:
-            self.canceller.attach(link.playback, link.output_rate)
-        self.full_duplex = options.barge_in == "on" or (options.barge_in == "auto" and self.canceller is not None)
+        self._hold = BargeInHold(link.playback, self.replying, link.clock)
+        """A barge-in holds the reply, its voice paused, until the turn that made it is heard (``_settle_hold``)."""
+        self.listener = Listener(link, vad, options, self.detector, self._turns, self.replying, self._hold,
+                                 images_waiting=lambda: bool(self._images))  # fmt: skip
+        self.full_duplex = self.listener.full_duplex
         """The microphone is heard while Tantra speaks: headphones, or an echo canceller on loudspeakers."""
-        self.barge_ins: list[float] = []
+        self.barge_ins = self.listener.barge_ins
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
         self.resumed: list[str] = []
         """Why each barge-in was not one (Tantra's own voice, noise): the reply it held went on."""
-        self._hold = BargeInHold(link.playback, self.replying, link.clock)
-        """A barge-in holds the reply, its voice paused, until the turn that made it is heard (``_settle_hold``)."""
-        self._turn_started_at = 0.0
-        self._woken_at = -1e9  # when the wake word was last heard
-        self._frame_at = 0.0  # when the frame being heard was captured
-        self._user_heard_at = -1e9  # when a frame heard while Tantra spoke was last the user's speech
-        self._armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
+        if self.canceller is not None:
+            self.canceller.attach(link.playback, link.output_rate)
 
     # ---- control, from any thread --------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start listening (speech before the models are ready is kept and answered once they are)."""
-        if not self._listener.is_alive():
-            self._listener.start()
+        self.listener.start()
 
     def interrupt(self) -> str:
         """Ctrl-C or a key: stop the reply, or drop the recording; returns which ("reply", "recording", "")."""
@@ -133,8 +111,8 @@ class VoiceLoop:
                 self._voice.cancel()
             self.link.playback.clear()
             return "reply"
-        if self.detector.in_turn or self._push_to_talk is not None:
-            self._drop_recording.set()
+        if self.detector.in_turn or self.listener.recording is not None:
+            self.listener.drop_recording.set()
             return "recording"
         return ""
 
@@ -151,6 +129,7 @@ class VoiceLoop:
 
     def quit(self) -> None:
         self._quit.set()
+        self.listener.quit()
         self.interrupt()
         self._turns.put(None)
 
@@ -162,101 +141,20 @@ class VoiceLoop:
         """A typed turn (the REPL with the voice on): answered in order with the spoken ones, and spoken too."""
         self._turns.put(_Typed(text))
 
+    @property
+    def push_to_talk(self) -> bool:
+        """Turns start and stop with ``talk`` alone, not with the voice."""
+        return self.listener.push_to_talk
+
+    @push_to_talk.setter
+    def push_to_talk(self, on: bool) -> None:
+        self.listener.push_to_talk = on
+
     def talk(self, pressed: bool) -> None:
         """Push-to-talk: start (True; it stops a reply) or stop (False) a turn."""
         if pressed:
             self.interrupt()
-            self._push_to_talk = []
-        elif self._push_to_talk is not None:
-            audio, self._push_to_talk = self._push_to_talk, None
-            if audio:
-                self._turns.put(Ended(Utterance(np.concatenate(audio), self.link.clock(), len(audio))))
-
-    # ---- listening ---------------------------------------------------------------------------------------------
-
-    def _deaf(self, now: float) -> bool:
-        """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard. With
-        the echo canceller on loudspeakers it is heard while Tantra speaks (barge-in), but not for that moment after
-        its voice stops: what is left of a real room's echo then (reverberation, a reference a little off) made
-        false turns on PulseAudio. Unless the user was heard speaking as the voice stopped: a question begun over
-        the end of an answer, too soon to be decided before it, lost its start there (PulseAudio: "three
-        daughters." of "Tell me a long story about a king and his three daughters."). Headphones (barge-in on) are
-        never deaf."""
-        if self.options.barge_in == "on":
-            return False
-        playback = self.link.playback
-        tail = self._in_echo_tail(now)
-        if self.full_duplex:
-            return tail and not playback.busy and now - self._user_heard_at > self.options.echo_tail
-        return self.replying.is_set() or playback.busy or tail
-
-    def _in_echo_tail(self, now: float) -> bool:
-        """Tantra's voice fell quiet less than ``echo_tail`` ago: the room may still be echoing it."""
-        return now - self.link.playback.last_sound_at < self.options.echo_tail
-
-    def _listen(self) -> None:
-        try:
-            for frame in self.link.frames():
-                if self._quit.is_set():
-                    return
-                self._hear_frame(frame.samples, frame.captured_at)
-        except TantraError as error:
-            self._turns.put(_InputLost(str(error)))
-            return
-        self._turns.put(None)  # the input is over (a stand-in file ended)
-
-    def _hear_frame(self, samples: np.ndarray, now: float) -> None:
-        if self._drop_recording.is_set():
-            self._drop_recording.clear()
-            self.detector.reset()
-            self._push_to_talk = None
-            self._turns.put(Resumed())  # a reply drafted on it is thrown away too
-        if self._push_to_talk is not None:
-            self._push_to_talk.append(samples)
-            return
-        heard = samples  # what the microphone heard, echo and all
-        if self.canceller is not None:
-            samples = self.canceller.clean(samples, now)  # every frame: the canceller follows the stream
-        if self.push_to_talk or self._deaf(now):
-            self.detector.reset()
-            return
-        probability = self.vad(samples)
-        playback = self.link.playback
-        # While Tantra speaks, and for the echo's tail after it, only sure speech is the user's (full duplex: the
-        # canceller leaves a little of a real room's echo, and the tail outlasts the sound by the room's delay).
-        strict = self.replying.is_set() or playback.busy or self._in_echo_tail(now)
-        echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
-        if strict:
-            level = rms(samples)
-            echo = self._echo.is_echo(level, now, user_speaking=self.detector.in_turn)
-            if not echo and probability >= self.detector.settings.stay_probability:
-                self._user_heard_at = now  # (``_deaf``)
-                if self.canceller is not None and self._room_echo.louder_than_echo(level, now):
-                    self._over_room_echo.append(now)
-            if self.canceller is not None:
-                self._room_echo.is_echo(rms(heard), now, user_speaking=self.detector.in_turn)  # learns the room
-        wake = self.options.wake
-        if wake is not None and not strict and wake.feed(samples, probability):
-            self._woken_at = now
-        self._frame_at = now
-        for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
-            if isinstance(event, Started):
-                self._turn_started_at = event.at
-                if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
-                    self.barge_ins.append(self.link.clock())
-                    self._hold.pause()
-                elif self._images and not self.replying.is_set():
-                    self._turns.put(_ReadAhead())
-                continue
-            spoken_to = True
-            if isinstance(event, Speculate | Ended) and wake is not None:
-                woken = self._woken_at >= self._turn_started_at
-                spoken_to = woken or self._turn_started_at <= self._armed_until  # else: not spoken to Tantra
-                event = type(event)(replace(event.utterance, woken=woken))
-            if self._hold.keep(event, spoken_to):  # the held reply's fate waits for this turn's end, and its words
-                continue
-            if spoken_to:
-                self._turns.put(event)
+        self.listener.talk(pressed)
 
     # ---- the conversation --------------------------------------------------------------------------------------
 
@@ -270,7 +168,8 @@ class VoiceLoop:
         roles' ``end_of_turn``) every pause is drafted after 64 ms, and a complete-sounding turn kept after 300 ms."""
         self.start()
         self._roles = load()
-        self.detector.end_of_turn = self._judge_end if self._roles.end_of_turn is not None else None
+        end_of_turn = self._roles.end_of_turn
+        self.detector.end_of_turn = None if end_of_turn is None else self.listener.judge_end(end_of_turn)
         self._voice = VoiceThread(self._roles.speaker, self.link)
         draft: Draft | None = None
         try:
@@ -283,12 +182,12 @@ class VoiceLoop:
                         continue
                 else:
                     item = self._turns.get()
-                if isinstance(item, _ReadAhead):
+                if isinstance(item, ReadAhead):
                     if draft is None:
                         self._read_ahead()
                     continue
-                if item is None or isinstance(item, _InputLost):
-                    if isinstance(item, _InputLost):
+                if item is None or isinstance(item, InputLost):
+                    if isinstance(item, InputLost):
                         yield Note(f"the microphone stopped: {item.reason}")
                     break
                 if isinstance(item, Ended) and draft is not None and draft.matches(item.utterance):
@@ -330,13 +229,6 @@ class VoiceLoop:
             self._roles.session.read_ahead([image for _, image in self._images])
         except (TantraError, RuntimeError):
             pass  # the turn's own prompt runs it again and says what is wrong
-
-    def _judge_end(self, audio: np.ndarray) -> float:
-        """Smart Turn's verdict on the turn so far, but for a pause just after the wake word: "Hey Jarvis," alone
-        sounds complete, and its question comes after the comma."""
-        if self._frame_at - self._woken_at < WAKE_PAUSE_SECONDS:
-            return 0.0
-        return self._roles.end_of_turn(audio)
 
     def _wait_for_voice(self) -> None:
         """Until the last reply has been spoken (or stopped)."""
@@ -389,7 +281,7 @@ class VoiceLoop:
 
     def _listening_cue(self) -> None:
         """A short rising chime: the wake word was heard, the next turn needs none."""
-        self._armed_until = self.link.clock() + self.options.follow_up_seconds
+        self.listener.armed_until = self.link.clock() + self.options.follow_up_seconds
         self.link.playback.add(listening_chime(self.link.output_rate), tag=-1)
 
     def _not_a_turn(self, text: str, utterance: Utterance, saying: str = "") -> str:
@@ -424,8 +316,8 @@ class VoiceLoop:
         spoke_on = utterance.last_voiced >= self._hold.paused_at + playback.latency + ECHO_AFTER_PAUSE
         said_for = utterance.voiced_seconds
         start = utterance.last_voiced - utterance.seconds
-        loud = self.canceller is None or sum(
-            start <= at <= utterance.last_voiced for at in self._over_room_echo) >= LOUDER_THAN_ROOM_FRAMES
+        loud = (self.canceller is None
+                or self.listener.frames_louder_than_room(start, utterance.last_voiced) >= LOUDER_THAN_ROOM_FRAMES)
         if self.options.barge_in != "on" and not spoke_on and (said_for < ECHO_BURST_SECONDS or not loud):
             quiet = "" if loud else ", no louder than the echo uncancelled"
             yield from self._resume(f"(nothing was said once my voice paused: {said_for:.2f} s of speech{quiet}"
@@ -453,9 +345,7 @@ class VoiceLoop:
         self._hold.resume()
 
     def _echo_report(self) -> str:
-        """For a note on Tantra hearing itself: "; echo about 96 ms late, 41 dB of it cancelled"."""
-        cancelled = None if self.canceller is None else self.canceller.cancellation_db
-        return self._echo.report(cancelled)
+        return self.listener.echo_report()
 
     def _discard(self, draft: Draft) -> None:
         """The user went on speaking: the draft never happened."""
@@ -547,7 +437,7 @@ class VoiceLoop:
             latency["first_audio"] = first.first_at - end
         latency = {name: None if value is None else round(value, 3) for name, value in latency.items()}
         images = [path for path, _ in draft.images]
-        self._armed_until = self.link.clock() + self.options.follow_up_seconds  # a follow-up needs no wake word
+        self.listener.armed_until = self.link.clock() + self.options.follow_up_seconds  # a follow-up needs no wake word
         yield TurnDone(TurnRecord(self._turn, draft.text, heard, interrupted, images, latency))
 
     def _heard(self, tags: list[int], voice: VoiceThread) -> str:

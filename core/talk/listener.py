@@ -1,0 +1,182 @@
+"""The voice loop's ear: every microphone frame, on a thread of its own, through the echo canceller, the
+voice-activity detector, the echo gates and the wake word into the turn detector, whose turns it queues for the
+conversation (``core.talk.voice_loop``). A barge-in it decides pauses the reply at once (``BargeInHold``); the
+conversation judges it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from config.errors import TantraError
+from core.talk.barge_in_hold import BargeInHold
+from core.talk.echo_gate import EchoGate
+from core.talk.events import VoiceOptions
+from core.talk.sound_io import rms
+from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
+
+WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
+
+
+@dataclass(frozen=True)
+class InputLost:
+    """The microphone stopped (unplugged, its server gone): the conversation ends with a note saying why."""
+
+    reason: str
+
+
+class ReadAhead:
+    """The user started to speak: what the next prompt begins with can be read meanwhile."""
+
+
+class Listener:
+    def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions, detector: TurnDetector,
+                 turns: queue.Queue, replying: threading.Event, hold: BargeInHold,
+                 images_waiting: Callable[[], bool]) -> None:  # fmt: skip
+        """``link``: a ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech; ``turns``: where
+        the detector's events go (then ``InputLost``, ``ReadAhead``, or None when the input ends); ``replying``: set
+        while the conversation answers; ``images_waiting``: a picture was shown for the next turn."""
+        self.link, self.vad, self.options, self.detector = link, vad, options, detector
+        self.turns, self.replying, self.hold, self.images_waiting = turns, replying, hold, images_waiting
+        self.canceller = options.echo_canceller
+        self.echo = EchoGate(link.playback.level_at, options.echo_margin)
+        self.room_echo = EchoGate(link.playback.level_at, options.echo_margin)
+        """With the canceller: the echo as the microphone hears it before cancelling."""
+        self.over_room_echo: deque[float] = deque(maxlen=100)  # when speech frames were louder than that
+        self.full_duplex = options.barge_in == "on" or (options.barge_in == "auto" and self.canceller is not None)
+        """The microphone is heard while Tantra speaks: headphones, or an echo canceller on loudspeakers."""
+        self.barge_ins: list[float] = []
+        """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
+        self.push_to_talk = False
+        self.recording: list[np.ndarray] | None = None  # push-to-talk: the frames since the key went down
+        self.drop_recording = threading.Event()
+        self.armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
+        self._turn_started_at = 0.0
+        self._woken_at = -1e9  # when the wake word was last heard
+        self._frame_at = 0.0  # when the frame being heard was captured
+        self._user_heard_at = -1e9  # when a frame heard while Tantra spoke was last the user's speech
+        self._thread = threading.Thread(target=self._listen, name="tantra-listen", daemon=True)
+        self._quit = threading.Event()
+
+    def start(self) -> None:
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def quit(self) -> None:
+        self._quit.set()
+
+    def talk(self, pressed: bool) -> None:
+        """Push-to-talk: start (True) or stop (False) a turn."""
+        if pressed:
+            self.recording = []
+        elif self.recording is not None:
+            audio, self.recording = self.recording, None
+            if audio:
+                self.turns.put(Ended(Utterance(np.concatenate(audio), self.link.clock(), len(audio))))
+
+    def judge_end(self, end_of_turn: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+        """Smart Turn's verdict on the turn so far, but for a pause just after the wake word: "Hey Jarvis," alone
+        sounds complete, and its question comes after the comma."""
+
+        def judged(audio: np.ndarray) -> float:
+            return 0.0 if self._frame_at - self._woken_at < WAKE_PAUSE_SECONDS else end_of_turn(audio)
+
+        return judged
+
+    def frames_louder_than_room(self, start: float, end: float) -> int:
+        """How many speech frames between ``start`` and ``end`` were louder than the echo uncancelled would be."""
+        return sum(start <= at <= end for at in self.over_room_echo)
+
+    def echo_report(self) -> str:
+        """For a note on Tantra hearing itself: "; echo about 96 ms late, 41 dB of it cancelled"."""
+        return self.echo.report(None if self.canceller is None else self.canceller.cancellation_db)
+
+    def _deaf(self, now: float) -> bool:
+        """Half-duplex: while Tantra answers, and a moment after its voice stops, the microphone is not heard. With
+        the echo canceller on loudspeakers it is heard while Tantra speaks (barge-in), but not for that moment after
+        its voice stops: what is left of a real room's echo then (reverberation, a reference a little off) made
+        false turns on PulseAudio. Unless the user was heard speaking as the voice stopped: a question begun over
+        the end of an answer, too soon to be decided before it, lost its start there (PulseAudio: "three
+        daughters." of "Tell me a long story about a king and his three daughters."). Headphones (barge-in on) are
+        never deaf."""
+        if self.options.barge_in == "on":
+            return False
+        playback = self.link.playback
+        tail = self._in_echo_tail(now)
+        if self.full_duplex:
+            return tail and not playback.busy and now - self._user_heard_at > self.options.echo_tail
+        return self.replying.is_set() or playback.busy or tail
+
+    def _in_echo_tail(self, now: float) -> bool:
+        """Tantra's voice fell quiet less than ``echo_tail`` ago: the room may still be echoing it."""
+        return now - self.link.playback.last_sound_at < self.options.echo_tail
+
+    def _listen(self) -> None:
+        try:
+            for frame in self.link.frames():
+                if self._quit.is_set():
+                    return
+                self._hear_frame(frame.samples, frame.captured_at)
+        except TantraError as error:
+            self.turns.put(InputLost(str(error)))
+            return
+        self.turns.put(None)  # the input is over (a stand-in file ended)
+
+    def _hear_frame(self, samples: np.ndarray, now: float) -> None:
+        if self.drop_recording.is_set():
+            self.drop_recording.clear()
+            self.detector.reset()
+            self.recording = None
+            self.turns.put(Resumed())  # a reply drafted on it is thrown away too
+        if self.recording is not None:
+            self.recording.append(samples)
+            return
+        heard = samples  # what the microphone heard, echo and all
+        if self.canceller is not None:
+            samples = self.canceller.clean(samples, now)  # every frame: the canceller follows the stream
+        if self.push_to_talk or self._deaf(now):
+            self.detector.reset()
+            return
+        probability = self.vad(samples)
+        playback = self.link.playback
+        # While Tantra speaks, and for the echo's tail after it, only sure speech is the user's (full duplex: the
+        # canceller leaves a little of a real room's echo, and the tail outlasts the sound by the room's delay).
+        strict = self.replying.is_set() or playback.busy or self._in_echo_tail(now)
+        echo = False  # True: the frame is no louder than Tantra's own voice coming back, not the user
+        if strict:
+            level = rms(samples)
+            echo = self.echo.is_echo(level, now, user_speaking=self.detector.in_turn)
+            if not echo and probability >= self.detector.settings.stay_probability:
+                self._user_heard_at = now  # (``_deaf``)
+                if self.canceller is not None and self.room_echo.louder_than_echo(level, now):
+                    self.over_room_echo.append(now)
+            if self.canceller is not None:
+                self.room_echo.is_echo(rms(heard), now, user_speaking=self.detector.in_turn)  # learns the room
+        wake = self.options.wake
+        if wake is not None and not strict and wake.feed(samples, probability):
+            self._woken_at = now
+        self._frame_at = now
+        for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
+            if isinstance(event, Started):
+                self._turn_started_at = event.at
+                if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
+                    self.barge_ins.append(self.link.clock())
+                    self.hold.pause()
+                elif self.images_waiting() and not self.replying.is_set():
+                    self.turns.put(ReadAhead())
+                continue
+            spoken_to = True
+            if isinstance(event, Speculate | Ended) and wake is not None:
+                woken = self._woken_at >= self._turn_started_at
+                spoken_to = woken or self._turn_started_at <= self.armed_until  # else: not spoken to Tantra
+                event = type(event)(replace(event.utterance, woken=woken))
+            if self.hold.keep(event, spoken_to):  # the held reply's fate waits for this turn's end, and its words
+                continue
+            if spoken_to:
+                self.turns.put(event)
