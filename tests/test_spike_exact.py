@@ -161,6 +161,23 @@ def test_a_model_decodes_the_same_with_and_without_the_kernel(kernel):
     assert (kernel_logits - plain_logits).abs().max() < 1e-3 * plain_logits.abs().max()
 
 
+@pytest.mark.parametrize("int8_faster", [True, False])
+def test_a_prompt_takes_the_kernel_below_its_weights_crossover(kernel, monkeypatch, int8_faster):
+    """INT8 weights hand a prompt of 40 tokens or more to torch's INT8 product where that is fast (VNNI), of 80 or more
+    where it is not; 4-bit weights have no INT8 product on any CPU, and keep the kernel up to 80 (a VNNI machine took
+    the fp32 product from 16 tokens, 0.21 s for a 60-token prompt against the kernel's 0.13)."""
+    from tests.test_q4_weights import _q4_layer
+
+    monkeypatch.setattr("core.models.spike_coding.int8_product_is_fast", lambda: int8_faster)
+    int8, four_bit = _layer(576, 64, False), _q4_layer(kernel, 576, 64, False)
+    assert int8.use_kernel(kernel)
+    int8_rows = 40 if int8_faster else 80
+    for tokens in (1, 39, 60, 79, 80):
+        x = _inputs(tokens, 576)
+        assert int8.decodes(x) == (tokens < int8_rows)
+        assert four_bit.decodes(x) == (tokens < 80)
+
+
 @pytest.mark.parametrize("bits", [8, 4])
 def test_a_prompt_read_on_more_threads_is_the_very_same(kernel, monkeypatch, bits):
     """A short prompt's products run on every core (``Kernel.prompt_threads``), each output still computed by the

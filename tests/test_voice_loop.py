@@ -221,6 +221,15 @@ def test_an_echo_that_gets_through_is_recognised_and_dropped(tmp_path):
     assert any("own voice" in note for note in talk.notes())
 
 
+def test_a_question_after_a_quiet_moment_is_answered_even_when_it_repeats_the_answer(tmp_path):
+    # The echo filter compares a turn with what Tantra said lately: only a turn that began while its voice, or the
+    # room's echo of it, could be in the microphone can be that echo. Here the user asks 2 s after the voice stopped.
+    reply = "Sure, tell me more about it."  # 0.3 s of fake voice, from about 1.7 s
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 0.3 + 2.0), tone(500, 0.8), silence(1.0)])
+    talk = Conversation(mic, tmp_path, reply=lambda m: reply).run()
+    assert [t.heard for t in talk.turns] == ["hello there", "tell me more"], talk.notes()
+
+
 def test_barge_in_stops_the_voice_within_200_ms_and_keeps_what_was_heard(tmp_path):
     long_reply = "This is a long reply that goes on. " * 10  # 3.5 s of fake voice
     mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(700, 1.0, 0.5), silence(0.3)])

@@ -134,20 +134,26 @@ KERNEL_WIDTH = 64
 
 
 MANY_ROWS = 16
-"""From this many tokens at once (a prompt), one batched product beats a pass over the weights per token: the
-decoding kernel takes fewer, batched products more. On a GPU batched products always win: there decoding waits on
-kernel launches more than on memory."""
+"""From this many tokens at once (a prompt), one batched fp32 product of INT8 weights scaled once beats torch's INT8
+kernel, a pass over the weights per token (``int8_matmul``; the compiled kernel has crossovers of its own below). On
+a GPU batched products always win: there decoding waits on kernel launches more than on memory."""
 KERNEL_ROWS_WITHOUT_INT8 = 80
 """Where torch's INT8 product is slow (no VNNI), the decoding kernel, four tokens a pass over the weights, is
 faster up to about this many tokens. SmolLM2-135M on an AVX2 EPYC, the kernel against the fp32 product: a spoken
 question's 16-31 tokens 0.10-0.19 s against 0.25-0.29 s, 48 tokens 0.33 against 0.52 s, 80 tokens 0.47 against
-0.51 s, 107 tokens 0.66 against 0.60 s."""
+0.51 s, 107 tokens 0.66 against 0.60 s. 4-bit weights have no INT8 product on any CPU, so theirs is this too
+(with VNNI their crossover is later still: 128 tokens, 0.25 s either way)."""
+KERNEL_ROWS_WITH_INT8 = 40
+"""Where torch's INT8 product is fast (VNNI), the kernel, on the prompt's two threads, is still the faster below
+about this many tokens: SmolLM2-135M on an AVX-512 EPYC, 16 / 24 / 32 tokens 0.05 / 0.06 / 0.08 s against
+0.08-0.10 / 0.08-0.11 / 0.09-0.12 s, 48 tokens 0.11-0.12 against 0.10-0.15 s, 64 tokens 0.14-0.17 against 0.11-0.17."""
 
 
-def kernel_rows() -> int:
-    """Spike-coded projections of fewer tokens than this at once go through the decoding kernel: ``MANY_ROWS`` where
-    torch's INT8 product is the faster, ``KERNEL_ROWS_WITHOUT_INT8`` where it is not."""
-    return MANY_ROWS if int8_product_is_fast() else KERNEL_ROWS_WITHOUT_INT8
+def kernel_rows(bits: int = 8) -> int:
+    """Spike-coded projections of fewer tokens than this at once go through the decoding kernel: for INT8 weights
+    ``KERNEL_ROWS_WITH_INT8`` where torch's INT8 product is the faster, ``KERNEL_ROWS_WITHOUT_INT8`` where it is
+    not; for 4-bit weights ``KERNEL_ROWS_WITHOUT_INT8`` everywhere."""
+    return KERNEL_ROWS_WITH_INT8 if bits == 8 and int8_product_is_fast() else KERNEL_ROWS_WITHOUT_INT8
 
 
 def int8_matmul(inputs: torch.Tensor, qweight: torch.Tensor, qscale: torch.Tensor,

@@ -122,7 +122,7 @@ class SpikingLinear(nn.Linear):
     def decodes(self, x: torch.Tensor) -> bool:
         """Whether ``x`` goes through the kernel: a few tokens (decoding, and a short prompt where torch's INT8 product
         is slow: ``kernel_rows``) on the CPU, firing not being recorded."""
-        return (self.kernel is not None and self.spiking and x.numel() < kernel_rows() * x.shape[-1]
+        return (self.kernel is not None and self.spiking and x.numel() < kernel_rows(self.bits) * x.shape[-1]
                 and self.record is None and x.device.type == "cpu")  # fmt: skip
 
     def _decode(self, x: torch.Tensor, rows: int) -> torch.Tensor:

@@ -48,6 +48,7 @@ VOICE_SYSTEM_PROMPT = VOICE_SYSTEM
 ECHO_AFTER_PAUSE = 0.32  # seconds of speech after a barge-in paused the voice that a loudspeaker's echo never has
 ECHO_BURST_SECONDS = 0.67  # ... nor this much speech in all (pre-roll included) when it passes for a barge-in
 LOUDER_THAN_ROOM_FRAMES = 3  # ... unless this many of its frames were louder than the echo would be uncancelled
+ECHO_REACH = 1.0  # seconds after Tantra's voice falls quiet that the room may still bring it back (reverberation)
 FIRST_SOUND_WAIT = 0.5  # seconds the local model's decoding waits at most for a reply's first audio to be made
 
 
@@ -289,9 +290,17 @@ class VoiceLoop:
         the reply being spoken has said so far."""
         if is_noise(text):
             return f"(not a question: {text!r})" if text else "(heard no words)"
-        if is_echo(text, f"{self._recently_said(utterance.last_voiced - utterance.seconds)} {saying}"):
+        began = utterance.last_voiced - utterance.seconds
+        if self._voice_could_be_in(began) and is_echo(text, f"{self._recently_said(began)} {saying}"):
             return f"(my own voice came back: {text!r}{self._echo_report()})"
         return ""
+
+    def _voice_could_be_in(self, began: float) -> bool:
+        """Whether Tantra's voice, or its echo, can be in a turn that began at ``began``: it sounded less than
+        ``ECHO_REACH`` before. A question asked after a quiet moment is the user's even when it repeats the answer's
+        words (in a barge-in benchmark "Tell me the story about a little robot." was dropped as an echo of "The story
+        of a little robot is one...", said 20 s before)."""
+        return began < self.link.playback.last_sound_at + ECHO_REACH
 
     def _settle_hold(self, tags: list[int]) -> Iterator[Event]:
         """Once the turn of a barge-in that holds the reply (``tags``: its pieces) has ended, the reply goes on
