@@ -77,6 +77,8 @@ class Utterance:
     """True when the turn reached ``longest_seconds`` and was cut there."""
     woken: bool = False
     """True when the wake word was heard in it (``--wake``): its transcript starts with the word."""
+    began: float = 0.0
+    """When the run of speech that started the turn began (its pre-roll not counted; 0: unknown)."""
 
     @property
     def seconds(self) -> float:
@@ -139,6 +141,7 @@ class TurnDetector:
         self._voiced_frames = 0
         self._last_voiced_index = 0  # frames of the turn up to and including the last voiced one
         self._last_voiced_at = 0.0
+        self._began_at = 0.0  # when the run of speech that started the turn began
         self._silent_frames = 0
         self._barge_in_turn = False  # the turn started while Tantra spoke
         self._speculated = False  # a Speculate was sent since the last voiced frame
@@ -202,6 +205,7 @@ class TurnDetector:
             if not run:
                 return []
             self._turn, speech = self._opening(run, strict)
+            self._began_at = captured_at - run * FRAME_SECONDS
             self._barge_in_turn = strict
             self._recent.clear()
             self._voiced_frames = speech - 1  # the opening's speech, this frame but for ``_mark_voiced``'s count
@@ -276,7 +280,7 @@ class TurnDetector:
         wait = settings.transcribe_silence_seconds if quick else settings.speculate_silence_seconds
         end = self._last_voiced_index + _frames(wait)
         audio = np.concatenate(self._turn[:end]) if self._turn else np.zeros(0, np.float32)
-        return Utterance(audio, self._last_voiced_at, self._voiced_frames, cut)
+        return Utterance(audio, self._last_voiced_at, self._voiced_frames, cut, began=self._began_at)
 
     def _finish(self, cut: bool = False) -> Utterance:
         utterance = self._utterance(cut)

@@ -290,17 +290,17 @@ class VoiceLoop:
         the reply being spoken has said so far."""
         if is_noise(text):
             return f"(not a question: {text!r})" if text else "(heard no words)"
-        began = utterance.last_voiced - utterance.seconds
-        if self._voice_could_be_in(began) and is_echo(text, f"{self._recently_said(began)} {saying}"):
+        said = self._recently_said(utterance.last_voiced - utterance.seconds)
+        if self._voice_could_be_in(utterance) and is_echo(text, f"{said} {saying}"):
             return f"(my own voice came back: {text!r}{self._echo_report()})"
         return ""
 
-    def _voice_could_be_in(self, began: float) -> bool:
-        """Whether Tantra's voice, or its echo, can be in a turn that began at ``began``: it sounded less than
-        ``ECHO_REACH`` before. A question asked after a quiet moment is the user's even when it repeats the answer's
-        words (in a barge-in benchmark "Tell me the story about a little robot." was dropped as an echo of "The story
-        of a little robot is one...", said 20 s before)."""
-        return began < self.link.playback.last_sound_at + ECHO_REACH
+    def _voice_could_be_in(self, utterance: Utterance) -> bool:
+        """Whether Tantra's voice, or its echo, can be what started ``utterance``: it sounded less than ``ECHO_REACH``
+        before the turn's speech began (0, unknown: it can). A question asked after a quiet moment is the user's even
+        when it repeats the answer's words (in a barge-in benchmark "Tell me the story about a little robot." was
+        dropped as an echo of "The story of a little robot is one...", said 20 s before)."""
+        return utterance.began < self.link.playback.last_sound_at + ECHO_REACH
 
     def _settle_hold(self, tags: list[int]) -> Iterator[Event]:
         """Once the turn of a barge-in that holds the reply (``tags``: its pieces) has ended, the reply goes on
