@@ -46,7 +46,7 @@ class Listener:
         self.turns, self.replying, self.hold, self.images_waiting = turns, replying, hold, images_waiting
         self.canceller = options.echo_canceller
         self.echo = EchoGate(link.playback.level_at, options.echo_margin)
-        self.room_echo = EchoGate(link.playback.level_at, options.echo_margin)
+        self.room_echo = None if self.canceller is None else EchoGate(link.playback.level_at, options.echo_margin)
         """With the canceller: the echo as the microphone hears it before cancelling."""
         self.over_room_echo: deque[float] = deque(maxlen=100)  # when speech frames were louder than that
         self.full_duplex = options.barge_in == "on" or (options.barge_in == "auto" and self.canceller is not None)
@@ -154,9 +154,9 @@ class Listener:
             echo = self.echo.is_echo(level, now, user_speaking=self.detector.in_turn)
             if not echo and probability >= self.detector.settings.stay_probability:
                 self._user_heard_at = now  # (``_deaf``)
-                if self.canceller is not None and self.room_echo.louder_than_echo(level, now):
+                if self.room_echo is not None and self.room_echo.louder_than_echo(level, now):
                     self.over_room_echo.append(now)
-            if self.canceller is not None:
+            if self.room_echo is not None:
                 self.room_echo.is_echo(rms(heard), now, user_speaking=self.detector.in_turn)  # learns the room
         wake = self.options.wake
         if wake is not None and not strict and wake.feed(samples, probability):

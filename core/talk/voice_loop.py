@@ -292,7 +292,7 @@ class VoiceLoop:
             return f"(not a question: {text!r})" if text else "(heard no words)"
         said = self._recently_said(utterance.last_voiced - utterance.seconds)
         if self._voice_could_be_in(utterance) and is_echo(text, f"{said} {saying}"):
-            return f"(my own voice came back: {text!r}{self._echo_report()})"
+            return f"(my own voice came back: {text!r}{self.listener.echo_report()})"
         return ""
 
     def _voice_could_be_in(self, utterance: Utterance) -> bool:
@@ -330,7 +330,7 @@ class VoiceLoop:
         if self.options.barge_in != "on" and not spoke_on and (said_for < ECHO_BURST_SECONDS or not loud):
             quiet = "" if loud else ", no louder than the echo uncancelled"
             yield from self._resume(f"(nothing was said once my voice paused: {said_for:.2f} s of speech{quiet}"
-                                    f"{self._echo_report()})")
+                                    f"{self.listener.echo_report()})")
             return
         try:
             text, transcribed = self._hear(utterance)
@@ -341,7 +341,7 @@ class VoiceLoop:
                           playback.played[tag].samples)  # fmt: skip
         why = self._not_a_turn(text, utterance, saying)
         if why:
-            yield from self._resume(why + (self._echo_report() if is_noise(text) else ""))
+            yield from self._resume(why + (self.listener.echo_report() if is_noise(text) else ""))
             return
         self.interrupt()
         if spoken_to:
@@ -352,9 +352,6 @@ class VoiceLoop:
         self.resumed.append(why)
         yield Note(f"not a barge-in, the reply goes on: {why}")
         self._hold.resume()
-
-    def _echo_report(self) -> str:
-        return self.listener.echo_report()
 
     def _discard(self, draft: Draft) -> None:
         """The user went on speaking: the draft never happened."""
