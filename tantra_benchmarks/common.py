@@ -41,7 +41,7 @@ def machine(settings: Settings) -> dict:
 
     return {
         "cpu": cpu_name(),
-        "isa": [name for name in EXTENSIONS if name in cpu_flags() and name != "sse4_1"],
+        "isa": [name for name in EXTENSIONS if name in cpu_flags() and name not in ("sse4_1", "avx512bw", "avx512vl")],
         "logical_cpus": os.cpu_count(),
         "threads": Placement(settings, warn=print).threads,  # CTranslate2's and onnxruntime's
         "torch": torch.__version__,

@@ -103,12 +103,14 @@ def tokenize(path: Path, text: str) -> list[int]:
         model.close()
 
 
-def write_shape_gguf(path: Path, shape: dict, projections: str = "Q8_0") -> Path:
+def write_shape_gguf(path: Path, shape: dict, projections: str = "Q8_0", kinds: dict | None = None) -> Path:
     """A llama-architecture GGUF of ``shape`` (``core.models.spikingbrain_model.SpikingBrainConfig`` fields) with
     random weights and tied embeddings, and a vocabulary of placeholder tokens: what llama.cpp decodes at that
     shape, its speed independent of the values. The embedding is Q8_0 and the projections ``projections`` (Q8_0 or
-    Q4_1, as SmolLM2's Q4_1 GGUF has them), written directly as their blocks (Q8_0: an fp16 scale and 32 int8
-    weights; Q4_1: an fp16 scale and minimum and 32 nibbles), without quantizing gigabytes of floats first."""
+    Q4_1, as SmolLM2's Q4_1 GGUF has them; Q4_K or Q6_K where the inputs are whole 256s), ``kinds`` naming others for
+    some (``{"ffn_down": "Q6_K"}``, as llama.cpp's Q4_K_M), written directly as their blocks (Q8_0: an fp16 scale
+    and 32 int8 weights; Q4_1: an fp16 scale and minimum and 32 nibbles), without quantizing gigabytes of floats
+    first."""
     import gguf
     import numpy as np
 
@@ -143,9 +145,20 @@ def write_shape_gguf(path: Path, shape: dict, projections: str = "Q8_0") -> Path
         blocks[:, :, 4] = 0xF0  # q 0 and 15 in every block, as llama.cpp's quantizer writes them (min and max)
         return blocks.reshape(rows, columns // 32 * 20)
 
+    def q4_k(rows: int, columns: int) -> np.ndarray:  # fp16 d and dmin, 6-bit scales and minimums, 256 nibbles
+        blocks = rng.integers(0, 256, (rows, columns // 256, 144), dtype=np.uint8)
+        blocks[:, :, :4] = np.array([0.001, 0.002], np.float16).view(np.uint8)
+        return blocks.reshape(rows, -1)
+
+    def q6_k(rows: int, columns: int) -> np.ndarray:  # 256 6-bit weights, 16 int8 scales, then an fp16 d
+        blocks = rng.integers(0, 256, (rows, columns // 256, 210), dtype=np.uint8)
+        blocks[:, :, 208:] = np.array([0.0005], np.float16).view(np.uint8)
+        return blocks.reshape(rows, -1)
+
+    writers = {"Q4_1": q4_1, "Q4_K": q4_k, "Q6_K": q6_k, "Q8_0": q8_0}
+
     def add(name: str, rows: int, columns: int, kind: str = projections) -> None:
-        blocks = q4_1(rows, columns) if kind == "Q4_1" else q8_0(rows, columns)
-        writer.add_tensor(name, blocks, raw_dtype=gguf.GGMLQuantizationType[kind])
+        writer.add_tensor(name, writers[kind](rows, columns), raw_dtype=gguf.GGMLQuantizationType[kind])
 
     add("token_embd.weight", vocab, embd, "Q8_0")
     writer.add_tensor("output_norm.weight", np.ones(embd, np.float32))
@@ -154,7 +167,7 @@ def write_shape_gguf(path: Path, shape: dict, projections: str = "Q8_0") -> Path
         for name, rows, columns in (("attn_q", heads * head_dim, embd), ("attn_k", kv_heads * head_dim, embd),
                                     ("attn_v", kv_heads * head_dim, embd), ("attn_output", embd, heads * head_dim),
                                     ("ffn_gate", width, embd), ("ffn_up", width, embd), ("ffn_down", embd, width)):
-            add(block + name + ".weight", rows, columns)  # fmt: skip
+            add(block + name + ".weight", rows, columns, (kinds or {}).get(name, projections))  # fmt: skip
         for norm in ("attn_norm", "ffn_norm"):
             writer.add_tensor(block + norm + ".weight", np.ones(embd, np.float32))
     writer.write_header_to_file()

@@ -60,3 +60,24 @@ def test_the_ziglang_wheel_builds_the_kernel_when_no_other_compiler_is_here(no_c
     kernel = native.load(tmp_path)  # its OpenMP build does not load (no runtime linked): rebuilt without
     assert kernel.path.suffix == (".dll" if os.name == "nt" else ".dylib" if sys.platform == "darwin" else ".so")
     assert Path(kernel.path).exists()
+
+
+def test_where_avx512_runs_the_faster_of_it_and_avx2_is_kept_and_remembered(tmp_path, monkeypatch):
+    """Whether AVX-512 decodes faster than AVX2 depends on the CPU: both are built and timed once, the faster kept."""
+    monkeypatch.setattr(c_compiler, "find_compiler", lambda: c_compiler.Compiler("cc", ("cc",)))
+    levels = [("avx512_vnni", ("-mavx512f",)), ("avx2", ("-mavx2",)), ("sse4_1", ("-msse4.1",))]
+    monkeypatch.setattr(native, "simd_levels", lambda: levels)
+
+    def build(compiler, name, simd, cache):
+        library = cache / f"spike_kernel-{name}-{len(name):016x}{native.SUFFIX}"
+        cache.mkdir(exist_ok=True)
+        library.touch()
+        return library
+
+    timed = []
+    monkeypatch.setattr(native, "_build", build)
+    monkeypatch.setattr(native, "_decode_seconds", lambda path: timed.append(path.name) or len(path.name))
+    assert native.build(tmp_path).name.startswith("spike_kernel-avx2-")  # the shorter name "decodes faster"
+    assert len(timed) == 2 and native.build(tmp_path).name.startswith("spike_kernel-avx2-") and len(timed) == 2
+    monkeypatch.setattr(native, "simd_levels", lambda: levels[1:])  # AVX2 at best: nothing to time
+    assert native.build(tmp_path / "avx2").name.startswith("spike_kernel-avx2-") and len(timed) == 2

@@ -157,6 +157,57 @@ def test_a_gguf_keeps_its_own_bits_unless_told(tmp_path, monkeypatch):
     assert load_spikingbrain_dir(convert_gguf(q4_path, tmp_path / "vnni"))["model"].config.weight_bits == 8
 
 
+def _float16_rounding(dm: torch.Tensor) -> torch.Tensor:
+    """Per weight, how far rounding a Q4_K block's d * scale and dmin * min to float16 can move it (2^-11 of each)."""
+    d, m = dm.float().unbind(-1)
+    return ((15 * d + m.abs()) * 2**-11).repeat_interleave(32, dim=1)
+
+
+def test_a_q4_k_m_gguf_keeps_its_4_bit_blocks_as_they_are_and_its_finer_ones_in_int8(kernel, tmp_path, monkeypatch):
+    """As llama.cpp's Q4_K_M: Q4_K projections, Q6_K for the MLP's down projection. Where 4-bit weights are chosen
+    (no VNNI, as here), the Q4_K blocks become 4-bit weights as the file holds them (Llama's q and k rows in Hugging
+    Face's order, as the reference's), not rounded again by their minimum and maximum; the Q6_K projection stays
+    INT8; and the native step decodes the mix as the model does."""
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    from core.language.chat_model import LocalChatModel
+    from core.language.language_model import load_spikingbrain_dir
+    from core.language.spikingbrain_convert import convert_gguf
+    from core.models.decode_step import NativeStep, unsupported
+    from tantra_benchmarks.llama_cpp import write_shape_gguf
+
+    shape = {"vocab_size": 96, "n_embd": 256, "n_layer": 1, "n_head": 4, "n_kv_head": 2, "intermediate_size": 512}
+    path = write_shape_gguf(tmp_path / "q4_k_m.gguf", shape, "Q4_K", {"ffn_down": "Q6_K"})
+    monkeypatch.setattr("core.models.spike_coding.int8_product_is_fast", lambda: False)
+    converted = convert_gguf(path, tmp_path / "converted")
+    loaded = load_spikingbrain_dir(converted)
+    model, reference = loaded["model"], load_spikingbrain_dir(converted, spiking=False)["model"]
+    assert model.config.weight_bits == 4 and model.config.int8_projections == ("blocks.0.mlp.down_proj",)
+    assert "1 of 4 projections INT8" in LocalChatModel(model, loaded["tokenizer"], "q4_k_m").describe()
+    block, exact = model.blocks[0], reference.blocks[0]
+    assert block.mlp.down_proj.qweight.dtype == torch.int8
+    for ours, theirs in ((block.attn.qkv_proj, exact.attn.qkv_proj), (block.attn.o_proj, exact.attn.o_proj),
+                         (block.mlp.up_proj, exact.mlp.up_proj)):  # fmt: skip
+        widened = spike_coding.unpack_q4(ours.qweight, ours.qscale)
+        assert ((widened - theirs.weight).abs() <= _float16_rounding(ours.qscale)).all()
+    o_proj = next(t for t in GGUFReader(str(path)).tensors if t.name == "blk.0.attn_output.weight")
+    in_file = torch.from_numpy(dequantize(o_proj.data, o_proj.tensor_type).reshape(256, 256).copy())
+    rounded_again = spike_coding.unpack_q4(*spike_coding.pack_q4(in_file))  # what min and max would make of them
+    assert ((rounded_again - in_file).abs() > 10 * _float16_rounding(block.attn.o_proj.qscale)).any()
+    assert model.use_kernel(kernel) and unsupported(model) is None
+    native_step = NativeStep(model, kernel.library)
+    _fp32_head(monkeypatch)
+    prompt = torch.randint(0, 96, (1, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        output = model(prompt, last_only=True)
+        for _ in range(4):
+            token = output.logits[:, -1:].argmax(-1)
+            native = native_step(int(token), copy.deepcopy(output.past_key_values))
+            output = model(token, output.past_key_values)
+            assert ((native - output.logits[0, -1]).abs().max() / output.logits[0, -1].abs().max()) < 1e-4
+
+
 def test_an_ollama_model_is_imported_with_4_bit_weights(tmp_path):
     from config.settings import Settings
     from core.language.imported_models import import_ollama

@@ -145,8 +145,10 @@ class LocalChatModel:
         device = next(iter(weights.values())).device
         if config.spiking:
             scales = f"one scale per {config.weight_group} inputs" if config.weight_group else "one scale per row"
-            weights_form = (f"INT8 weights with {scales}" if config.weight_bits == 8 else
-                            "4-bit weights (Q4_1: a scale and minimum per 32 inputs; INT8 embedding)")  # fmt: skip
+            kept, layers = len(config.int8_projections), len(self.network.spiking_layers())
+            finer = f"; {kept} of {layers} projections INT8, finer in the file" if kept else ""
+            four_bit = f"4-bit weights (Q4_1: a scale and minimum per 32 inputs{finer}; INT8 embedding)"
+            weights_form = f"INT8 weights with {scales}" if config.weight_bits == 8 else four_bit
             coding = f"spiking on (threshold mean|x|/{config.spike_k:g}), {weights_form}"
         else:
             coding = "spiking off (full-precision reference)"

@@ -169,33 +169,41 @@ def _pre_tokenizer(name: str):
 
 GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 GEMMA3_FULL_EVERY = 6  # llama.cpp's Gemma 3: five sliding-window layers, then one full (its swa pattern)
-FOUR_BIT_BLOCKS = ("Q4_0", "Q4_1")
-"""GGUF projection types that 4-bit spiking weights hold exactly: ``pack_q4`` gives back their very blocks."""
+BIG_MODEL_PROJECTIONS = 250_000_000
+"""Projection weights from which a 4-bit model decodes enough faster, even where torch's INT8 product is fast
+(VNNI), to be worth its slower prompts: above SmolLM2-135M's 106 million, below SmolLM2-360M's 315 million."""
 
 
 def gguf_bits(reader) -> int:
-    """The spiking weights' bits for a GGUF: 4 where every projection is Q4_0 or Q4_1 (the default SmolLM2's: the
-    4-bit weights are the file's very blocks) and this CPU's INT8 product is slow (no VNNI); 8 otherwise.
+    """The spiking weights' bits for a GGUF: 4 where its projections are mostly 4-bit blocks (Q4_0, Q4_1, Q4_K:
+    the 4-bit form holds them as they are) and 4-bit decodes faster here; 8 otherwise.
 
     Without VNNI both forms' prompts are fp32 products, and 4-bit decodes faster: SmolLM2 on an AVX2 EPYC, 90
     against 71 tokens/s in ``tantra chat``. With VNNI an INT8 prompt of 40 tokens or more takes torch's INT8
     product, which 4-bit weights have no match for: on an AVX-512 EPYC 4-bit decoded SmolLM2 5-10% faster (107-116
     against 92-111 tokens/s) but read an 80-token prompt in 0.16 s against 0.13, 150 tokens in 0.31 against 0.20.
-    Other blocks (Q4_K, Q6_K, Q8_0) INT8 rounds finer than 4-bit would."""
+    From ``BIG_MODEL_PROJECTIONS`` up decoding dominates there too (1.5B: 14.1 against 9.0 tokens/s)."""
+    from core.language.gguf_blocks import FOUR_BIT_GRIDS
     from core.models.spike_coding import int8_product_is_fast
 
     projections = [t for t in reader.tensors if t.name.startswith("blk.") and len(t.shape) == 2]
-    four_bit = projections and all(t.tensor_type.name in FOUR_BIT_BLOCKS for t in projections)
-    return 4 if four_bit and not int8_product_is_fast() else 8
+    sizes = [int(t.shape[0]) * int(t.shape[1]) for t in projections]
+    in_4_bit = sum(size for t, size in zip(projections, sizes) if t.tensor_type.name in FOUR_BIT_GRIDS)
+    if not projections or in_4_bit * 2 < sum(sizes):
+        return 8
+    return 4 if sum(sizes) >= BIG_MODEL_PROJECTIONS or not int8_product_is_fast() else 8
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path, bits: int | None = None) -> Path:
     """A Llama, Qwen2, Qwen3 or Gemma 3 GGUF (any quantization the ``gguf`` package dequantizes) -> SpikingBrain
-    files, the spiking weights in ``bits`` (8 or 4; None: ``gguf_bits``, the file's own). Gemma's norms are stored
-    as 1 + weight already (llama.cpp's converter adds the 1)."""
+    files, the spiking weights in ``bits``: 8, 4 (the file's 4-bit blocks as they are, the others rounded to 4 bits),
+    or None: ``gguf_bits``, where 4 keeps the projections whose blocks are finer in INT8. Gemma's norms are stored as
+    1 + weight already (llama.cpp's converter adds the 1)."""
     import torch
     from gguf import GGUFReader
     from gguf.quants import dequantize
+
+    from core.language.gguf_blocks import q4_form
 
     try:
         reader = GGUFReader(str(gguf_path))
@@ -226,7 +234,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, bits: int | None = None) -> Pat
         "norm_eps": float(value("attention.layer_norm_rms_epsilon")),
         "rope_base": float(value("rope.freq_base", 10000.0)),
         "tie_embeddings": not any(t.name == "output.weight" for t in reader.tensors),
-        "weight_bits": bits or gguf_bits(reader),
+        "weight_bits": (chosen_bits := bits or gguf_bits(reader)),
         "extra": {
             "source": gguf_path.name,
             "architecture": arch,
@@ -254,7 +262,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, bits: int | None = None) -> Pat
         "attn_q_norm.weight": "attn.q_norm.weight", "attn_k_norm.weight": "attn.k_norm.weight",
         "post_attention_norm.weight": "attn_out_norm.weight", "post_ffw_norm.weight": "mlp_out_norm.weight",
     }  # fmt: skip
-    state = {}
+    state, packed, scales = {}, {}, {}  # the 4-bit projections' very blocks: (out, groups * 16) and (out, groups, 2)
     for tensor in reader.tensors:
         weight = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
         weight = weight.reshape([int(d) for d in reversed(tensor.shape)])  # GGUF lists dims innermost first
@@ -265,18 +273,30 @@ def convert_gguf(gguf_path: Path, out_dir: Path, bits: int | None = None) -> Pat
             rest = tensor.name
             name = names[rest]
         # llama.cpp interleaves Llama's q and k rows for its RoPE; Qwen's it leaves as they are (rotate-half).
-        if arch == "llama" and rest == "attn_q.weight":
-            weight = _reverse_rope_permutation(weight, n_head)
-        elif arch == "llama" and rest == "attn_k.weight":
-            weight = _reverse_rope_permutation(weight, n_kv_head)
+        heads = {"attn_q.weight": n_head, "attn_k.weight": n_kv_head}.get(rest) if arch == "llama" else None
+        blocks = q4_form(tensor) if chosen_bits == 4 and tensor.name.startswith("blk.") else None
+        if heads:
+            weight = _reverse_rope_permutation(weight, heads)
+            blocks = blocks and tuple(_reverse_rope_permutation(part, heads) for part in blocks)
         state[name] = torch.from_numpy(np.ascontiguousarray(weight))
-    _save(out_dir, fuse_projections(state, config["n_layer"]), config)
+        if blocks is not None:
+            packed[name], scales[name] = (torch.from_numpy(np.ascontiguousarray(part)) for part in blocks)
+    n_layer = config["n_layer"]
+    packed, scales = fuse_projections(packed, n_layer), fuse_projections(scales, n_layer)
+    state = fuse_projections(state, n_layer)
+    # a fused projection keeps its blocks where every part had them (q, k and v all Q4_K, say)
+    blocks = {name.removesuffix("weight"): (packed[name], scales[name]) for name in packed if name in state}
+    if bits is None and chosen_bits == 4:  # chosen here: what the file holds finer than 4 bits stays INT8
+        projections = [name.removesuffix("weight") for name in state if name.endswith("_proj.weight")]
+        config["int8_projections"] = [name.rstrip(".") for name in projections if name not in blocks]
+    _save(out_dir, state, config, blocks)
     (out_dir / TOKENIZER).write_text(gguf_tokenizer_json(reader))
     return out_dir
 
 
-def _save(out_dir: Path, state: dict, config: dict) -> None:
-    """The full-precision weights (the reference), their INT8 (or 4-bit) inference form, and the config."""
+def _save(out_dir: Path, state: dict, config: dict, blocks: dict | None = None) -> None:
+    """The full-precision weights (the reference), their INT8 (or 4-bit) inference form, and the config. ``blocks``
+    gives 4-bit projections (``blocks.0.mlp.down_proj.``) their file's own blocks: packed weights and scales."""
     from safetensors.torch import save_file
 
     from core.models.spike_coding import stored_int8
@@ -284,8 +304,12 @@ def _save(out_dir: Path, state: dict, config: dict) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out_dir / WEIGHTS))
-    model = SpikingBrainForCausalLM.from_state_dict(SpikingBrainConfig(**config), state)
-    save_file(stored_int8(model.freeze_int8().state_dict()), str(out_dir / INT8_WEIGHTS))
+    model = SpikingBrainForCausalLM.from_state_dict(SpikingBrainConfig(**config), state).freeze_int8()
+    frozen = model.state_dict()
+    for prefix, (packed, scales) in (blocks or {}).items():
+        if model.get_submodule(prefix.rstrip(".")).bits == 4:  # not one the config keeps in INT8
+            frozen[prefix + "qweight"], frozen[prefix + "qscale"] = packed, scales
+    save_file(stored_int8(frozen), str(out_dir / INT8_WEIGHTS))
     (out_dir / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 

@@ -44,7 +44,7 @@ class Compiler:
     def flags(self, simd: tuple[str, ...], openmp: bool) -> tuple[str, ...]:
         """The flags of a shared library at full optimisation, with ``simd`` (gcc's spelling) and OpenMP."""
         if self.dialect == "msvc":
-            arch = ("/arch:AVX2",) if "-mavx2" in simd else ()
+            arch = ("/arch:AVX512",) if "-mavx512f" in simd else ("/arch:AVX2",) if "-mavx2" in simd else ()
             return ("/nologo", "/O2", "/LD", *arch, *(("/openmp",) if openmp else ()))
         # team.c's POSIX threads need no -pthread: they are in libc (glibc 2.34+, macOS), or already loaded by Python
         pic = () if sys.platform == "win32" else ("-fPIC",)

@@ -5,10 +5,10 @@ Decoding a token is one pass over every weight, and in eager PyTorch each spikin
 operations (threshold, counts, per-group INT8 products, scales, sums) whose dispatch outweighed the arithmetic.
 The C function does a projection in one call: spike coding and every group's exact integer sum, in one pass over
 the weights, split over the cores by OpenMP. It is compiled with ``-O3`` and the vector extension the CPU runs
-(AVX2 or SSE4.1; never ``-march=native``, which on a machine advertising more than it runs, such as AMX, can build
-an illegal instruction), cached under the model store by the hash of the source, flags and compiler, and checked
-against the same maths in numpy before it is used. Without a compiler, or if the check fails, the model keeps its
-PyTorch path and says why once.
+(AVX-512 where it decodes faster than AVX2, timed once; AVX2; SSE4.1; never ``-march=native``, which on a machine
+advertising more than it runs, such as AMX, can build an illegal instruction), cached under the model store by the
+hash of the source, flags and compiler, and checked against the same maths in numpy before it is used. Without a
+compiler, or if the check fails, the model keeps its PyTorch path and says why once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,18 +26,27 @@ import numpy as np
 SOURCES = tuple(Path(__file__).with_name("native") / name
                 for name in ("spike_kernel.c", "q4_kernel.c", "decode_step.c", "team.c"))  # fmt: skip
 HEADER = Path(__file__).with_name("native") / "spike_kernel.h"
-SIMD = (("avx2", ("-mavx2", "-mfma", "-mf16c")), ("sse4_1", ("-msse4.1",)))
-"""The vector extensions used where the CPU runs them, best first. AVX2 decodes SmolLM2 at 58 tokens/s on one
-thread here, plain x86-64 (SSE2, no sign-extending loads) at 50; AVX-512 was slower (47), so it is not used, and so
-were hand-written AVX-512 VNNI loops (see ``output_sum`` in the source)."""
+SIMD = (("avx512_vnni", ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"),
+         ("-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni")),
+        ("avx2", ("avx2", "fma"), ("-mavx2", "-mfma", "-mf16c")),
+        ("sse4_1", ("sse4_1",), ("-msse4.1",)))  # fmt: skip
+"""The vector extensions used where the CPU runs them, best first: a name, the CPU flags it needs, gcc's flags.
+Whether AVX-512 decodes faster depends on the CPU, so where it runs, AVX2 is built too and both are timed
+(``build``): on an AMD EPYC AVX-512 decoded SmolLM2 at 47 tokens/s against AVX2's 58; on an Intel Xeon with AMX,
+the 135M shape at 52 against 45 (gcc's ``vpdpwssd`` on the int16 counts)."""
+TIMED_WEIGHTS = 4, 8192, 4096
+"""``build``'s timing: this many projections of (out, in) INT8 weights, read in turn (134 MB, as many bytes as a
+135M model's projections and head: decoding streams them, and a CPU's caches hold part of them)."""
 SUFFIX = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
 
 
-def simd_flags() -> tuple[str, ...]:
-    """gcc's flags for the best of ``SIMD`` this CPU runs; none (the compiler's baseline) where that is unknown."""
+def simd_levels() -> list[tuple[str, tuple[str, ...]]]:
+    """``SIMD``'s names and gcc flags this CPU runs, best first; none where that is unknown (the compiler's
+    baseline)."""
     from core.runtime.cpu_facts import cpu_flags
 
-    return next((flags for name, flags in SIMD if name in cpu_flags()), ())
+    flags = cpu_flags()
+    return [(name, gcc) for name, needs, gcc in SIMD if set(needs) <= flags]
 
 
 class Kernel:
@@ -44,6 +54,8 @@ class Kernel:
 
     def __init__(self, library: ctypes.CDLL, path: Path) -> None:
         self.path, self.library = path, library
+        self.simd = path.stem.split("-")[1]
+        """The vector extension it was built for (``SIMD``'s name; "baseline": none asked)."""
         self._linear = library.spiking_linear
         pointer, integer = ctypes.c_void_p, ctypes.c_int
         real = ctypes.c_float
@@ -86,17 +98,31 @@ class Kernel:
 
 
 def build(cache: Path) -> Path:
-    """The compiled library for this source and compiler, built into ``cache`` if it is not there yet."""
+    """The compiled library for this source and compiler, built into ``cache`` if it is not there yet. Where the CPU
+    runs AVX-512, AVX2 is built too, both are timed once, and the faster is kept (its name written beside them)."""
     from core.models.c_compiler import find_compiler, install_hint
 
     compiler = find_compiler()
     if compiler is None:
         raise OSError(f"no C compiler here: {install_hint()}")
-    simd = simd_flags()
+    levels = simd_levels() or [("baseline", ())]
+    timed = levels[:2] if levels[0][0] == "avx512_vnni" else levels[:1]
+    built = [_build(compiler, name, flags, cache) for name, flags in timed]
+    if len(built) == 1:
+        return built[0]
+    choice = cache / ("faster-" + "-".join(path.stem.split("-")[2] for path in built) + ".txt")
+    if choice.exists() and (cache / choice.read_text().strip()).exists():
+        return cache / choice.read_text().strip()
+    faster = min(built, key=_decode_seconds)
+    _write_atomically(choice, faster.name)
+    return faster
+
+
+def _build(compiler, name: str, simd: tuple[str, ...], cache: Path) -> Path:
     sources = b"".join(source.read_bytes() for source in (*SOURCES, HEADER))
     flags = " ".join(compiler.flags(simd, openmp=True))
     key = hashlib.sha256(sources + flags.encode() + compiler.version().encode()).hexdigest()[:16]
-    target = cache / f"spike_kernel-{key}{SUFFIX}"
+    target = cache / f"spike_kernel-{name}-{key}{SUFFIX}"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
@@ -105,6 +131,43 @@ def build(cache: Path) -> Path:
         compiler.build(SOURCES, built, simd)
         os.replace(built, target)
     return target
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as staged:
+        staged.write(text)
+    os.replace(staged.name, path)
+
+
+def _decode_seconds(path: Path) -> float:
+    """How long the library takes to decode a token through ``TIMED_WEIGHTS`` (INT8, then the same bytes as 4-bit
+    weights), best of three; infinity if it fails its check."""
+    try:
+        kernel = Kernel(ctypes.CDLL(str(path)), path)
+        _check(kernel)
+    except OSError:
+        return float("inf")
+    projections, out, in_features = TIMED_WEIGHTS
+    rng = np.random.default_rng(0)
+    weights = [np.resize(rng.integers(-127, 128, 1 << 20, dtype=np.int8), out * in_features)
+               for _ in range(projections)]  # fmt: skip  # the values do not change the time
+    width = 128
+    scale = np.full((in_features // width, out), 0x3C00, np.uint16)  # bfloat16 0.0078
+    dm = np.full((out, 2 * in_features // 32, 2), 0.01, np.float16)
+    x = rng.standard_normal(2 * in_features).astype(np.float32)
+    y, counts, v_th = np.empty(out, np.float32), np.empty(in_features, np.int16), np.empty(1, np.float32)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for weight in weights:
+            kernel.spiking_linear(x.ctypes.data, 1, in_features, 4.0, weight.ctypes.data, scale.ctypes.data,
+                                  (in_features // width, out, width), None, y.ctypes.data, counts.ctypes.data,
+                                  v_th.ctypes.data)  # fmt: skip
+        for weight in weights:  # 4 bits a weight: twice as many inputs from the same bytes
+            kernel.q4_linear(x.ctypes.data, 1, 2 * in_features, 4.0, weight.ctypes.data, dm.ctypes.data,
+                             (out, 2 * in_features // 32), None, y.ctypes.data)  # fmt: skip
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _reference(x: np.ndarray, k: float, weight: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:

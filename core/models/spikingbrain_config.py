@@ -55,6 +55,9 @@ class SpikingBrainConfig:
     weight_bits: int = 8
     """8: INT8 weights, a scale per ``weight_group`` inputs (8.1 bits a weight); 4: GGUF's Q4_1 blocks, a float16
     scale and minimum per 32 inputs (5 bits a weight: decoding, bound by memory, reads 0.6 as many bytes)."""
+    int8_projections: tuple[str, ...] = ()
+    """With ``weight_bits`` 4, the projections kept in INT8 (``blocks.3.mlp.down_proj``): a GGUF's blocks finer than
+    4 bits (Q5_0, Q6_K, Q8_0), which 4-bit blocks would round again."""
     extra: dict = field(default_factory=dict)
     """Whatever else a checkpoint carries (token ids of the chat template, the source)."""
 
@@ -67,6 +70,7 @@ class SpikingBrainConfig:
             raise ValueError("n_embd must divide into n_head heads, and n_head into n_kv_head groups")
         self.head_dim = self.head_dim or self.n_embd // self.n_head
         self.layer_types = tuple(self.layer_types)
+        self.int8_projections = tuple(self.int8_projections)
         if self.activation not in ("silu", "gelu_tanh"):
             raise ValueError(f"unknown activation {self.activation!r}; use silu or gelu_tanh")
         if self.layer_types and (len(self.layer_types) != self.n_layer or set(self.layer_types) - {"sliding", "full"}):

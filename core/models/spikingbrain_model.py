@@ -200,6 +200,8 @@ class SpikingBrainForCausalLM(nn.Module):
         self.wpe = _embedding(config.block_size, config.n_embd) if config.family == "gpt2" else None
         types = config.layer_types or ("full",) * config.n_layer
         self.blocks = nn.ModuleList(Block(config, kind == "sliding") for kind in types)
+        for name in config.int8_projections:  # a 4-bit model's projections that stay INT8
+            self.get_submodule(name).bits = 8
         self.ln_f = RMSNorm(config.n_embd, config.norm_eps) if config.family == "llama" else nn.LayerNorm(
             config.n_embd, eps=config.norm_eps
         )  # fmt: skip

@@ -10,13 +10,15 @@ import sys
 from functools import cache
 from pathlib import Path
 
-EXTENSIONS = ("sse4_1", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+EXTENSIONS = ("sse4_1", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_int8",
+              "amx_bf16")
 """The extensions anyone here asks about, in /proc/cpuinfo's spelling."""
 
 # Windows' PF_* numbers (winnt.h) and macOS's hw.optional names for the same extensions.
 _WINDOWS_FEATURES = {"sse4_1": 37, "avx2": 40, "avx512f": 41}
 _MAC_FEATURES = {"sse4_1": "hw.optional.sse4_1", "avx2": "hw.optional.avx2_0", "fma": "hw.optional.fma",
-                 "avx512f": "hw.optional.avx512f"}  # fmt: skip
+                 "avx512f": "hw.optional.avx512f", "avx512bw": "hw.optional.avx512bw",
+                 "avx512vl": "hw.optional.avx512vl", "avx512_vnni": "hw.optional.avx512vnni"}  # fmt: skip
 
 
 def _cpuinfo() -> dict[str, str]:

@@ -73,11 +73,11 @@ def kernel(settings: Settings) -> Finding:
     if compiler is None:
         return Finding("C compiler", "none: SpikingBrain decodes in PyTorch, about 2.5x slower", False, install_hint())
     try:
-        native.load(settings.models_dir / "kernels")
+        built = native.load(settings.models_dir / "kernels")
     except OSError as error:
         return Finding("SpikingBrain kernel", f"{compiler.name} could not build it ({error})", False, install_hint())
-    vector = " ".join(flag.removeprefix("-m") for flag in native.simd_flags()) or "the compiler's baseline"
-    return Finding("SpikingBrain kernel", f"built by {compiler.name} ({vector}), checked", True)
+    vector = "the compiler's baseline" if built.simd == "baseline" else built.simd
+    return Finding("SpikingBrain kernel", f"built by {compiler.name} ({vector}, the faster here), checked", True)
 
 
 def voices() -> list[Finding]:

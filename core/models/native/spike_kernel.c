@@ -1,7 +1,8 @@
 /* SpikingBrain's projections for a few tokens at a time (decoding), fused in one pass over the weights.
  *
- * Built by core/models/native.py with the machine's C compiler: -O3, OpenMP, and AVX2 or SSE4.1 where the CPU runs
- * them (gcc vectorizes the integer dot products; AVX-512 measured slower).
+ * Built by core/models/native.py with the machine's C compiler: -O3, OpenMP, and AVX-512, AVX2 or SSE4.1 where the
+ * CPU runs them (gcc vectorizes the integer dot products; AVX-512 is timed against AVX2 once, faster on some CPUs
+ * and slower on others).
  *
  * spiking_linear: each token's input x is coded as integer spike counts c = round(x / v_th), v_th = mean|x| / k,
  * and multiplied with INT8 weights that share one scale per group of `width` inputs. Each group's sum of
