@@ -34,9 +34,9 @@ SIMD = (("avx512_vnni", ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"),
 Whether AVX-512 decodes faster depends on the CPU, so where it runs, AVX2 is built too and both are timed
 (``build``): on an AMD EPYC AVX-512 decoded SmolLM2 at 47 tokens/s against AVX2's 58; on an Intel Xeon with AMX,
 the 135M shape at 52 against 45 (gcc's ``vpdpwssd`` on the int16 counts)."""
-TIMED_WEIGHTS = 4, 8192, 4096
-"""``build``'s timing: this many projections of (out, in) INT8 weights, read in turn (134 MB, as many bytes as a
-135M model's projections and head: decoding streams them, and a CPU's caches hold part of them)."""
+TIMED_SHAPES = (30, ((960, 576), (576, 576), (3072, 576), (576, 1536))), (1, ((49152, 576),))
+"""``build``'s timing: SmolLM2-135M's projections (out, in) in its 30 layers, and its head, as INT8 weights (134 MB:
+decoding streams them, and a CPU's caches hold part of them)."""
 SUFFIX = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
 
 
@@ -140,32 +140,31 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _decode_seconds(path: Path) -> float:
-    """How long the library takes to decode a token through ``TIMED_WEIGHTS`` (INT8, then the same bytes as 4-bit
-    weights), best of three; infinity if it fails its check."""
+    """How long the library takes to decode a token through ``TIMED_SHAPES``, best of three; infinity if it fails
+    its check."""
     try:
         kernel = Kernel(ctypes.CDLL(str(path)), path)
         _check(kernel)
     except OSError:
         return float("inf")
-    projections, out, in_features = TIMED_WEIGHTS
     rng = np.random.default_rng(0)
-    weights = [np.resize(rng.integers(-127, 128, 1 << 20, dtype=np.int8), out * in_features)
-               for _ in range(projections)]  # fmt: skip  # the values do not change the time
-    width = 128
-    scale = np.full((in_features // width, out), 0x3C00, np.uint16)  # bfloat16 0.0078
-    dm = np.full((out, 2 * in_features // 32, 2), 0.01, np.float16)
-    x = rng.standard_normal(2 * in_features).astype(np.float32)
-    y, counts, v_th = np.empty(out, np.float32), np.empty(in_features, np.int16), np.empty(1, np.float32)
+    noise = rng.integers(-127, 128, 1 << 20, dtype=np.int8)  # the values do not change the time
+    calls = []
+    for repeats, shapes in TIMED_SHAPES:
+        for out, in_features in shapes * repeats:
+            groups = -(-in_features // 128)
+            weight = np.resize(noise, (out, groups, 128))
+            scale = np.full((groups, out), 0x3C00, np.uint16)  # bfloat16 0.0078
+            x = rng.standard_normal(in_features).astype(np.float32)
+            y, counts = np.empty(out, np.float32), np.empty(groups * 128, np.int16)
+            calls.append((x, in_features, weight, scale, (groups, out, 128), y, counts))
+    v_th = np.empty(1, np.float32)
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        for weight in weights:
-            kernel.spiking_linear(x.ctypes.data, 1, in_features, 4.0, weight.ctypes.data, scale.ctypes.data,
-                                  (in_features // width, out, width), None, y.ctypes.data, counts.ctypes.data,
-                                  v_th.ctypes.data)  # fmt: skip
-        for weight in weights:  # 4 bits a weight: twice as many inputs from the same bytes
-            kernel.q4_linear(x.ctypes.data, 1, 2 * in_features, 4.0, weight.ctypes.data, dm.ctypes.data,
-                             (out, 2 * in_features // 32), None, y.ctypes.data)  # fmt: skip
+        for x, in_features, weight, scale, shape, y, counts in calls:
+            kernel.spiking_linear(x.ctypes.data, 1, in_features, 4.0, weight.ctypes.data, scale.ctypes.data, shape,
+                                  None, y.ctypes.data, counts.ctypes.data, v_th.ctypes.data)  # fmt: skip
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -1,8 +1,8 @@
 /* SpikingBrain's projections for a few tokens at a time (decoding), fused in one pass over the weights.
  *
  * Built by core/models/native.py with the machine's C compiler: -O3, OpenMP, and AVX-512, AVX2 or SSE4.1 where the
- * CPU runs them (gcc vectorizes the integer dot products; AVX-512 is timed against AVX2 once, faster on some CPUs
- * and slower on others).
+ * CPU runs them (AVX-512 is timed against AVX2 once: faster on some CPUs, slower on others). The products are
+ * AVX-512 or AVX2 intrinsics where built for them, plain C otherwise.
  *
  * spiking_linear: each token's input x is coded as integer spike counts c = round(x / v_th), v_th = mean|x| / k,
  * and multiplied with INT8 weights that share one scale per group of `width` inputs. Each group's sum of
@@ -19,12 +19,9 @@
 
 #include "spike_kernel.h"
 
-float from_bfloat16(uint16_t bits) {  /* the model's scales are bfloat16: the top half of an fp32 (decode_step.c too) */
-    uint32_t word = (uint32_t)bits << 16;
-    float value;
-    memcpy(&value, &word, sizeof value);
-    return value;
-}
+#if defined(__AVX2__) || defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
 
 #define ROWS_AT_ONCE 16
 
@@ -61,58 +58,117 @@ float spike_code(const float *x, int in_features, int padded, float k, const flo
     return v_th;
 }
 
-/* One output's sum over the groups of one token's counts c, each group's products summed exactly in int32:
- * sum_g scale[g * scale_stride] * sum_i w[g, i] c[g, i], w one run of groups * width weights. gcc vectorizes it.
- * Hand-written AVX2 and AVX-512 VNNI loops that kept four outputs' additions in flight were faster on weights in
- * cache but 2-3x slower on weights streamed from memory, as decoding streams them: reading four rows in turn defeats
- * the hardware prefetcher, and one row after another streams at about 17 GB/s on one core here. */
-static float output_sum(const int16_t *c, const int8_t *w, const uint16_t *scale, int scale_stride, int groups,
-                        int width, const Overflow *overflows, int overflowed) {
-    float sum = 0.0f;
+#if defined(__AVX512BW__)
+#define LANES 32 /* int16 products per vector step: a 512-bit register's */
+#if defined(__AVX512VNNI__)
+#define DOT_STEP(dot, w, c) _mm512_dpwssd_epi32(dot, w, c)
+#else
+#define DOT_STEP(dot, w, c) _mm512_add_epi32(dot, _mm512_madd_epi16(w, c))
+#endif
+#elif defined(__AVX2__)
+#define LANES 16
+#endif
+
+/* The overflows of one token that fall in group g (its inputs below (g + 1) * width), from *next on: the rest of
+ * each count past int16 times its weight, an exact integer. */
+static inline int32_t overflow_sum(const int8_t *w, const Overflow *overflows, int overflowed, int *next, int g,
+                                   int width) {
+    int32_t sum = 0;
+    for (; *next < overflowed && overflows[*next].index < (g + 1) * width; (*next)++)
+        sum += (int32_t)w[overflows[*next].index] * overflows[*next].rest;
+    return sum;
+}
+
+/* One output's sums for `tokens` (1 to 4) tokens' counts, `stride` apart: for each,
+ * sum_g scale[g * scale_stride] * sum_i w[g, i] c[g, i], w one run of groups * width weights.
+ *
+ * Each group's products are summed in int32 vector lanes, exactly (a lane's sum is at most 127 * sum |c|, far below
+ * 2^24, so it also converts to fp32 exactly), scaled into fp32 lanes, and the lanes added once at the end, as
+ * q4_kernel.c does. Summing each group to one number first, as gcc vectorized the plain loop, cost as much as the
+ * products on an Intel Xeon (the head and the 128-input groups: 51 against 72 tokens/s with one scale per row). Every
+ * weight is loaded and widened once for all the tokens, and each token's arithmetic is the same whatever `tokens` is:
+ * a prompt's four tokens at once give each token's very bits. One output's weights at a time: loops that read four
+ * outputs' rows in turn were faster in cache and 2-3x slower streamed from memory (they defeat the prefetcher). */
+static inline void output_sums(const int16_t *c, int64_t stride, int tokens, const int8_t *w, const uint16_t *scale,
+                               int scale_stride, int groups, int width, const Overflow *const *overflows,
+                               const int *overflowed, float *sums) {
+    int next[4] = {0, 0, 0, 0};  /* each token's first overflow not yet added */
+#if defined(__AVX512BW__)
+    __m512 lanes[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int g = 0; g < groups; g++) {
         const int8_t *wg = w + (int64_t)g * width;
         const int16_t *cg = c + (int64_t)g * width;
-        int32_t dot = 0;
-        for (int i = 0; i < width; i++) dot += (int32_t)wg[i] * (int32_t)cg[i];
-        for (; overflowed > 0 && overflows->index < (g + 1) * width; overflows++, overflowed--)
-            dot += (int32_t)w[overflows->index] * overflows->rest;  /* in input order: each in its own group */
-        sum = fmaf(from_bfloat16(scale[(int64_t)g * scale_stride]), (float)dot, sum);  /* fused: as output_sums4 */
+        __m512i dot[4], other[4];  /* two sums a token: each step waits on its sum's last (5 cycles) */
+        for (int t = 0; t < tokens; t++) dot[t] = other[t] = _mm512_setzero_si512();
+        for (int i = 0; i < width; i += 2 * LANES) {  /* width: a multiple of 64 (KERNEL_WIDTH) */
+            __m512i first = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wg + i)));
+            __m512i second = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wg + i + LANES)));
+            for (int t = 0; t < tokens; t++) {
+                dot[t] = DOT_STEP(dot[t], first, _mm512_loadu_si512((const void *)(cg + t * stride + i)));
+                other[t] = DOT_STEP(other[t], second, _mm512_loadu_si512((const void *)(cg + t * stride + i + LANES)));
+            }
+        }
+        for (int t = 0; t < tokens; t++) dot[t] = _mm512_add_epi32(dot[t], other[t]);
+        __m512 group_scale = _mm512_set1_ps(from_bfloat16(scale[(int64_t)g * scale_stride]));
+        for (int t = 0; t < tokens; t++) {
+            int32_t rest = overflow_sum(w, overflows[t], overflowed[t], &next[t], g, width);
+            if (rest) dot[t] = _mm512_add_epi32(dot[t], _mm512_maskz_set1_epi32(1, rest));
+            lanes[t] = _mm512_fmadd_ps(group_scale, _mm512_cvtepi32_ps(dot[t]), lanes[t]);
+        }
     }
+    for (int t = 0; t < tokens; t++) sums[t] = _mm512_reduce_add_ps(lanes[t]);
+#elif defined(__AVX2__)
+    __m256 lanes[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int g = 0; g < groups; g++) {
+        const int8_t *wg = w + (int64_t)g * width;
+        const int16_t *cg = c + (int64_t)g * width;
+        __m256i dot[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
+        for (int i = 0; i < width; i += LANES) {
+            __m256i weights = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wg + i)));
+            for (int t = 0; t < tokens; t++) {
+                __m256i counts = _mm256_loadu_si256((const __m256i *)(cg + t * stride + i));
+                dot[t] = _mm256_add_epi32(dot[t], _mm256_madd_epi16(weights, counts));
+            }
+        }
+        __m256 group_scale = _mm256_set1_ps(from_bfloat16(scale[(int64_t)g * scale_stride]));
+        for (int t = 0; t < tokens; t++) {
+            int32_t rest = overflow_sum(w, overflows[t], overflowed[t], &next[t], g, width);
+            if (rest) dot[t] = _mm256_add_epi32(dot[t], _mm256_setr_epi32(rest, 0, 0, 0, 0, 0, 0, 0));
+            lanes[t] = _mm256_fmadd_ps(group_scale, _mm256_cvtepi32_ps(dot[t]), lanes[t]);
+        }
+    }
+    for (int t = 0; t < tokens; t++) {
+        __m128 half = _mm_add_ps(_mm256_castps256_ps128(lanes[t]), _mm256_extractf128_ps(lanes[t], 1));
+        half = _mm_hadd_ps(half, half);
+        sums[t] = _mm_cvtss_f32(_mm_hadd_ps(half, half));
+    }
+#else
+    for (int t = 0; t < tokens; t++) sums[t] = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        const int8_t *wg = w + (int64_t)g * width;
+        float group_scale = from_bfloat16(scale[(int64_t)g * scale_stride]);
+        for (int t = 0; t < tokens; t++) {
+            const int16_t *cg = c + t * stride + (int64_t)g * width;
+            int32_t dot = overflow_sum(w, overflows[t], overflowed[t], &next[t], g, width);
+            for (int i = 0; i < width; i++) dot += (int32_t)wg[i] * (int32_t)cg[i];
+            sums[t] = fmaf(group_scale, (float)dot, sums[t]);
+        }
+    }
+#endif
+}
+
+/* One token's sum for one output (the decoding step's, and the head's). */
+static float output_sum(const int16_t *c, const int8_t *w, const uint16_t *scale, int scale_stride, int groups,
+                        int width, const Overflow *overflows, int overflowed) {
+    float sum;
+    output_sums(c, 0, 1, w, scale, scale_stride, groups, width, &overflows, &overflowed, &sum);
     return sum;
 }
 
 /* An output from its sum: one fused multiply-add, so that every path rounds it alike. */
 static float output(float sum, float v_th, const float *bias, int o) {
     return fmaf(sum, v_th, bias ? bias[o] : 0.0f);
-}
-
-/* The same sums for four tokens at once (a prompt's), each the very same arithmetic as output_sum's: every weight is
- * read and widened once for the four, which gcc keeps in four vector accumulators. c holds the four tokens' counts,
- * `stride` apart; sums gets the four results. */
-static void output_sums4(const int16_t *c, int64_t stride, const int8_t *w, const uint16_t *scale, int scale_stride,
-                         int groups, int width, Overflow (*overflows)[MAX_OVERFLOWS], const int *overflowed,
-                         float sums[4]) {
-    const int16_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
-    int next[4] = {0, 0, 0, 0};  /* each token's first overflow not yet added */
-    for (int r = 0; r < 4; r++) sums[r] = 0.0f;
-    for (int g = 0; g < groups; g++) {
-        const int8_t *wg = w + (int64_t)g * width;
-        int64_t at = (int64_t)g * width;
-        int32_t dot[4] = {0, 0, 0, 0};
-        for (int i = 0; i < width; i++) {
-            int32_t weight = wg[i];
-            dot[0] += weight * c0[at + i];
-            dot[1] += weight * c1[at + i];
-            dot[2] += weight * c2[at + i];
-            dot[3] += weight * c3[at + i];
-        }
-        float group_scale = from_bfloat16(scale[(int64_t)g * scale_stride]);
-        for (int r = 0; r < 4; r++) {
-            for (; next[r] < overflowed[r] && overflows[r][next[r]].index < (g + 1) * width; next[r]++)
-                dot[r] += (int32_t)w[overflows[r][next[r]].index] * overflows[r][next[r]].rest;
-            sums[r] = fmaf(group_scale, (float)dot[r], sums[r]);
-        }
-    }
 }
 
 /* x (rows, in_features) fp32; norm_weight (in_features) fp32 or NULL; w (out, groups, width) int8 (each output's
@@ -135,8 +191,10 @@ EXPORT void spiking_linear(const float *x, int rows, int in_features, const floa
             int r = first;
             for (; r + 4 <= last; r += 4) {  /* four tokens a pass over this output's weights */
                 float sums[4];
-                output_sums4(counts + (int64_t)r * padded, padded, w + (int64_t)o * padded, scale + o, out, groups,
-                             width, &overflows[r - first], &overflowed[r - first], sums);
+                const Overflow *lists[4] = {overflows[r - first], overflows[r - first + 1], overflows[r - first + 2],
+                                            overflows[r - first + 3]};
+                output_sums(counts + (int64_t)r * padded, padded, 4, w + (int64_t)o * padded, scale + o, out, groups,
+                            width, lists, &overflowed[r - first], sums);
                 for (int t = 0; t < 4; t++) y[(int64_t)(r + t) * out + o] = output(sums[t], v_th[r + t], bias, o);
             }
             for (; r < last; r++)

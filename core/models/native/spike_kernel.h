@@ -1,5 +1,6 @@
 /* What spike_kernel.c, decode_step.c and team.c share. */
 #include <stdint.h>
+#include <string.h>
 
 /* What Python calls through ctypes: a Windows DLL exports only what is marked. */
 #ifdef _WIN32
@@ -14,7 +15,13 @@ typedef struct {
     int32_t rest; /* its count less the +-32767 kept in the int16 counts */
 } Overflow;
 
-float from_bfloat16(uint16_t bits);
+/* The model's scales are bfloat16: the top half of an fp32. Inline: a call per group of 128 cost 1% of decoding. */
+static inline float from_bfloat16(uint16_t bits) {
+    uint32_t word = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &word, sizeof value);
+    return value;
+}
 float inverse_rms(const float *x, int n, float eps);
 float spike_threshold_of(const float *x, int n, float k, const float *norm_weight, float norm_eps, float *rms);
 
