@@ -164,9 +164,9 @@ def pull(
 
 BITS = typer.Option(None, "--bits", show_default=False,
                     help="The spiking weights' bits: 8 (INT8, a scale per 128 inputs) or 4 (GGUF's Q4_1 blocks of 32: "
-                    "0.6 as many bytes, decodes faster). Default: for a GGUF whose projections are mostly Q4_0, Q4_1 "
-                    "or Q4_K, 4 (those blocks kept as they are, finer ones in INT8) on a CPU without VNNI or for a "
-                    "model over 250M parameters; 8 otherwise.")
+                    "0.6 as many bytes, decodes faster on many CPUs). Default: for a GGUF whose projections are mostly "
+                    "Q4_0, Q4_1 or Q4_K, 4 (those blocks kept as they are, finer ones in INT8) on a CPU without VNNI; "
+                    "8 otherwise.")
 
 
 def _checked_bits(bits: int | None) -> int | None:

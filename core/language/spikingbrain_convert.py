@@ -169,29 +169,21 @@ def _pre_tokenizer(name: str):
 
 GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 GEMMA3_FULL_EVERY = 6  # llama.cpp's Gemma 3: five sliding-window layers, then one full (its swa pattern)
-BIG_MODEL_PROJECTIONS = 250_000_000
-"""Projection weights from which a 4-bit model decodes enough faster, even where torch's INT8 product is fast
-(VNNI), to be worth its slower prompts: above SmolLM2-135M's 106 million, below SmolLM2-360M's 315 million."""
-
-
 def gguf_bits(reader) -> int:
     """The spiking weights' bits for a GGUF: 4 where its projections are mostly 4-bit blocks (Q4_0, Q4_1, Q4_K:
-    the 4-bit form holds them as they are) and 4-bit decodes faster here; 8 otherwise.
+    the 4-bit form holds them as they are) and this CPU's INT8 product is slow (no VNNI); 8 otherwise.
 
     Without VNNI both forms' prompts are fp32 products, and 4-bit decodes faster: SmolLM2 on an AVX2 EPYC, 90
     against 71 tokens/s in ``tantra chat``. With VNNI an INT8 prompt of 40 tokens or more takes torch's INT8
-    product, which 4-bit weights have no match for: on an AVX-512 EPYC 4-bit decoded SmolLM2 5-10% faster (107-116
-    against 92-111 tokens/s) but read an 80-token prompt in 0.16 s against 0.13, 150 tokens in 0.31 against 0.20.
-    From ``BIG_MODEL_PROJECTIONS`` up decoding dominates there too (1.5B: 14.1 against 9.0 tokens/s)."""
+    product, which 4-bit weights have no match for, and decoding depends on the CPU: on an AVX-512 EPYC 4-bit
+    decoded 1.0-1.6x as fast as INT8 at 135M to 1.5B, on an Intel Xeon with AMX 0.7-1.0x (docs/BENCHMARKS.md)."""
     from core.language.gguf_blocks import FOUR_BIT_GRIDS
     from core.models.spike_coding import int8_product_is_fast
 
     projections = [t for t in reader.tensors if t.name.startswith("blk.") and len(t.shape) == 2]
     sizes = [int(t.shape[0]) * int(t.shape[1]) for t in projections]
     in_4_bit = sum(size for t, size in zip(projections, sizes) if t.tensor_type.name in FOUR_BIT_GRIDS)
-    if not projections or in_4_bit * 2 < sum(sizes):
-        return 8
-    return 4 if sum(sizes) >= BIG_MODEL_PROJECTIONS or not int8_product_is_fast() else 8
+    return 4 if projections and in_4_bit * 2 >= sum(sizes) and not int8_product_is_fast() else 8
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path, bits: int | None = None) -> Path:
