@@ -169,6 +169,8 @@ def _pre_tokenizer(name: str):
 
 GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 GEMMA3_FULL_EVERY = 6  # llama.cpp's Gemma 3: five sliding-window layers, then one full (its swa pattern)
+
+
 def gguf_bits(reader) -> int:
     """The spiking weights' bits for a GGUF: 4 where its projections are mostly 4-bit blocks (Q4_0, Q4_1, Q4_K:
     the 4-bit form holds them as they are) and this CPU's INT8 product is slow (no VNNI); 8 otherwise.

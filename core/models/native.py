@@ -32,8 +32,8 @@ SIMD = (("avx512_vnni", ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"),
         ("sse4_1", ("sse4_1",), ("-msse4.1",)))  # fmt: skip
 """The vector extensions used where the CPU runs them, best first: a name, the CPU flags it needs, gcc's flags.
 Whether AVX-512 decodes faster depends on the CPU, so where it runs, AVX2 is built too and both are timed
-(``build``): on an AMD EPYC AVX-512 decoded SmolLM2 at 47 tokens/s against AVX2's 58; on an Intel Xeon with AMX,
-the 135M shape at 52 against 45 (gcc's ``vpdpwssd`` on the int16 counts)."""
+(``build``): on an AMD EPYC AVX-512 decoded SmolLM2 at 47 tokens/s against AVX2's 58 (gcc's vectorization, before
+the kernel's own intrinsics); on an Intel Xeon with AMX at 57-59 against 50-51 (``vpdpwssd`` on the int16 counts)."""
 TIMED_SHAPES = (30, ((960, 576), (576, 576), (3072, 576), (576, 1536))), (1, ((49152, 576),))
 """``build``'s timing: SmolLM2-135M's projections (out, in) in its 30 layers, and its head, as INT8 weights (134 MB:
 decoding streams them, and a CPU's caches hold part of them)."""
@@ -119,6 +119,7 @@ def build(cache: Path) -> Path:
 
 
 def _build(compiler, name: str, simd: tuple[str, ...], cache: Path) -> Path:
+    """The library for one of ``SIMD``'s extensions, named after it and keyed by the source, flags and compiler."""
     sources = b"".join(source.read_bytes() for source in (*SOURCES, HEADER))
     flags = " ".join(compiler.flags(simd, openmp=True))
     key = hashlib.sha256(sources + flags.encode() + compiler.version().encode()).hexdigest()[:16]
