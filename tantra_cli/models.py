@@ -186,7 +186,7 @@ def convert(
     """Convert a GGUF file or a Hugging Face checkpoint into SpikingBrain (full precision and spiking weights)."""
     settings = settings_of(ctx)
     with user_errors(settings):
-        from core.language.spikingbrain_convert import convert_gguf, convert_hf_dir
+        from core.language.spikingbrain_convert import convert_gguf, convert_hf_dir, weights_form
         from core.runtime.model_store import CHECKPOINT_FILES, hub_snapshot
 
         bits = _checked_bits(bits)
@@ -196,7 +196,7 @@ def convert(
                 raise TantraError(f"{source}: a file to convert must be a .gguf (or give a checkpoint directory)")
             say(f"converting {source} into {output}")
             convert_gguf(path, output, bits)
-            say(f"ready: tantra chat --model {output}")
+            say(f"ready ({weights_form(output)}): tantra chat --model {output}")
             return
         if not path.is_dir():
             if source.count("/") != 1 or path.exists():
@@ -207,7 +207,7 @@ def convert(
             raise TantraError(f"{path} has no config.json: not a Hugging Face checkpoint ({wanted})")
         say(f"converting {source} into {output}")
         convert_hf_dir(path, output, bits or 8)
-        say(f"ready: tantra chat --model {output}")
+        say(f"ready ({weights_form(output)}): tantra chat --model {output}")
 
 
 @app.command(name="import")
@@ -221,12 +221,13 @@ def import_model(
     settings = settings_of(ctx)
     with user_errors(settings):
         from core.language.imported_models import import_ollama
+        from core.language.spikingbrain_convert import weights_form
 
         kind, _, reference = source.partition(":")
         if kind != "ollama" or not reference:
             raise TantraError(f"{source}: give ollama:NAME[:TAG] (a model in Ollama's store, as `ollama list` shows)")
-        name, _ = import_ollama(reference, settings, say, bits=_checked_bits(bits))
-        say(f"ready: tantra chat -m {name}")
+        name, path = import_ollama(reference, settings, say, bits=_checked_bits(bits))
+        say(f"ready ({weights_form(path)}): tantra chat -m {name}")
 
 
 @app.command()

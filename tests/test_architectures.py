@@ -173,7 +173,7 @@ def test_models_convert_takes_a_gguf_file_and_refuses_other_files(tmp_path):
     tiny_gguf("qwen2", reference, tmp_path / "tiny.gguf")
     done = run_tantra("models", "convert", str(tmp_path / "tiny.gguf"), str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
-    assert b"ready: tantra chat --model" in done.stderr
+    assert b"ready (INT8 weights): tantra chat --model" in done.stderr  # tiny_gguf's weights are F32: finer
     assert load_spikingbrain_dir(tmp_path / "out", spiking=False)["model"].config.qkv_bias
     refused = run_tantra("models", "convert", str(tmp_path / "qwen2" / "config.json"), str(tmp_path / "x"))
     assert refused.returncode != 0 and b"must be a .gguf" in refused.stderr and b"Traceback" not in refused.stderr

@@ -173,7 +173,7 @@ def test_a_q4_k_m_gguf_keeps_its_4_bit_blocks_as_they_are_and_its_finer_ones_in_
 
     from core.language.chat_model import LocalChatModel
     from core.language.language_model import load_spikingbrain_dir
-    from core.language.spikingbrain_convert import convert_gguf
+    from core.language.spikingbrain_convert import convert_gguf, weights_form
     from core.models.decode_step import NativeStep, unsupported
     from tantra_benchmarks.llama_cpp import write_shape_gguf
 
@@ -185,6 +185,7 @@ def test_a_q4_k_m_gguf_keeps_its_4_bit_blocks_as_they_are_and_its_finer_ones_in_
     model, reference = loaded["model"], load_spikingbrain_dir(converted, spiking=False)["model"]
     assert model.config.weight_bits == 4 and model.config.int8_projections == ("blocks.0.mlp.down_proj",)
     assert "1 of 4 projections INT8" in LocalChatModel(model, loaded["tokenizer"], "q4_k_m").describe()
+    assert weights_form(converted) == "4-bit weights, 1 projection in INT8 (finer in the file)"
     block, exact = model.blocks[0], reference.blocks[0]
     assert block.mlp.down_proj.qweight.dtype == torch.int8
     for ours, theirs in ((block.attn.qkv_proj, exact.attn.qkv_proj), (block.attn.o_proj, exact.attn.o_proj),

@@ -288,6 +288,15 @@ def convert_gguf(gguf_path: Path, out_dir: Path, bits: int | None = None) -> Pat
     return out_dir
 
 
+def weights_form(out_dir: Path) -> str:
+    """How a converted model keeps its spiking weights, in a few words (``tantra models convert`` says it)."""
+    config = json.loads((out_dir / CONFIG).read_text())
+    if config.get("weight_bits", 8) == 8:
+        return "INT8 weights"
+    kept = len(config.get("int8_projections", ()))
+    return "4-bit weights" + (f", {kept} projection{'s' * (kept != 1)} in INT8 (finer in the file)" if kept else "")
+
+
 def _save(out_dir: Path, state: dict, config: dict, blocks: dict | None = None) -> None:
     """The full-precision weights (the reference), their INT8 (or 4-bit) inference form, and the config. ``blocks``
     gives 4-bit projections (``blocks.0.mlp.down_proj.``) their file's own blocks: packed weights and scales."""
