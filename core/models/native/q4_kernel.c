@@ -19,7 +19,7 @@
 
 #include "spike_kernel.h"
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__AVX512BW__)
 #include <immintrin.h>
 #endif
 
@@ -76,7 +76,39 @@ static inline void q4_outputs(const Q4Input *in, int tokens, const uint8_t *w, c
 #if defined(__AVX2__)
     const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
     __m256 lanes[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int g = 0; g < groups; g++) {
+    int g = 0;
+#if defined(__AVX512BW__)
+    /* Two groups a step in 512-bit registers: their 32 bytes of nibbles as 64 weights in input order, times both
+     * groups' counts, into 16 exact int32 lanes (8 a group), scaled by each group's d. */
+    __m512 wide[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const __m512i low512 = _mm512_set1_epi8(15);
+    const __m512i d_lanes = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+#if !defined(__AVX512VNNI__)
+    const __m512i ones512 = _mm512_set1_epi16(1);
+#endif
+    for (; g + 2 <= groups; g += 2) {
+        __m256i bytes = _mm256_loadu_si256((const __m256i *)(w + g * 16));
+        __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(bytes), _mm256_srli_epi16(bytes, 4), 1);
+        /* 128-bit lanes: low nibbles of g, of g + 1, high of g, of g + 1 -> g's inputs 0-15, 16-31, then g + 1's */
+        __m512i q = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), low512);
+        __m128 dm4 = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(dm + 2 * g)));  /* d, m of g; d, m of g + 1 */
+        __m512 d = _mm512_permutexvar_ps(d_lanes, _mm512_castps128_ps512(dm4));
+        float m0 = _mm_cvtss_f32(_mm_shuffle_ps(dm4, dm4, 1)), m1 = _mm_cvtss_f32(_mm_shuffle_ps(dm4, dm4, 3));
+        for (int t = 0; t < tokens; t++) {
+            __m512i c = _mm512_loadu_si512((const void *)(in[t].counts + g * GROUP));
+#if defined(__AVX512VNNI__)
+            __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, c);
+#else
+            __m512i dots = _mm512_madd_epi16(_mm512_maddubs_epi16(q, c), ones512);
+#endif
+            wide[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dots), wide[t]);
+            sum[t] = fmaf(m0, in[t].sums[g], sum[t]);
+            sum[t] = fmaf(m1, in[t].sums[g + 1], sum[t]);
+        }
+    }
+    for (int t = 0; t < tokens; t++) sum[t] += _mm512_reduce_add_ps(wide[t]);
+#endif
+    for (; g < groups; g++) {
         __m128i bytes = _mm_loadu_si128((const __m128i *)(w + g * 16));
         __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes), _mm_srli_epi16(bytes, 4), 1);
         __m256i q = _mm256_and_si256(both, low);  /* inputs 0..15, then 16..31 (not _mm256_set_m128i: gcc 8+) */
