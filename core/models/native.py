@@ -14,6 +14,7 @@ compiler, or if the check fails, the model keeps its PyTorch path and says why o
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import sys
@@ -36,7 +37,7 @@ Whether AVX-512 decodes faster depends on the CPU, so where it runs, AVX2 is bui
 the kernel's own intrinsics); on an Intel Xeon with AMX at 57-59 against 50-51 (``vpdpwssd`` on the int16 counts)."""
 TIMED_SHAPES = (30, ((960, 576), (576, 576), (3072, 576), (576, 1536))), (1, ((49152, 576),))
 """``build``'s timing: SmolLM2-135M's projections (out, in) in its 30 layers, and its head, as INT8 weights (134 MB:
-decoding streams them, and a CPU's caches hold part of them)."""
+decoding streams them, and a CPU's caches hold part of them), then the projections as 4-bit weights."""
 SUFFIX = {"win32": ".dll", "darwin": ".dylib"}.get(sys.platform, ".so")
 
 
@@ -141,8 +142,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _decode_seconds(path: Path) -> float:
-    """How long the library takes to decode a token through ``TIMED_SHAPES``, best of three; infinity if it fails
-    its check."""
+    """How long the library takes to decode a token through ``TIMED_SHAPES`` in INT8 and in 4 bits, best of three;
+    infinity if it fails its check."""
     try:
         kernel = Kernel(ctypes.CDLL(str(path)), path)
         _check(kernel)
@@ -150,22 +151,30 @@ def _decode_seconds(path: Path) -> float:
         return float("inf")
     rng = np.random.default_rng(0)
     noise = rng.integers(-127, 128, 1 << 20, dtype=np.int8)  # the values do not change the time
-    calls = []
+    calls, alive = [], []  # the kernel gets raw pointers: their arrays stay here
     for repeats, shapes in TIMED_SHAPES:
         for out, in_features in shapes * repeats:
             groups = -(-in_features // 128)
+            x = rng.standard_normal(in_features).astype(np.float32)
             weight = np.resize(noise, (out, groups, 128))
             scale = np.full((groups, out), 0x3C00, np.uint16)  # bfloat16 0.0078
-            x = rng.standard_normal(in_features).astype(np.float32)
-            y, counts = np.empty(out, np.float32), np.empty(groups * 128, np.int16)
-            calls.append((x, in_features, weight, scale, (groups, out, 128), y, counts))
-    v_th = np.empty(1, np.float32)
+            y, counts, v_th = np.empty(out, np.float32), np.empty(groups * 128, np.int16), np.empty(1, np.float32)
+            alive += [x, weight, scale, y, counts, v_th]
+            calls.append(functools.partial(kernel.spiking_linear, x.ctypes.data, 1, in_features, 4.0,
+                                           weight.ctypes.data, scale.ctypes.data, (groups, out, 128), None,
+                                           y.ctypes.data, counts.ctypes.data, v_th.ctypes.data))  # fmt: skip
+            if repeats > 1:  # the projections in 4 bits too (the head stays INT8)
+                packed = np.resize(noise.view(np.uint8), (out, in_features // 2))
+                dm = np.full((out, in_features // 32, 2), 0.01, np.float16)
+                alive += [packed, dm]
+                calls.append(functools.partial(kernel.q4_linear, x.ctypes.data, 1, in_features, 4.0,
+                                               packed.ctypes.data, dm.ctypes.data, (out, in_features // 32), None,
+                                               y.ctypes.data))  # fmt: skip
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        for x, in_features, weight, scale, shape, y, counts in calls:
-            kernel.spiking_linear(x.ctypes.data, 1, in_features, 4.0, weight.ctypes.data, scale.ctypes.data, shape,
-                                  None, y.ctypes.data, counts.ctypes.data, v_th.ctypes.data)  # fmt: skip
+        for call in calls:
+            call()
         best = min(best, time.perf_counter() - start)
     return best
 
