@@ -77,7 +77,7 @@ def kernel(settings: Settings) -> Finding:
     except OSError as error:
         return Finding("SpikingBrain kernel", f"{compiler.name} could not build it ({error})", False, install_hint())
     vector = "the compiler's baseline" if built.simd == "baseline" else built.simd
-    return Finding("SpikingBrain kernel", f"built by {compiler.name} ({vector}, the faster here), checked", True)
+    return Finding("SpikingBrain kernel", f"built by {compiler.name} ({vector}), checked", True)
 
 
 def voices() -> list[Finding]:
