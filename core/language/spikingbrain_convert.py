@@ -177,8 +177,10 @@ def gguf_bits(reader) -> int:
 
     Without VNNI both forms' prompts are fp32 products, and 4-bit decodes faster: SmolLM2 on an AVX2 EPYC, 90
     against 71 tokens/s in ``tantra chat``. With VNNI an INT8 prompt of 40 tokens or more takes torch's INT8
-    product, which 4-bit weights have no match for, and decoding depends on the CPU: on an AVX-512 EPYC 4-bit
-    decoded 1.0-1.6x as fast as INT8 at 135M to 1.5B, on an Intel Xeon with AMX 0.7-1.0x (docs/BENCHMARKS.md)."""
+    product: on an AVX-512 EPYC 4-bit decoded 1.0-1.6x as fast as INT8 at 135M to 1.5B, but read an 80-token prompt
+    in 0.16 s against 0.13 (150 tokens: 0.31 against 0.20). On an Intel Xeon with AMX, with the kernels' AVX-512
+    builds, 4-bit decodes 1.2-1.35x as fast with prompts as quick, and ``--bits 4`` is the better choice there; no
+    rule measured on one kind of CPU decides it for the other yet (docs/BENCHMARKS.md)."""
     from core.language.gguf_blocks import FOUR_BIT_GRIDS
     from core.models.spike_coding import int8_product_is_fast
 
