@@ -83,9 +83,11 @@ def bench_transcribe(settings: Settings, clip: Path | None, repeats: int) -> dic
         result["default_engine"] = MODEL_CONFIG.hearing.engines.entries[0]
 
         result["cold_start"] = _cold_start(clip, settings, repeats)
+    from tantra_benchmarks.turn_parts import bench_turn_parts
     from tantra_benchmarks.turn_window import bench_turn_window
 
     result["turn_window"] = bench_turn_window(settings)
+    result["long_turns_read_in_parts"] = bench_turn_parts(settings)
     return result
 
 

@@ -7,10 +7,12 @@ with half a second of silence before and 128 ms after, as the voice loop hands a
 
 from __future__ import annotations
 
+import io
 import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,26 +40,36 @@ def word_errors(reference: str, hypothesis: str) -> int:
     return row[-1]
 
 
-def _clips(loader) -> list[tuple[str, np.ndarray]]:
-    import soundfile
-    import soxr
-
+def _voices(loader) -> list[Callable[[str], np.ndarray]]:
+    """text -> 16 kHz audio: the store's Piper voice, then espeak-ng where it is installed (robotic, harder)."""
     from core.voice.speaker import Speaker
+    from tantra_benchmarks.voice import _spoken
+
+    speaker = Speaker(loader.load_speaker("piper"))
+    voices = [lambda text: _spoken(speaker, text)]
+    espeak = shutil.which("espeak-ng")
+    if espeak:
+
+        def robot(text: str) -> np.ndarray:
+            import soundfile
+            import soxr
+
+            wav = subprocess.run([espeak, "--stdout", text], capture_output=True, check=True).stdout
+            audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+            return soxr.resample(audio, rate, 16000).astype(np.float32)
+
+        voices.append(robot)
+    return voices
+
+
+def _clips(loader) -> list[tuple[str, np.ndarray]]:
     from core.voice.speech_text import sentences as split_sentences
-    from tantra_benchmarks.voice import QUESTIONS, _spoken
+    from tantra_benchmarks.voice import QUESTIONS
 
     sentences = [s for s in split_sentences(prose_text()) if 3 < len(s.split()) < 30][:24]
     texts = [*QUESTIONS, *sentences]
-    speaker = Speaker(loader.load_speaker("piper"))
-    clips = [(text, _spoken(speaker, text)) for text in texts]
-    espeak = shutil.which("espeak-ng")
-    for text in texts[:18] if espeak else ():
-        import io
-
-        wav = subprocess.run([espeak, "--stdout", text], capture_output=True, check=True).stdout
-        audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
-        clips.append((text, soxr.resample(audio, rate, 16000).astype(np.float32)))
-    return clips
+    piper, *others = _voices(loader)
+    return [(text, piper(text)) for text in texts] + [(text, say(text)) for say in others for text in texts[:18]]
 
 
 def bench_turn_window(settings: Settings) -> dict:
