@@ -35,6 +35,16 @@ QUESTIONS = (
     "Where does rain come from?",
     "What is the largest ocean on Earth?",
 )
+LONG_ASKS = (
+    ("I am planning a trip to Paris next spring with my two children.", "We would like to see the museums,",
+     "but we only have three days.", "Which ones should we visit first?"),
+    ("My tomato plants have yellow leaves at the bottom,", "and some of the fruit has black spots.",
+     "I water them every evening.", "What am I doing wrong?"),
+    ("I want to start running in the mornings before work.", "I have not exercised for about two years,",
+     "and my knees sometimes hurt.", "How should I begin?"),
+)
+"""Long turns, said clause by clause with ``LONG_PAUSE`` between clauses: how much is left to transcribe at the end."""
+LONG_PAUSE = 0.25  # seconds: inside a turn even where Smart Turn finds the sentence before complete (it ends at 0.3 s)
 STAGES = ("transcribed", "first_token", "first_sentence", "first_audio")
 MAX_TOKENS = 60  # a voice reply is a few sentences; the voice system prompt asks for that too
 
@@ -59,13 +69,35 @@ def _percentile(values: list[float], share: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))], 3)
 
 
+def _long_turn(speaker, clauses: tuple[str, ...]) -> np.ndarray:
+    pause = np.zeros(round(LONG_PAUSE * 16000), np.float32)
+    return np.concatenate([part for clause in clauses for part in (_spoken(speaker, clause), pause)][:-1])
+
+
+def _long_summary(records: list) -> dict:
+    """``_summary`` of the long turns, with the share of their words heard wrong (a long turn is rarely heard word
+    for word) and what was heard. More turns than asks: a pause ended one too soon, and the answer had sounded
+    before the user went on (the rest was another turn)."""
+    from tantra_benchmarks.turn_window import _words, word_errors
+
+    asked = tuple(" ".join(clauses) for clauses in LONG_ASKS)
+    heard = [record.heard for record in records if not record.went_on]
+    # All asks against all turns heard: a turn split in two (the answer sounded before the user went on) loses no
+    # words, and one lost does
+    errors = word_errors(" ".join(asked), " ".join(heard))
+    return {**_summary(records, asked), "word_error_rate": round(errors / len(_words(" ".join(asked))), 4),
+            "heard": heard}
+
+
 def _summary(records: list, asked: tuple[str, ...] = QUESTIONS) -> dict:
+    went_on = sum(record.went_on for record in records)  # a pause ended a turn too soon: the next is the whole of it
+    records = [record for record in records if not record.went_on]
     stages = {}
     for stage in STAGES:
         values = [r.latency[stage] for r in records if r.latency[stage] is not None]
         stages[stage] = {"p50_s": _percentile(values, 0.5), "p95_s": _percentile(values, 0.95),
                          "mean_s": round(statistics.fmean(values), 3) if values else None}  # fmt: skip
-    return {"turns": len(records), "latency": stages,
+    return {"turns": len(records), "went_on": went_on, "latency": stages,
             "first_audio_each_s": [r.latency["first_audio"] for r in records],
             "turns_heard_right": sum(r.heard.rstrip(".?!").lower() == q.rstrip(".?!").lower()
                                      for r, q in zip(records, asked))}  # fmt: skip
@@ -91,10 +123,11 @@ def _turns(loader, loop, system: str, describer=None, model: str | None = None) 
 
 
 def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | None, loudspeakers: bool = False,
-                  model: str | None = None, system: str | None = None):
+                  model: str | None = None, system: str | None = None, cancel_echo: bool = False):
     """One voice session over ``clips`` (the first with ``photo``); the records of its turns, and the loop. With
     ``loudspeakers``: the stand-in room's echo, and the echo canceller (barge-in auto, so the user could talk
-    over it: nobody does, and an answer that stops itself is a self-interruption)."""
+    over it: nobody does, and an answer that stops itself is a self-interruption). With ``cancel_echo``: the
+    canceller in a room without echo (``tantra chat``'s default; the other runs are half-duplex, as without it)."""
     from core.language.chat_images import image_record
     from core.talk.echo_canceller import EchoCanceller
     from core.talk.events import VoiceOptions
@@ -110,7 +143,7 @@ def _conversation(settings: Settings, clips: list[np.ndarray], photo: Path | Non
     source = ScriptedSource(clips, ready=lambda: "loop" in holder and holder["loop"].loaded and holder["loop"].idle(),
                             pause=1.0)  # fmt: skip
     room = Room(**LOUDSPEAKERS) if loudspeakers else None
-    options = VoiceOptions(echo_canceller=EchoCanceller()) if loudspeakers else VoiceOptions()
+    options = VoiceOptions(echo_canceller=EchoCanceller()) if loudspeakers or cancel_echo else VoiceOptions()
     loop = holder["loop"] = VoiceLoop(StandInAudio(source, 22050, room=room), SileroVad(), options)
     if photo is not None:
         loop.attach_image(photo, image_record(describer, photo))
@@ -278,6 +311,7 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
 
     clips = [_spoken(Speaker(user_voice), question) for question in QUESTIONS[:turns]]
     story_clips = [_spoken(Speaker(user_voice), ask) for ask in STORY_ASKS]
+    long_clips = [_long_turn(Speaker(user_voice), clauses) for clauses in LONG_ASKS]
     with tempfile.TemporaryDirectory() as folder:
         photo = photo or _photos(Path(folder))[0]
         records, _ = _conversation(replace(settings, low_resource=False), clips, photo, model=model)
@@ -289,6 +323,9 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
         # Long answers: their first piece is voiced while the model still has most of the reply to write.
         stories, _ = _conversation(replace(settings, low_resource=False), story_clips, None, model=model,
                                    system=STORYTELLER)  # fmt: skip
+        # Long turns, said with pauses: a pause after a whole sentence may end the turn before the user goes on.
+        long_turns, _ = _conversation(replace(settings, low_resource=False), long_clips, None, model=model,
+                                      cancel_echo=True)  # fmt: skip
     barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), tries=barge_ins, model=model)
     loud, loud_loop = _conversation(replace(settings, low_resource=False), clips, None, loudspeakers=True,
                                     model=model)  # fmt: skip
@@ -301,6 +338,7 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
         "low_resource": _summary(light),
         "defaults_silence_end_of_turn": _summary(silence_only),
         "long_answers": _summary(stories, STORY_ASKS),
+        "long_turns": _long_summary(long_turns),
         "replies": [{"heard": r.heard, "reply": r.reply} for r in records],
         "barge_in": barge_in,
         "loudspeakers": {

@@ -87,7 +87,9 @@ class ReplVoice:
                 elif isinstance(event, ReplyText):
                     self._show(event.text)
                 elif isinstance(event, TurnDone):
-                    self._show(" (interrupted)" if event.record.interrupted else "", end=True)
+                    record = event.record
+                    self._show(" (you went on)" if record.went_on else " (interrupted)" if record.interrupted else "",
+                               end=True)
         except TantraError as error:
             self.errors.print(f"error: {error}; the voice is off", markup=False, highlight=False)
         if self.loop is loop:  # the input ended by itself (a --mic-file is over, a device is gone)

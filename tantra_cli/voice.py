@@ -49,7 +49,9 @@ def run_headless(loop, load, as_json: bool) -> int:
             elif isinstance(event, ReplyText):
                 print(event.text, end="", flush=True)
             elif isinstance(event, TurnDone):
-                print(" (interrupted)" if event.record.interrupted else "", flush=True)
+                record = event.record
+                ending = " (you went on)" if record.went_on else " (interrupted)" if record.interrupted else ""
+                print(ending, flush=True)
     finally:
         signal.signal(signal.SIGINT, previous)
         loop.link.close()

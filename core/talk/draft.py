@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from config.errors import TantraError
 from core.language.chat_session import TurnMark
 from core.memory.chat_log import ImageRecord
@@ -36,6 +38,8 @@ class Draft:
     images: list[tuple[str, ImageRecord]] = field(default_factory=list)
     mark: TurnMark | None = None
     """Where the chat stood before this draft was asked (``ChatSession.turn_mark``)."""
+    audio: np.ndarray | None = None
+    """What was read: the utterance's audio, after that of a turn the user went on from (``VoiceLoop._draft``)."""
     clock: Callable[[], float] = time.monotonic
 
     @property

@@ -69,10 +69,13 @@ class TurnRecord:
     images: list[str]
     latency: dict[str, float | None]
     """Seconds from the end of the user's speech (the last voiced sample) to each stage."""
+    went_on: bool = False
+    """The user went on speaking before the reply made a sound: it was taken back, and the next turn is this one
+    and what they went on to say."""
 
     def as_json(self) -> dict:
         return {"turn": self.turn, "heard": self.heard, "reply": self.reply, "interrupted": self.interrupted,
-                "images": self.images, "latency": self.latency}  # fmt: skip
+                "images": self.images, "latency": self.latency, "went_on": self.went_on}  # fmt: skip
 
 
 # ---- events that run() yields ----------------------------------------------------------------------------------------

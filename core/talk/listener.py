@@ -38,12 +38,14 @@ class ReadAhead:
 class Listener:
     def __init__(self, link, vad: Callable[[np.ndarray], float], options: VoiceOptions, detector: TurnDetector,
                  turns: queue.Queue, replying: threading.Event, hold: BargeInHold,
-                 images_waiting: Callable[[], bool]) -> None:  # fmt: skip
+                 images_waiting: Callable[[], bool], going_on: Callable[[], bool]) -> None:  # fmt: skip
         """``link``: a ``core.talk.sound_io.AudioLink``; ``vad``: frame -> probability of speech; ``turns``: where
         the detector's events go (then ``InputLost``, ``ReadAhead``, or None when the input ends); ``replying``: set
-        while the conversation answers; ``images_waiting``: a picture was shown for the next turn."""
+        while the conversation answers; ``images_waiting``: a picture was shown for the next turn; ``going_on``:
+        the user goes on with the turn being answered, before its answer made a sound (True: it is taken back)."""
         self.link, self.vad, self.options, self.detector = link, vad, options, detector
         self.turns, self.replying, self.hold, self.images_waiting = turns, replying, hold, images_waiting
+        self.going_on = going_on
         self.canceller = options.echo_canceller
         self.echo = EchoGate(link.playback.level_at, options.echo_margin)
         self.room_echo = None if self.canceller is None else EchoGate(link.playback.level_at, options.echo_margin)
@@ -58,6 +60,10 @@ class Listener:
         self.drop_recording = threading.Event()
         self.armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
         self._turn_started_at = 0.0
+        self.last_turn_end = -1e9
+        """When the speech of the last turn the detector ended was last voiced (the sound link's clock)."""
+        self._answer_sounded_at: float | None = None  # when Tantra first made a sound after that (its answer)
+        self._going_on = False  # the turn in progress goes on with the last one (``_answer_unheard``)
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
         self._user_heard_at = -1e9  # when a frame heard while Tantra spoke was last the user's speech
@@ -104,14 +110,23 @@ class Listener:
         false turns on PulseAudio. Unless the user was heard speaking as the voice stopped: a question begun over
         the end of an answer, too soon to be decided before it, lost its start there (PulseAudio: "three
         daughters." of "Tell me a long story about a king and his three daughters."). Headphones (barge-in on) are
-        never deaf."""
+        never deaf. Nor is half-duplex until the answer makes its first sound: there is no echo to hear yet."""
         if self.options.barge_in == "on":
             return False
         playback = self.link.playback
         tail = self._in_echo_tail(now)
         if self.full_duplex:
             return tail and not playback.busy and now - self._user_heard_at > self.options.echo_tail
+        if self._answer_unheard():
+            return tail
         return self.replying.is_set() or playback.busy or tail
+
+    def _answer_unheard(self, since: float | None = None) -> bool:
+        """Tantra is answering, and had made no sound since the user's last turn ended (until ``since``, else now):
+        whoever speaks then is the user going on with their turn, not talking over the answer (the voice loop takes
+        the answer back and joins the two)."""
+        sounded = self._answer_sounded_at
+        return self.replying.is_set() and (sounded is None or (since is not None and sounded > since))
 
     def _in_echo_tail(self, now: float) -> bool:
         """Tantra's voice fell quiet less than ``echo_tail`` ago: the room may still be echoing it."""
@@ -134,6 +149,9 @@ class Listener:
             self.detector.reset()
             self.recording = None
             self.turns.put(Resumed())  # a reply drafted on it is thrown away too
+        playback = self.link.playback
+        if self._answer_sounded_at is None and playback.last_sound_at > self.last_turn_end:
+            self._answer_sounded_at = playback.last_sound_at
         if self.recording is not None:
             self.recording.append(samples)
             return
@@ -144,7 +162,6 @@ class Listener:
             self.detector.reset()
             return
         probability = self.vad(samples)
-        playback = self.link.playback
         # While Tantra speaks, and for the echo's tail after it, only sure speech is the user's (full duplex: the
         # canceller leaves a little of a real room's echo, and the tail outlasts the sound by the room's delay).
         strict = self.replying.is_set() or playback.busy or self._in_echo_tail(now)
@@ -164,17 +181,23 @@ class Listener:
         self._frame_at = now
         for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
             if isinstance(event, Started):
-                self._turn_started_at = event.at
-                if event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
+                self._turn_started_at, self._going_on = event.at, False
+                if event.barge_in and self._answer_unheard(since=event.began) and self.going_on():
+                    self._going_on = True
+                    self.detector.goes_on()
+                elif event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
                     self.hold.pause()
                 elif self.images_waiting() and not self.replying.is_set():
                     self.turns.put(ReadAhead())
                 continue
+            if isinstance(event, Ended):
+                self.last_turn_end, self._answer_sounded_at = event.utterance.last_voiced, None
             spoken_to = True
             if isinstance(event, Speculate | Ended) and wake is not None:
                 woken = self._woken_at >= self._turn_started_at
-                spoken_to = woken or self._turn_started_at <= self.armed_until  # else: not spoken to Tantra
+                # Not spoken to Tantra, unless it follows an answer or goes on with a question
+                spoken_to = woken or self._turn_started_at <= self.armed_until or self._going_on
                 event = type(event)(replace(event.utterance, woken=woken))
             if self.hold.keep(event, spoken_to):  # the held reply's fate waits for this turn's end, and its words
                 continue

@@ -94,6 +94,8 @@ class Started:
     at: float
     barge_in: bool
     """True when it started while Tantra was speaking (barge-in on): the reply must stop."""
+    began: float = 0.0
+    """When the run of speech that decided it began (``Utterance.began``)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ class TurnDetector:
             self._recent.clear()
             self._voiced_frames = speech - 1  # the opening's speech, this frame but for ``_mark_voiced``'s count
             self._mark_voiced(captured_at)
-            return [Started(captured_at - len(self._turn) * FRAME_SECONDS, barge_in=strict)]
+            return [Started(captured_at - len(self._turn) * FRAME_SECONDS, barge_in=strict, began=self._began_at)]
 
         self._turn.append(np.zeros_like(frame) if echo else frame)
         if probability >= settings.stay_probability:
@@ -253,6 +255,13 @@ class TurnDetector:
         self._a_question = True
         if not self._complete:
             self._end_frames = min(self._end_frames, _frames(self.settings.end_silence_seconds))
+
+    def goes_on(self) -> None:
+        """The turn that just started as a barge-in is the user going on with the turn before, whose answer has made
+        no sound yet (a pause after a whole sentence ended it too soon): it ends as a turn does, not as a barge-in."""
+        if self._turn is not None and self._barge_in_turn:
+            self._barge_in_turn = False
+            self._end_frames = _frames(self.settings.end_silence_seconds)
 
     def _sounds_complete(self) -> bool:
         return self.end_of_turn(np.concatenate(self._turn)) >= self.settings.complete_probability

@@ -88,13 +88,16 @@ class VoiceLoop:
         self._hold = BargeInHold(link.playback, self.replying, link.clock)
         """A barge-in holds the reply, its voice paused, until the turn that made it is heard (``_settle_hold``)."""
         self.listener = Listener(link, vad, options, self.detector, self._turns, self.replying, self._hold,
-                                 images_waiting=lambda: bool(self._images))  # fmt: skip
+                                 images_waiting=lambda: bool(self._images), going_on=self._user_goes_on)  # fmt: skip
         self.full_duplex = self.listener.full_duplex
         """The microphone is heard while Tantra speaks: headphones, or an echo canceller on loudspeakers."""
         self.barge_ins = self.listener.barge_ins
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
         self.resumed: list[str] = []
         """Why each barge-in was not one (Tantra's own voice, noise): the reply it held went on."""
+        self._answering: str | None = None  # the words of the spoken turn being answered
+        self._went_on = False  # the user went on with it before its answer made a sound (``_user_goes_on``)
+        self._went_on_from: np.ndarray | None = None  # ... and its audio comes before the next turn's
         if self.canceller is not None:
             self.canceller.attach(link.playback, link.output_rate)
 
@@ -243,9 +246,10 @@ class VoiceLoop:
             self._said.popleft()
         return " ".join(text for _, text in self._said)
 
-    def _hear(self, utterance: Utterance) -> tuple[str, float]:
-        """What was said, and when the transcript was ready; Ctrl-C (or a barge-in) while Whisper works stops it."""
-        future = self._hearing.submit(self._roles.hear, utterance.audio)
+    def _hear(self, utterance: Utterance, audio: np.ndarray | None = None) -> tuple[str, float]:
+        """What was said (in ``audio``, else ``utterance``'s), and when the transcript was ready; Ctrl-C (or a
+        barge-in) while Whisper works stops it."""
+        future = self._hearing.submit(self._roles.hear, utterance.audio if audio is None else audio)
         while True:
             try:
                 return future.result(timeout=0.05).strip(), self.link.clock()
@@ -256,12 +260,16 @@ class VoiceLoop:
     def _draft(self, utterance: Utterance | None, typed: str | None = None,
                heard: tuple[str, float] | None = None) -> Draft:  # fmt: skip
         """Transcribe ``utterance`` (unless it was: ``heard`` is its text and when) and, unless it is noise or an
-        echo, start the reply to it (or to ``typed``)."""
+        echo, start the reply to it (or to ``typed``). Where the user went on with the turn before it
+        (``_user_goes_on``), the two are one turn, and read as one."""
         if typed is not None:
             draft = Draft(None, typed, self.link.clock(), clock=self.link.clock)
         else:
+            audio = utterance.audio
+            if self._went_on_from is not None and heard is None:
+                audio = np.concatenate([self._went_on_from, audio])
             try:
-                draft = Draft(utterance, *(heard or self._hear(utterance)), clock=self.link.clock)
+                draft = Draft(utterance, *(heard or self._hear(utterance, audio)), clock=self.link.clock, audio=audio)
             except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
                 return Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
             if utterance.woken:
@@ -347,6 +355,20 @@ class VoiceLoop:
         if spoken_to:
             self._turns.put(_HeardTurn(utterance, text, transcribed))
 
+    def _user_goes_on(self) -> bool:
+        """The user goes on speaking before the answer made a sound (the listener's thread): a pause after a whole
+        sentence ("I am planning a trip to Paris with my children." ... "We only have three days. Which museums
+        should we see?") ended their turn too soon. The answer stops unheard, ``_answer_turn`` takes it back, and
+        the next turn is asked with this one's words before it (``_draft``). False when no spoken turn's answer
+        has begun (its words are still being read): a barge-in then."""
+        if not self.replying.is_set() or self._answering is None:
+            return False
+        self._went_on = True
+        self._stop_reply.set()
+        self._voice.cancel()
+        self.link.playback.clear()
+        return True
+
     def _resume(self, why: str) -> Iterator[Event]:
         """A held reply goes on: it was no barge-in."""
         self.resumed.append(why)
@@ -364,6 +386,7 @@ class VoiceLoop:
 
     def _answer(self, utterance: Utterance | None, draft: Draft | None) -> Iterator[Event]:
         self._stop_reply.clear()
+        self._went_on = False
         self.replying.set()
         try:
             yield from self._answer_turn(utterance, draft)
@@ -372,6 +395,7 @@ class VoiceLoop:
                 draft.stream.close()
             yield Note("stopped")
         finally:
+            self._answering = None
             self.replying.clear()
             self._stop_reply.clear()
             held = self._hold.release()  # a barge-in's turn held for the reply is now a turn like any other
@@ -391,6 +415,8 @@ class VoiceLoop:
             yield Note(draft.dropped)
             return
         self._turn += 1
+        self._answering = None if utterance is None else draft.text
+        self._went_on_from = None  # (it was read with this turn)
         yield Heard(self._turn, draft.text, typed=utterance is None)
         latency: dict[str, float | None] = {"transcribed": draft.transcribed - end, "first_token": None,
                                             "first_sentence": None, "first_audio": None}  # fmt: skip
@@ -426,7 +452,13 @@ class VoiceLoop:
         while not self._stop_reply.is_set() and not (voice.idle() and not playback.busy):
             yield from self._settle_hold(tags)
             time.sleep(0.01)
-        interrupted = self._stop_reply.is_set()
+        interrupted, went_on = self._stop_reply.is_set(), self._went_on and self._answering is not None
+        if went_on:  # the user went on speaking before hearing anything: the next turn is this one, asked whole
+            self._discard(draft)  # (its images go with the next turn)
+            self._went_on_from = draft.audio
+            yield TurnDone(TurnRecord(self._turn, draft.text, "", True, [], {name: None for name in latency},
+                                      went_on=True))  # fmt: skip
+            return
         if draft.failure:
             yield Note(f"no answer: {draft.failure}")
         if voice.failure:
