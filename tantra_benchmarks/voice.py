@@ -2,8 +2,8 @@
 
 Questions are spoken by the store's Piper voice and played into the stand-in microphone at real time, one at a time,
 each once the previous answer has been spoken (as a person waits); the stand-in speaker keeps the true timeline.
-The same run measures the defaults and ``--low-resource``, a barge-in, the idle cost of listening, and the peak
-memory with all four roles resident (the first question comes with a photo).
+The same run measures the defaults and ``--low-resource``, long answers, long turns said with pauses, barge-ins,
+the idle cost of listening, and the peak memory with all four roles resident (the first question comes with a photo).
 """
 
 from __future__ import annotations

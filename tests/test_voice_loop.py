@@ -72,9 +72,10 @@ class Conversation:
     """A fake-model voice session over ``mic`` audio; ``events`` holds everything ``run`` yielded."""
 
     def __init__(self, mic, tmp_path, barge_in="auto", room=None, reply=None, echo_transcript=None,
-                 wake=None, echo_canceller=None) -> None:  # fmt: skip
+                 wake=None, echo_canceller=None, trailing=1.0) -> None:  # fmt: skip
         self.speaker_file = tmp_path / "speaker.wav"
-        self.link = StandInAudio(RecordingSource(mic), RATE, self.speaker_file, room=room, speed=SPEED)
+        self.link = StandInAudio(RecordingSource(mic), RATE, self.speaker_file, room=room, speed=SPEED,
+                                 trailing_seconds=trailing)  # fmt: skip
         options = VoiceOptions(barge_in=barge_in, wake=wake, echo_canceller=echo_canceller)
         self.loop = VoiceLoop(self.link, energy_vad, options)
         loaded = fake_language_model(reply=reply)
@@ -241,6 +242,19 @@ def test_a_question_after_a_quiet_moment_is_answered_even_when_it_repeats_the_an
     assert [t.heard for t in talk.turns] == ["hello there", "tell me more"], talk.notes()
 
 
+def test_a_barge_in_still_going_as_the_input_ends_stops_the_reply_and_the_session_ends(tmp_path):
+    # The file ends 0.2 s after the interruption: its turn ends as silence would end it. (A barge-in's turn holds
+    # the reply paused until it is judged, and one left unended kept the session waiting for ever.)
+    long_reply = "This is a long reply that goes on. " * 10
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(700, 1.0, 0.5)])
+    talk = Conversation(mic, tmp_path, barge_in="on", reply=lambda m: long_reply, trailing=0.2)
+    runner = threading.Thread(target=talk.run, daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "the session never ended"
+    assert talk.turns[0].interrupted and len(talk.loop.barge_ins) == 1
+
+
 def test_barge_in_stops_the_voice_within_200_ms_and_keeps_what_was_heard(tmp_path):
     long_reply = "This is a long reply that goes on. " * 10  # 3.5 s of fake voice
     mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 1.0 + 0.1), tone(700, 1.0, 0.5), silence(0.3)])
@@ -301,10 +315,14 @@ def test_a_barge_in_that_is_tantras_own_voice_or_a_noise_pauses_the_reply_which_
 
 
 class SlowVoice(FakeVoice):
-    """The fake voice, 0.2 s slower to begin each piece (1.2 s of the stand-in's timeline)."""
+    """The fake voice, ``delay`` s slower to begin each piece (six times that on the stand-in's timeline)."""
+
+    def __init__(self, delay: float = 0.2) -> None:
+        super().__init__()
+        self.delay = delay
 
     def synthesize(self, sentence: str, rate: float):
-        time.sleep(0.2)
+        time.sleep(self.delay)
         yield from super().synthesize(sentence, rate)
 
 
@@ -327,6 +345,30 @@ def test_a_user_who_goes_on_before_the_answer_sounds_is_answered_once_for_the_wh
     voice = np.flatnonzero(sounding(talk.speaker_audio()))
     assert voice[0] * 0.01 > 0.3 + 0.8 + 0.7 + 0.8  # Tantra's first sound came after the whole question
     assert whole.latency["first_audio"] is not None
+
+
+def test_the_answer_does_not_begin_over_a_user_who_goes_on(tmp_path):
+    # "tell me more" begins 0.5 s after the turn ended, just before the answer's first sound (0.6 s): its sound is
+    # held back until the turn is decided, and the two parts are one question.
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 0.5), tone(500, 0.8), silence(3.0)])
+    talk = Conversation(mic, tmp_path, barge_in="on")
+    talk.roles = replace(talk.roles, speaker=Speaker(SlowVoice(delay=0.1)))
+    talk.run()
+    assert [(t.heard, t.went_on) for t in talk.turns] == [("hello there", True), ("hello there tell me more", False)]
+    voice = np.flatnonzero(sounding(talk.speaker_audio()))
+    assert voice[0] * 0.01 > 0.3 + 0.8 + 0.6 + 0.5 + 0.8  # nothing played over the user
+
+
+def test_a_sound_before_the_answer_only_delays_it(tmp_path):
+    # A click 0.1 s after the turn ended, too short to be a turn: the answer waits at most 0.3 s of quiet for the user,
+    # then is said whole.
+    mic = np.concatenate([silence(0.3), tone(300, 0.8), silence(0.6 + 0.1), tone(500, 0.1), silence(3.0)])
+    talk = Conversation(mic, tmp_path, barge_in="on")
+    talk.roles = replace(talk.roles, speaker=Speaker(SlowVoice(delay=0.1)))
+    talk.run()
+    [turn] = talk.turns
+    assert turn.heard == "hello there" and turn.reply == "You said: hello there." and not turn.interrupted
+    assert turn.latency["first_audio"] < 0.6 + 0.6 + 0.3 + 0.25  # the end, the slow voice, the wait, and a margin
 
 
 def test_on_loudspeakers_a_question_begun_as_the_answer_ends_is_heard_from_its_start(tmp_path):

@@ -19,9 +19,10 @@ from core.talk.barge_in_hold import BargeInHold
 from core.talk.echo_gate import EchoGate
 from core.talk.events import VoiceOptions
 from core.talk.sound_io import rms
-from core.talk.turns import Ended, Resumed, Speculate, Started, TurnDetector, Utterance
+from core.talk.turns import FRAME, FRAME_SECONDS, Ended, Resumed, Speculate, Started, TurnDetector, Utterance
 
 WAKE_PAUSE_SECONDS = 1.0  # a pause this soon after the wake word is a comma before the question, not its end
+USER_QUIET_SECONDS = 0.3  # the answer's first sound, held while the user made sounds, waits this long after the last
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Listener:
         """When the speech of the last turn the detector ended was last voiced (the sound link's clock)."""
         self._answer_sounded_at: float | None = None  # when Tantra first made a sound after that (its answer)
         self._going_on = False  # the turn in progress goes on with the last one (``_answer_unheard``)
+        self._held_for_user_at: float | None = None  # the last sound of the user that holds the answer back
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
         self._user_heard_at = -1e9  # when a frame heard while Tantra spoke was last the user's speech
@@ -128,6 +130,20 @@ class Listener:
         sounded = self._answer_sounded_at
         return self.replying.is_set() and (sounded is None or (since is not None and sounded > since))
 
+    def _wait_for_user(self, probability: float, now: float) -> None:
+        """Tantra does not begin its answer over the user: speech before its first sound holds the sound back, as
+        the user may be going on with their turn (the turn that follows then joins it, ``going_on``). It goes on
+        after ``USER_QUIET_SECONDS`` of quiet that began no turn (a cough, a breath)."""
+        playback = self.link.playback
+        if probability >= self.detector.settings.stay_probability and self._answer_unheard():
+            if self._held_for_user_at is None:
+                playback.pause()
+            self._held_for_user_at = now
+        elif self._held_for_user_at is not None and not self.detector.in_turn:
+            if not self.replying.is_set() or now - self._held_for_user_at >= USER_QUIET_SECONDS:
+                self._held_for_user_at = None
+                playback.resume()
+
     def _in_echo_tail(self, now: float) -> bool:
         """Tantra's voice fell quiet less than ``echo_tail`` ago: the room may still be echoing it."""
         return now - self.link.playback.last_sound_at < self.options.echo_tail
@@ -138,10 +154,20 @@ class Listener:
                 if self._quit.is_set():
                     return
                 self._hear_frame(frame.samples, frame.captured_at)
+            self._hear_out()
         except TantraError as error:
             self.turns.put(InputLost(str(error)))
             return
         self.turns.put(None)  # the input is over (a stand-in file ended)
+
+    def _hear_out(self) -> None:
+        """The input ended (a stand-in file) in the middle of a turn: it ends as silence would end it. A barge-in's
+        turn holds the reply paused until it is judged, and one left unended held it for ever (a bench run on
+        loudspeakers hung so, an echo taken for a barge-in in the last second of the input)."""
+        silence, now = np.zeros(FRAME, np.float32), self._frame_at
+        while self.detector.in_turn and not self._quit.is_set():
+            now += FRAME_SECONDS
+            self._hear_frame(silence, now)
 
     def _hear_frame(self, samples: np.ndarray, now: float) -> None:
         if self.drop_recording.is_set():
@@ -179,20 +205,20 @@ class Listener:
         if wake is not None and not strict and wake.feed(samples, probability):
             self._woken_at = now
         self._frame_at = now
+        self._wait_for_user(0.0 if echo else probability, now)
         for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
             if isinstance(event, Started):
                 self._turn_started_at, self._going_on = event.at, False
                 if event.barge_in and self._answer_unheard(since=event.began) and self.going_on():
-                    self._going_on = True
+                    self._going_on, self._held_for_user_at = True, None  # (the answer is gone, its pause too)
                     self.detector.goes_on()
                 elif event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
                     self.hold.pause()
+                    self._held_for_user_at = None  # (the hold keeps the answer paused now)
                 elif self.images_waiting() and not self.replying.is_set():
                     self.turns.put(ReadAhead())
                 continue
-            if isinstance(event, Ended):
-                self.last_turn_end, self._answer_sounded_at = event.utterance.last_voiced, None
             spoken_to = True
             if isinstance(event, Speculate | Ended) and wake is not None:
                 woken = self._woken_at >= self._turn_started_at
@@ -202,4 +228,6 @@ class Listener:
             if self.hold.keep(event, spoken_to):  # the held reply's fate waits for this turn's end, and its words
                 continue
             if spoken_to:
+                if isinstance(event, Ended):  # (a barge-in's turn held above does not count: the answer had sounded)
+                    self.last_turn_end, self._answer_sounded_at = event.utterance.last_voiced, None
                 self.turns.put(event)

@@ -95,7 +95,7 @@ class VoiceLoop:
         """The sound link's clock at each barge-in decision (the benchmark times the silence that follows)."""
         self.resumed: list[str] = []
         """Why each barge-in was not one (Tantra's own voice, noise): the reply it held went on."""
-        self._answering: str | None = None  # the words of the spoken turn being answered
+        self._answering_spoken = False  # a spoken turn's answer has begun (its words are known)
         self._went_on = False  # the user went on with it before its answer made a sound (``_user_goes_on``)
         self._went_on_from: np.ndarray | None = None  # ... and its audio comes before the next turn's
         if self.canceller is not None:
@@ -359,9 +359,9 @@ class VoiceLoop:
         """The user goes on speaking before the answer made a sound (the listener's thread): a pause after a whole
         sentence ("I am planning a trip to Paris with my children." ... "We only have three days. Which museums
         should we see?") ended their turn too soon. The answer stops unheard, ``_answer_turn`` takes it back, and
-        the next turn is asked with this one's words before it (``_draft``). False when no spoken turn's answer
+        the next turn is read with this one's audio before it (``_draft``). False when no spoken turn's answer
         has begun (its words are still being read): a barge-in then."""
-        if not self.replying.is_set() or self._answering is None:
+        if not self.replying.is_set() or not self._answering_spoken:
             return False
         self._went_on = True
         self._stop_reply.set()
@@ -395,7 +395,7 @@ class VoiceLoop:
                 draft.stream.close()
             yield Note("stopped")
         finally:
-            self._answering = None
+            self._answering_spoken = False
             self.replying.clear()
             self._stop_reply.clear()
             held = self._hold.release()  # a barge-in's turn held for the reply is now a turn like any other
@@ -415,7 +415,7 @@ class VoiceLoop:
             yield Note(draft.dropped)
             return
         self._turn += 1
-        self._answering = None if utterance is None else draft.text
+        self._answering_spoken = utterance is not None
         self._went_on_from = None  # (it was read with this turn)
         yield Heard(self._turn, draft.text, typed=utterance is None)
         latency: dict[str, float | None] = {"transcribed": draft.transcribed - end, "first_token": None,
@@ -452,8 +452,8 @@ class VoiceLoop:
         while not self._stop_reply.is_set() and not (voice.idle() and not playback.busy):
             yield from self._settle_hold(tags)
             time.sleep(0.01)
-        interrupted, went_on = self._stop_reply.is_set(), self._went_on and self._answering is not None
-        if went_on:  # the user went on speaking before hearing anything: the next turn is this one, asked whole
+        interrupted = self._stop_reply.is_set()
+        if self._went_on:  # the user went on speaking before hearing anything: the next turn is this one, asked whole
             self._discard(draft)  # (its images go with the next turn)
             self._went_on_from = draft.audio
             yield TurnDone(TurnRecord(self._turn, draft.text, "", True, [], {name: None for name in latency},
