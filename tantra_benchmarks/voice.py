@@ -323,14 +323,15 @@ def bench_voice(settings: Settings, photo: Path | None = None, turns: int = 10, 
         # Long answers: their first piece is voiced while the model still has most of the reply to write.
         stories, _ = _conversation(replace(settings, low_resource=False), story_clips, None, model=model,
                                    system=STORYTELLER)  # fmt: skip
-        # Long turns, said with pauses: a pause after a whole sentence may end the turn before the user goes on.
-        long_turns, _ = _conversation(replace(settings, low_resource=False), long_clips, None, model=model,
-                                      cancel_echo=True)  # fmt: skip
     barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), tries=barge_ins, model=model)
     loud, loud_loop = _conversation(replace(settings, low_resource=False), clips, None, loudspeakers=True,
                                     model=model)  # fmt: skip
     loud_barge_in = _barge_ins(replace(settings, low_resource=False), Speaker(user_voice), loudspeakers=True,
                                tries=barge_ins, model=model)  # fmt: skip
+    # Long turns, said with pauses: a pause after a whole sentence may end the turn before the user goes on. (Last:
+    # in two of four runs with it before the loudspeaker runs, those cancelled 2-7 dB of the echo, not 60.)
+    long_turns, _ = _conversation(replace(settings, low_resource=False), long_clips, None, model=model,
+                                  cancel_echo=True)  # fmt: skip
     return {
         "utterances": len(clips),
         "model": model or "default",
