@@ -82,21 +82,16 @@ def _reader(whisper, beam_size: int):
     from faster_whisper.transcribe import get_suppressed_tokens
 
     from core.hearing.transcriber import TranscribeOptions
-    from core.hearing.whisper_engines import SHORT_WINDOW_MARGIN, SHORT_WINDOW_SHORTEST
 
     model = whisper.model
     tokenizer = whisper._tokenizer(TranscribeOptions())
 
     def read(audio: np.ndarray, prompt: str = "", forced: str = "") -> str:
-        features = model.feature_extractor(audio)
-        frames = min(3000, max(SHORT_WINDOW_SHORTEST * 100, features.shape[1] + SHORT_WINDOW_MARGIN * 100))
-        window = np.zeros((1, features.shape[0], frames), np.float32)
-        window[0, :, : features.shape[1]] = features[:, :frames]
         before = tokenizer.encode(" " + prompt)[-223:] if prompt else []
         prefix = tokenizer.encode(" " + forced) if forced else []
         tokens = [*([tokenizer.sot_prev, *before] if before else []), *tokenizer.sot_sequence, tokenizer.no_timestamps,
                   *prefix]  # fmt: skip
-        encoded = model.model.encode(ctranslate2.StorageView.from_array(window), to_cpu=False)
+        encoded = model.model.encode(ctranslate2.StorageView.from_array(whisper.turn_window(audio)), to_cpu=False)
         result = model.model.generate(encoded, [tokens], beam_size=beam_size, max_length=len(tokens) + 224,
                                       suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]))[0]
         return tokenizer.decode(result.sequences_ids[0][len(prefix) :]).strip()

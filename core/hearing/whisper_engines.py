@@ -54,12 +54,8 @@ class FasterWhisperEngine:
         too_long = len(audio) > (SHORT_WINDOW_LONGEST - SHORT_WINDOW_MARGIN) * 16000
         if too_long or (self.multilingual and not options.language) or options.task != "transcribe":
             return None
-        features = self.model.feature_extractor(audio)
-        frames = min(3000, max(SHORT_WINDOW_SHORTEST * 100, features.shape[1] + SHORT_WINDOW_MARGIN * 100))
-        window = np.zeros((1, features.shape[0], frames), np.float32)
-        window[0, :, : features.shape[1]] = features[:, :frames]
         tokenizer = self._tokenizer(options)
-        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(window), to_cpu=False)
+        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(self.turn_window(audio)), to_cpu=False)
         result = self.model.model.generate(
             encoded, [[*tokenizer.sot_sequence, tokenizer.no_timestamps]], beam_size=options.beam_size,
             max_length=224, return_scores=True, return_no_speech_prob=True, suppress_blank=True,
@@ -73,6 +69,15 @@ class FasterWhisperEngine:
         if result.no_speech_prob > 0.6 and average < -1.0:  # its rule for a window nobody spoke in
             return ""
         return text
+
+    def turn_window(self, audio: np.ndarray) -> np.ndarray:
+        """The encoder's input for a turn: its log-mel features and 2 s of silence after them, 10 s at least, 30 s
+        at most (``transcribe_turn``)."""
+        features = self.model.feature_extractor(audio)
+        frames = min(3000, max(SHORT_WINDOW_SHORTEST * 100, features.shape[1] + SHORT_WINDOW_MARGIN * 100))
+        window = np.zeros((1, features.shape[0], frames), np.float32)
+        window[0, :, : features.shape[1]] = features[:, :frames]
+        return window
 
     def _tokenizer(self, options: TranscribeOptions):
         from faster_whisper.tokenizer import Tokenizer

@@ -61,10 +61,9 @@ class Listener:
         self.drop_recording = threading.Event()
         self.armed_until = -1e9  # until when a turn needs no wake word (a follow-up)
         self._turn_started_at = 0.0
-        self.last_turn_end = -1e9
-        """When the speech of the last turn the detector ended was last voiced (the sound link's clock)."""
+        self._last_turn_end = -1e9  # when the last turn handed on was last voiced (the sound link's clock)
         self._answer_sounded_at: float | None = None  # when Tantra first made a sound after that (its answer)
-        self._going_on = False  # the turn in progress goes on with the last one (``_answer_unheard``)
+        self._turn_goes_on = False  # the turn in progress goes on with the last one (``going_on``)
         self._held_for_user_at: float | None = None  # the last sound of the user that holds the answer back
         self._woken_at = -1e9  # when the wake word was last heard
         self._frame_at = 0.0  # when the frame being heard was captured
@@ -176,7 +175,7 @@ class Listener:
             self.recording = None
             self.turns.put(Resumed())  # a reply drafted on it is thrown away too
         playback = self.link.playback
-        if self._answer_sounded_at is None and playback.last_sound_at > self.last_turn_end:
+        if self._answer_sounded_at is None and playback.last_sound_at > self._last_turn_end:
             self._answer_sounded_at = playback.last_sound_at
         if self.recording is not None:
             self.recording.append(samples)
@@ -208,9 +207,9 @@ class Listener:
         self._wait_for_user(0.0 if echo else probability, now)
         for event in self.detector.feed(samples, probability, now, strict=strict, echo=echo):
             if isinstance(event, Started):
-                self._turn_started_at, self._going_on = event.at, False
+                self._turn_started_at, self._turn_goes_on = event.at, False
                 if event.barge_in and self._answer_unheard(since=event.began) and self.going_on():
-                    self._going_on, self._held_for_user_at = True, None  # (the answer is gone, its pause too)
+                    self._turn_goes_on, self._held_for_user_at = True, None  # (the answer is gone, its pause too)
                     self.detector.goes_on()
                 elif event.barge_in and (self.replying.is_set() or playback.busy):  # not in the echo's tail alone
                     self.barge_ins.append(self.link.clock())
@@ -223,11 +222,11 @@ class Listener:
             if isinstance(event, Speculate | Ended) and wake is not None:
                 woken = self._woken_at >= self._turn_started_at
                 # Not spoken to Tantra, unless it follows an answer or goes on with a question
-                spoken_to = woken or self._turn_started_at <= self.armed_until or self._going_on
+                spoken_to = woken or self._turn_started_at <= self.armed_until or self._turn_goes_on
                 event = type(event)(replace(event.utterance, woken=woken))
             if self.hold.keep(event, spoken_to):  # the held reply's fate waits for this turn's end, and its words
                 continue
             if spoken_to:
                 if isinstance(event, Ended):  # (a barge-in's turn held above does not count: the answer had sounded)
-                    self.last_turn_end, self._answer_sounded_at = event.utterance.last_voiced, None
+                    self._last_turn_end, self._answer_sounded_at = event.utterance.last_voiced, None
                 self.turns.put(event)

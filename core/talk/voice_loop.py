@@ -110,15 +110,19 @@ class VoiceLoop:
     def interrupt(self) -> str:
         """Ctrl-C or a key: stop the reply, or drop the recording; returns which ("reply", "recording", "")."""
         if self.replying.is_set():
-            self._stop_reply.set()
-            if self._voice is not None:
-                self._voice.cancel()
-            self.link.playback.clear()
+            self._stop_speaking()
             return "reply"
         if self.detector.in_turn or self.listener.recording is not None:
             self.listener.drop_recording.set()
             return "recording"
         return ""
+
+    def _stop_speaking(self) -> None:
+        """The reply stops: its model, its voice, and what is queued to play."""
+        self._stop_reply.set()
+        if self._voice is not None:
+            self._voice.cancel()
+        self.link.playback.clear()
 
     @property
     def loaded(self) -> bool:
@@ -246,10 +250,9 @@ class VoiceLoop:
             self._said.popleft()
         return " ".join(text for _, text in self._said)
 
-    def _hear(self, utterance: Utterance, audio: np.ndarray | None = None) -> tuple[str, float]:
-        """What was said (in ``audio``, else ``utterance``'s), and when the transcript was ready; Ctrl-C (or a
-        barge-in) while Whisper works stops it."""
-        future = self._hearing.submit(self._roles.hear, utterance.audio if audio is None else audio)
+    def _hear(self, audio: np.ndarray) -> tuple[str, float]:
+        """What was said, and when the transcript was ready; Ctrl-C (or a barge-in) while Whisper works stops it."""
+        future = self._hearing.submit(self._roles.hear, audio)
         while True:
             try:
                 return future.result(timeout=0.05).strip(), self.link.clock()
@@ -269,7 +272,7 @@ class VoiceLoop:
             if self._went_on_from is not None and heard is None:
                 audio = np.concatenate([self._went_on_from, audio])
             try:
-                draft = Draft(utterance, *(heard or self._hear(utterance, audio)), clock=self.link.clock, audio=audio)
+                draft = Draft(utterance, *(heard or self._hear(audio)), clock=self.link.clock, audio=audio)
             except (TantraError, RuntimeError, ValueError) as error:  # a turn is lost, not the conversation
                 return Draft(utterance, "", self.link.clock(), dropped=f"Whisper failed on that turn: {error}")
             if utterance.woken:
@@ -341,7 +344,7 @@ class VoiceLoop:
                                     f"{self.listener.echo_report()})")
             return
         try:
-            text, transcribed = self._hear(utterance)
+            text, transcribed = self._hear(utterance.audio)
         except KeyboardInterrupt:  # Ctrl-C stops the reply; the turn is still answered (``_answer``'s release)
             self._hold.put_back(held)
             raise
@@ -364,9 +367,7 @@ class VoiceLoop:
         if not self.replying.is_set() or not self._answering_spoken:
             return False
         self._went_on = True
-        self._stop_reply.set()
-        self._voice.cancel()
-        self.link.playback.clear()
+        self._stop_speaking()
         return True
 
     def _resume(self, why: str) -> Iterator[Event]:
